@@ -1,0 +1,75 @@
+import { Command, Errors, Flags } from '@oclif/core';
+import { ConfigError, loadConfig, type Config } from '../config.js';
+import { ServiceUnavailableError, UsageError } from '../domain/errors.js';
+
+/** Flags every command that talks to the services accepts; they override the environment. */
+export const serviceFlags = {
+  'redis-url': Flags.string({
+    description: 'Redis URL [env: REDIS_URL, default: redis://127.0.0.1:6379]',
+    helpGroup: 'SERVICES',
+  }),
+  'database-url': Flags.string({
+    description:
+      'PostgreSQL URL [env: DATABASE_URL, default: postgres://postgres@127.0.0.1:5432/fsale]',
+    helpGroup: 'SERVICES',
+  }),
+  'key-prefix': Flags.string({
+    description:
+      'prefix of every Redis key, so several sales share one Redis [env: FSALE_KEY_PREFIX, default: fsale]',
+    helpGroup: 'SERVICES',
+  }),
+};
+
+export const jwtSecretFlag = {
+  'jwt-secret': Flags.string({
+    description: 'HS256 secret, at least 16 characters [env: FSALE_JWT_SECRET]',
+    helpGroup: 'SERVICES',
+  }),
+};
+
+export interface ServiceFlagValues {
+  'redis-url'?: string | undefined;
+  'database-url'?: string | undefined;
+  'key-prefix'?: string | undefined;
+  'jwt-secret'?: string | undefined;
+  'gateway-url'?: string | undefined;
+  port?: number | undefined;
+}
+
+/**
+ * The base of every fsale command: turns configuration mistakes, bad input and unreachable
+ * services into a one-line message with exit code 2 (no stack trace); anything else is a bug
+ * and keeps oclif's default report.
+ */
+export abstract class FsaleCommand extends Command {
+  protected settings(flags: ServiceFlagValues): Config {
+    return loadConfig({
+      redisUrl: flags['redis-url'],
+      databaseUrl: flags['database-url'],
+      keyPrefix: flags['key-prefix'],
+      jwtSecret: flags['jwt-secret'],
+      gatewayUrl: flags['gateway-url'],
+      port: flags.port,
+    });
+  }
+
+  protected override async catch(error: Error & { exitCode?: number }): Promise<unknown> {
+    if (
+      error instanceof ConfigError ||
+      error instanceof UsageError ||
+      error instanceof ServiceUnavailableError ||
+      // oclif's own flag and argument errors (this.exit's ExitError is not one of them).
+      (error instanceof Errors.CLIError && !(error instanceof Errors.ExitError))
+    ) {
+      // Printed as one line a script can grep (oclif's this.error wraps long lines).
+      const message = error.message
+        .replace('The following error occurred:', '')
+        .replace(/See more help with --help/, '(see --help)')
+        .trim()
+        .replace(/\s*\n\s*/g, ' ');
+      process.stderr.write(`fsale: ${message}\n`);
+      this.exit(2);
+    }
+    return super.catch(error);
+  }
+}

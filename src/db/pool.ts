@@ -1,0 +1,53 @@
+import pg from 'pg';
+import { ServiceUnavailableError } from '../domain/errors.js';
+
+// bigint (int8) columns hold cents and counts that fit in a double; parse them as numbers.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+export interface PoolOptions {
+  max?: number;
+  applicationName?: string;
+}
+
+/** A pool whose first connection has been proven, so a dead server is reported at start. */
+export async function connectPostgres(url: string, options: PoolOptions = {}): Promise<Pool> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: 5_000,
+    application_name: options.applicationName ?? 'fsale',
+  });
+  // An idle client losing its server (a restart) must not crash the process; the pool
+  // replaces it and the next query reports the error where it can be handled.
+  pool.on('error', () => undefined);
+  try {
+    const client = await pool.connect();
+    client.release();
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw new ServiceUnavailableError('PostgreSQL', url, error);
+  }
+  return pool;
+}
+
+/** Runs `work` in a transaction on one client: COMMIT on success, ROLLBACK on any error. */
+export async function inTransaction<T>(
+  pool: Pool,
+  work: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,43 @@
+// Errors that are values: each has a type the CLI and the API turn into output in one place.
+
+/** A dependency (Redis, PostgreSQL, the gateway) cannot be reached. Commands exit 2 on it. */
+export class ServiceUnavailableError extends Error {
+  constructor(
+    readonly service: 'Redis' | 'PostgreSQL' | 'gateway',
+    readonly target: string,
+    cause: unknown,
+  ) {
+    super(`cannot reach ${service} at ${redactUrl(target)}: ${describe(cause)}`, { cause });
+    this.name = 'ServiceUnavailableError';
+  }
+}
+
+/** A request the user got wrong (bad flag value, unknown product): exit 2, nothing changed. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export function describe(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) return describe(error.errors[0]);
+  if (error instanceof Error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code !== undefined && !error.message.includes(code)
+      ? `${code} ${error.message}`
+      : error.message;
+  }
+  return String(error);
+}
+
+/** A URL with its password replaced, safe to print. */
+export function redactUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.password !== '') url.password = '***';
+    return url.toString();
+  } catch {
+    return raw;
+  }
+}

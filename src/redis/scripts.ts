@@ -1,0 +1,18 @@
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+
+// Each Lua script is one file under ./lua named `<name>-<numberOfKeys>.lua`, with a header
+// documenting its KEYS and ARGV. They are registered once per client with defineCommand, so
+// ioredis calls them by SHA (EVALSHA) and falls back to EVAL after a SCRIPT FLUSH or restart.
+
+const SCRIPTS = {} as const satisfies Record<string, number>;
+
+function load(file: string): string {
+  return readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
+}
+
+export function defineScripts(redis: Redis): void {
+  for (const [name, numberOfKeys] of Object.entries<number>(SCRIPTS)) {
+    redis.defineCommand(name, { numberOfKeys, lua: load(`${name}-${numberOfKeys}.lua`) });
+  }
+}

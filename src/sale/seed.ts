@@ -1,0 +1,170 @@
+import type { Redis } from 'ioredis';
+import type { Pool } from '../db/pool.js';
+import { inTransaction } from '../db/pool.js';
+import { UsageError } from '../domain/errors.js';
+import { deleteMatching } from '../redis/client.js';
+import {
+  ORDER_GROUP,
+  PRODUCT_ID,
+  productKeyPattern,
+  productKeys,
+  productsKey,
+} from '../redis/keys.js';
+
+export interface SeedInput {
+  productId: string;
+  stock: number;
+  name?: string | undefined;
+  priceCents?: number | undefined;
+  perUserLimit?: number | undefined;
+  startsAt?: Date | undefined;
+  /** Clear this product's orders, stream, releases and idempotency records first. */
+  reset?: boolean | undefined;
+}
+
+export interface SeedResult {
+  productId: string;
+  name: string;
+  stock: number;
+  priceCents: number;
+  perUserLimit: number;
+  startsAt: string;
+  reset: boolean;
+  /** Orders deleted from PostgreSQL (with reset) and this product's keys deleted from Redis. */
+  deletedOrders: number;
+  deletedKeys: number;
+}
+
+export const MAX_STOCK = 100_000_000;
+
+interface Sale {
+  productId: string;
+  stock: number;
+  name: string;
+  priceCents: number;
+  perUserLimit: number;
+  startsAt: Date;
+  reset: boolean;
+}
+
+function validate(input: SeedInput): Sale {
+  if (!PRODUCT_ID.test(input.productId)) {
+    throw new UsageError(
+      `product id must be 1-64 letters, digits, '_' or '-', got ${JSON.stringify(input.productId)}`,
+    );
+  }
+  const integer = (name: string, value: number, min: number, max: number): number => {
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      throw new UsageError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
+    }
+    return value;
+  };
+  const startsAt = input.startsAt ?? new Date();
+  if (Number.isNaN(startsAt.getTime())) throw new UsageError('starts-at is not a valid date');
+  return {
+    productId: input.productId,
+    stock: integer('stock', input.stock, 0, MAX_STOCK),
+    name: input.name ?? `Product ${input.productId}`,
+    priceCents: integer('price-cents', input.priceCents ?? 1999, 0, Number.MAX_SAFE_INTEGER),
+    perUserLimit: integer('per-user-limit', input.perUserLimit ?? 1, 1, MAX_STOCK),
+    startsAt,
+    reset: input.reset === true,
+  };
+}
+
+/**
+ * Writes a product to PostgreSQL and its sale state to Redis. Without `reset`, refuses to
+ * touch a product that already has orders (in PG or still in its Redis stream), because
+ * re-stocking a live sale would break conservation. With `reset`, clears only that product's
+ * orders, payments, releases and Redis keys under this prefix.
+ */
+export async function seedProduct(
+  ctx: { pool: Pool; redis: Redis; keyPrefix: string },
+  input: SeedInput,
+): Promise<SeedResult> {
+  const sale = validate(input);
+  const keys = productKeys(ctx.keyPrefix, sale.productId);
+
+  if (!sale.reset) {
+    const [streamed, dead, buyers] = await Promise.all([
+      ctx.redis.xlen(keys.orders),
+      ctx.redis.xlen(keys.deadLetter),
+      ctx.redis.hlen(keys.bought),
+    ]);
+    const persisted = await ctx.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM orders WHERE product_id = $1',
+      [sale.productId],
+    );
+    const orders = persisted.rows[0]?.n ?? 0;
+    if (orders > 0 || streamed + dead + buyers > 0) {
+      throw new UsageError(
+        `product ${sale.productId} already has orders (${orders} in PostgreSQL, ${streamed + dead} in its Redis streams); pass --reset to clear them`,
+      );
+    }
+  }
+
+  const deletedOrders = await inTransaction(ctx.pool, async (client) => {
+    let deleted = 0;
+    if (sale.reset) {
+      const scope = [sale.productId];
+      await client.query(
+        'DELETE FROM payments WHERE order_id IN (SELECT id FROM orders WHERE product_id = $1)',
+        scope,
+      );
+      await client.query('DELETE FROM stock_releases WHERE product_id = $1', scope);
+      deleted =
+        (await client.query('DELETE FROM orders WHERE product_id = $1', scope)).rowCount ?? 0;
+    }
+    await client.query(
+      `INSERT INTO products (id, name, price_cents, stock_total, remaining, per_user_limit, starts_at)
+       VALUES ($1, $2, $3, $4, $4, $5, $6)
+       ON CONFLICT (id) DO UPDATE SET
+         name = EXCLUDED.name, price_cents = EXCLUDED.price_cents,
+         stock_total = EXCLUDED.stock_total, remaining = EXCLUDED.remaining,
+         per_user_limit = EXCLUDED.per_user_limit, starts_at = EXCLUDED.starts_at,
+         updated_at = now()`,
+      [sale.productId, sale.name, sale.priceCents, sale.stock, sale.perUserLimit, sale.startsAt],
+    );
+    return deleted;
+  });
+
+  // PG first: if Redis fails here, running seed again converges (it is idempotent). Without
+  // reset the product had no orders, so its remaining keys hold only rejections; clear them too.
+  const deletedKeys = await deleteMatching(
+    ctx.redis,
+    productKeyPattern(ctx.keyPrefix, sale.productId),
+  );
+  await ctx.redis
+    .multi()
+    .set(keys.stock, sale.stock)
+    .hset(keys.sale, {
+      total: sale.stock,
+      limit: sale.perUserLimit,
+      starts: sale.startsAt.getTime(),
+    })
+    .sadd(productsKey(ctx.keyPrefix), sale.productId)
+    .publish(keys.stockChannel, String(sale.stock))
+    .exec();
+  await ensureOrderGroup(ctx.redis, keys.orders);
+
+  return {
+    productId: sale.productId,
+    name: sale.name,
+    stock: sale.stock,
+    priceCents: sale.priceCents,
+    perUserLimit: sale.perUserLimit,
+    startsAt: sale.startsAt.toISOString(),
+    reset: sale.reset,
+    deletedOrders,
+    deletedKeys,
+  };
+}
+
+/** Creates the order workers' consumer group (and the stream) if they do not exist yet. */
+export async function ensureOrderGroup(redis: Redis, stream: string): Promise<void> {
+  try {
+    await redis.xgroup('CREATE', stream, ORDER_GROUP, '0', 'MKSTREAM');
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith('BUSYGROUP')) throw error;
+  }
+}

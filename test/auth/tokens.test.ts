@@ -1,0 +1,69 @@
+import { createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import {
+  createTokenMinter,
+  createTokenVerifier,
+  InvalidTokenError,
+  mintTokens,
+} from '../../src/auth/tokens.js';
+import { runCli } from '../helpers/cli.js';
+import { TEST_JWT_SECRET } from '../helpers/services.js';
+
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+function handMade(header: object, payload: object, secret = TEST_JWT_SECRET): string {
+  const body = `${b64(header)}.${b64(payload)}`;
+  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+}
+const inOneHour = () => Math.floor(Date.now() / 1000) + 3600;
+
+describe('tokens', () => {
+  const verify = createTokenVerifier(TEST_JWT_SECRET);
+
+  it('`fsale token` prints a token the verifier accepts, for that user', async () => {
+    const result = await runCli(['token', '--user', 'alice', '--ttl', '120', '--json'], {
+      FSALE_JWT_SECRET: TEST_JWT_SECRET,
+    });
+    expect(result.code).toBe(0);
+    const { token, user } = JSON.parse(result.stdout) as { token: string; user: string };
+    expect(user).toBe('alice');
+    const claims = verify(token);
+    expect(claims.sub).toBe('alice');
+    expect(claims.exp - Math.floor(Date.now() / 1000)).toBeGreaterThan(100);
+    expect(claims.exp - Math.floor(Date.now() / 1000)).toBeLessThanOrEqual(120);
+  });
+
+  it('mints many distinct tokens, each verifying to its own user', () => {
+    const users = Array.from({ length: 1000 }, (_, i) => `u${i}`);
+    const tokens = mintTokens(TEST_JWT_SECRET, users, 60);
+    expect(new Set(tokens).size).toBe(1000);
+    tokens.forEach((token, i) => expect(verify(token).sub).toBe(users[i]));
+  });
+
+  it.each([
+    [
+      'signed with another secret',
+      () => createTokenMinter('another-secret-0123456789', 60)('alice'),
+    ],
+    [
+      'alg none',
+      () => `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub: 'alice', exp: inOneHour() })}.`,
+    ],
+    ['alg HS512', () => handMade({ alg: 'HS512', typ: 'JWT' }, { sub: 'alice', exp: inOneHour() })],
+    ['expired', () => handMade({ alg: 'HS256', typ: 'JWT' }, { sub: 'alice', exp: 1_000_000 })],
+    ['without sub', () => handMade({ alg: 'HS256', typ: 'JWT' }, { exp: inOneHour() })],
+    ['without exp', () => handMade({ alg: 'HS256', typ: 'JWT' }, { sub: 'alice' })],
+    [
+      'with a numeric sub',
+      () => handMade({ alg: 'HS256', typ: 'JWT' }, { sub: 42, exp: inOneHour() }),
+    ],
+    ['garbage', () => 'not.a.jwt'],
+  ])('rejects a token %s', (_name, make) => {
+    expect(() => verify(make())).toThrow(InvalidTokenError);
+  });
+
+  it('accepts a hand-made HS256 token with sub and exp (the format is plain JWT)', () => {
+    expect(
+      verify(handMade({ alg: 'HS256', typ: 'JWT' }, { sub: 'bob', exp: inOneHour() })).sub,
+    ).toBe('bob');
+  });
+});

@@ -1,0 +1,64 @@
+// Finds Redis and PostgreSQL for the test run: TEST_REDIS_URL / TEST_DATABASE_URL when set,
+// else the machine's services on their standard ports when they answer, else private
+// redis-server and postgres processes on free ports, stopped when the run ends.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import {
+  isListening,
+  startPostgresServer,
+  startRedisServer,
+  type LocalService,
+} from '../src/infra/local-services.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    redisUrl: string;
+    /** A server URL; each test file creates and drops its own database on it. */
+    databaseUrl: string;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const started: LocalService[] = [];
+
+  let redisUrl = process.env.TEST_REDIS_URL;
+  if (redisUrl === undefined) {
+    if (await isListening('redis://127.0.0.1:6379')) redisUrl = 'redis://127.0.0.1:6379';
+    else {
+      const redis = await startRedisServer({
+        dataDir: await mkdtemp(join(tmpdir(), 'fsale-redis-')),
+      });
+      started.push(redis);
+      redisUrl = redis.url;
+    }
+  }
+
+  let databaseUrl = process.env.TEST_DATABASE_URL;
+  if (databaseUrl === undefined) {
+    if (await isListening('postgres://127.0.0.1:5432')) {
+      databaseUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
+    } else {
+      const pg = await startPostgresServer({
+        dataDir: await mkdtemp(join(tmpdir(), 'fsale-pg-')),
+        ephemeral: true,
+      });
+      started.push(pg);
+      databaseUrl = pg.url;
+    }
+  }
+
+  project.provide('redisUrl', redisUrl);
+  project.provide('databaseUrl', databaseUrl);
+  if (started.length > 0) {
+    console.log(`tests use private servers: ${started.map((s) => s.url).join(', ')}`);
+  }
+
+  return async () => {
+    for (const service of started) {
+      await service.stop();
+      await rm(service.dataDir, { recursive: true, force: true });
+    }
+  };
+}
