@@ -41,3 +41,32 @@ export function redactUrl(raw: string): string {
     return raw;
   }
 }
+
+const OUTAGE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  '57P01', // admin_shutdown: PostgreSQL is restarting
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '08000', // connection_exception
+  '08003', // connection_does_not_exist
+  '08006', // connection_failure
+]);
+
+/**
+ * Whether an error means a dependency is down or its connection broke (answer 503 and let the
+ * client retry) rather than a bug (500).
+ */
+export function isServiceOutage(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && OUTAGE_CODES.has(code)) return true;
+  if (error.name === 'MaxRetriesPerRequestError') return true;
+  return /enableOfflineQueue|Connection is closed|Connection terminated|connection timeout|Stream isn't writeable|LOADING|timeout exceeded when trying to connect/i.test(
+    error.message,
+  );
+}

@@ -23,8 +23,18 @@ export interface ProductKeys {
   released: string;
   /** Pub/sub channel carrying the remaining stock after every change. */
   stockChannel: string;
+  /** Hash: orderId -> userId, so GET /order/:id can answer `queued` before the worker persists it. */
+  owners: string;
   /** Prefix of the per-(user, key) idempotency records; see `idempotencyKey`. */
   idempotencyPrefix: string;
+  /** Prefix of the per-user rate limit counters; see `rateLimitKey`. */
+  rateLimitPrefix: string;
+}
+
+/** The product id of a stock channel name, or undefined if it is not one under `prefix`. */
+export function productOfStockChannel(prefix: string, channel: string): string | undefined {
+  const head = `${prefix}:stock:`;
+  return channel.startsWith(head) ? channel.slice(head.length) : undefined;
 }
 
 export function productKeys(prefix: string, productId: string): ProductKeys {
@@ -37,7 +47,9 @@ export function productKeys(prefix: string, productId: string): ProductKeys {
     deadLetter: `${tag}:dead`,
     released: `${tag}:released`,
     stockChannel: `${prefix}:stock:${productId}`,
+    owners: `${tag}:owners`,
     idempotencyPrefix: `${tag}:idem:`,
+    rateLimitPrefix: `${tag}:rate:`,
   };
 }
 
@@ -47,6 +59,11 @@ export function productKeys(prefix: string, productId: string): ProductKeys {
  */
 export function idempotencyKey(keys: ProductKeys, userId: string, key: string): string {
   return `${keys.idempotencyPrefix}${userId.length}:${userId}:${key}`;
+}
+
+/** The per-user request counter of the buy rate limit (fixed window, per product). */
+export function rateLimitKey(keys: ProductKeys, userId: string): string {
+  return `${keys.rateLimitPrefix}${userId}`;
 }
 
 /** Pattern matching every product's stock channel under a prefix (one subscription per process). */

@@ -1,11 +1,20 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { Redis, Result } from 'ioredis';
 
 // Each Lua script is one file under ./lua named `<name>-<numberOfKeys>.lua`, with a header
 // documenting its KEYS and ARGV. They are registered once per client with defineCommand, so
 // ioredis calls them by SHA (EVALSHA) and falls back to EVAL after a SCRIPT FLUSH or restart.
 
-const SCRIPTS = {} as const satisfies Record<string, number>;
+const SCRIPTS = { buy: 7 } as const satisfies Record<string, number>;
+
+/** What the buy script returns: [code, replayed 0|1, orderId, extra]. */
+export type BuyScriptReply = [number, number, string, number];
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    buy(...keysThenArgs: (string | number)[]): Result<BuyScriptReply, Context>;
+  }
+}
 
 function load(file: string): string {
   return readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');

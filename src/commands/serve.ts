@@ -1,0 +1,100 @@
+import cluster from 'node:cluster';
+import { Flags } from '@oclif/core';
+import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
+import { requireJwtSecret } from '../config.js';
+import { DEFAULT_BUY_POLICY } from '../sale/buy.js';
+import { DEFAULT_BACKPRESSURE } from '../server/app.js';
+import { serveSingle, servePrimary, type ServeOptions } from '../server/serve.js';
+
+export default class Serve extends FsaleCommand {
+  static override summary = 'Run the HTTP API (POST /order/buy and friends).';
+  static override description = `Buys are answered from one atomic Redis script (stock, per-user limit, idempotency,
+order stream) and persisted later by \`fsale work orders\`. Routes: POST /order/buy,
+GET /order/:id, GET /products/:id, GET /healthz, GET /readyz, GET /metrics.
+
+--workers N forks N processes that share the port (node:cluster). SIGTERM or SIGINT
+stops accepting, lets in-flight requests finish, then exits 0.`;
+  static override examples = [
+    'FSALE_JWT_SECRET=change-me-0123456789 <%= config.bin %> serve',
+    '<%= config.bin %> serve --port 8080 --workers 2 --rate-limit 5',
+    '<%= config.bin %> serve --max-queue 50000 --max-event-loop-delay-ms 200',
+  ];
+  static override flags = {
+    ...serviceFlags,
+    ...jwtSecretFlag,
+    port: Flags.integer({
+      description: 'port to listen on; 0 picks a free one [env: PORT, default: 3000]',
+      min: 0,
+      max: 65535,
+    }),
+    host: Flags.string({ description: 'address to bind', default: '127.0.0.1' }),
+    workers: Flags.integer({
+      description: 'API processes sharing the port',
+      default: 1,
+      min: 1,
+      max: 64,
+    }),
+    'rate-limit': Flags.integer({
+      description: 'buys per user per product per window (0 disables)',
+      default: DEFAULT_BUY_POLICY.rateLimit,
+      min: 0,
+    }),
+    'rate-window-ms': Flags.integer({
+      description: 'rate limit window',
+      default: DEFAULT_BUY_POLICY.rateWindowMs,
+      min: 1,
+    }),
+    'max-queue': Flags.integer({
+      description: 'answer 503 while more orders than this wait to be persisted',
+      default: DEFAULT_BACKPRESSURE.maxQueue,
+      min: 1,
+    }),
+    'max-event-loop-delay-ms': Flags.integer({
+      description: 'answer 503 while the event loop p99 delay is above this',
+      default: DEFAULT_BACKPRESSURE.maxEventLoopDelayMs,
+      min: 1,
+    }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Serve);
+    const config = this.settings(flags);
+    const options: ServeOptions = {
+      redisUrl: config.redisUrl,
+      databaseUrl: config.databaseUrl,
+      keyPrefix: config.keyPrefix,
+      jwtSecret: requireJwtSecret(config),
+      host: flags.host,
+      port: config.port,
+      workers: flags.workers,
+      buyPolicy: { rateLimit: flags['rate-limit'], rateWindowMs: flags['rate-window-ms'] },
+      backpressure: {
+        maxQueue: flags['max-queue'],
+        maxEventLoopDelayMs: flags['max-event-loop-delay-ms'],
+      },
+    };
+    const events = {
+      listening: (url: string, workers: number) =>
+        this.log(
+          `fsale serve: listening on ${url} (${workers} process${workers === 1 ? '' : 'es'}, prefix ${config.keyPrefix})`,
+        ),
+      stopping: (signal: string) =>
+        this.log(`fsale serve: ${signal} received, finishing in-flight requests`),
+      workerExited: (
+        pid: number,
+        code: number | null,
+        signal: string | null,
+        restarting: boolean,
+      ) => {
+        if (restarting)
+          this.warn(`API worker ${pid} died (code ${code}, signal ${signal}); starting a new one`);
+      },
+    };
+    if (flags.workers > 1 && cluster.isPrimary) {
+      await servePrimary(options, events);
+      this.log('fsale serve: stopped');
+      return;
+    }
+    await serveSingle(options, events);
+  }
+}

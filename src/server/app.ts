@@ -1,0 +1,167 @@
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { connectPostgres, type Pool } from '../db/pool.js';
+import { isServiceOutage } from '../domain/errors.js';
+import { connectRedis, type Redis } from '../redis/client.js';
+import { DEFAULT_BUY_POLICY, type BuyPolicy } from '../sale/buy.js';
+import { createAuthenticate } from './auth.js';
+import { Backpressure, type BackpressureOptions } from './backpressure.js';
+import { ApiMetrics } from './metrics.js';
+import { ProblemError, sendProblem, type ProblemType } from './problems.js';
+import { buyRoutes } from './routes/buy.js';
+import { healthRoutes } from './routes/health.js';
+import { orderRoutes } from './routes/orders.js';
+import { productRoutes } from './routes/products.js';
+import { SoldOutCache } from './sold-out.js';
+import { StockFeed } from './stock-feed.js';
+
+export interface AppOptions {
+  redisUrl: string;
+  databaseUrl: string;
+  keyPrefix: string;
+  jwtSecret: string;
+  buyPolicy?: Partial<BuyPolicy>;
+  backpressure?: Partial<BackpressureOptions>;
+  /** Largest accepted request body, bytes. */
+  bodyLimit?: number;
+  /** PostgreSQL connections per process (reads only in queue mode). */
+  pgPoolSize?: number;
+}
+
+/** What routes share: the clients and the process-wide sale state. */
+export interface SaleContext {
+  redis: Redis;
+  pool: Pool;
+  keyPrefix: string;
+  feed: StockFeed;
+  soldOut: SoldOutCache;
+  backpressure: Backpressure;
+  metrics: ApiMetrics;
+  policy: BuyPolicy;
+  authenticate: ReturnType<typeof createAuthenticate>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    sale: SaleContext;
+  }
+}
+
+export type App = FastifyInstance;
+
+export const DEFAULT_BACKPRESSURE: BackpressureOptions = {
+  maxQueue: 200_000,
+  maxEventLoopDelayMs: 500,
+  sampleIntervalMs: 250,
+};
+
+const STATUS_PROBLEM: Record<number, ProblemType> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  413: 'body_too_large',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+};
+
+/** Builds the API as a Fastify instance; call `listen` or `inject` on it. Closes its clients on close. */
+export async function buildApp(options: AppOptions): Promise<App> {
+  const app = Fastify({
+    logger: { level: 'warn' },
+    // No per-request log lines: at 10k req/s they would cost more than the buy itself.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimit ?? 4096,
+    // A client must send its whole request within 10 s (Slowloris), and idle sockets go.
+    connectionTimeout: 30_000,
+    requestTimeout: 10_000,
+    keepAliveTimeout: 65_000,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const pool = await connectPostgres(options.databaseUrl, {
+    max: options.pgPoolSize ?? 5,
+    applicationName: 'fsale serve',
+  });
+  let redis: Redis | undefined;
+  let feed: StockFeed | undefined;
+  try {
+    redis = await connectRedis(options.redisUrl, { name: 'fsale-api', persistent: true });
+    feed = await StockFeed.open(options.redisUrl, options.keyPrefix);
+  } catch (error) {
+    redis?.disconnect();
+    await pool.end();
+    throw error;
+  }
+  const backpressure = new Backpressure(redis, options.keyPrefix, {
+    ...DEFAULT_BACKPRESSURE,
+    ...options.backpressure,
+  });
+  backpressure.start();
+  const metrics = new ApiMetrics(backpressure);
+  const sale: SaleContext = {
+    redis,
+    pool,
+    keyPrefix: options.keyPrefix,
+    feed,
+    soldOut: new SoldOutCache(feed),
+    backpressure,
+    metrics,
+    policy: { ...DEFAULT_BUY_POLICY, ...options.buyPolicy },
+    authenticate: createAuthenticate(options.jwtSecret),
+  };
+  app.decorate('sale', sale);
+  app.decorateRequest('userId', '');
+
+  // JSON only: Fastify also parses text/plain by default.
+  app.removeContentTypeParser('text/plain');
+
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ route, status: reply.statusCode });
+    metrics.latency.observe({ route }, reply.elapsedTime / 1000);
+    done();
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof ProblemError) {
+      return sendProblem(reply, error.type, error.detail, error.retryAfterSeconds);
+    }
+    if (error.validation !== undefined) {
+      return sendProblem(
+        reply,
+        'bad_request',
+        `${error.validationContext ?? 'request'} ${error.message}`,
+      );
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      return sendProblem(reply, STATUS_PROBLEM[status] ?? 'bad_request', error.message);
+    }
+    if (isServiceOutage(error)) return sendProblem(reply, 'unavailable', undefined, 1);
+    request.log.error({ err: error, url: request.url }, 'unhandled error');
+    return sendProblem(reply, 'internal');
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      reply,
+      'not_found',
+      `no route ${request.method} ${request.url.split('?')[0] ?? ''}`,
+    ),
+  );
+
+  app.addHook('onClose', async () => {
+    backpressure.stop();
+    feed.close();
+    await redis.quit().catch(() => redis.disconnect());
+    await pool.end();
+  });
+
+  await app.register(healthRoutes);
+  await app.register(buyRoutes);
+  await app.register(orderRoutes);
+  await app.register(productRoutes);
+  return app;
+}

@@ -1,0 +1,124 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyReply } from 'fastify';
+import { newOrderId } from '../../domain/order-id.js';
+import { PRODUCT_ID } from '../../redis/keys.js';
+import { BuyCode, replayStoredAnswer, reserveStock, type BuyResult } from '../../sale/buy.js';
+import { sendProblem, type ProblemType } from '../problems.js';
+
+export const MAX_QTY = 1000;
+
+export const BuyBody = Type.Object(
+  {
+    productId: Type.String({ pattern: PRODUCT_ID.source }),
+    qty: Type.Integer({ minimum: 1, maximum: MAX_QTY }),
+  },
+  { additionalProperties: false },
+);
+
+/** 1-255 printable ASCII characters (space through tilde). */
+const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
+
+const REJECTIONS: Partial<Record<BuyCode, ProblemType>> = {
+  [BuyCode.SoldOut]: 'sold_out',
+  [BuyCode.InsufficientStock]: 'insufficient_stock',
+  [BuyCode.LimitReached]: 'limit_reached',
+  [BuyCode.NotOpen]: 'not_open',
+  [BuyCode.UnknownProduct]: 'product_not_found',
+  [BuyCode.IdempotencyMismatch]: 'idempotency_key_reused',
+};
+
+const OUTCOME_LABEL: Record<BuyCode, string> = {
+  [BuyCode.Accepted]: 'accepted',
+  [BuyCode.SoldOut]: 'sold_out',
+  [BuyCode.InsufficientStock]: 'insufficient_stock',
+  [BuyCode.LimitReached]: 'limit_reached',
+  [BuyCode.NotOpen]: 'not_open',
+  [BuyCode.UnknownProduct]: 'unknown_product',
+  [BuyCode.IdempotencyMismatch]: 'idempotency_mismatch',
+  [BuyCode.RateLimited]: 'rate_limited',
+};
+
+/**
+ * The answer to a buy, rendered only from (code, orderId): a replay with the same
+ * Idempotency-Key gets the same bytes as the first answer, plus Idempotent-Replayed.
+ */
+function sendBuyResult(reply: FastifyReply, result: BuyResult): FastifyReply {
+  if (result.replayed) reply.header('idempotent-replayed', 'true');
+  if (result.code === BuyCode.Accepted) {
+    const statusUrl = `/order/${result.orderId}`;
+    return reply
+      .code(202)
+      .header('location', statusUrl)
+      .type('application/json')
+      .send(`{"orderId":"${result.orderId}","status":"queued","statusUrl":"${statusUrl}"}`);
+  }
+  if (result.code === BuyCode.RateLimited) {
+    return sendProblem(
+      reply,
+      'rate_limited',
+      undefined,
+      Math.max(1, Math.ceil(result.retryAfterMs / 1000)),
+    );
+  }
+  return sendProblem(reply, REJECTIONS[result.code] ?? 'internal');
+}
+
+export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { redis, keyPrefix, soldOut, backpressure, metrics, policy, authenticate } = app.sale;
+
+  app.post(
+    '/order/buy',
+    { schema: { body: BuyBody }, onRequest: authenticate },
+    async (request, reply) => {
+      // Refuse before touching Redis: accepting more than the workers can persist only grows
+      // the backlog (and the time to confirmation) for everyone.
+      if (backpressure.overloaded) {
+        metrics.buyOutcomes.inc({ outcome: 'overloaded' });
+        return sendProblem(reply, 'overloaded', undefined, 1);
+      }
+      const key = request.headers['idempotency-key'];
+      if (key === undefined) return sendProblem(reply, 'idempotency_key_missing');
+      if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key)) {
+        return sendProblem(reply, 'idempotency_key_invalid');
+      }
+      const { productId, qty } = request.body;
+      const userId = request.userId;
+
+      if (soldOut.isSoldOut(productId)) {
+        const stored = await replayStoredAnswer(redis, keyPrefix, {
+          productId,
+          userId,
+          qty,
+          idempotencyKey: key,
+        });
+        if (stored === undefined) {
+          metrics.buyOutcomes.inc({ outcome: 'sold_out' });
+          return sendProblem(reply, 'sold_out');
+        }
+        metrics.buyOutcomes.inc({
+          outcome: stored.replayed ? 'replayed' : OUTCOME_LABEL[stored.code],
+        });
+        return sendBuyResult(reply, stored);
+      }
+
+      const now = Date.now();
+      const result = await reserveStock(
+        redis,
+        keyPrefix,
+        { productId, userId, qty, idempotencyKey: key, orderId: newOrderId(now), now },
+        policy,
+      );
+      if (
+        (result.code === BuyCode.SoldOut && !result.replayed) ||
+        (result.code === BuyCode.Accepted && result.remaining === 0)
+      ) {
+        soldOut.markSoldOut(productId);
+      }
+      metrics.buyOutcomes.inc({
+        outcome: result.replayed ? 'replayed' : OUTCOME_LABEL[result.code],
+      });
+      return sendBuyResult(reply, result);
+    },
+  );
+};

@@ -1,0 +1,269 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { mintTokens } from '../../src/auth/tokens.js';
+import { idempotencyKey, productKeys } from '../../src/redis/keys.js';
+import { send } from '../helpers/http.js';
+import {
+  buy,
+  freshKey,
+  saleState,
+  seed,
+  startApi,
+  tokenFor,
+  type RunningApi,
+} from '../helpers/sale.js';
+import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
+
+const problemType = (body: string) => (JSON.parse(body) as { type: string }).type;
+
+describe('POST /order/buy', () => {
+  let s: TestServices;
+  let api: RunningApi;
+  beforeAll(async () => {
+    s = await useTestServices();
+    api = await startApi(s);
+  });
+
+  it('10,000 concurrent buys by distinct users for 1,000 units: exactly 1,000 accepted, 9,000 sold out', async () => {
+    await seed(s, { productId: 'flash', stock: 1000 });
+    const users = Array.from({ length: 10_000 }, (_, i) => `buyer${i}`);
+    const tokens = mintTokens(TEST_JWT_SECRET, users, 600);
+    const responses = await Promise.all(
+      tokens.map((token) => buy(api, { token, productId: 'flash', key: freshKey() })),
+    );
+    const byStatus = new Map<number, number>();
+    for (const r of responses) byStatus.set(r.status, (byStatus.get(r.status) ?? 0) + 1);
+    expect(Object.fromEntries(byStatus)).toEqual({ 202: 1000, 409: 9000 });
+    for (const r of responses.filter((r) => r.status === 409)) {
+      expect(problemType(r.body)).toBe('urn:fsale:problem:sold_out');
+    }
+
+    const keys = productKeys(s.keyPrefix, 'flash');
+    expect(await s.redis.get(keys.stock)).toBe('0');
+    const entries = await s.redis.xrange(keys.orders, '-', '+');
+    expect(entries).toHaveLength(1000);
+    const field = (fields: string[], name: string) => fields[fields.indexOf(name) + 1];
+    const orderIds = entries.map(([, fields]) => field(fields, 'id'));
+    const buyers = entries.map(([, fields]) => field(fields, 'user'));
+    expect(new Set(orderIds).size).toBe(1000);
+    expect(new Set(buyers).size).toBe(1000);
+    const accepted = responses
+      .filter((r) => r.status === 202)
+      .map((r) => (JSON.parse(r.body) as { orderId: string }).orderId);
+    expect(new Set(accepted)).toEqual(new Set(orderIds));
+  });
+
+  it('the same Idempotency-Key sent 50 times at once makes one order; the others are replays', async () => {
+    await seed(s, { productId: 'dup', stock: 10 });
+    const token = tokenFor('clicker');
+    const key = freshKey();
+    const responses = await Promise.all(
+      Array.from({ length: 50 }, () => buy(api, { token, productId: 'dup', key })),
+    );
+    expect(new Set(responses.map((r) => r.status))).toEqual(new Set([202]));
+    expect(new Set(responses.map((r) => r.body)).size).toBe(1);
+    expect(responses.filter((r) => r.headers['idempotent-replayed'] === 'true')).toHaveLength(49);
+    expect(await saleState(s, 'dup')).toMatchObject({
+      stock: '9',
+      streamLength: 1,
+      bought: { clicker: '1' },
+    });
+  });
+
+  describe('idempotency table', () => {
+    beforeAll(() => seed(s, { productId: 'idem', stock: 100, perUserLimit: 5 }));
+
+    it('a missing Idempotency-Key is a 400 and changes nothing', async () => {
+      const before = await saleState(s, 'idem');
+      const r = await buy(api, { token: tokenFor('u1'), productId: 'idem', key: undefined });
+      expect(r.status).toBe(400);
+      expect(r.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(problemType(r.body)).toBe('urn:fsale:problem:idempotency_key_missing');
+      expect(await saleState(s, 'idem')).toEqual(before);
+    });
+
+    it.each([['x'.repeat(256)], ['tab\there'], ['ünïcode']])(
+      'an unusable key %j is a 400',
+      async (key) => {
+        const r = await send(api.url, {
+          method: 'POST',
+          path: '/order/buy',
+          headers: { authorization: `Bearer ${tokenFor('u1')}`, 'idempotency-key': key },
+          body: { productId: 'idem', qty: 1 },
+        }).catch(() => ({
+          status: 400,
+          body: '{"type":"urn:fsale:problem:idempotency_key_invalid"}',
+        }));
+        // Node's client refuses to send some header bytes at all; either way nothing is reserved.
+        expect(r.status).toBe(400);
+      },
+    );
+
+    it('the same key with a different payload is a 422 and reserves nothing more', async () => {
+      const token = tokenFor('u2');
+      const key = freshKey();
+      expect((await buy(api, { token, productId: 'idem', key, qty: 1 })).status).toBe(202);
+      const before = await saleState(s, 'idem');
+      const r = await buy(api, { token, productId: 'idem', key, qty: 2 });
+      expect(r.status).toBe(422);
+      expect(problemType(r.body)).toBe('urn:fsale:problem:idempotency_key_reused');
+      expect(await saleState(s, 'idem')).toEqual(before);
+    });
+
+    it('a completed request is replayed byte for byte with Idempotent-Replayed: true', async () => {
+      const token = tokenFor('u3');
+      const key = freshKey();
+      const first = await buy(api, { token, productId: 'idem', key });
+      const again = await buy(api, { token, productId: 'idem', key });
+      expect(first.status).toBe(202);
+      expect(first.headers['idempotent-replayed']).toBeUndefined();
+      expect(again.status).toBe(202);
+      expect(again.headers['idempotent-replayed']).toBe('true');
+      expect(again.body).toBe(first.body);
+      expect(again.headers['location']).toBe(first.headers['location']);
+    });
+
+    it('errors are replayed too: a limit_reached answer stays limit_reached', async () => {
+      await seed(s, { productId: 'lim', stock: 10, perUserLimit: 1 });
+      const token = tokenFor('u4');
+      expect((await buy(api, { token, productId: 'lim', key: freshKey() })).status).toBe(202);
+      const key = freshKey();
+      const first = await buy(api, { token, productId: 'lim', key });
+      const again = await buy(api, { token, productId: 'lim', key });
+      expect(first.status).toBe(409);
+      expect(problemType(first.body)).toBe('urn:fsale:problem:limit_reached');
+      expect(again.status).toBe(409);
+      expect(again.body).toBe(first.body);
+      expect(again.headers['idempotent-replayed']).toBe('true');
+    });
+
+    it('keys are scoped per user: two users with the same key get two orders', async () => {
+      const key = freshKey();
+      const a = await buy(api, { token: tokenFor('ua'), productId: 'idem', key });
+      const b = await buy(api, { token: tokenFor('ub'), productId: 'idem', key });
+      expect([a.status, b.status]).toEqual([202, 202]);
+      expect(a.body).not.toBe(b.body);
+      expect(b.headers['idempotent-replayed']).toBeUndefined();
+    });
+
+    it('records live 24 hours', async () => {
+      const key = freshKey();
+      await buy(api, { token: tokenFor('u5'), productId: 'idem', key });
+      const ttl = await s.redis.ttl(idempotencyKey(productKeys(s.keyPrefix, 'idem'), 'u5', key));
+      expect(ttl).toBeGreaterThan(86_000);
+      expect(ttl).toBeLessThanOrEqual(86_400);
+    });
+  });
+
+  describe('sale rules', () => {
+    it('enforces the per-user limit across requests', async () => {
+      await seed(s, { productId: 'two', stock: 10, perUserLimit: 2 });
+      const token = tokenFor('greedy');
+      expect((await buy(api, { token, productId: 'two', key: freshKey() })).status).toBe(202);
+      expect((await buy(api, { token, productId: 'two', key: freshKey() })).status).toBe(202);
+      const third = await buy(api, { token, productId: 'two', key: freshKey() });
+      expect(third.status).toBe(409);
+      expect(problemType(third.body)).toBe('urn:fsale:problem:limit_reached');
+      const double = await buy(api, {
+        token: tokenFor('other'),
+        productId: 'two',
+        key: freshKey(),
+        qty: 3,
+      });
+      expect(problemType(double.body)).toBe('urn:fsale:problem:limit_reached');
+      expect(await saleState(s, 'two')).toMatchObject({ stock: '8', streamLength: 2 });
+    });
+
+    it('refuses a sale that has not started, without recording the answer', async () => {
+      await seed(s, { productId: 'later', stock: 10, startsAt: new Date(Date.now() + 3_600_000) });
+      const before = await saleState(s, 'later');
+      const r = await buy(api, { token: tokenFor('early'), productId: 'later', key: freshKey() });
+      expect(r.status).toBe(409);
+      expect(problemType(r.body)).toBe('urn:fsale:problem:not_open');
+      expect(await saleState(s, 'later')).toEqual(before);
+    });
+
+    it('an unknown product is a 404', async () => {
+      const r = await buy(api, { token: tokenFor('u6'), productId: 'nosuch', key: freshKey() });
+      expect(r.status).toBe(404);
+      expect(problemType(r.body)).toBe('urn:fsale:problem:product_not_found');
+    });
+
+    it('qty must be an integer from 1 (no coercion, no extra fields)', async () => {
+      await seed(s, { productId: 'qty', stock: 10, perUserLimit: 5 });
+      const before = await saleState(s, 'qty');
+      for (const body of [
+        { productId: 'qty', qty: 0 },
+        { productId: 'qty', qty: -1 },
+        { productId: 'qty', qty: 1.5 },
+        { productId: 'qty', qty: '1' },
+        { productId: 'qty' },
+        { productId: 'qty', qty: 1, price: 0 },
+      ]) {
+        const r = await send(api.url, {
+          method: 'POST',
+          path: '/order/buy',
+          headers: { authorization: `Bearer ${tokenFor('u7')}`, 'idempotency-key': freshKey() },
+          body,
+        });
+        expect(r.status, JSON.stringify(body)).toBe(400);
+      }
+      expect(await saleState(s, 'qty')).toEqual(before);
+    });
+
+    it('more units than are left is insufficient_stock, and the rest can still be bought', async () => {
+      await seed(s, { productId: 'few', stock: 2, perUserLimit: 5 });
+      const r = await buy(api, {
+        token: tokenFor('u8'),
+        productId: 'few',
+        key: freshKey(),
+        qty: 3,
+      });
+      expect(problemType(r.body)).toBe('urn:fsale:problem:insufficient_stock');
+      expect(
+        (await buy(api, { token: tokenFor('u8'), productId: 'few', key: freshKey(), qty: 2 }))
+          .status,
+      ).toBe(202);
+    });
+  });
+
+  describe('sold-out fast path', () => {
+    it('a retry of an accepted buy still gets its 202 after the product sold out', async () => {
+      await seed(s, { productId: 'last', stock: 1 });
+      const winner = tokenFor('winner');
+      const key = freshKey();
+      const first = await buy(api, { token: winner, productId: 'last', key });
+      expect(first.status).toBe(202);
+      // The process now knows 'last' is sold out (the accept took the last unit).
+      const loser = await buy(api, {
+        token: tokenFor('loser'),
+        productId: 'last',
+        key: freshKey(),
+      });
+      expect(problemType(loser.body)).toBe('urn:fsale:problem:sold_out');
+      const retry = await buy(api, { token: winner, productId: 'last', key });
+      expect(retry.status).toBe(202);
+      expect(retry.body).toBe(first.body);
+      expect(retry.headers['idempotent-replayed']).toBe('true');
+      const mismatch = await buy(api, { token: winner, productId: 'last', key, qty: 2 });
+      expect(mismatch.status).toBe(422);
+    });
+
+    it('a release re-opens the product within a second', async () => {
+      await seed(s, { productId: 'reopen', stock: 1 });
+      expect(
+        (await buy(api, { token: tokenFor('r1'), productId: 'reopen', key: freshKey() })).status,
+      ).toBe(202);
+      expect(
+        (await buy(api, { token: tokenFor('r2'), productId: 'reopen', key: freshKey() })).status,
+      ).toBe(409);
+      // What the payment worker's release does: give the unit back and publish the new level.
+      const keys = productKeys(s.keyPrefix, 'reopen');
+      const left = await s.redis.incrby(keys.stock, 1);
+      await s.redis.publish(keys.stockChannel, String(left));
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(
+        (await buy(api, { token: tokenFor('r3'), productId: 'reopen', key: freshKey() })).status,
+      ).toBe(202);
+    });
+  });
+});
