@@ -88,7 +88,11 @@ export async function buildApp(options: AppOptions): Promise<App> {
   let redis: Redis | undefined;
   let feed: StockFeed | undefined;
   try {
-    redis = await connectRedis(options.redisUrl, { name: 'fsale-api', persistent: true });
+    redis = await connectRedis(options.redisUrl, {
+      name: 'fsale-api',
+      persistent: true,
+      autoPipelining: process.env.FSALE_AUTO_PIPELINING === '1',
+    });
     feed = await StockFeed.open(options.redisUrl, options.keyPrefix);
   } catch (error) {
     redis?.disconnect();

@@ -1,6 +1,6 @@
 --[[
-  Reserves stock for one buy, atomically, in one round trip: idempotency, rate limit,
-  sale window, stock, per-user limit, order stream, owner index, stock publish.
+  Reserves stock for one buy, atomically, in one round trip: idempotency, product, rate
+  limit, sale window, stock, per-user limit, order stream, owner index, stock publish.
 
   KEYS[1] stock      integer units left                          ({p:<id>}:stock)
   KEYS[2] sale       hash total, limit, starts (ms)              ({p:<id>}:sale)
@@ -40,7 +40,11 @@ if record then
   return {tonumber(code), 1, order_id, -1}
 end
 
--- Replays are answered before the rate limit: they reserve nothing and cost one GET.
+local sale = redis.call('HMGET', KEYS[2], 'limit', 'starts')
+if not sale[1] then return {UNKNOWN, 0, '', -1} end
+
+-- After the replay (a retry reserves nothing and costs one GET) and the product check (an
+-- unknown product must leave no key behind).
 local max_rate = tonumber(ARGV[9])
 if max_rate > 0 then
   local count = redis.call('INCR', KEYS[6])
@@ -50,8 +54,6 @@ if max_rate > 0 then
   end
 end
 
-local sale = redis.call('HMGET', KEYS[2], 'limit', 'starts')
-if not sale[1] then return {UNKNOWN, 0, '', -1} end
 if tonumber(ARGV[6]) < tonumber(sale[2]) then return {NOT_OPEN, 0, '', -1} end
 
 local qty = tonumber(ARGV[3])

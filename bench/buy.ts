@@ -1,0 +1,190 @@
+// bench/buy.ts — the buy path against a bare Fastify route, measured side by side in one run.
+//   (a) a bare Fastify POST route answering 202 (the ceiling of any Fastify route here)
+//   (b) POST /order/buy, a unique user and Idempotency-Key per request, stock never runs out
+//   (c) POST /order/buy on a sold-out product (the in-process fast path)
+// Each server runs in its own process; autocannon drives it from this one. Usage:
+//   npm run bench:buy [-- --duration 10 --connections 50 --json]
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { mintTokens } from '../src/auth/tokens.js';
+import { migrate } from '../src/db/migrate.js';
+import { connectPostgres } from '../src/db/pool.js';
+import { connectRedis, deleteMatching } from '../src/redis/client.js';
+import { seedProduct } from '../src/sale/seed.js';
+import {
+  dropDatabaseIfOurs,
+  load,
+  machine,
+  printTable,
+  startServer,
+  type LoadResult,
+} from './lib.js';
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '50' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const duration = Number(args.duration);
+const warmup = Number(args.warmup);
+const connections = Number(args.connections);
+const log = (line: string) => (args.json ? process.stderr.write(line + '\n') : console.log(line));
+
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const serverUrl = new URL(
+  process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+);
+const run = randomBytes(4).toString('hex');
+serverUrl.pathname = `/fsale_bench_${run}`;
+const databaseUrl = serverUrl.toString();
+const keyPrefix = `bench_${run}`;
+const secret = randomBytes(24).toString('hex');
+
+await migrate(databaseUrl);
+const pool = await connectPostgres(databaseUrl);
+const redis = await connectRedis(redisUrl);
+const ctx = { pool, redis, keyPrefix };
+await seedProduct(ctx, { productId: 'plenty', stock: 50_000_000, perUserLimit: 1_000_000 });
+await seedProduct(ctx, { productId: 'gone', stock: 0 });
+
+const users = Array.from({ length: 300_000 }, (_, i) => `bu${i}`);
+const tokens = mintTokens(secret, users, 3600);
+let n = 0;
+const buyRequest = (productId: string) => () => {
+  n += 1;
+  return {
+    headers: {
+      authorization: `Bearer ${tokens[n % tokens.length] ?? ''}`,
+      'idempotency-key': `${run}-${n}`,
+      'content-type': 'application/json',
+    },
+    body: `{"productId":"${productId}","qty":1}`,
+  };
+};
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const env = {
+  ...process.env,
+  REDIS_URL: redisUrl,
+  DATABASE_URL: databaseUrl,
+  FSALE_KEY_PREFIX: keyPrefix,
+  FSALE_JWT_SECRET: secret,
+};
+const results: LoadResult[] = [];
+try {
+  const cases: [
+    string,
+    string,
+    string[],
+    () => { headers: Record<string, string>; body: string },
+  ][] = [
+    [
+      'a: bare Fastify route',
+      process.execPath,
+      ['--import', 'tsx', `${root}bench/servers/bare.ts`],
+      buyRequest('plenty'),
+    ],
+    [
+      'b: buy (accepted)',
+      process.execPath,
+      [
+        `${root}bin/run.js`,
+        'serve',
+        '--port',
+        '0',
+        '--rate-limit',
+        '0',
+        '--max-queue',
+        '100000000',
+      ],
+      buyRequest('plenty'),
+    ],
+    [
+      'c: buy (sold out)',
+      process.execPath,
+      [
+        `${root}bin/run.js`,
+        'serve',
+        '--port',
+        '0',
+        '--rate-limit',
+        '0',
+        '--max-queue',
+        '100000000',
+      ],
+      buyRequest('gone'),
+    ],
+  ];
+  for (const [name, command, commandArgs, request] of cases) {
+    const server = await startServer(command, commandArgs, env);
+    try {
+      log(`${name}: warming up ${warmup} s, measuring ${duration} s at ${connections} connections`);
+      await load(name, { url: server.url, connections, durationSeconds: warmup, request });
+      results.push(
+        await load(name, { url: server.url, connections, durationSeconds: duration, request }),
+      );
+    } finally {
+      await server.stop();
+    }
+  }
+} finally {
+  await deleteMatching(redis, `${keyPrefix}:*`);
+  redis.disconnect();
+  await pool.end();
+  await dropDatabaseIfOurs(databaseUrl, 'fsale_bench_');
+}
+
+const [bare, accepted, soldOut] = results as [LoadResult, LoadResult, LoadResult];
+const unexpected = (r: LoadResult, allowed: string[]) =>
+  Object.entries(r.statuses)
+    .filter(([status]) => !allowed.includes(status))
+    .reduce((sum, [, count]) => sum + count, 0) +
+  r.errors +
+  r.timeouts;
+const summary = {
+  benchmark: 'buy',
+  machine: await machine(
+    redisUrl,
+    process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+  ),
+  connections,
+  durationSeconds: duration,
+  results,
+  ratios: {
+    acceptedToBare: +(accepted.requestsPerSecond / bare.requestsPerSecond).toFixed(3),
+    soldOutToBare: +(soldOut.requestsPerSecond / bare.requestsPerSecond).toFixed(3),
+  },
+  targets: { acceptedToBare: 0.45, acceptedToBareStretch: 0.6, soldOutToBare: 0.8 },
+  unexpectedResponses: {
+    accepted: unexpected(accepted, ['202']),
+    soldOut: unexpected(soldOut, ['409']),
+  },
+};
+if (args.json) console.log(JSON.stringify(summary, null, 2));
+else {
+  printTable(
+    ['case', 'req/s', 'p50 ms', 'p99 ms', 'requests', 'statuses', 'ratio to a'],
+    results.map((r) => [
+      r.name,
+      r.requestsPerSecond,
+      r.p50Ms,
+      r.p99Ms,
+      r.total,
+      Object.entries(r.statuses)
+        .map(([s, c]) => `${s}:${c}`)
+        .join(' ') + (r.errors > 0 ? ` err:${r.errors}` : ''),
+      (r.requestsPerSecond / bare.requestsPerSecond).toFixed(2),
+    ]),
+  );
+  console.log(
+    `b/a = ${summary.ratios.acceptedToBare} (target >= 0.45, stretch 0.6); c/a = ${summary.ratios.soldOutToBare} (target >= 0.8); ` +
+      `unexpected responses: ${summary.unexpectedResponses.accepted} + ${summary.unexpectedResponses.soldOut}`,
+  );
+  console.log(
+    `${summary.machine.cores} cores, Node ${summary.machine.node}, Redis ${summary.machine.redis}, PostgreSQL ${summary.machine.postgres}, ${summary.machine.date}`,
+  );
+}

@@ -1,0 +1,294 @@
+// How fast does ONE `fsale work orders` process drain a full order stream into PostgreSQL?
+//
+// Pre-fills a product's stream with --orders entries (the buy script's exact format, Redis
+// stock decremented to match), starts the built worker as a child process, and measures the
+// time from its first status line to the line that reports every order persisted. Each run
+// uses a fresh key prefix and a fresh database on the local services, both removed at the
+// end; nothing else is touched. Verifies PG rows = orders, remaining = 0, nothing pending.
+//
+//   npm run build && node --import tsx bench/drain.ts [--orders 100000] [--batch 500,1000]
+//                                                     [--runs 1] [--json]
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import Table from 'cli-table3';
+import pg from 'pg';
+import { DEFAULTS } from '../src/config.js';
+import { migrate } from '../src/db/migrate.js';
+import { connectPostgres } from '../src/db/pool.js';
+import { connectRedis, deleteMatching } from '../src/redis/client.js';
+import { ORDER_GROUP, productKeys } from '../src/redis/keys.js';
+import { seedProduct } from '../src/sale/seed.js';
+
+const RUN_JS = fileURLToPath(new URL('../bin/run.js', import.meta.url));
+const PRODUCT = 'drain';
+
+interface DrainResult {
+  batch: number;
+  orders: number;
+  prefillS: number;
+  drainS: number;
+  ordersPerS: number;
+  batches: number;
+  avgBatch: number;
+  batchP50Ms: number;
+  batchP99Ms: number;
+  batchMaxMs: number;
+  workerCpuPct: number;
+  pgRows: number;
+  pgRemaining: number;
+  pending: number;
+  ok: boolean;
+}
+
+interface StatusLine {
+  event: string;
+  persisted?: number;
+  batches?: number;
+  batchP50Ms?: number;
+  batchP99Ms?: number;
+  batchMaxMs?: number;
+}
+
+function uuidv7(ms: number): string {
+  const bytes = randomBytes(16);
+  bytes.writeUIntBE(ms, 0, 6);
+  bytes.writeUInt8(((bytes[6] ?? 0) & 0x0f) | 0x70, 6);
+  bytes.writeUInt8(((bytes[8] ?? 0) & 0x3f) | 0x80, 8);
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** utime + stime of a process, in seconds (Linux /proc). */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+async function drainOnce(orders: number, batch: number): Promise<DrainResult> {
+  const tag = randomBytes(4).toString('hex');
+  const keyPrefix = `bench_${tag}`;
+  const serverUrl = new URL(process.env.DATABASE_URL ?? DEFAULTS.databaseUrl);
+  serverUrl.pathname = `/fsale_bench_${tag}`;
+  const databaseUrl = serverUrl.toString();
+  const redisUrl = process.env.REDIS_URL ?? DEFAULTS.redisUrl;
+
+  await migrate(databaseUrl);
+  const pool = await connectPostgres(databaseUrl, { max: 2, applicationName: 'bench drain' });
+  const redis = await connectRedis(redisUrl);
+  try {
+    await seedProduct({ pool, redis, keyPrefix }, { productId: PRODUCT, stock: orders });
+    const keys = productKeys(keyPrefix, PRODUCT);
+
+    const prefillStart = performance.now();
+    const chunk = 2_000;
+    for (let start = 0; start < orders; start += chunk) {
+      const pipeline = redis.pipeline();
+      const now = Date.now();
+      for (let i = start; i < Math.min(orders, start + chunk); i++) {
+        pipeline.xadd(
+          keys.orders,
+          '*',
+          'id',
+          uuidv7(now),
+          'user',
+          `u${i}`,
+          'qty',
+          '1',
+          'key',
+          `k${i}`,
+          'at',
+          String(now),
+        );
+      }
+      pipeline.decrby(keys.stock, Math.min(chunk, orders - start));
+      await pipeline.exec();
+    }
+    const prefillS = (performance.now() - prefillStart) / 1000;
+
+    const child = spawn(
+      process.execPath,
+      [RUN_JS, 'work', 'orders', '--json', '--batch', String(batch), '--status-interval-ms', '50'],
+      {
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '/tmp',
+          REDIS_URL: redisUrl,
+          DATABASE_URL: databaseUrl,
+          FSALE_KEY_PREFIX: keyPrefix,
+        },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => resolve(code)),
+    );
+    let startedAt = 0;
+    let drainedAt = 0;
+    let cpuAtStart = 0;
+    let cpuAtEnd = 0;
+    let final: StatusLine | undefined;
+    const lines = createInterface({ input: child.stdout });
+    const drained = new Promise<void>((resolve, reject) => {
+      lines.on('line', (text) => {
+        const line = JSON.parse(text) as StatusLine;
+        if (line.event === 'started') {
+          startedAt = performance.now();
+          cpuAtStart = cpuSeconds(child.pid ?? 0);
+        } else if (line.event === 'status' && drainedAt === 0 && (line.persisted ?? 0) >= orders) {
+          drainedAt = performance.now();
+          cpuAtEnd = cpuSeconds(child.pid ?? 0);
+          resolve();
+        } else if (line.event === 'stopped') final = line;
+      });
+      void exited.then((code) => reject(new Error(`worker exited early with code ${code}`)));
+    });
+    await drained;
+    child.kill('SIGTERM');
+    const code = await exited;
+    if (code !== 0) throw new Error(`worker exited with code ${code}`);
+
+    const rows = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM orders');
+    const product = await pool.query<{ remaining: number }>(
+      'SELECT remaining FROM products WHERE id = $1',
+      [PRODUCT],
+    );
+    const summary = (await redis.xpending(keys.orders, ORDER_GROUP)) as [number, ...unknown[]];
+    const drainS = (drainedAt - startedAt) / 1000;
+    const pgRows = rows.rows[0]?.n ?? -1;
+    const pgRemaining = product.rows[0]?.remaining ?? -1;
+    const batches = final?.batches ?? 0;
+    return {
+      batch,
+      orders,
+      prefillS: round(prefillS, 2),
+      drainS: round(drainS, 3),
+      ordersPerS: Math.round(orders / drainS),
+      batches,
+      avgBatch: batches > 0 ? Math.round(orders / batches) : 0,
+      batchP50Ms: final?.batchP50Ms ?? 0,
+      batchP99Ms: final?.batchP99Ms ?? 0,
+      batchMaxMs: final?.batchMaxMs ?? 0,
+      workerCpuPct: Math.round(((cpuAtEnd - cpuAtStart) / drainS) * 100),
+      pgRows,
+      pgRemaining,
+      pending: summary[0],
+      ok: pgRows === orders && pgRemaining === 0 && summary[0] === 0,
+    };
+  } finally {
+    await deleteMatching(redis, `${keyPrefix}:*`);
+    redis.disconnect();
+    await pool.end();
+    await dropDatabase(databaseUrl);
+  }
+}
+
+async function dropDatabase(databaseUrl: string): Promise<void> {
+  const url = new URL(databaseUrl);
+  const name = url.pathname.slice(1);
+  url.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
+}
+
+function round(value: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      orders: { type: 'string', default: '100000' },
+      batch: { type: 'string', default: '500' },
+      runs: { type: 'string', default: '1' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const orders = Number(values.orders);
+  const batches = values.batch.split(',').map(Number);
+  const runs = Number(values.runs);
+  if (
+    !Number.isSafeInteger(orders) ||
+    orders < 1 ||
+    batches.some((b) => !(b >= 1)) ||
+    !(runs >= 1)
+  ) {
+    throw new Error('usage: drain.ts [--orders N] [--batch N[,N...]] [--runs N] [--json]');
+  }
+
+  const results: DrainResult[] = [];
+  for (const batch of batches) {
+    for (let run = 0; run < runs; run++) {
+      const result = await drainOnce(orders, batch);
+      results.push(result);
+      if (!values.json) {
+        process.stderr.write(
+          `batch ${batch}: ${result.ordersPerS.toLocaleString('en-US')} orders/s (${result.drainS} s)\n`,
+        );
+      }
+    }
+  }
+
+  const allOk = results.every((r) => r.ok);
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ version: 1, bench: 'drain', results, ok: allOk })}\n`);
+  } else {
+    const table = new Table({
+      head: [
+        'batch',
+        'orders',
+        'drain s',
+        'orders/s',
+        'batches',
+        'avg batch',
+        'p50 ms',
+        'p99 ms',
+        'max ms',
+        'worker CPU',
+        'PG rows',
+        'remaining',
+        'pending',
+      ],
+    });
+    for (const r of results) {
+      table.push([
+        r.batch,
+        r.orders.toLocaleString('en-US'),
+        r.drainS,
+        r.ordersPerS.toLocaleString('en-US'),
+        r.batches,
+        r.avgBatch,
+        r.batchP50Ms,
+        r.batchP99Ms,
+        r.batchMaxMs,
+        `${r.workerCpuPct} %`,
+        r.pgRows.toLocaleString('en-US'),
+        r.pgRemaining,
+        r.pending,
+      ]);
+    }
+    process.stdout.write(`${table.toString()}\n`);
+    process.stdout.write(
+      allOk
+        ? 'verified: every order in PG exactly once, stock taken, nothing pending\n'
+        : 'VERIFICATION FAILED\n',
+    );
+  }
+  if (!allOk) process.exitCode = 1;
+}
+
+await main();

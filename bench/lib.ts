@@ -1,0 +1,145 @@
+// Shared by the benchmarks: machine facts, child servers, autocannon runs, tables.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import autocannon from 'autocannon';
+import Table from 'cli-table3';
+import pg from 'pg';
+import { Redis } from 'ioredis';
+
+export interface Machine {
+  date: string;
+  cores: number;
+  cpu: string;
+  memoryGiB: number;
+  node: string;
+  redis: string;
+  postgres: string;
+}
+
+export async function machine(redisUrl: string, databaseUrl: string): Promise<Machine> {
+  const redis = new Redis(redisUrl);
+  const info = await redis.info('server');
+  redis.disconnect();
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  const { rows } = await client.query<{ server_version: string }>('SHOW server_version');
+  await client.end();
+  return {
+    date: new Date().toISOString(),
+    cores: cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    redis: /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown',
+    postgres: rows[0]?.server_version ?? 'unknown',
+  };
+}
+
+export interface ChildServer {
+  url: string;
+  child: ChildProcess;
+  stop: () => Promise<void>;
+}
+
+/** Starts a server process and resolves once it prints `listening on <url>`. */
+export function startServer(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<ChildServer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const url = /listening on (http:\/\/\S+)/.exec(out)?.[1];
+      if (url !== undefined) {
+        child.stdout.removeAllListeners('data');
+        child.stdout.resume();
+        resolve({
+          url,
+          child,
+          stop: () =>
+            new Promise((done) => {
+              if (child.exitCode !== null) return done();
+              child.once('exit', () => done());
+              child.kill('SIGTERM');
+            }),
+        });
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${out}`)));
+  });
+}
+
+export interface LoadResult {
+  name: string;
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  total: number;
+  statuses: Record<string, number>;
+  errors: number;
+  timeouts: number;
+}
+
+export interface LoadOptions {
+  url: string;
+  connections: number;
+  durationSeconds: number;
+  /** Called for every request; returns the headers and body to send. */
+  request: () => { headers: Record<string, string>; body: string };
+}
+
+export async function load(name: string, options: LoadOptions): Promise<LoadResult> {
+  const result = await autocannon({
+    url: options.url,
+    connections: options.connections,
+    duration: options.durationSeconds,
+    method: 'POST',
+    requests: [
+      {
+        method: 'POST',
+        path: '/order/buy',
+        setupRequest: (request) => {
+          const { headers, body } = options.request();
+          return { ...request, headers: { ...request.headers, ...headers }, body };
+        },
+      },
+    ],
+  });
+  const statuses: Record<string, number> = {};
+  for (const [status, stat] of Object.entries(result.statusCodeStats ?? {}))
+    statuses[status] = stat.count ?? 0;
+  return {
+    name,
+    requestsPerSecond: Math.round(result.requests.average),
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    total: result.requests.total,
+    statuses,
+    errors: result.errors,
+    timeouts: result.timeouts,
+  };
+}
+
+export function printTable(head: string[], rows: (string | number)[][]): void {
+  const table = new Table({ head });
+  table.push(...rows.map((row) => row.map(String)));
+  console.log(table.toString());
+}
+
+/** Drops a database this benchmark created (its name carries our prefix), never another. */
+export async function dropDatabaseIfOurs(databaseUrl: string, namePrefix: string): Promise<void> {
+  const url = new URL(databaseUrl);
+  const name = url.pathname.slice(1);
+  if (!name.startsWith(namePrefix)) throw new Error(`refusing to drop ${name}`);
+  url.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
+}
