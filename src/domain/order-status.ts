@@ -48,3 +48,46 @@ export class IllegalTransitionError extends Error {
 export function assertTransition(from: StoredOrderStatus, to: StoredOrderStatus): void {
   if (!canTransition(from, to)) throw new IllegalTransitionError(from, to);
 }
+
+/** The SSE event name announcing that an order reached a status. */
+export const ORDER_EVENT_NAMES: Readonly<Record<OrderStatus, string>> = {
+  queued: 'order_queued',
+  pending: 'order_persisted',
+  paid: 'order_confirmed',
+  payment_failed: 'payment_failed',
+  needs_reconciliation: 'needs_reconciliation',
+};
+
+/** An order status change, as published on the order events channel. */
+export interface OrderEvent {
+  orderId: string;
+  userId: string;
+  productId: string;
+  status: OrderStatus;
+  /** ms since epoch */
+  at: number;
+}
+
+const STATUSES = new Set<string>(Object.values(OrderStatus));
+
+export function parseOrderEvent(message: string): OrderEvent | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(message);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const e = value as Record<string, unknown>;
+  if (
+    typeof e.orderId !== 'string' ||
+    typeof e.userId !== 'string' ||
+    typeof e.productId !== 'string' ||
+    typeof e.status !== 'string' ||
+    !STATUSES.has(e.status) ||
+    typeof e.at !== 'number'
+  ) {
+    return undefined;
+  }
+  return e as unknown as OrderEvent;
+}

@@ -71,6 +71,11 @@ export function stockChannelPattern(prefix: string): string {
   return `${prefix}:stock:*`;
 }
 
+/** The channel carrying every order status change under a prefix (JSON, see OrderEvent). */
+export function orderEventsChannel(prefix: string): string {
+  return `${prefix}:order-events`;
+}
+
 /** Pattern matching every key of one product, for `seed --reset`. */
 export function productKeyPattern(prefix: string, productId: string): string {
   return `${prefix}:{p:${productId}}:*`;

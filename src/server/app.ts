@@ -13,7 +13,9 @@ import { healthRoutes } from './routes/health.js';
 import { orderRoutes } from './routes/orders.js';
 import { productRoutes } from './routes/products.js';
 import { SoldOutCache } from './sold-out.js';
-import { StockFeed } from './stock-feed.js';
+import { DEFAULT_SSE, SseHub, type SseHubOptions } from './sse-hub.js';
+import { streamRoutes } from './routes/streams.js';
+import { SaleFeed } from './sale-feed.js';
 
 export interface AppOptions {
   redisUrl: string;
@@ -24,6 +26,7 @@ export interface AppOptions {
   backpressure?: Partial<BackpressureOptions>;
   /** Largest accepted request body, bytes. */
   bodyLimit?: number;
+  sse?: Partial<SseHubOptions>;
   /** PostgreSQL connections per process (reads only in queue mode). */
   pgPoolSize?: number;
 }
@@ -33,12 +36,15 @@ export interface SaleContext {
   redis: Redis;
   pool: Pool;
   keyPrefix: string;
-  feed: StockFeed;
+  feed: SaleFeed;
   soldOut: SoldOutCache;
   backpressure: Backpressure;
   metrics: ApiMetrics;
   policy: BuyPolicy;
   authenticate: ReturnType<typeof createAuthenticate>;
+  /** The same, also accepting `?access_token=` (EventSource cannot send headers). */
+  authenticateStream: ReturnType<typeof createAuthenticate>;
+  sse: SseHub;
 }
 
 declare module 'fastify' {
@@ -86,14 +92,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
     applicationName: 'fsale serve',
   });
   let redis: Redis | undefined;
-  let feed: StockFeed | undefined;
+  let feed: SaleFeed | undefined;
   try {
     redis = await connectRedis(options.redisUrl, {
       name: 'fsale-api',
       persistent: true,
       autoPipelining: process.env.FSALE_AUTO_PIPELINING === '1',
     });
-    feed = await StockFeed.open(options.redisUrl, options.keyPrefix);
+    feed = await SaleFeed.open(options.redisUrl, options.keyPrefix);
   } catch (error) {
     redis?.disconnect();
     await pool.end();
@@ -115,6 +121,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
     metrics,
     policy: { ...DEFAULT_BUY_POLICY, ...options.buyPolicy },
     authenticate: createAuthenticate(options.jwtSecret),
+    authenticateStream: createAuthenticate(options.jwtSecret, { allowQueryToken: true }),
+    sse: new SseHub({ ...DEFAULT_SSE, ...options.sse }),
   };
   app.decorate('sale', sale);
   app.decorateRequest('userId', '');
@@ -156,6 +164,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
     ),
   );
 
+  // Streams never finish by themselves: end them (with a retry hint) before the server waits
+  // for open connections to close.
+  app.addHook('preClose', async () => sale.sse.close());
   app.addHook('onClose', async () => {
     backpressure.stop();
     feed.close();
@@ -167,5 +178,6 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await app.register(buyRoutes);
   await app.register(orderRoutes);
   await app.register(productRoutes);
+  await app.register(streamRoutes);
   return app;
 }

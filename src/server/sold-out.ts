@@ -1,4 +1,4 @@
-import type { StockFeed } from './stock-feed.js';
+import type { SaleFeed } from './sale-feed.js';
 
 /**
  * Products this process has seen sold out, so new buys are refused without running the buy
@@ -10,7 +10,7 @@ export class SoldOutCache {
   private readonly since = new Map<string, number>();
 
   constructor(
-    feed: StockFeed,
+    feed: SaleFeed,
     private readonly ttlMs = 5_000,
   ) {
     feed.on('stock', (productId, remaining) => {

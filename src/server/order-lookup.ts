@@ -1,0 +1,82 @@
+import { OrderStatus } from '../domain/order-status.js';
+import { productKeys, productsKey } from '../redis/keys.js';
+import type { SaleContext } from './app.js';
+
+export interface OrderView {
+  orderId: string;
+  productId: string;
+  status: OrderStatus;
+  qty?: number;
+  acceptedAt?: string;
+  updatedAt?: string;
+}
+
+interface OrderRow {
+  id: string;
+  product_id: string;
+  qty: number;
+  status: Exclude<OrderStatus, 'queued'>;
+  accepted_at: Date;
+  updated_at: Date;
+}
+
+async function persistedOrder(
+  ctx: SaleContext,
+  id: string,
+  userId: string,
+): Promise<OrderView | undefined> {
+  const { rows } = await ctx.pool.query<OrderRow>(
+    `SELECT id, product_id, qty, status, accepted_at, updated_at
+       FROM orders WHERE id = $1 AND user_id = $2`,
+    [id, userId],
+  );
+  const row = rows[0];
+  return row === undefined
+    ? undefined
+    : {
+        orderId: row.id,
+        productId: row.product_id,
+        qty: row.qty,
+        status: row.status,
+        acceptedAt: row.accepted_at.toISOString(),
+        updatedAt: row.updated_at.toISOString(),
+      };
+}
+
+/** The product whose owner index says `userId` placed order `id`, if any. */
+async function queuedOrderProduct(
+  ctx: SaleContext,
+  id: string,
+  userId: string,
+): Promise<string | undefined> {
+  const products = await ctx.redis.smembers(productsKey(ctx.keyPrefix));
+  if (products.length === 0) return undefined;
+  const pipeline = ctx.redis.pipeline();
+  for (const productId of products) pipeline.hget(productKeys(ctx.keyPrefix, productId).owners, id);
+  const owners = (await pipeline.exec()) ?? [];
+  return products[owners.findIndex(([, owner]) => owner === userId)];
+}
+
+/**
+ * The caller's own order, or undefined. Another user's order is undefined exactly like an
+ * unknown id, so order ids cannot be probed (BOLA). Before the worker persists it, the order
+ * is `queued` (known from the owner index the buy script writes).
+ */
+export async function findOrder(
+  ctx: SaleContext,
+  id: string,
+  userId: string,
+): Promise<OrderView | undefined> {
+  const persisted = await persistedOrder(ctx, id, userId);
+  if (persisted !== undefined) return persisted;
+  const productId = await queuedOrderProduct(ctx, id, userId);
+  if (productId === undefined) return undefined;
+  // The worker may have persisted it between our two reads: PG has the newer answer.
+  return (
+    (await persistedOrder(ctx, id, userId)) ?? {
+      orderId: id,
+      productId,
+      status: OrderStatus.Queued,
+    }
+  );
+}

@@ -1,0 +1,81 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { ORDER_EVENT_NAMES, type OrderStatus } from '../../domain/order-status.js';
+import { PRODUCT_ID, productKeys } from '../../redis/keys.js';
+import { findOrder } from '../order-lookup.js';
+import { ProblemError } from '../problems.js';
+import { encodeEvent } from '../sse.js';
+import { OrderParams } from './orders.js';
+
+const ProductParams = Type.Object({ id: Type.String({ pattern: PRODUCT_ID.source }) });
+
+/** A stock event; its id is the remaining count, so a reconnect with that id is up to date. */
+export function stockEvent(productId: string, remaining: number, at = Date.now()): string {
+  const left = Math.max(0, remaining);
+  return encodeEvent({
+    id: String(left),
+    event: 'stock',
+    data: JSON.stringify({ productId, remaining: left, soldOut: left === 0, at }),
+  });
+}
+
+function orderEvent(
+  orderId: string,
+  productId: string,
+  status: OrderStatus,
+  at = Date.now(),
+): string {
+  return encodeEvent({
+    id: status,
+    event: ORDER_EVENT_NAMES[status],
+    data: JSON.stringify({ orderId, productId, status, at }),
+  });
+}
+
+export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { redis, keyPrefix, feed, sse, authenticateStream } = app.sale;
+  feed.on('stock', (productId, remaining) =>
+    sse.publish(`stock:${productId}`, stockEvent(productId, remaining)),
+  );
+  feed.on('order', (e) =>
+    sse.publish(`order:${e.orderId}`, orderEvent(e.orderId, e.productId, e.status, e.at)),
+  );
+
+  /**
+   * Live stock of a product: the current level first (unless Last-Event-ID says the client has
+   * it), then changes coalesced to one per interval.
+   */
+  app.get('/stock/:id/stream', { schema: { params: ProductParams } }, async (request, reply) => {
+    const { id } = request.params;
+    const keys = productKeys(keyPrefix, id);
+    const [exists, stock] = await Promise.all([redis.exists(keys.sale), redis.get(keys.stock)]);
+    if (exists === 0) throw new ProblemError('product_not_found');
+    const remaining = Math.max(0, Number(stock ?? 0));
+    const upToDate = request.headers['last-event-id'] === String(remaining);
+    reply.hijack();
+    sse.open(
+      request.raw,
+      reply.raw,
+      `stock:${id}`,
+      upToDate ? undefined : stockEvent(id, remaining),
+    );
+  });
+
+  /** The caller's order as it moves to confirmed or failed: current state first. */
+  app.get(
+    '/order/:id/stream',
+    { schema: { params: OrderParams }, onRequest: authenticateStream },
+    async (request, reply) => {
+      const order = await findOrder(app.sale, request.params.id, request.userId);
+      if (order === undefined) throw new ProblemError('order_not_found');
+      const upToDate = request.headers['last-event-id'] === order.status;
+      reply.hijack();
+      sse.open(
+        request.raw,
+        reply.raw,
+        `order:${order.orderId}`,
+        upToDate ? undefined : orderEvent(order.orderId, order.productId, order.status),
+      );
+    },
+  );
+};

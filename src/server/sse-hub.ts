@@ -1,0 +1,191 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { encodeComment, encodeRetry } from './sse.js';
+
+export interface SseHubOptions {
+  /** At most one event per topic per client per interval (coalescing). */
+  intervalMs: number;
+  /** A comment line at least this often, so proxies and idle timers keep the stream. */
+  heartbeatMs: number;
+  /** Clients per process; beyond it a client gets a retry hint and is closed. */
+  maxClients: number;
+  /** A client whose socket has not drained for this long is dropped. */
+  dropAfterMs: number;
+  /** Reconnection delay sent to clients. */
+  retryMs: number;
+}
+
+export const DEFAULT_SSE: SseHubOptions = {
+  intervalMs: 100,
+  heartbeatMs: 15_000,
+  maxClients: 20_000,
+  dropAfterMs: 30_000,
+  retryMs: 2_000,
+};
+
+interface Client {
+  res: ServerResponse;
+  topic: string;
+  /** The latest event the socket had no room for; sent when it drains. */
+  pending: string | undefined;
+  stalledSince: number | undefined;
+}
+
+const HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  connection: 'keep-alive',
+  // nginx: do not buffer this response.
+  'x-accel-buffering': 'no',
+};
+
+/**
+ * The SSE clients of one process, grouped by topic ("stock:<productId>", "order:<orderId>").
+ * `publish` only records the latest encoded event of a topic; a timer sends each dirty topic's
+ * latest event once per interval, so a burst of 1,000 stock changes costs each client at most
+ * one write per interval. A slow client is skipped (it gets the latest event when its socket
+ * drains) and dropped after `dropAfterMs`, so it can neither delay the others nor grow memory.
+ */
+export class SseHub {
+  private readonly topics = new Map<string, Set<Client>>();
+  private readonly latest = new Map<string, string>();
+  private readonly dirty = new Set<string>();
+  private clients = 0;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private closed = false;
+  /** Counters for /metrics and tests. */
+  readonly stats = { delivered: 0, skipped: 0, dropped: 0, refused: 0 };
+
+  constructor(readonly options: SseHubOptions = DEFAULT_SSE) {
+    this.timers.push(setInterval(() => this.flush(), options.intervalMs));
+    this.timers.push(setInterval(() => this.heartbeat(), options.heartbeatMs));
+    for (const timer of this.timers) timer.unref();
+  }
+
+  get size(): number {
+    return this.clients;
+  }
+
+  /**
+   * Starts a stream on `res`: headers, retry hint, then `initial` (the current state, unless the
+   * client already has it). Returns false when the process is full: the client got 200 with a
+   * retry hint and the stream is closed (a 4xx/5xx would stop browsers from reconnecting).
+   */
+  open(
+    req: IncomingMessage,
+    res: ServerResponse,
+    topic: string,
+    initial: string | undefined,
+  ): boolean {
+    if (this.closed || this.clients >= this.options.maxClients) {
+      this.stats.refused += 1;
+      res.writeHead(200, HEADERS);
+      res.end(encodeRetry(this.options.retryMs * 2));
+      return false;
+    }
+    // The stream outlives the server's idle timeout; heartbeats and the drop rule police it.
+    req.socket.setTimeout(0);
+    req.socket.setNoDelay(true);
+    res.writeHead(200, HEADERS);
+    res.write(encodeRetry(this.options.retryMs) + (initial ?? ''));
+    const client: Client = { res, topic, pending: undefined, stalledSince: undefined };
+    let set = this.topics.get(topic);
+    if (set === undefined) {
+      set = new Set();
+      this.topics.set(topic, set);
+    }
+    set.add(client);
+    this.clients += 1;
+    res.on('drain', () => {
+      client.stalledSince = undefined;
+      if (client.pending !== undefined) {
+        const event = client.pending;
+        client.pending = undefined;
+        this.send(client, event, Date.now());
+      }
+    });
+    res.once('close', () => this.remove(client));
+    return true;
+  }
+
+  /** Records the latest event of a topic; it goes out on the next tick. */
+  publish(topic: string, encoded: string): void {
+    if (!this.topics.has(topic)) return;
+    this.latest.set(topic, encoded);
+    this.dirty.add(topic);
+  }
+
+  /** Ends every stream with a retry hint (graceful shutdown) and stops the timers. */
+  close(): void {
+    this.closed = true;
+    for (const timer of this.timers) clearInterval(timer);
+    for (const set of this.topics.values()) {
+      for (const client of set) client.res.end(encodeRetry(this.options.retryMs));
+    }
+  }
+
+  private send(client: Client, event: string, now: number): void {
+    if (client.res.writableNeedDrain) {
+      client.pending = event;
+      client.stalledSince ??= now;
+      this.stats.skipped += 1;
+      if (now - client.stalledSince > this.options.dropAfterMs) this.drop(client);
+      return;
+    }
+    client.res.write(event);
+    this.stats.delivered += 1;
+  }
+
+  private flush(): void {
+    if (this.dirty.size === 0) return this.dropStalled();
+    const now = Date.now();
+    for (const topic of this.dirty) {
+      const event = this.latest.get(topic);
+      const set = this.topics.get(topic);
+      if (event === undefined || set === undefined) continue;
+      for (const client of set) this.send(client, event, now);
+    }
+    this.dirty.clear();
+  }
+
+  private heartbeat(): void {
+    const beat = encodeComment('hb');
+    const now = Date.now();
+    for (const set of this.topics.values()) {
+      for (const client of set) {
+        if (client.res.writableNeedDrain) client.stalledSince ??= now;
+        else client.res.write(beat);
+      }
+    }
+    this.dropStalled(now);
+  }
+
+  private dropStalled(now = Date.now()): void {
+    for (const set of this.topics.values()) {
+      for (const client of set) {
+        if (
+          client.stalledSince !== undefined &&
+          now - client.stalledSince > this.options.dropAfterMs
+        ) {
+          this.drop(client);
+        }
+      }
+    }
+  }
+
+  private drop(client: Client): void {
+    this.stats.dropped += 1;
+    client.res.destroy();
+    this.remove(client);
+  }
+
+  private remove(client: Client): void {
+    const set = this.topics.get(client.topic);
+    if (set?.delete(client) !== true) return;
+    this.clients -= 1;
+    if (set.size === 0) {
+      this.topics.delete(client.topic);
+      this.latest.delete(client.topic);
+      this.dirty.delete(client.topic);
+    }
+  }
+}

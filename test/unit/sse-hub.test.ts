@@ -1,0 +1,100 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SseHub } from '../../src/server/sse-hub.js';
+
+/** A response whose consumer we control: `stall()` stops it from draining, `release()` resumes. */
+class FakeResponse extends Writable {
+  received = '';
+  private stalled = false;
+  private held: (() => void)[] = [];
+  constructor() {
+    super({ highWaterMark: 16, decodeStrings: false });
+  }
+  writeHead(): this {
+    return this;
+  }
+  stall(): void {
+    this.stalled = true;
+  }
+  release(): void {
+    this.stalled = false;
+    for (const done of this.held.splice(0)) done();
+  }
+  override _write(chunk: string, _encoding: string, done: () => void): void {
+    this.received += chunk;
+    if (this.stalled) this.held.push(done);
+    else done();
+  }
+}
+
+const fakeRequest = {
+  socket: { setTimeout: () => undefined, setNoDelay: () => undefined },
+} as unknown as IncomingMessage;
+const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('SseHub', () => {
+  let hub: SseHub;
+  afterEach(() => hub.close());
+
+  it('coalesces a burst into the latest event per interval', async () => {
+    hub = new SseHub({
+      intervalMs: 20,
+      heartbeatMs: 60_000,
+      maxClients: 10,
+      dropAfterMs: 1000,
+      retryMs: 1000,
+    });
+    const res = new FakeResponse();
+    hub.open(fakeRequest, res as unknown as ServerResponse, 't', 'data: first\n\n');
+    for (let i = 0; i < 100; i++) hub.publish('t', `data: ${i}\n\n`);
+    await tick(60);
+    expect(res.received).toBe('retry: 1000\n\ndata: first\n\ndata: 99\n\n');
+  });
+
+  it('skips a client that is not draining, gives it the latest event when it drains, and keeps serving others', async () => {
+    hub = new SseHub({
+      intervalMs: 10,
+      heartbeatMs: 60_000,
+      maxClients: 10,
+      dropAfterMs: 10_000,
+      retryMs: 1000,
+    });
+    const slow = new FakeResponse();
+    const fast = new FakeResponse();
+    hub.open(fakeRequest, slow as unknown as ServerResponse, 't', undefined);
+    hub.open(fakeRequest, fast as unknown as ServerResponse, 't', undefined);
+    slow.stall();
+    for (let i = 0; i < 5; i++) {
+      hub.publish('t', `data: ${'x'.repeat(20)}${i}\n\n`);
+      await tick(25);
+    }
+    expect(fast.received).toContain(`x4`);
+    expect(slow.received).not.toContain('x4');
+    expect(hub.stats.skipped).toBeGreaterThan(0);
+    slow.release();
+    await tick(20);
+    expect(slow.received.endsWith(`data: ${'x'.repeat(20)}4\n\n`)).toBe(true);
+    expect(slow.received).not.toContain('x2\n'); // the events it missed were not queued up
+  });
+
+  it('drops a client that stays stalled past the bound', async () => {
+    hub = new SseHub({
+      intervalMs: 10,
+      heartbeatMs: 60_000,
+      maxClients: 10,
+      dropAfterMs: 50,
+      retryMs: 1000,
+    });
+    const stuck = new FakeResponse();
+    hub.open(fakeRequest, stuck as unknown as ServerResponse, 't', undefined);
+    stuck.stall();
+    hub.publish('t', `data: ${'y'.repeat(40)}\n\n`);
+    await tick(20);
+    hub.publish('t', `data: ${'z'.repeat(40)}\n\n`);
+    await tick(120);
+    expect(stuck.destroyed).toBe(true);
+    expect(hub.stats.dropped).toBe(1);
+    expect(hub.size).toBe(0);
+  });
+});
