@@ -29,10 +29,12 @@ export function startCli(args: string[], env: Record<string, string>): CliProces
         const match = pattern.exec(out);
         if (match !== null) {
           child.stdout.off('data', check);
+          child.stderr.off('data', check);
           resolve(match[1] ?? match[0]);
         }
       };
       child.stdout.on('data', check);
+      child.stderr.on('data', check);
       void exited.then(() => reject(new Error(`process exited before ${pattern}: ${out}`)));
       check();
     });

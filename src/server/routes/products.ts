@@ -20,9 +20,13 @@ export const productRoutes: FastifyPluginAsyncTypebox = async (app) => {
   /** A product with its live stock (from Redis, where buys decrement it). */
   app.get('/products/:id', { schema: { params: ProductParams } }, async (request) => {
     const { id } = request.params;
-    const [{ rows }, stock] = await Promise.all([
+    const [{ rows }, counts, stock] = await Promise.all([
       pool.query<ProductRow>(
         'SELECT id, name, price_cents, stock_total, per_user_limit, starts_at FROM products WHERE id = $1',
+        [id],
+      ),
+      pool.query<{ status: string; n: number }>(
+        'SELECT status, count(*)::int AS n FROM orders WHERE product_id = $1 GROUP BY status',
         [id],
       ),
       redis.get(productKeys(keyPrefix, id).stock),
@@ -39,6 +43,13 @@ export const productRoutes: FastifyPluginAsyncTypebox = async (app) => {
       soldOut: remaining === 0,
       perUserLimit: row.per_user_limit,
       startsAt: row.starts_at.toISOString(),
+      /** Persisted orders by status (queued ones are not in PostgreSQL yet). */
+      orders: Object.fromEntries(
+        ['pending', 'paid', 'payment_failed', 'needs_reconciliation'].map((status) => [
+          status,
+          counts.rows.find((r) => r.status === status)?.n ?? 0,
+        ]),
+      ),
     };
   });
 };

@@ -1,0 +1,85 @@
+import { Flags } from '@oclif/core';
+import { FsaleCommand } from '../cli/base.js';
+import { loadConfig } from '../config.js';
+import { UsageError } from '../domain/errors.js';
+import { ProductNotFoundError, watchProduct } from '../watch/session.js';
+import { renderLine, renderPanel, toJsonLine, type WatchSnapshot } from '../watch/view.js';
+
+export default class Watch extends FsaleCommand {
+  static override summary = 'Watch a sale live: stock, accepted/s, confirmed/s, sold-out time.';
+  static override description = `Follows GET /stock/:id/stream (SSE) and polls GET /products/:id for order counts.
+On a terminal the view redraws in place; otherwise (a pipe, a log) it prints one line per
+interval, or one JSON object per line with --json. When the stream drops, it says so and
+reconnects with Last-Event-ID. Ctrl-C exits 0; --until-sold-out exits 0 at stock 0.`;
+  static override examples = [
+    '<%= config.bin %> watch --product p1',
+    '<%= config.bin %> watch --product p1 --url http://127.0.0.1:8080 --until-sold-out',
+    '<%= config.bin %> watch --product p1 --json | jq .remaining',
+  ];
+  static override flags = {
+    product: Flags.string({ description: 'product id', required: true }),
+    url: Flags.string({ description: 'API base URL [default: http://127.0.0.1:$PORT]' }),
+    json: Flags.boolean({ description: 'print one JSON object per interval' }),
+    interval: Flags.integer({ description: 'refresh interval, ms', default: 1000, min: 100 }),
+    'until-sold-out': Flags.boolean({ description: 'exit 0 once the stock reaches 0' }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Watch);
+    const url = flags.url ?? `http://127.0.0.1:${loadConfig().port}`;
+    if (!/^https?:\/\//.test(url)) throw new UsageError(`--url must be an http(s) URL, got ${url}`);
+    const tty = process.stdout.isTTY && !flags.json;
+    let drawn = 0;
+    const show = (snapshot: WatchSnapshot) => {
+      if (flags.json) return void process.stdout.write(toJsonLine(snapshot) + '\n');
+      if (!tty) return void process.stdout.write(renderLine(snapshot) + '\n');
+      const lines = renderPanel(snapshot);
+      // Move up over the previous panel and overwrite it line by line.
+      process.stdout.write(
+        (drawn > 0 ? `\x1b[${drawn}F` : '') + lines.map((l) => `\x1b[2K${l}`).join('\n') + '\n',
+      );
+      drawn = lines.length;
+    };
+    const notice = (message: string) => {
+      if (flags.json)
+        process.stdout.write(
+          JSON.stringify({ at: new Date().toISOString(), notice: message }) + '\n',
+        );
+      else process.stderr.write(`fsale watch: ${message}\n`);
+      drawn = 0;
+    };
+
+    let stop: () => void = () => undefined;
+    let last: WatchSnapshot | undefined;
+    await new Promise<void>((resolve, reject) => {
+      const finish = () => {
+        stop();
+        if (last !== undefined && !flags.json && tty) show(last);
+        resolve();
+      };
+      process.once('SIGINT', finish);
+      process.once('SIGTERM', finish);
+      watchProduct({
+        url,
+        productId: flags.product,
+        intervalMs: flags.interval,
+        onSnapshot: (snapshot) => {
+          last = snapshot;
+          show(snapshot);
+          if (flags['until-sold-out'] && snapshot.remaining === 0) finish();
+        },
+        onNotice: notice,
+      }).then(
+        (stopWatching) => (stop = stopWatching),
+        (error: unknown) =>
+          reject(
+            error instanceof ProductNotFoundError
+              ? new UsageError(error.message)
+              : new UsageError(
+                  `cannot watch ${url}: ${error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)}`,
+                ),
+          ),
+      );
+    });
+  }
+}

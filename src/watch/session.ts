@@ -1,0 +1,112 @@
+import { EventSource } from 'eventsource';
+import type { WatchSnapshot } from './view.js';
+
+export interface WatchOptions {
+  url: string;
+  productId: string;
+  intervalMs: number;
+  onSnapshot: (snapshot: WatchSnapshot) => void;
+  /** Connection news: lost, reconnecting with Last-Event-ID, reconnected. */
+  onNotice: (message: string) => void;
+  /** Called once the stock is seen at zero. */
+  onSoldOut?: () => void;
+}
+
+interface ProductView {
+  name: string;
+  stockTotal: number;
+  remaining: number;
+  orders?: Partial<Record<'pending' | 'paid' | 'payment_failed' | 'needs_reconciliation', number>>;
+}
+
+export class ProductNotFoundError extends Error {}
+
+/**
+ * Follows one product: stock over SSE (the EventSource reconnects by itself and sends
+ * Last-Event-ID), order counts from GET /products/:id once per interval. Returns a stop function.
+ */
+export async function watchProduct(options: WatchOptions): Promise<() => void> {
+  const base = options.url.replace(/\/$/, '');
+  const productUrl = `${base}/products/${encodeURIComponent(options.productId)}`;
+  const first = await fetch(productUrl);
+  if (first.status === 404)
+    throw new ProductNotFoundError(`unknown product ${options.productId} at ${base}`);
+  if (!first.ok) throw new Error(`GET ${productUrl} answered ${first.status}`);
+  let product = (await first.json()) as ProductView;
+
+  const snapshot: WatchSnapshot = {
+    productId: options.productId,
+    name: product.name,
+    total: product.stockTotal,
+    remaining: product.remaining,
+    acceptedPerSecond: 0,
+    confirmedPerSecond: 0,
+    paid: product.orders?.paid ?? 0,
+    failed: product.orders?.payment_failed ?? 0,
+    pending: product.orders?.pending ?? 0,
+    needsReconciliation: product.orders?.needs_reconciliation ?? 0,
+    soldOutAt: undefined,
+    firstSaleAt: undefined,
+    connected: false,
+    at: Date.now(),
+  };
+  let previous = { at: Date.now(), remaining: product.remaining, paid: snapshot.paid };
+  let lostAt: number | undefined;
+
+  const source = new EventSource(`${base}/stock/${encodeURIComponent(options.productId)}/stream`);
+  source.addEventListener('open', () => {
+    if (lostAt !== undefined)
+      options.onNotice(`reconnected after ${((Date.now() - lostAt) / 1000).toFixed(1)} s`);
+    lostAt = undefined;
+    snapshot.connected = true;
+  });
+  source.addEventListener('error', () => {
+    if (lostAt === undefined) {
+      lostAt = Date.now();
+      snapshot.connected = false;
+      options.onNotice(
+        `stream lost; reconnecting with Last-Event-ID ${source.readyState === EventSource.CLOSED ? '(closed)' : (snapshot.remaining ?? 'none')}`,
+      );
+    }
+  });
+  source.addEventListener('stock', (event) => {
+    const data = JSON.parse(event.data) as { remaining: number; at: number };
+    if (snapshot.remaining !== undefined && data.remaining < snapshot.remaining)
+      snapshot.firstSaleAt ??= Date.now();
+    snapshot.remaining = data.remaining;
+    if (data.remaining === 0 && snapshot.soldOutAt === undefined) {
+      snapshot.soldOutAt = data.at;
+      options.onSoldOut?.();
+    }
+  });
+
+  const timer = setInterval(() => {
+    void (async () => {
+      try {
+        const response = await fetch(productUrl);
+        if (response.ok) product = (await response.json()) as ProductView;
+      } catch {
+        // The API is unreachable: keep showing the last counts, the SSE notice says why.
+      }
+      const now = Date.now();
+      const seconds = Math.max(0.001, (now - previous.at) / 1000);
+      const remaining = snapshot.remaining ?? product.remaining;
+      snapshot.paid = product.orders?.paid ?? snapshot.paid;
+      snapshot.failed = product.orders?.payment_failed ?? snapshot.failed;
+      snapshot.pending = product.orders?.pending ?? snapshot.pending;
+      snapshot.needsReconciliation =
+        product.orders?.needs_reconciliation ?? snapshot.needsReconciliation;
+      snapshot.total = product.stockTotal;
+      snapshot.acceptedPerSecond = Math.max(0, (previous.remaining - remaining) / seconds);
+      snapshot.confirmedPerSecond = Math.max(0, (snapshot.paid - previous.paid) / seconds);
+      snapshot.at = now;
+      previous = { at: now, remaining, paid: snapshot.paid };
+      options.onSnapshot({ ...snapshot });
+    })();
+  }, options.intervalMs);
+
+  return () => {
+    clearInterval(timer);
+    source.close();
+  };
+}
