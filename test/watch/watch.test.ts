@@ -128,7 +128,7 @@ describe('fsale watch', () => {
     } finally {
       await second.close();
     }
-    expect(watch.output()).not.toMatch(/\x1b\[/);
+    expect(watch.output()).not.toContain('\u001b[');
   });
 
   it('an unknown product is a one-line error with exit 2', async () => {
