@@ -4,13 +4,16 @@ import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
 import { requireJwtSecret } from '../config.js';
 import { DEFAULT_BUY_POLICY } from '../sale/buy.js';
 import { DEFAULT_BACKPRESSURE } from '../server/app.js';
+import { DEFAULT_SSE } from '../server/sse-hub.js';
 import { serveSingle, servePrimary, type ServeOptions } from '../server/serve.js';
 
 export default class Serve extends FsaleCommand {
   static override summary = 'Run the HTTP API (POST /order/buy and friends).';
   static override description = `Buys are answered from one atomic Redis script (stock, per-user limit, idempotency,
 order stream) and persisted later by \`fsale work orders\`. Routes: POST /order/buy,
-GET /order/:id, GET /products/:id, GET /healthz, GET /readyz, GET /metrics.
+GET /order/:id, GET /products/:id, GET /stock/:id/stream and GET /order/:id/stream (SSE),
+GET /healthz, GET /readyz, GET /metrics, and the storefront page at GET / (with
+--demo-auth it signs in anyone via GET /demo/token?user=<id>: for demos only).
 
 --workers N forks N processes that share the port (node:cluster). SIGTERM or SIGINT
 stops accepting, lets in-flight requests finish, then exits 0.`;
@@ -18,6 +21,7 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
     'FSALE_JWT_SECRET=change-me-0123456789 <%= config.bin %> serve',
     '<%= config.bin %> serve --port 8080 --workers 2 --rate-limit 5',
     '<%= config.bin %> serve --max-queue 50000 --max-event-loop-delay-ms 200',
+    '<%= config.bin %> serve --demo-auth   # then open http://127.0.0.1:3000/?product=p1&user=alice',
   ];
   static override flags = {
     ...serviceFlags,
@@ -49,6 +53,19 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       default: DEFAULT_BACKPRESSURE.maxQueue,
       min: 1,
     }),
+    'demo-auth': Flags.boolean({
+      description: 'mount GET /demo/token?user=<id> for the storefront page at / (signs tokens for anyone: demos only)',
+    }),
+    'sse-interval': Flags.integer({
+      description: 'at most one stock event per client per interval, ms',
+      default: DEFAULT_SSE.intervalMs,
+      min: 10,
+    }),
+    'sse-max-clients': Flags.integer({
+      description: 'SSE clients per process; beyond it clients get a retry hint',
+      default: DEFAULT_SSE.maxClients,
+      min: 1,
+    }),
     'max-event-loop-delay-ms': Flags.integer({
       description: 'answer 503 while the event loop p99 delay is above this',
       default: DEFAULT_BACKPRESSURE.maxEventLoopDelayMs,
@@ -68,6 +85,8 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       port: config.port,
       workers: flags.workers,
       buyPolicy: { rateLimit: flags['rate-limit'], rateWindowMs: flags['rate-window-ms'] },
+      demoAuth: flags['demo-auth'],
+      sse: { intervalMs: flags['sse-interval'], maxClients: flags['sse-max-clients'] },
       backpressure: {
         maxQueue: flags['max-queue'],
         maxEventLoopDelayMs: flags['max-event-loop-delay-ms'],

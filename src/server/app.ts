@@ -15,6 +15,7 @@ import { productRoutes } from './routes/products.js';
 import { SoldOutCache } from './sold-out.js';
 import { DEFAULT_SSE, SseHub, type SseHubOptions } from './sse-hub.js';
 import { streamRoutes } from './routes/streams.js';
+import { storefrontRoutes } from './routes/storefront.js';
 import { SaleFeed } from './sale-feed.js';
 
 export interface AppOptions {
@@ -27,6 +28,8 @@ export interface AppOptions {
   /** Largest accepted request body, bytes. */
   bodyLimit?: number;
   sse?: Partial<SseHubOptions>;
+  /** Mount GET /demo/token?user= for the storefront page (signs a token for anyone: demos only). */
+  demoAuth?: boolean;
   /** PostgreSQL connections per process (reads only in queue mode). */
   pgPoolSize?: number;
 }
@@ -179,5 +182,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await app.register(orderRoutes);
   await app.register(productRoutes);
   await app.register(streamRoutes);
+  await app.register(storefrontRoutes, {
+    demoAuth: options.demoAuth === true,
+    jwtSecret: options.jwtSecret,
+  });
   return app;
 }
