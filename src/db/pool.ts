@@ -34,13 +34,26 @@ export async function connectPostgres(url: string, options: PoolOptions = {}): P
 }
 
 /** Runs `work` in a transaction on one client: COMMIT on success, ROLLBACK on any error. */
-export async function inTransaction<T>(
+export function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  return transaction(pool, 'BEGIN', work);
+}
+
+/** The same, with one snapshot for every statement (REPEATABLE READ). */
+export function inRepeatableRead<T>(
   pool: Pool,
+  work: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  return transaction(pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ', work);
+}
+
+async function transaction<T>(
+  pool: Pool,
+  begin: string,
   work: (client: PoolClient) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
   try {
-    await client.query('BEGIN');
+    await client.query(begin);
     const result = await work(client);
     await client.query('COMMIT');
     return result;

@@ -5,7 +5,7 @@ import type { Redis, Result } from 'ioredis';
 // documenting its KEYS and ARGV. They are registered once per client with defineCommand, so
 // ioredis calls them by SHA (EVALSHA) and falls back to EVAL after a SCRIPT FLUSH or restart.
 
-const SCRIPTS = { buy: 7 } as const satisfies Record<string, number>;
+const SCRIPTS = { buy: 7, release: 4 } as const satisfies Record<string, number>;
 
 /** What the buy script returns: [code, replayed 0|1, orderId, extra]. */
 export type BuyScriptReply = [number, number, string, number];
@@ -13,6 +13,8 @@ export type BuyScriptReply = [number, number, string, number];
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     buy(...keysThenArgs: (string | number)[]): Result<BuyScriptReply, Context>;
+    /** Returns [applied 0|1, units left]. */
+    release(...keysThenArgs: (string | number)[]): Result<[number, number], Context>;
   }
 }
 

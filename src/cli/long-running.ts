@@ -1,0 +1,60 @@
+// What every long-running worker command shares: status lines on an interval (JSON lines when
+// stdout is not a terminal or with --json, a short human line otherwise), and a graceful stop
+// on the first SIGTERM/SIGINT (a second one exits at once).
+
+export interface LongRunningOptions<S extends object> {
+  name: string;
+  jsonLines: boolean;
+  intervalMs: number;
+  status: () => S;
+  human: (status: S) => string;
+  /** Finish or hand back the work in hand; resolves when the process may exit. */
+  stop: () => Promise<void>;
+  /** Resolves if the work ends by itself (e.g. `reconcile --once`). */
+  done?: Promise<void>;
+}
+
+export function printStatus<S extends object>(
+  jsonLines: boolean,
+  event: string,
+  status: S,
+  human: (s: S) => string,
+): void {
+  const line = jsonLines
+    ? JSON.stringify({ ts: new Date().toISOString(), event, ...status })
+    : human(status);
+  process.stdout.write(`${line}\n`);
+}
+
+/** Runs until a signal (or `done`), printing status; resolves with the final status. */
+export async function runUntilStopped<S extends object>(
+  options: LongRunningOptions<S>,
+): Promise<S> {
+  const log = (line: string) => process.stderr.write(`${options.name}: ${line}\n`);
+  const timer = setInterval(
+    () => printStatus(options.jsonLines, 'status', options.status(), options.human),
+    options.intervalMs,
+  );
+  let stopping: Promise<void> | undefined;
+  let signals = 0;
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals += 1;
+      if (signals > 1) {
+        log(`${signal} again: exiting now`);
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      }
+      log(`${signal}: finishing the work in hand`);
+      stopping ??= options.stop();
+      void stopping.then(resolve);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    void options.done?.then(resolve);
+  });
+  clearInterval(timer);
+  await stopping;
+  const final = options.status();
+  printStatus(options.jsonLines, 'stopped', final, options.human);
+  return final;
+}

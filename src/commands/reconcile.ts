@@ -1,0 +1,132 @@
+import { Flags } from '@oclif/core';
+import { FsaleCommand, serviceFlags } from '../cli/base.js';
+import { printStatus, runUntilStopped } from '../cli/long-running.js';
+import { connectPostgres } from '../db/pool.js';
+import { GatewayClient } from '../gateway/client.js';
+import { connectRedis } from '../redis/client.js';
+import {
+  rebuildRedis,
+  reconcileOnce,
+  type RebuildReport,
+  type ReconcileReport,
+} from '../workers/reconcile.js';
+
+interface Totals extends ReconcileReport {
+  passes: number;
+}
+
+export default class Reconcile extends FsaleCommand {
+  static override summary =
+    'Settle orders whose payment outcome is unknown, and repair Redis from PostgreSQL.';
+  static override description = `For every needs_reconciliation order, asks the gateway's ledger (same idempotency key:
+the order id) what happened: charged -> paid; declined or never charged -> payment_failed
+and the reservation released. Then re-applies releases that reached PostgreSQL but not
+Redis. --once runs one pass and exits; otherwise it runs a pass every --interval ms.
+
+--rebuild-redis recomputes every product's stock, per-user counts and released set from
+PostgreSQL (for after Redis lost its data) and exits. Run it while the API is stopped:
+buys accepted during a rebuild would be overwritten.`;
+  static override examples = [
+    '<%= config.bin %> reconcile --once',
+    '<%= config.bin %> reconcile --interval 5000',
+    '<%= config.bin %> reconcile --rebuild-redis --json',
+  ];
+  static override enableJsonFlag = true;
+  static override flags = {
+    ...serviceFlags,
+    'gateway-url': Flags.string({
+      description: 'payment gateway [env: FSALE_GATEWAY_URL, default: http://127.0.0.1:3100]',
+      helpGroup: 'SERVICES',
+    }),
+    once: Flags.boolean({ description: 'one pass, then exit', exclusive: ['interval'] }),
+    interval: Flags.integer({ description: 'ms between passes', default: 5_000, min: 10 }),
+    'rebuild-redis': Flags.boolean({
+      description: 'rebuild Redis sale state from PostgreSQL, then exit',
+      exclusive: ['once'],
+    }),
+  };
+
+  protected override logJson(json: unknown): void {
+    process.stdout.write(`${JSON.stringify(json)}\n`);
+  }
+
+  async run(): Promise<Totals | RebuildReport> {
+    const { flags } = await this.parse(Reconcile);
+    const config = this.settings(flags);
+    const jsonLines = this.jsonEnabled() || !process.stdout.isTTY;
+    const pool = await connectPostgres(config.databaseUrl, {
+      max: 4,
+      applicationName: 'fsale reconcile',
+    });
+    const redis = await connectRedis(config.redisUrl, {
+      name: 'fsale-reconcile',
+      persistent: !flags.once && !flags['rebuild-redis'],
+    }).catch(async (error: unknown) => {
+      await pool.end();
+      throw error;
+    });
+    const ctx = {
+      pool,
+      redis,
+      keyPrefix: config.keyPrefix,
+      gateway: new GatewayClient(config.gatewayUrl),
+    };
+    try {
+      if (flags['rebuild-redis']) {
+        const report = await rebuildRedis(ctx);
+        if (!this.jsonEnabled()) {
+          for (const p of report.products) {
+            this.log(
+              `rebuilt ${p.productId}: stock ${p.stock}, ${p.buyers} buyers, ${p.unpersisted} orders still in the stream`,
+            );
+          }
+        }
+        return report;
+      }
+      const totals: Totals = { passes: 0, paid: 0, failed: 0, deferred: 0, releasesApplied: 0 };
+      const human = (t: Totals) =>
+        `passes ${t.passes}: paid ${t.paid} failed ${t.failed} deferred ${t.deferred} releases re-applied ${t.releasesApplied}`;
+      const pass = async () => {
+        const r = await reconcileOnce(ctx);
+        totals.passes += 1;
+        totals.paid += r.paid;
+        totals.failed += r.failed;
+        totals.deferred = r.deferred;
+        totals.releasesApplied += r.releasesApplied;
+      };
+      if (flags.once) {
+        await pass();
+        if (!this.jsonEnabled()) printStatus(jsonLines, 'done', totals, human);
+        return totals;
+      }
+      const stop = new AbortController();
+      let wake: () => void = () => undefined;
+      const loop = (async () => {
+        while (!stop.signal.aborted) {
+          await pass().catch((error: unknown) =>
+            process.stderr.write(`fsale reconcile: pass failed: ${String(error)}\n`),
+          );
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, flags.interval);
+          });
+        }
+      })();
+      return await runUntilStopped({
+        name: 'fsale reconcile',
+        jsonLines,
+        intervalMs: flags.interval,
+        status: () => ({ ...totals }),
+        human,
+        stop: async () => {
+          stop.abort();
+          wake();
+          await loop;
+        },
+      });
+    } finally {
+      redis.disconnect();
+      await pool.end();
+    }
+  }
+}

@@ -1,0 +1,106 @@
+import { Flags } from '@oclif/core';
+import { FsaleCommand, serviceFlags } from '../../cli/base.js';
+import { runUntilStopped } from '../../cli/long-running.js';
+import { connectPostgres } from '../../db/pool.js';
+import { GatewayClient } from '../../gateway/client.js';
+import { connectRedis } from '../../redis/client.js';
+import {
+  PAYMENT_WORKER_DEFAULTS,
+  startPaymentWorker,
+  type PaymentWorkerStats,
+} from '../../workers/payments.js';
+
+export default class WorkPayments extends FsaleCommand {
+  static override summary = 'Charge persisted orders through the payment gateway.';
+  static override description = `Takes pending orders from PostgreSQL (leased, so a crashed worker's jobs are taken over
+when the lease runs out) and charges each with the order id as the gateway's idempotency key,
+so a retry or a takeover never charges twice. Outcomes: paid (publishes order_confirmed);
+declined (payment_failed, and the reservation is released exactly once in PG and Redis,
+re-opening a sold-out product); 429/503 (retried with exponential backoff and jitter, then
+handed back for later); timeout or connection error (needs_reconciliation: the stock stays
+held until \`fsale reconcile\` asks the gateway what happened).
+
+Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the rest are
+handed back. Status every --status-interval-ms: JSON lines off a terminal or with --json.`;
+  static override examples = [
+    '<%= config.bin %> work payments',
+    '<%= config.bin %> work payments --concurrency 128 --timeout 3000 --gateway-url http://127.0.0.1:3100',
+  ];
+  static override enableJsonFlag = true;
+  static override flags = {
+    ...serviceFlags,
+    'gateway-url': Flags.string({
+      description: 'payment gateway [env: FSALE_GATEWAY_URL, default: http://127.0.0.1:3100]',
+      helpGroup: 'SERVICES',
+    }),
+    concurrency: Flags.integer({
+      description: 'charges in flight at once',
+      default: PAYMENT_WORKER_DEFAULTS.concurrency,
+      min: 1,
+      max: 10_000,
+    }),
+    timeout: Flags.integer({
+      description: 'ms without an answer before a charge is needs_reconciliation',
+      default: PAYMENT_WORKER_DEFAULTS.timeoutMs,
+      min: 1,
+    }),
+    'max-retries': Flags.integer({
+      description: 'retries of a 429/503 before handing the job back',
+      default: PAYMENT_WORKER_DEFAULTS.maxRetries,
+      min: 0,
+    }),
+    'max-backoff-ms': Flags.integer({
+      description: 'cap of the backoff between retries',
+      default: PAYMENT_WORKER_DEFAULTS.maxBackoffMs,
+      min: 1,
+    }),
+    'status-interval-ms': Flags.integer({
+      description: 'how often a status line is printed',
+      default: 1_000,
+      min: 10,
+    }),
+  };
+
+  protected override logJson(json: unknown): void {
+    process.stdout.write(`${JSON.stringify(json)}\n`);
+  }
+
+  async run(): Promise<PaymentWorkerStats> {
+    const { flags } = await this.parse(WorkPayments);
+    const config = this.settings(flags);
+    const pool = await connectPostgres(config.databaseUrl, {
+      max: 10,
+      applicationName: 'fsale work payments',
+    });
+    const redis = await connectRedis(config.redisUrl, {
+      name: 'fsale-work-payments',
+      persistent: true,
+    }).catch(async (error: unknown) => {
+      await pool.end();
+      throw error;
+    });
+    const worker = startPaymentWorker(
+      { pool, redis, keyPrefix: config.keyPrefix, gateway: new GatewayClient(config.gatewayUrl) },
+      {
+        concurrency: flags.concurrency,
+        timeoutMs: flags.timeout,
+        maxRetries: flags['max-retries'],
+        maxBackoffMs: flags['max-backoff-ms'],
+      },
+    );
+    try {
+      return await runUntilStopped({
+        name: 'fsale work payments',
+        jsonLines: this.jsonEnabled() || !process.stdout.isTTY,
+        intervalMs: flags['status-interval-ms'],
+        status: () => ({ ...worker.stats }),
+        human: (s) =>
+          `paid ${s.paid} declined ${s.declined} unknown ${s.unknown} in flight ${s.inFlight} retries ${s.retries} handed back ${s.handedBack} stale ${s.stale} errors ${s.errors}`,
+        stop: () => worker.stop(),
+      });
+    } finally {
+      redis.disconnect();
+      await pool.end();
+    }
+  }
+}

@@ -1,0 +1,35 @@
+// How the workers tell a bad row from a bad moment. A bad row (PostgreSQL refuses the data
+// itself) will fail the same way every time, so it is isolated and dead-lettered. Anything
+// else (connection lost, server restarting, deadlock, serialization failure, even an
+// unmigrated database) is a bad moment: retry the same work with backoff, never drop it.
+
+interface PgErrorFields {
+  code?: unknown;
+  table?: unknown;
+}
+
+function sqlState(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as PgErrorFields).code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** SQLSTATE class 22 (data exception) or 23 (integrity constraint violation). */
+export function isDataError(error: unknown): boolean {
+  const code = sqlState(error);
+  return code !== undefined && (code.startsWith('22') || code.startsWith('23'));
+}
+
+/** The CHECK on products.remaining refused a decrement: Redis accepted more than PG holds. */
+export function isStockGuardViolation(error: unknown): boolean {
+  return sqlState(error) === '23514' && (error as PgErrorFields).table === 'products';
+}
+
+/**
+ * Exponential backoff with jitter: 100 ms, 200 ms, ... capped at `capMs`, each drawn
+ * uniformly from the upper half so that many workers recovering together spread out.
+ */
+export function backoffMs(attempt: number, capMs = 5_000, random: () => number = Math.random) {
+  const ceiling = Math.min(capMs, 100 * 2 ** Math.min(attempt, 16));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}

@@ -1,0 +1,187 @@
+import type { Redis } from 'ioredis';
+import { toOrderRecord } from '../db/orders.js';
+import { inRepeatableRead, type Pool } from '../db/pool.js';
+import { HOLDING_STATUSES } from '../domain/order-status.js';
+import { parseOrderEntry } from '../domain/order-entry.js';
+import type { GatewayClient } from '../gateway/client.js';
+import { productKeys, productsKey } from '../redis/keys.js';
+import { applyReleaseToRedis } from '../sale/release.js';
+import { ensureOrderGroup } from '../sale/seed.js';
+import { settleFailed, settlePaid } from '../sale/settle.js';
+
+export interface ReconcileContext {
+  pool: Pool;
+  redis: Redis;
+  keyPrefix: string;
+  gateway: GatewayClient;
+}
+
+export interface ReconcileReport {
+  /** needs_reconciliation orders the ledger says were charged: now paid. */
+  paid: number;
+  /** needs_reconciliation orders declined or never charged: now payment_failed, released. */
+  failed: number;
+  /** Charges still in progress at the gateway (or the gateway unreachable): left for next time. */
+  deferred: number;
+  /** Releases that had reached PostgreSQL but not Redis, now applied. */
+  releasesApplied: number;
+}
+
+const BATCH = 500;
+
+/**
+ * One reconciliation pass: settles every needs_reconciliation order by asking the gateway's
+ * ledger with the same idempotency key (the order id), then re-applies releases that reached
+ * PostgreSQL but not Redis.
+ */
+export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileReport> {
+  const report: ReconcileReport = { paid: 0, failed: 0, deferred: 0, releasesApplied: 0 };
+  let after = '00000000-0000-0000-0000-000000000000';
+  for (;;) {
+    const { rows } = await ctx.pool.query<{
+      id: string;
+      product_id: string;
+      user_id: string;
+      qty: number;
+      status: 'needs_reconciliation';
+    }>(
+      `SELECT id, product_id, user_id, qty, status FROM orders
+        WHERE status = 'needs_reconciliation' AND id > $1 ORDER BY id LIMIT $2`,
+      [after, BATCH],
+    );
+    if (rows.length === 0) break;
+    after = rows[rows.length - 1]?.id ?? after;
+    for (const order of rows.map(toOrderRecord)) {
+      let answer;
+      try {
+        answer = await ctx.gateway.lookup(order.id);
+      } catch {
+        report.deferred += 1;
+        continue;
+      }
+      if (answer.state === 'in_progress') report.deferred += 1;
+      else if (answer.state === 'succeeded') {
+        const attempt = { outcome: 'paid' as const, chargeId: answer.chargeId, latencyMs: 0 };
+        if (await settlePaid(ctx, order, 'needs_reconciliation', attempt)) report.paid += 1;
+      } else {
+        const reason =
+          answer.state === 'declined' ? 'declined (reconciled)' : 'never charged (reconciled)';
+        if (await settleFailed(ctx, order, 'needs_reconciliation', reason, undefined))
+          report.failed += 1;
+      }
+    }
+  }
+
+  const { rows: unapplied } = await ctx.pool.query<{
+    order_id: string;
+    product_id: string;
+    user_id: string;
+    qty: number;
+  }>(
+    `SELECT r.order_id, r.product_id, o.user_id, r.qty
+       FROM stock_releases r JOIN orders o ON o.id = r.order_id
+      WHERE r.redis_applied_at IS NULL ORDER BY r.released_at`,
+  );
+  for (const r of unapplied) {
+    await applyReleaseToRedis(ctx.redis, ctx.pool, ctx.keyPrefix, {
+      orderId: r.order_id,
+      productId: r.product_id,
+      userId: r.user_id,
+      qty: r.qty,
+    });
+    report.releasesApplied += 1;
+  }
+  return report;
+}
+
+export interface RebuildReport {
+  products: { productId: string; stock: number; buyers: number; unpersisted: number }[];
+}
+
+/**
+ * Recomputes each product's Redis sale state from PostgreSQL, after Redis lost its data:
+ * stock = PG remaining minus any orders still in the Redis stream but not yet persisted, the
+ * per-user counts from the orders that hold stock, and the set of released orders (so a late
+ * release cannot give units back twice). Idempotency records cannot be rebuilt: a retry of a
+ * key from before the loss is treated as new, and PostgreSQL's unique (product, user, key)
+ * still refuses the duplicate order.
+ */
+export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Promise<RebuildReport> {
+  const report: RebuildReport = { products: [] };
+  const { rows: ids } = await ctx.pool.query<{ id: string }>('SELECT id FROM products ORDER BY id');
+  for (const { id: productId } of ids) {
+    const keys = productKeys(ctx.keyPrefix, productId);
+    // The stream first, then one PG snapshot: an order the worker persists in between is
+    // either in the snapshot (counted in remaining) or not (counted as unpersisted), never both.
+    const entries = await ctx.redis.xrange(keys.orders, '-', '+');
+    const streamed = entries
+      .map(([, fields]) => parseOrderEntry(productId, fields))
+      .filter((o) => o !== undefined);
+    const snapshot = await inRepeatableRead(ctx.pool, async (client) => {
+      const product = (
+        await client.query<{
+          remaining: number;
+          stock_total: number;
+          per_user_limit: number;
+          starts_at: Date;
+        }>('SELECT remaining, stock_total, per_user_limit, starts_at FROM products WHERE id = $1', [
+          productId,
+        ])
+      ).rows[0];
+      const holds = await client.query<{ user_id: string; qty: number }>(
+        `SELECT user_id, sum(qty)::int AS qty FROM orders
+          WHERE product_id = $1 AND status = ANY($2::text[]) GROUP BY user_id`,
+        [productId, HOLDING_STATUSES],
+      );
+      const persisted = await client.query<{ id: string }>(
+        'SELECT id FROM orders WHERE id = ANY($1::uuid[])',
+        [streamed.map((o) => o.id)],
+      );
+      const releases = await client.query<{ order_id: string }>(
+        'SELECT order_id FROM stock_releases WHERE product_id = $1',
+        [productId],
+      );
+      // Stock is recomputed from PG, which already counts every release.
+      await client.query(
+        'UPDATE stock_releases SET redis_applied_at = now() WHERE product_id = $1 AND redis_applied_at IS NULL',
+        [productId],
+      );
+      return {
+        product,
+        holds: holds.rows,
+        persisted: new Set(persisted.rows.map((r) => r.id)),
+        releases: releases.rows,
+      };
+    });
+    if (snapshot.product === undefined) continue;
+
+    const bought = new Map(snapshot.holds.map((h) => [h.user_id, h.qty]));
+    let unpersisted = 0;
+    let unpersistedUnits = 0;
+    for (const order of streamed) {
+      if (snapshot.persisted.has(order.id)) continue;
+      unpersisted += 1;
+      unpersistedUnits += order.qty;
+      bought.set(order.userId, (bought.get(order.userId) ?? 0) + order.qty);
+    }
+    const stock = Math.max(0, snapshot.product.remaining - unpersistedUnits);
+    const multi = ctx.redis
+      .multi()
+      .del(keys.stock, keys.bought, keys.released)
+      .set(keys.stock, stock)
+      .hset(keys.sale, {
+        total: snapshot.product.stock_total,
+        limit: snapshot.product.per_user_limit,
+        starts: snapshot.product.starts_at.getTime(),
+      })
+      .sadd(productsKey(ctx.keyPrefix), productId);
+    if (bought.size > 0) multi.hset(keys.bought, Object.fromEntries(bought));
+    if (snapshot.releases.length > 0)
+      multi.sadd(keys.released, ...snapshot.releases.map((r) => r.order_id));
+    multi.publish(keys.stockChannel, String(stock));
+    await multi.exec();
+    await ensureOrderGroup(ctx.redis, keys.orders);
+    report.products.push({ productId, stock, buyers: bought.size, unpersisted });
+  }
+  return report;
+}
