@@ -87,7 +87,7 @@ export function startPaymentWorker(
 ): PaymentWorker {
   const opts = { ...PAYMENT_WORKER_DEFAULTS, ...options };
   // A lease must outlive the slowest job: every retry timing out, plus the backoffs.
-  const leaseMs = (opts.timeoutMs + opts.maxBackoffMs) * (opts.maxRetries + 1) + 10_000;
+  const leaseMs = (opts.timeoutMs + opts.maxBackoffMs) * (opts.maxRetries + 1) + opts.timeoutMs;
   const stats: PaymentWorkerStats = {
     claimed: 0,
     paid: 0,
