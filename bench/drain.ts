@@ -7,6 +7,7 @@
 // end; nothing else is touched. Verifies PG rows = orders, remaining = 0, nothing pending.
 //
 //   npm run build && node --import tsx bench/drain.ts [--orders 100000] [--batch 500,1000]
+//                                                     [--concurrency 1,2]
 //                                                     [--runs 1] [--json]
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -28,6 +29,7 @@ const PRODUCT = 'drain';
 
 interface DrainResult {
   batch: number;
+  concurrency: number;
   orders: number;
   prefillS: number;
   drainS: number;
@@ -73,7 +75,7 @@ function cpuSeconds(pid: number): number {
   }
 }
 
-async function drainOnce(orders: number, batch: number): Promise<DrainResult> {
+async function drainOnce(orders: number, batch: number, concurrency: number): Promise<DrainResult> {
   const tag = randomBytes(4).toString('hex');
   const keyPrefix = `bench_${tag}`;
   const serverUrl = new URL(process.env.DATABASE_URL ?? DEFAULTS.databaseUrl);
@@ -116,7 +118,18 @@ async function drainOnce(orders: number, batch: number): Promise<DrainResult> {
 
     const child = spawn(
       process.execPath,
-      [RUN_JS, 'work', 'orders', '--json', '--batch', String(batch), '--status-interval-ms', '50'],
+      [
+        RUN_JS,
+        'work',
+        'orders',
+        '--json',
+        '--batch',
+        String(batch),
+        '--concurrency',
+        String(concurrency),
+        '--status-interval-ms',
+        '50',
+      ],
       {
         env: {
           PATH: process.env.PATH ?? '',
@@ -168,6 +181,7 @@ async function drainOnce(orders: number, batch: number): Promise<DrainResult> {
     const batches = final?.batches ?? 0;
     return {
       batch,
+      concurrency,
       orders,
       prefillS: round(prefillS, 2),
       drainS: round(drainS, 3),
@@ -214,31 +228,37 @@ async function main(): Promise<void> {
     options: {
       orders: { type: 'string', default: '100000' },
       batch: { type: 'string', default: '500' },
+      concurrency: { type: 'string', default: '2' },
       runs: { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
     },
   });
   const orders = Number(values.orders);
   const batches = values.batch.split(',').map(Number);
+  const concurrencies = values.concurrency.split(',').map(Number);
   const runs = Number(values.runs);
   if (
     !Number.isSafeInteger(orders) ||
     orders < 1 ||
-    batches.some((b) => !(b >= 1)) ||
+    [...batches, ...concurrencies].some((b) => !Number.isSafeInteger(b) || b < 1) ||
     !(runs >= 1)
   ) {
     throw new Error('usage: drain.ts [--orders N] [--batch N[,N...]] [--runs N] [--json]');
   }
 
   const results: DrainResult[] = [];
-  for (const batch of batches) {
-    for (let run = 0; run < runs; run++) {
-      const result = await drainOnce(orders, batch);
-      results.push(result);
-      if (!values.json) {
-        process.stderr.write(
-          `batch ${batch}: ${result.ordersPerS.toLocaleString('en-US')} orders/s (${result.drainS} s)\n`,
-        );
+  // Runs are interleaved (all settings, then again) so that a burst of load from something
+  // else on the machine does not land on one setting only.
+  for (let run = 0; run < runs; run++) {
+    for (const batch of batches) {
+      for (const concurrency of concurrencies) {
+        const result = await drainOnce(orders, batch, concurrency);
+        results.push(result);
+        if (!values.json) {
+          process.stderr.write(
+            `batch ${batch}, concurrency ${concurrency}: ${result.ordersPerS.toLocaleString('en-US')} orders/s (${result.drainS} s)\n`,
+          );
+        }
       }
     }
   }
@@ -248,8 +268,10 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify({ version: 1, bench: 'drain', results, ok: allOk })}\n`);
   } else {
     const table = new Table({
+      style: { head: [], border: [] },
       head: [
         'batch',
+        'in flight',
         'orders',
         'drain s',
         'orders/s',
@@ -267,6 +289,7 @@ async function main(): Promise<void> {
     for (const r of results) {
       table.push([
         r.batch,
+        r.concurrency,
         r.orders.toLocaleString('en-US'),
         r.drainS,
         r.ordersPerS.toLocaleString('en-US'),

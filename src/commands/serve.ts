@@ -54,7 +54,8 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       min: 1,
     }),
     'demo-auth': Flags.boolean({
-      description: 'mount GET /demo/token?user=<id> for the storefront page at / (signs tokens for anyone: demos only)',
+      description:
+        'mount GET /demo/token?user=<id> for the storefront page at / (signs tokens for anyone: demos only)',
     }),
     'sse-interval': Flags.integer({
       description: 'at most one stock event per client per interval, ms',
