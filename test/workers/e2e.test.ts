@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
-import { readLedger } from '../helpers/ledger.js';
+import { fetchLedger as readLedger } from '../../src/audit/ledger.js';
 import { saleNumbers } from '../helpers/invariants.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
 import { runCli } from '../helpers/cli.js';

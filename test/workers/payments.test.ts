@@ -6,7 +6,7 @@ import { applyReleaseToRedis } from '../../src/sale/release.js';
 import { settleFailed } from '../../src/sale/settle.js';
 import { runCli } from '../helpers/cli.js';
 import { saleNumbers } from '../helpers/invariants.js';
-import { readLedger } from '../helpers/ledger.js';
+import { fetchLedger as readLedger } from '../../src/audit/ledger.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
 import { buy, freshKey, seed, startApi, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';

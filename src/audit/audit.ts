@@ -1,0 +1,234 @@
+import type { Redis } from 'ioredis';
+import type { Pool } from '../db/pool.js';
+import { HOLDING_STATUSES } from '../domain/order-status.js';
+import { parseOrderEntry } from '../domain/order-entry.js';
+import { productKeys, productsKey } from '../redis/keys.js';
+import type { LedgerEntry } from './ledger.js';
+
+// The invariants of DESIGN section 4, checked against PostgreSQL, Redis and the gateway ledger.
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  expected: string;
+  actual: string;
+}
+
+export interface AuditReport {
+  ok: boolean;
+  checks: Check[];
+}
+
+export interface AuditContext {
+  pool: Pool;
+  redis: Redis;
+  keyPrefix: string;
+  /** Every charge the gateway recorded; undefined skips the ledger checks. */
+  ledger?: LedgerEntry[] | undefined;
+}
+
+export interface AuditOptions {
+  /** Only this product (default: every product in PostgreSQL). */
+  productId?: string | undefined;
+  /** An accepted order may take this long to reach PostgreSQL before it counts as lost. */
+  persistGraceMs?: number;
+  /** A pending or needs_reconciliation order untouched this long is stuck. */
+  stuckAfterMs?: number;
+}
+
+const check = (
+  name: string,
+  ok: boolean,
+  expected: string | number,
+  actual: string | number,
+): Check => ({
+  name,
+  ok,
+  expected: String(expected),
+  actual: String(actual),
+});
+
+/** Stream entry ids start with the ms time Redis appended them. */
+const entryTime = (id: string) => Number(id.split('-')[0]);
+
+async function auditProduct(
+  ctx: AuditContext,
+  productId: string,
+  options: Required<Omit<AuditOptions, 'productId'>>,
+): Promise<Check[]> {
+  const keys = productKeys(ctx.keyPrefix, productId);
+  const now = Date.now();
+  const product = (
+    await ctx.pool.query<{ stock_total: number; remaining: number }>(
+      'SELECT stock_total, remaining FROM products WHERE id = $1',
+      [productId],
+    )
+  ).rows[0];
+  if (product === undefined)
+    return [check(`${productId}: product exists`, false, 'a product row', 'none')];
+
+  const [entries, deadLetters, stockText] = await Promise.all([
+    ctx.redis.xrange(keys.orders, '-', '+'),
+    ctx.redis.xlen(keys.deadLetter),
+    ctx.redis.get(keys.stock),
+  ]);
+  const streamed = entries.flatMap(([id, fields]) => {
+    const order = parseOrderEntry(productId, fields);
+    return order === undefined ? [] : [{ entryId: id, order }];
+  });
+  const persisted = new Set(
+    (
+      await ctx.pool.query<{ id: string }>('SELECT id FROM orders WHERE id = ANY($1::uuid[])', [
+        streamed.map((s) => s.order.id),
+      ])
+    ).rows.map((r) => r.id),
+  );
+  const unpersisted = streamed.filter((s) => !persisted.has(s.order.id));
+  const unpersistedUnits = unpersisted.reduce((sum, s) => sum + s.order.qty, 0);
+  const lost = unpersisted.filter((s) => now - entryTime(s.entryId) > options.persistGraceMs);
+
+  const held =
+    (
+      await ctx.pool.query<{ units: number }>(
+        'SELECT coalesce(sum(qty), 0)::int AS units FROM orders WHERE product_id = $1 AND status = ANY($2::text[])',
+        [productId, HOLDING_STATUSES],
+      )
+    ).rows[0]?.units ?? 0;
+  const redisStock = Number(stockText ?? 0);
+  const duplicates =
+    (
+      await ctx.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM (SELECT 1 FROM orders WHERE product_id = $1
+         GROUP BY user_id, idempotency_key HAVING count(*) > 1) d`,
+        [productId],
+      )
+    ).rows[0]?.n ?? 0;
+  const doublePaid =
+    (
+      await ctx.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM (SELECT p.order_id FROM payments p JOIN orders o ON o.id = p.order_id
+         WHERE o.product_id = $1 AND p.outcome = 'paid' GROUP BY p.order_id HAVING count(DISTINCT p.gateway_charge_id) > 1) d`,
+        [productId],
+      )
+    ).rows[0]?.n ?? 0;
+  const stuck =
+    (
+      await ctx.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM orders WHERE product_id = $1
+         AND status IN ('pending', 'needs_reconciliation') AND updated_at < now() - $2 * interval '1 millisecond'`,
+        [productId, options.stuckAfterMs],
+      )
+    ).rows[0]?.n ?? 0;
+  const p = (name: string) => `${productId}: ${name}`;
+  const checks = [
+    check(
+      p('no oversell (held units <= stock)'),
+      held + unpersistedUnits <= product.stock_total,
+      `<= ${product.stock_total}`,
+      held + unpersistedUnits,
+    ),
+    check(
+      p('conservation (Redis stock + live reservations = stock)'),
+      redisStock + held + unpersistedUnits === product.stock_total,
+      product.stock_total,
+      `${redisStock} + ${held} + ${unpersistedUnits} = ${redisStock + held + unpersistedUnits}`,
+    ),
+    check(
+      p('PG stock guard (remaining = stock - held)'),
+      product.remaining === product.stock_total - held,
+      product.stock_total - held,
+      product.remaining,
+    ),
+    check(
+      p('Redis and PG stock agree'),
+      redisStock + unpersistedUnits === product.remaining,
+      product.remaining,
+      `${redisStock} + ${unpersistedUnits} in flight`,
+    ),
+    check(
+      p(`every accepted order in PG within ${options.persistGraceMs / 1000} s`),
+      lost.length === 0,
+      0,
+      lost.length === 0 ? 0 : `${lost.length} missing, e.g. ${lost[0]?.order.id ?? ''}`,
+    ),
+    check(p('no dead-lettered orders'), deadLetters === 0, 0, deadLetters),
+    check(p('one order per (user, idempotency key)'), duplicates === 0, 0, duplicates),
+    check(p('at most one successful charge per order (PG)'), doublePaid === 0, 0, doublePaid),
+    check(p(`no order stuck for ${options.stuckAfterMs / 1000} s`), stuck === 0, 0, stuck),
+  ];
+
+  if (ctx.ledger !== undefined) {
+    const paidOrders = new Set(
+      (
+        await ctx.pool.query<{ id: string }>(
+          "SELECT id FROM orders WHERE product_id = $1 AND status = 'paid'",
+          [productId],
+        )
+      ).rows.map((r) => r.id),
+    );
+    const productOrders = new Set(
+      (
+        await ctx.pool.query<{ id: string }>('SELECT id FROM orders WHERE product_id = $1', [
+          productId,
+        ])
+      ).rows.map((r) => r.id),
+    );
+    const succeeded = ctx.ledger.filter(
+      (c) => c.status === 'succeeded' && productOrders.has(c.orderId),
+    );
+    const chargesPerOrder = new Map<string, number>();
+    for (const c of succeeded)
+      chargesPerOrder.set(c.orderId, (chargesPerOrder.get(c.orderId) ?? 0) + 1);
+    const charged = [...chargesPerOrder.keys()];
+    const twice = [...chargesPerOrder.values()].filter((n) => n > 1).length;
+    const paidNotCharged = [...paidOrders].filter((id) => !chargesPerOrder.has(id)).length;
+    // A charge for an order not (yet) paid is fine only while the order waits for reconcile.
+    const open = new Set(
+      (
+        await ctx.pool.query<{ id: string }>(
+          "SELECT id FROM orders WHERE product_id = $1 AND status IN ('pending', 'needs_reconciliation')",
+          [productId],
+        )
+      ).rows.map((r) => r.id),
+    );
+    const chargedNotPaid = charged.filter((id) => !paidOrders.has(id) && !open.has(id)).length;
+    checks.push(
+      check(p('at most one successful charge per order (gateway)'), twice === 0, 0, twice),
+      check(
+        p('every paid order was charged (gateway agrees)'),
+        paidNotCharged === 0,
+        0,
+        paidNotCharged,
+      ),
+      check(
+        p('every charge belongs to a paid or open order'),
+        chargedNotPaid === 0,
+        0,
+        chargedNotPaid,
+      ),
+    );
+  }
+  return checks;
+}
+
+export async function runAudit(
+  ctx: AuditContext,
+  options: AuditOptions = {},
+): Promise<AuditReport> {
+  const settings = {
+    persistGraceMs: options.persistGraceMs ?? 10_000,
+    stuckAfterMs: options.stuckAfterMs ?? 300_000,
+  };
+  let products: string[];
+  if (options.productId !== undefined) products = [options.productId];
+  else {
+    const fromPg = (
+      await ctx.pool.query<{ id: string }>('SELECT id FROM products ORDER BY id')
+    ).rows.map((r) => r.id);
+    const fromRedis = await ctx.redis.smembers(productsKey(ctx.keyPrefix));
+    products = [...new Set([...fromPg, ...fromRedis])].sort();
+  }
+  const checks: Check[] = [];
+  for (const productId of products) checks.push(...(await auditProduct(ctx, productId, settings)));
+  return { ok: checks.every((c) => c.ok), checks };
+}
