@@ -85,7 +85,7 @@ async function auditProduct(
   );
   const unpersisted = streamed.filter((s) => !persisted.has(s.order.id));
   const unpersistedUnits = unpersisted.reduce((sum, s) => sum + s.order.qty, 0);
-  const lost = unpersisted.filter((s) => now - entryTime(s.entryId) > options.persistGraceMs);
+  const lost = unpersisted.filter((s) => now - entryTime(s.entryId) >= options.persistGraceMs);
 
   const held =
     (
