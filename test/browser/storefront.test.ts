@@ -1,0 +1,105 @@
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintTokens } from '../../src/auth/tokens.js';
+import { buildGateway, listenGateway } from '../../src/gateway/app.js';
+import { startCli, type CliProcess } from '../helpers/process.js';
+import { buy, freshKey, seed, startApi, type RunningApi } from '../helpers/sale.js';
+import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
+
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--headless',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+describe('storefront in a real browser', () => {
+  let s: TestServices;
+  let api: RunningApi;
+  let browser: Browser;
+  const workers: CliProcess[] = [];
+  beforeAll(async () => {
+    s = await useTestServices();
+    api = await startApi(s, { demoAuth: true });
+    // Every charge succeeds, so the order's path to "confirmed" is deterministic.
+    const gateway = buildGateway({
+      seed: 3,
+      speed: 100,
+      rates: { hang: 0, unavailable: 0, rateLimited: 0, declined: 0 },
+    });
+    const gatewayUrl = await listenGateway(gateway, '127.0.0.1', 0);
+    const env = { ...s.env, FSALE_GATEWAY_URL: gatewayUrl };
+    workers.push(
+      startCli(['work', 'orders', '--json'], env),
+      startCli(['work', 'payments', '--json'], env),
+    );
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    return async () => {
+      for (const w of workers) w.child.kill('SIGTERM');
+      await Promise.all(workers.map((w) => w.exited));
+      await gateway.close();
+    };
+  });
+  afterAll(() => browser.close());
+
+  it('shows live stock falling as others buy, and takes a click from queued to confirmed', async () => {
+    await seed(s, { productId: 'web', stock: 50, name: 'Golden ticket', priceCents: 2500 });
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error') errors.push(message.text());
+    });
+    page.on('pageerror', (error) => errors.push(error.message));
+
+    await page.goto(`${api.url}/?product=web&user=alice`);
+    await page.waitForFunction(
+      () => document.getElementById('name')?.textContent === 'Golden ticket',
+    );
+    expect(await page.textContent('#remaining')).toBe('50');
+    expect(await page.textContent('#price')).toBe('$25.00');
+    expect(await page.textContent('#user')).toBe('alice');
+
+    // Ten other shoppers buy through the API: the page's EventSource sees the stock fall.
+    const tokens = mintTokens(
+      TEST_JWT_SECRET,
+      Array.from({ length: 10 }, (_, i) => `other${i}`),
+      600,
+    );
+    await Promise.all(
+      tokens.map((token) => buy(api, { token, productId: 'web', key: freshKey() })),
+    );
+    await page.waitForFunction(() => document.getElementById('remaining')?.textContent === '40');
+
+    await page.click('#buy');
+    await page.waitForFunction(
+      () => document.getElementById('status')?.textContent?.startsWith('Confirmed') === true,
+      undefined,
+      {
+        timeout: 60_000,
+      },
+    );
+    await page.waitForFunction(() => document.getElementById('remaining')?.textContent === '39');
+
+    const { rows } = await s.pool.query<{ status: string }>(
+      "SELECT status FROM orders WHERE product_id = 'web' AND user_id = 'alice'",
+    );
+    expect(rows).toEqual([{ status: 'paid' }]);
+    expect(errors, errors.join('\n')).toEqual([]);
+    await page.close();
+  });
+
+  it('without --demo-auth there is no demo login, and the page says so', async () => {
+    const locked = await startApi(s);
+    const page = await browser.newPage();
+    await page.goto(`${locked.url}/?product=web&user=bob`);
+    await page.waitForFunction(() =>
+      (document.getElementById('status')?.textContent ?? '').includes('--demo-auth'),
+    );
+    expect(await page.isDisabled('#buy')).toBe(true);
+    await page.close();
+  });
+});
