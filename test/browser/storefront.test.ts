@@ -56,12 +56,11 @@ describe('storefront in a real browser', () => {
     page.on('pageerror', (error) => errors.push(error.message));
 
     await page.goto(`${api.url}/?product=web&user=alice`);
-    await page.waitForFunction(
-      () => document.getElementById('name')?.textContent === 'Golden ticket',
-    );
-    expect(await page.textContent('#remaining')).toBe('50');
-    expect(await page.textContent('#price')).toBe('$25.00');
-    expect(await page.textContent('#user')).toBe('alice');
+    const text = (selector: string) => page.textContent(selector);
+    await expect.poll(() => text('#name'), { timeout: 30_000 }).toBe('Golden ticket');
+    expect(await text('#remaining')).toBe('50');
+    expect(await text('#price')).toBe('$25.00');
+    expect(await text('#user')).toBe('alice');
 
     // Ten other shoppers buy through the API: the page's EventSource sees the stock fall.
     const tokens = mintTokens(
@@ -72,17 +71,11 @@ describe('storefront in a real browser', () => {
     await Promise.all(
       tokens.map((token) => buy(api, { token, productId: 'web', key: freshKey() })),
     );
-    await page.waitForFunction(() => document.getElementById('remaining')?.textContent === '40');
+    await expect.poll(() => text('#remaining'), { timeout: 30_000 }).toBe('40');
 
     await page.click('#buy');
-    await page.waitForFunction(
-      () => document.getElementById('status')?.textContent?.startsWith('Confirmed') === true,
-      undefined,
-      {
-        timeout: 60_000,
-      },
-    );
-    await page.waitForFunction(() => document.getElementById('remaining')?.textContent === '39');
+    await expect.poll(() => text('#status'), { timeout: 60_000 }).toMatch(/^Confirmed/);
+    await expect.poll(() => text('#remaining'), { timeout: 30_000 }).toBe('39');
 
     const { rows } = await s.pool.query<{ status: string }>(
       "SELECT status FROM orders WHERE product_id = 'web' AND user_id = 'alice'",
@@ -96,9 +89,9 @@ describe('storefront in a real browser', () => {
     const locked = await startApi(s);
     const page = await browser.newPage();
     await page.goto(`${locked.url}/?product=web&user=bob`);
-    await page.waitForFunction(() =>
-      (document.getElementById('status')?.textContent ?? '').includes('--demo-auth'),
-    );
+    await expect
+      .poll(() => page.textContent('#status'), { timeout: 30_000 })
+      .toContain('--demo-auth');
     expect(await page.isDisabled('#buy')).toBe(true);
     await page.close();
   });
