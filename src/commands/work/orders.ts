@@ -1,0 +1,190 @@
+import { Flags } from '@oclif/core';
+import { FsaleCommand, serviceFlags } from '../../cli/base.js';
+import { connectPostgres } from '../../db/pool.js';
+import { connectRedis } from '../../redis/client.js';
+import { ORDER_GROUP } from '../../redis/keys.js';
+import {
+  defaultConsumerName,
+  ORDER_WORKER_DEFAULTS,
+  orderWorkerFault,
+  startOrderWorker,
+  type OrderWorker,
+  type OrderWorkerStats,
+} from '../../workers/orders.js';
+
+export interface OrderWorkerReport extends OrderWorkerStats {
+  ts: string;
+  event: 'status' | 'stopped';
+  /** Orders persisted per second since the previous line. */
+  rate: number;
+}
+
+export default class WorkOrders extends FsaleCommand {
+  static override summary = 'Persist accepted orders from the Redis streams into PostgreSQL.';
+  static override description = `Consumes every product's order stream in the consumer group "${ORDER_GROUP}" and writes each batch in one PostgreSQL transaction (insert ON CONFLICT DO NOTHING, then the stock guard), then acknowledges it: a crash at any point redelivers, and a redelivery changes nothing. Entries left pending by a dead worker are taken over after --claim-idle-ms. Unparseable entries, and entries delivered more than --max-deliveries times, go to the product's dead-letter stream (reported by \`fsale audit\`), never dropped. Orders are stored as 'pending': the payment worker's queue.
+
+Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand and exits 0 (a second signal exits at once; the unacknowledged batch is redelivered). Redis or PostgreSQL outages are logged on stderr and retried with backoff. Prints a status line every --status-interval-ms: JSON lines when stdout is not a terminal or with --json.`;
+  static override examples = [
+    '<%= config.bin %> work orders',
+    '<%= config.bin %> work orders --batch 1000 --consumer orders-1 --json',
+    '<%= config.bin %> work orders --claim-idle-ms 10000 --max-deliveries 3',
+  ];
+  static override enableJsonFlag = true;
+  static override flags = {
+    ...serviceFlags,
+    batch: Flags.integer({
+      description: 'entries read per stream per batch (one PG transaction per batch)',
+      default: ORDER_WORKER_DEFAULTS.batch,
+      min: 1,
+      max: 10_000,
+    }),
+    concurrency: Flags.integer({
+      description: 'batches in flight at once (read and insert the next while one commits)',
+      default: ORDER_WORKER_DEFAULTS.concurrency,
+      min: 1,
+      max: 16,
+    }),
+    'block-ms': Flags.integer({
+      description: 'how long one read waits for new orders (bounds shutdown time when idle)',
+      default: ORDER_WORKER_DEFAULTS.blockMs,
+      min: 1,
+    }),
+    consumer: Flags.string({
+      description: 'consumer name in the group, unique per process [default: <hostname>-<pid>]',
+    }),
+    'claim-idle-ms': Flags.integer({
+      description: "take over other consumers' entries pending longer than this",
+      default: ORDER_WORKER_DEFAULTS.claimIdleMs,
+      min: 1,
+    }),
+    'max-deliveries': Flags.integer({
+      description: 'dead-letter an entry delivered more often than this',
+      default: ORDER_WORKER_DEFAULTS.maxDeliveries,
+      min: 1,
+    }),
+    'status-interval-ms': Flags.integer({
+      description: 'how often a status line is printed',
+      default: 1_000,
+      min: 10,
+    }),
+  };
+
+  // One compact line, so that --json output is a stream of JSON lines (status lines, then this).
+  protected override logJson(json: unknown): void {
+    process.stdout.write(`${JSON.stringify(json)}\n`);
+  }
+
+  async run(): Promise<OrderWorkerReport> {
+    const { flags } = await this.parse(WorkOrders);
+    const config = this.settings(flags);
+    const jsonLines = this.jsonEnabled() || !process.stdout.isTTY;
+    const consumer = flags.consumer ?? defaultConsumerName();
+    const log = (line: string) => process.stderr.write(`fsale work orders: ${line}\n`);
+
+    const pool = await connectPostgres(config.databaseUrl, {
+      max: flags.concurrency + 1,
+      applicationName: 'fsale work orders',
+    });
+    const redis = await connectRedis(config.redisUrl, {
+      name: 'fsale-work-orders',
+      persistent: true,
+    }).catch(async (error: unknown) => {
+      await pool.end();
+      throw error;
+    });
+
+    let worker: OrderWorker;
+    try {
+      worker = startOrderWorker(
+        { pool, redis, keyPrefix: config.keyPrefix, log },
+        {
+          consumer,
+          batch: flags.batch,
+          concurrency: flags.concurrency,
+          blockMs: flags['block-ms'],
+          claimIdleMs: flags['claim-idle-ms'],
+          maxDeliveries: flags['max-deliveries'],
+          // Test-only crash point (see OrderWorkerFault); unset in production.
+          fault: orderWorkerFault(process.env.FSALE_FAULT),
+        },
+      );
+    } catch (error) {
+      redis.disconnect();
+      await pool.end();
+      throw error;
+    }
+
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals += 1;
+      if (signals > 1) {
+        log(`${signal} again: exiting now; the batch in hand stays pending and is redelivered`);
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      }
+      log(`${signal}: stopping after the batch in hand`);
+      void worker.stop();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+
+    let previous = { at: performance.now(), persisted: 0 };
+    const report = (event: OrderWorkerReport['event']): OrderWorkerReport => {
+      const stats = worker.stats();
+      const now = performance.now();
+      const seconds = (now - previous.at) / 1000;
+      const rate = seconds > 0 ? Math.round((stats.persisted - previous.persisted) / seconds) : 0;
+      previous = { at: now, persisted: stats.persisted };
+      return { ts: new Date().toISOString(), event, rate, ...stats };
+    };
+    const print = (line: OrderWorkerReport) => {
+      if (jsonLines) process.stdout.write(`${JSON.stringify(line)}\n`);
+      else process.stdout.write(`${humanLine(line)}\n`);
+    };
+
+    if (jsonLines) {
+      process.stdout.write(
+        `${JSON.stringify({
+          ts: new Date().toISOString(),
+          event: 'started',
+          consumer,
+          keyPrefix: config.keyPrefix,
+          batch: flags.batch,
+          concurrency: flags.concurrency,
+          claimIdleMs: flags['claim-idle-ms'],
+          maxDeliveries: flags['max-deliveries'],
+        })}\n`,
+      );
+    } else {
+      process.stdout.write(`consuming orders as ${consumer} (Ctrl-C to stop)\n`);
+    }
+    const timer = setInterval(() => print(report('status')), flags['status-interval-ms']);
+
+    try {
+      await worker.done;
+    } finally {
+      clearInterval(timer);
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      redis.disconnect();
+      await pool.end();
+    }
+    const final = report('stopped');
+    // With --json oclif prints the returned value (through logJson above).
+    if (!this.jsonEnabled()) print(final);
+    return final;
+  }
+}
+
+function humanLine(line: OrderWorkerReport): string {
+  const n = (value: number) => value.toLocaleString('en-US');
+  return [
+    `${line.event === 'stopped' ? 'stopped:' : ''} persisted ${n(line.persisted)}`.trim() +
+      (line.event === 'status' ? ` (+${n(line.rate)}/s)` : ''),
+    `batches ${n(line.batches)}`,
+    `p99 batch ${line.batchP99Ms} ms`,
+    `lag ${n(line.lagMs)} ms`,
+    `dead-lettered ${n(line.deadLettered)}`,
+    `claimed ${n(line.claimed)}`,
+    `duplicates ${n(line.duplicates)}`,
+  ].join(' · ');
+}

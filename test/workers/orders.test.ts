@@ -1,0 +1,412 @@
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Pool } from '../../src/db/pool.js';
+import { connectPostgres } from '../../src/db/pool.js';
+import { connectRedis } from '../../src/redis/client.js';
+import { ORDER_GROUP, productKeys } from '../../src/redis/keys.js';
+import { parseDeadLetter, type DeadLetter } from '../../src/workers/dead-letter.js';
+import {
+  startOrderWorker,
+  type OrderWorker,
+  type OrderWorkerOptions,
+} from '../../src/workers/orders.js';
+import { parseReadReply } from '../../src/workers/stream-replies.js';
+import { useTestServices, type TestServices } from '../helpers/services.js';
+import {
+  appendOrders,
+  buyers,
+  killStrayWorkers,
+  persistedIds,
+  productState,
+  seed,
+  startWorkerProcess,
+  stopWorkerProcess,
+  uuidv7,
+  waitUntil,
+} from './order-stream.js';
+import { startTcpProxy, throughProxy } from './tcp-proxy.js';
+
+let s: TestServices;
+beforeAll(async () => {
+  s = await useTestServices();
+});
+afterEach(killStrayWorkers);
+
+async function deadLetters(productId: string): Promise<DeadLetter[]> {
+  const entries = await s.redis.xrange(productKeys(s.keyPrefix, productId).deadLetter, '-', '+');
+  return entries.map(([, fields]) => {
+    const letter = parseDeadLetter(fields);
+    if (letter === undefined) throw new Error(`not a dead letter: ${fields.join(' ')}`);
+    return letter;
+  });
+}
+
+/** The worker in this process, on a Redis connection of its own, logging into an array. */
+async function inProcessWorker(
+  options: OrderWorkerOptions = {},
+  connections: { redisUrl?: string; pool?: Pool } = {},
+) {
+  const redis = await connectRedis(connections.redisUrl ?? s.redisUrl, { persistent: true });
+  const log: string[] = [];
+  const worker: OrderWorker = startOrderWorker(
+    { pool: connections.pool ?? s.pool, redis, keyPrefix: s.keyPrefix, log: (l) => log.push(l) },
+    { blockMs: 100, claimIdleMs: 500, ...options },
+  );
+  return {
+    worker,
+    log,
+    stop: async () => {
+      await worker.stop();
+      redis.disconnect();
+    },
+  };
+}
+
+async function settled(productIds: string[], rows: number): Promise<void> {
+  await waitUntil(`${rows} orders persisted and acknowledged`, async () => {
+    const states = await Promise.all(productIds.map((id) => productState(s, id)));
+    return (
+      states.reduce((n, st) => n + st.rows, 0) === rows && states.every((st) => st.pending === 0)
+    );
+  });
+}
+
+describe('fsale work orders', () => {
+  it('persists every order of two products exactly once, takes their stock, acknowledges them', async () => {
+    await seed(s, 'twin-a', 500);
+    await seed(s, 'twin-b', 500);
+    const a = await appendOrders(s, 'twin-a', buyers('a', 230));
+    const b = await appendOrders(s, 'twin-b', [...buyers('b', 100), ...buyers('bulk', 50, 3)]);
+
+    const worker = startWorkerProcess(s, ['--batch', '40', '--block-ms', '100']);
+    await settled(['twin-a', 'twin-b'], 380);
+    const last = await stopWorkerProcess(worker);
+
+    expect(await productState(s, 'twin-a')).toEqual({
+      rows: 230,
+      distinctIds: 230,
+      unitsPersisted: 230,
+      remaining: 270,
+      redisStock: 270,
+      pending: 0,
+      deadLetters: 0,
+    });
+    expect(await productState(s, 'twin-b')).toEqual({
+      rows: 150,
+      distinctIds: 150,
+      unitsPersisted: 250,
+      remaining: 250,
+      redisStock: 250,
+      pending: 0,
+      deadLetters: 0,
+    });
+    expect(await persistedIds(s, 'twin-a')).toEqual(new Set(a));
+    expect(await persistedIds(s, 'twin-b')).toEqual(new Set(b));
+    expect(last).toMatchObject({ persisted: 380, duplicates: 0, deadLettered: 0 });
+
+    const row = await s.pool.query<{ status: string; user_id: string; qty: number }>(
+      'SELECT status, user_id, qty FROM orders WHERE id = $1',
+      [b.at(-1)],
+    );
+    expect(row.rows[0]).toEqual({ status: 'pending', user_id: 'bulk-49', qty: 3 });
+
+    const status = worker.lines.find((line) => line.event === 'status');
+    expect(Object.keys(status ?? {})).toEqual(
+      expect.arrayContaining(['ts', 'persisted', 'batches', 'deadLettered', 'claimed', 'lagMs']),
+    );
+  });
+
+  it('a redelivered batch changes nothing: no second row, stock taken once', async () => {
+    await seed(s, 'again', 50);
+    const ids = await appendOrders(s, 'again', buyers('again', 20));
+    const first = await inProcessWorker();
+    await settled(['again'], 20);
+    await first.stop();
+
+    // Everything delivered again, as after a crash between COMMIT and XACK.
+    await s.redis.xgroup('SETID', productKeys(s.keyPrefix, 'again').orders, ORDER_GROUP, '0');
+    const second = await inProcessWorker();
+    await waitUntil('redelivery handled', async () => second.worker.stats().duplicates === 20);
+    await second.stop();
+
+    expect(second.worker.stats()).toMatchObject({ persisted: 0, duplicates: 20, deadLettered: 0 });
+    expect(await productState(s, 'again')).toMatchObject({
+      rows: 20,
+      distinctIds: 20,
+      remaining: 30,
+      pending: 0,
+    });
+    expect(await persistedIds(s, 'again')).toEqual(new Set(ids));
+  });
+
+  it.each(['after-commit', 'before-commit'] as const)(
+    'a worker SIGKILLed %s loses and duplicates nothing once another takes over',
+    async (point) => {
+      const [p1, p2] = [`kill-${point}-1`, `kill-${point}-2`];
+      await seed(s, p1, 100);
+      await seed(s, p2, 100);
+      const ids1 = await appendOrders(s, p1, [...buyers('k1', 40), ...buyers('k1x', 10, 2)]);
+      const ids2 = await appendOrders(s, p2, buyers('k2', 40));
+
+      const doomed = startWorkerProcess(s, ['--batch', '10', '--consumer', `doomed-${point}`], {
+        FSALE_FAULT: `orders:${point}`,
+      });
+      expect((await doomed.exited).signal).toBe('SIGKILL');
+
+      const [mid1, mid2] = await Promise.all([productState(s, p1), productState(s, p2)]);
+      const committed = mid1.rows + mid2.rows;
+      const pending = mid1.pending + mid2.pending;
+      // Nothing was acknowledged; after COMMIT the first batch is in PG, before COMMIT nothing.
+      if (point === 'after-commit') expect(committed).toBeGreaterThan(0);
+      else expect(committed).toBe(0);
+      expect(pending).toBeGreaterThanOrEqual(Math.max(committed, 1));
+
+      const rescuer = startWorkerProcess(s, [
+        '--batch',
+        '10',
+        '--consumer',
+        `rescuer-${point}`,
+        '--claim-idle-ms',
+        '300',
+        '--block-ms',
+        '100',
+      ]);
+      await settled([p1, p2], 90);
+      const last = await stopWorkerProcess(rescuer);
+
+      expect(last.claimed).toBe(pending);
+      expect(last.duplicates).toBe(committed);
+      expect(last.persisted).toBe(90 - committed);
+      expect(await productState(s, p1)).toEqual({
+        rows: 50,
+        distinctIds: 50,
+        unitsPersisted: 60,
+        remaining: 40,
+        redisStock: 40,
+        pending: 0,
+        deadLetters: 0,
+      });
+      expect(await productState(s, p2)).toMatchObject({
+        rows: 40,
+        distinctIds: 40,
+        remaining: 60,
+        redisStock: 60,
+        pending: 0,
+      });
+      expect(await persistedIds(s, p1)).toEqual(new Set(ids1));
+      expect(await persistedIds(s, p2)).toEqual(new Set(ids2));
+    },
+  );
+
+  it('dead-letters an unparseable entry at once and an entry delivered too often, and keeps going', async () => {
+    await seed(s, 'poison', 100);
+    const keys = productKeys(s.keyPrefix, 'poison');
+    // An order some consumer keeps failing on: delivered 5 times already, idle for a minute.
+    const [cursed] = await appendOrders(s, 'poison', [{ user: 'cursed' }]);
+    const read = parseReadReply(
+      await s.redis.xreadgroup(
+        'GROUP',
+        ORDER_GROUP,
+        'ghost',
+        'COUNT',
+        1,
+        'STREAMS',
+        keys.orders,
+        '>',
+      ),
+    );
+    const cursedEntry = read[0]?.entries[0]?.id ?? '';
+    await s.redis.xclaim(
+      keys.orders,
+      ORDER_GROUP,
+      'ghost',
+      0,
+      cursedEntry,
+      'IDLE',
+      60_000,
+      'RETRYCOUNT',
+      5,
+    );
+
+    const before = await appendOrders(s, 'poison', buyers('before', 5));
+    const poisonEntry = await s.redis.xadd(keys.orders, '*', 'id', 'not-a-uuid', 'qty', 'many');
+    const after = await appendOrders(s, 'poison', buyers('after', 5));
+
+    const worker = startWorkerProcess(s, [
+      '--max-deliveries',
+      '5',
+      '--claim-idle-ms',
+      '1000',
+      '--block-ms',
+      '100',
+    ]);
+    await waitUntil('poison handled', async () => {
+      const st = await productState(s, 'poison');
+      return st.rows === 10 && st.deadLetters === 2 && st.pending === 0;
+    });
+    // ... and the worker keeps persisting what comes next.
+    const later = await appendOrders(s, 'poison', buyers('later', 5));
+    await settled(['poison'], 15);
+    const last = await stopWorkerProcess(worker);
+
+    expect(await persistedIds(s, 'poison')).toEqual(new Set([...before, ...after, ...later]));
+    expect(last).toMatchObject({ persisted: 15, deadLettered: 2 });
+    const letters = await deadLetters('poison');
+    expect(letters).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          origin: cursedEntry,
+          reason: 'max_deliveries',
+          deliveries: 6,
+          fields: expect.arrayContaining(['id', cursed]) as unknown,
+        }),
+        expect.objectContaining({
+          origin: poisonEntry,
+          reason: 'unparseable',
+          fields: ['id', 'not-a-uuid', 'qty', 'many'],
+        }),
+      ]),
+    );
+    expect(worker.stderr()).toContain('dead-lettered');
+  });
+
+  it('SIGTERM commits and acknowledges the batch in hand, then exits 0', async () => {
+    await seed(s, 'busy', 100_000);
+    const keys = productKeys(s.keyPrefix, 'busy');
+    const worker = startWorkerProcess(s, ['--batch', '50', '--block-ms', '100']);
+    const production = { on: true };
+    let appended = 0;
+    const producer = (async () => {
+      while (production.on) {
+        appended += (await appendOrders(s, 'busy', buyers(`busy${appended}`, 50))).length;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+    await worker.waitForLine((line) => line.persisted >= 500);
+    const last = await stopWorkerProcess(worker);
+    production.on = false;
+    await producer;
+
+    const group = (await s.redis.xinfo('GROUPS', keys.orders)) as unknown[][];
+    const info = new Map<unknown, unknown>();
+    const fields = group[0] ?? [];
+    for (let i = 0; i + 1 < fields.length; i += 2) info.set(fields[i], fields[i + 1]);
+    const lastDelivered = String(info.get('last-delivered-id'));
+    const delivered = await s.redis.xrange(keys.orders, '-', lastDelivered);
+    const state = await productState(s, 'busy');
+
+    expect(state.pending).toBe(0);
+    expect(state.rows).toBe(delivered.length);
+    expect(state.rows).toBe(last.persisted);
+    expect(state.distinctIds).toBe(state.rows);
+    expect(appended).toBeGreaterThan(state.rows); // it stopped with orders still to come
+  });
+
+  it('dead-letters only the orders the PG stock guard refuses, one by one, and persists the rest', async () => {
+    await seed(s, 'guarded', 10);
+    // PostgreSQL holds less than Redis sold: an invariant violation the guard must catch.
+    await s.pool.query('UPDATE products SET remaining = 3 WHERE id = $1', ['guarded']);
+    const ids = await appendOrders(s, 'guarded', buyers('g', 6));
+    const w = await inProcessWorker();
+    await settled(['guarded'], 3);
+    await waitUntil(
+      'dead letters',
+      async () => (await productState(s, 'guarded')).deadLetters === 3,
+    );
+    await w.stop();
+
+    expect(await productState(s, 'guarded')).toMatchObject({ rows: 3, remaining: 0, pending: 0 });
+    expect(await persistedIds(s, 'guarded')).toEqual(new Set(ids.slice(0, 3)));
+    const letters = await deadLetters('guarded');
+    expect(letters.map((l) => l.reason)).toEqual(['stock_guard', 'stock_guard', 'stock_guard']);
+    expect(letters.map((l) => l.fields?.[1])).toEqual(ids.slice(3));
+    expect(w.log.join('\n')).toContain('one by one');
+  });
+
+  it('skips a row whose idempotency key another order holds (dead-lettered) and a repeated id', async () => {
+    await seed(s, 'dupkey', 10);
+    const first = uuidv7();
+    const twin = uuidv7();
+    const repeated = uuidv7();
+    await appendOrders(s, 'dupkey', [
+      { id: first, user: 'u1', key: 'same' },
+      { id: twin, user: 'u1', key: 'same' },
+      { id: repeated, user: 'u2' },
+      { id: repeated, user: 'u2', key: `key-${repeated}` },
+    ]);
+    const w = await inProcessWorker();
+    await waitUntil('handled', async () => {
+      const st = await productState(s, 'dupkey');
+      return st.pending === 0 && st.deadLetters === 1;
+    });
+    await w.stop();
+
+    expect(await persistedIds(s, 'dupkey')).toEqual(new Set([first, repeated]));
+    expect(await productState(s, 'dupkey')).toMatchObject({ rows: 2, remaining: 8 });
+    const [letter] = await deadLetters('dupkey');
+    expect(letter).toMatchObject({ reason: 'idempotency_conflict' });
+    expect(letter?.detail).toContain(first);
+    expect(letter?.fields?.[1]).toBe(twin);
+    expect(w.worker.stats()).toMatchObject({ persisted: 2, duplicates: 1, deadLettered: 1 });
+  });
+
+  it('picks up a product seeded while it runs', async () => {
+    const w = await inProcessWorker({ productsRefreshMs: 100 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await seed(s, 'latecomer', 10);
+    await appendOrders(s, 'latecomer', buyers('late', 4));
+    await settled(['latecomer'], 4);
+    await w.stop();
+    expect(await productState(s, 'latecomer')).toMatchObject({ remaining: 6, pending: 0 });
+  });
+
+  it('rides out a PostgreSQL outage: nothing acknowledged until committed, no crash', async () => {
+    await seed(s, 'pg-outage', 100);
+    const proxy = await startTcpProxy('127.0.0.1', Number(new URL(s.databaseUrl).port || 5432));
+    const pool = await connectPostgres(throughProxy(s.databaseUrl, proxy), { max: 3 });
+    const w = await inProcessWorker({}, { pool });
+    try {
+      await appendOrders(s, 'pg-outage', buyers('pre', 5));
+      await settled(['pg-outage'], 5);
+
+      await proxy.cut();
+      await appendOrders(s, 'pg-outage', buyers('during', 10));
+      await waitUntil('retries', async () => w.worker.stats().retries >= 2);
+      const during = await productState(s, 'pg-outage');
+      expect(during.rows).toBe(5);
+      expect(during.pending).toBe(10); // delivered, held, not acknowledged
+
+      await proxy.restore();
+      await settled(['pg-outage'], 15);
+    } finally {
+      await w.stop();
+      await pool.end();
+      await proxy.close();
+    }
+    expect(await productState(s, 'pg-outage')).toMatchObject({ rows: 15, remaining: 85 });
+    expect(w.log.filter((l) => l.startsWith('PostgreSQL error')).length).toBeLessThanOrEqual(2);
+    expect(w.log.some((l) => l.startsWith('PostgreSQL recovered'))).toBe(true);
+  });
+
+  it('rides out a Redis outage and resumes where it was', async () => {
+    await seed(s, 'redis-outage', 100);
+    const proxy = await startTcpProxy('127.0.0.1', Number(new URL(s.redisUrl).port || 6379));
+    const w = await inProcessWorker({}, { redisUrl: throughProxy(s.redisUrl, proxy) });
+    try {
+      await appendOrders(s, 'redis-outage', buyers('pre', 5));
+      await settled(['redis-outage'], 5);
+
+      await proxy.cut();
+      await appendOrders(s, 'redis-outage', buyers('during', 10));
+      await waitUntil('retries', async () => w.worker.stats().retries >= 2);
+      expect((await productState(s, 'redis-outage')).rows).toBe(5);
+
+      await proxy.restore();
+      await settled(['redis-outage'], 15);
+    } finally {
+      await w.stop();
+      await proxy.close();
+    }
+    expect(await productState(s, 'redis-outage')).toMatchObject({ rows: 15, remaining: 85 });
+    expect(w.log.some((l) => l.startsWith('Redis recovered'))).toBe(true);
+  });
+});
