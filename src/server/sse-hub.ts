@@ -26,7 +26,7 @@ interface Client {
   res: ServerResponse;
   topic: string;
   /** The latest event the socket had no room for; sent when it drains. */
-  pending: string | undefined;
+  pending: Buffer | undefined;
   stalledSince: number | undefined;
 }
 
@@ -123,7 +123,7 @@ export class SseHub {
     }
   }
 
-  private send(client: Client, event: string, now: number): void {
+  private send(client: Client, event: Buffer, now: number): void {
     if (client.res.writableNeedDrain) {
       client.pending = event;
       client.stalledSince ??= now;
@@ -139,16 +139,18 @@ export class SseHub {
     if (this.dirty.size === 0) return this.dropStalled();
     const now = Date.now();
     for (const topic of this.dirty) {
-      const event = this.latest.get(topic);
+      const encoded = this.latest.get(topic);
       const set = this.topics.get(topic);
-      if (event === undefined || set === undefined) continue;
+      if (encoded === undefined || set === undefined) continue;
+      // Encoded once for all its clients, not once per socket write.
+      const event = Buffer.from(encoded);
       for (const client of set) this.send(client, event, now);
     }
     this.dirty.clear();
   }
 
   private heartbeat(): void {
-    const beat = encodeComment('hb');
+    const beat = Buffer.from(encodeComment('hb'));
     const now = Date.now();
     for (const set of this.topics.values()) {
       for (const client of set) {

@@ -1,0 +1,168 @@
+// bench/sse.ts — N SSE clients on ONE API process (clients in separate processes), a stock
+// change published every 10 ms for 10 s: the lag from PUBLISH to receipt (p50/p99), memory
+// per client, and events delivered per second. Usage:
+//   npm run bench:sse [-- --clients 10000 --processes 4 --duration 10 --json]
+import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { migrate } from '../src/db/migrate.js';
+import { connectPostgres } from '../src/db/pool.js';
+import { connectRedis, deleteMatching } from '../src/redis/client.js';
+import { productKeys } from '../src/redis/keys.js';
+import { seedProduct } from '../src/sale/seed.js';
+import { dropDatabaseIfOurs, machine, printTable, startServer } from './lib.js';
+
+const { values: args } = parseArgs({
+  options: {
+    clients: { type: 'string', default: '10000' },
+    processes: { type: 'string', default: '4' },
+    duration: { type: 'string', default: '10' },
+    'every-ms': { type: 'string', default: '10' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const clients = Number(args.clients);
+const processes = Number(args.processes);
+const durationMs = Number(args.duration) * 1000;
+const everyMs = Number(args['every-ms']);
+const log = (line: string) => (args.json ? process.stderr.write(line + '\n') : console.log(line));
+
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const serverUrl = new URL(
+  process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+);
+const run = randomBytes(4).toString('hex');
+serverUrl.pathname = `/fsale_bench_${run}`;
+const databaseUrl = serverUrl.toString();
+const keyPrefix = `bench_${run}`;
+const START = 1_000_000;
+
+await migrate(databaseUrl);
+const pool = await connectPostgres(databaseUrl);
+const redis = await connectRedis(redisUrl);
+await seedProduct({ pool, redis, keyPrefix }, { productId: 'live', stock: START });
+const root = fileURLToPath(new URL('..', import.meta.url));
+const rss = (pid: number) =>
+  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+
+const api = await startServer(
+  process.execPath,
+  [`${root}bin/run.js`, 'serve', '--port', '0', '--sse-max-clients', String(clients + 100)],
+  {
+    ...process.env,
+    REDIS_URL: redisUrl,
+    DATABASE_URL: databaseUrl,
+    FSALE_KEY_PREFIX: keyPrefix,
+    FSALE_JWT_SECRET: randomBytes(24).toString('hex'),
+  },
+);
+const apiPid = api.child.pid ?? 0;
+try {
+  await new Promise((r) => setTimeout(r, 500));
+  const rssBefore = rss(apiPid);
+  log(`opening ${clients} SSE clients from ${processes} processes`);
+  const children = Array.from({ length: processes }, (_, i) => {
+    const n = Math.floor(clients / processes) + (i < clients % processes ? 1 : 0);
+    return fork(`${root}bench/sse-clients.ts`, [`${api.url}/stock/live/stream`, String(n)], {
+      execArgv: ['--import', 'tsx'],
+    });
+  });
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve, reject) => {
+          child.on('message', (m: { type: string; message?: string }) => {
+            if (m.type === 'connected') resolve();
+            if (m.type === 'error') reject(new Error(m.message));
+          });
+          child.once('exit', (code) => reject(new Error(`SSE client process exited with ${code}`)));
+        }),
+    ),
+  );
+  await new Promise((r) => setTimeout(r, 1000));
+  const rssAfter = rss(apiPid);
+  log(`all connected; publishing a change every ${everyMs} ms for ${durationMs / 1000} s`);
+
+  const published: [number, number][] = [];
+  const channel = productKeys(keyPrefix, 'live').stockChannel;
+  let remaining = START;
+  const started = performance.now();
+  while (performance.now() - started < durationMs) {
+    remaining -= 1;
+    published.push([remaining, performance.timeOrigin + performance.now()]);
+    await redis.publish(channel, String(remaining));
+    const next = started + published.length * everyMs;
+    await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
+  }
+  await new Promise((r) => setTimeout(r, 1000)); // let the last coalesced events arrive
+  const reports = await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<{ lags: number[]; events: number; connected: number }>((resolve) => {
+          child.on(
+            'message',
+            (m: { type: string; lags: number[]; events: number; connected: number }) => {
+              if (m.type === 'report') resolve(m);
+            },
+          );
+          child.send({ type: 'report', published });
+        }),
+    ),
+  );
+  const lags = reports.flatMap((r) => r.lags).sort((a, b) => a - b);
+  const pct = (p: number) =>
+    +(lags[Math.min(lags.length - 1, Math.floor((p / 100) * lags.length))] ?? NaN).toFixed(1);
+  const events = reports.reduce((sum, r) => sum + r.events, 0);
+  const summary = {
+    benchmark: 'sse',
+    machine: await machine(
+      redisUrl,
+      process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    ),
+    clients: reports.reduce((sum, r) => sum + r.connected, 0),
+    changes: published.length,
+    everyMs,
+    lagMs: { p50: pct(50), p90: pct(90), p99: pct(99), max: +(lags.at(-1) ?? NaN).toFixed(1) },
+    eventsPerSecond: Math.round(events / (durationMs / 1000)),
+    memoryPerClientKiB: +((rssAfter - rssBefore) / clients / 1024).toFixed(1),
+    apiRssMiB: Math.round(rssAfter / 2 ** 20),
+    target: { p99LagMs: 250 },
+  };
+  if (args.json) console.log(JSON.stringify(summary, null, 2));
+  else {
+    printTable(
+      [
+        'clients',
+        'changes',
+        'lag p50 ms',
+        'lag p99 ms',
+        'lag max ms',
+        'events/s',
+        'KiB/client',
+        'API RSS MiB',
+      ],
+      [
+        [
+          summary.clients,
+          summary.changes,
+          summary.lagMs.p50,
+          summary.lagMs.p99,
+          summary.lagMs.max,
+          summary.eventsPerSecond,
+          summary.memoryPerClientKiB,
+          summary.apiRssMiB,
+        ],
+      ],
+    );
+    console.log(`p99 lag ${summary.lagMs.p99} ms (target <= 250 ms)`);
+  }
+  for (const child of children) child.kill();
+} finally {
+  await api.stop();
+  await deleteMatching(redis, `${keyPrefix}:*`);
+  redis.disconnect();
+  await pool.end();
+  await dropDatabaseIfOurs(databaseUrl, 'fsale_bench_');
+}
