@@ -12,6 +12,8 @@ export interface LongRunningOptions<S extends object> {
   stop: () => Promise<void>;
   /** Resolves if the work ends by itself (e.g. `reconcile --once`). */
   done?: Promise<void>;
+  /** Print a final 'stopped' line (off when oclif's --json prints the returned status). */
+  printFinal: boolean;
 }
 
 export function printStatus<S extends object>(
@@ -55,6 +57,6 @@ export async function runUntilStopped<S extends object>(
   clearInterval(timer);
   await stopping;
   const final = options.status();
-  printStatus(options.jsonLines, 'stopped', final, options.human);
+  if (options.printFinal) printStatus(options.jsonLines, 'stopped', final, options.human);
   return final;
 }

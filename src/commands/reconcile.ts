@@ -114,6 +114,7 @@ buys accepted during a rebuild would be overwritten.`;
       })();
       return await runUntilStopped({
         name: 'fsale reconcile',
+        printFinal: !this.jsonEnabled(),
         jsonLines,
         intervalMs: flags.interval,
         status: () => ({ ...totals }),

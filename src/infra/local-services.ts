@@ -3,9 +3,9 @@
 // in a directory we own, so stopping it never touches anything we did not start.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { chown, mkdir, writeFile } from 'node:fs/promises';
+import { chown, mkdir, stat, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -155,6 +155,14 @@ export async function startPostgresServer(options: PostgresServerOptions): Promi
       : [command, args];
   await mkdir(options.dataDir, { recursive: true });
   if (asRoot) {
+    // The postgres user must be able to walk down to its data directory.
+    for (let dir = dirname(resolve(options.dataDir)); dir !== dirname(dir); dir = dirname(dir)) {
+      if (((await stat(dir)).mode & 0o001) === 0) {
+        throw new Error(
+          `postgres runs as the postgres user, which cannot enter ${dir}: chmod o+x it or choose another data directory`,
+        );
+      }
+    }
     const { stdout } = await run('id', ['-u', 'postgres']);
     const { stdout: gid } = await run('id', ['-g', 'postgres']);
     await chown(options.dataDir, Number(stdout.trim()), Number(gid.trim()));

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Redis } from 'ioredis';
 import { toOrderRecord, type OrderRecord } from '../db/orders.js';
 import type { Pool } from '../db/pool.js';
@@ -68,11 +69,15 @@ interface Job extends OrderRecord {
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    const wake = () => {
       clearTimeout(timer);
       resolve();
-    });
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', wake);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', wake, { once: true });
   });
 
 /**
@@ -101,6 +106,8 @@ export function startPaymentWorker(
   };
   const running = new Map<string, Promise<void>>();
   const abort = new AbortController();
+  // Every in-flight charge listens to it (via AbortSignal.any): up to `concurrency` at once.
+  setMaxListeners(0, abort.signal);
   let stopping = false;
 
   async function claim(limit: number): Promise<Job[]> {

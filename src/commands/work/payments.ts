@@ -91,6 +91,7 @@ handed back. Status every --status-interval-ms: JSON lines off a terminal or wit
     try {
       return await runUntilStopped({
         name: 'fsale work payments',
+        printFinal: !this.jsonEnabled(),
         jsonLines: this.jsonEnabled() || !process.stdout.isTTY,
         intervalMs: flags['status-interval-ms'],
         status: () => ({ ...worker.stats }),

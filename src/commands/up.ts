@@ -1,0 +1,107 @@
+import { Flags } from '@oclif/core';
+import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
+import { linePrefixer } from '../cli/colors.js';
+import { startStack } from '../stack/stack.js';
+
+export const stackFlags = {
+  'api-workers': Flags.integer({
+    description: 'API processes (node:cluster)',
+    default: 2,
+    min: 1,
+    max: 64,
+  }),
+  'order-workers': Flags.integer({
+    description: '`work orders` processes',
+    default: 1,
+    min: 1,
+    max: 16,
+  }),
+  'payment-workers': Flags.integer({
+    description: '`work payments` processes',
+    default: 1,
+    min: 1,
+    max: 16,
+  }),
+  'gateway-speed': Flags.integer({
+    description: 'divide the mock gateway latencies (1 = median 650 ms)',
+    default: 1,
+    min: 1,
+  }),
+  'gateway-port': Flags.integer({
+    description: 'mock gateway port (0 picks a free one)',
+    default: 3100,
+    min: 0,
+    max: 65535,
+  }),
+  'data-dir': Flags.string({
+    description: 'where private redis/postgres keep their data',
+    default: '.fsale',
+  }),
+};
+
+export default class Up extends FsaleCommand {
+  static override summary = 'Run the whole sale on this machine: API, workers, gateway, reconcile.';
+  static override description = `Migrates the database, then starts the mock gateway, the API (--api-workers processes),
+order and payment workers and a reconcile loop as child processes, with prefixed, coloured
+log lines. Uses REDIS_URL / DATABASE_URL when they answer; otherwise starts a private
+redis-server (AOF on, noeviction) and postgres (initdb on first run) with data under
+--data-dir, and says so. No JWT secret set: one is generated and kept in --data-dir.
+
+A component that dies stops everything (nothing is restarted silently). Ctrl-C or SIGTERM
+stops the API first, then the workers, the gateway and any private server, and exits 0.`;
+  static override examples = [
+    '<%= config.bin %> up',
+    '<%= config.bin %> up --api-workers 2 --payment-workers 2 --gateway-speed 10 --port 8080',
+    'REDIS_URL=redis://10.0.0.5:6379 <%= config.bin %> up --demo-auth',
+  ];
+  static override flags = {
+    ...serviceFlags,
+    ...jwtSecretFlag,
+    ...stackFlags,
+    port: Flags.integer({
+      description: 'API port (0 picks a free one) [env: PORT, default: 3000]',
+      min: 0,
+      max: 65535,
+    }),
+    'demo-auth': Flags.boolean({
+      description: 'mount the storefront demo login (GET /demo/token?user=)',
+    }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Up);
+    const config = this.settings(flags);
+    const prefix = linePrefixer(process.stdout.isTTY);
+    const say = (message: string) => process.stdout.write(prefix('up', message) + '\n');
+    const stack = await startStack({
+      redisUrl: config.redisUrl,
+      databaseUrl: config.databaseUrl,
+      keyPrefix: config.keyPrefix,
+      jwtSecret: config.jwtSecret,
+      dataDir: flags['data-dir'],
+      port: config.port,
+      gatewayPort: flags['gateway-port'],
+      gatewaySpeed: flags['gateway-speed'],
+      apiWorkers: flags['api-workers'],
+      orderWorkers: flags['order-workers'],
+      paymentWorkers: flags['payment-workers'],
+      demoAuth: flags['demo-auth'],
+      onLine: (name, line) => process.stdout.write(prefix(name, line) + '\n'),
+      onNotice: say,
+    });
+    say(
+      `ready: API ${stack.apiUrl}, gateway ${stack.gatewayUrl}, ${stack.processes.length} processes (Ctrl-C to stop)`,
+    );
+    const outcome = await new Promise<{ by: 'signal' } | { by: 'failure'; name: string }>(
+      (resolve) => {
+        process.once('SIGINT', () => resolve({ by: 'signal' }));
+        process.once('SIGTERM', () => resolve({ by: 'signal' }));
+        void stack.failed.then((name) => resolve({ by: 'failure', name }));
+      },
+    );
+    if (outcome.by === 'signal') say('stopping: API first, then workers, gateway, services');
+    await stack.stop();
+    say('stopped');
+    if (outcome.by === 'failure') this.exit(1);
+  }
+}

@@ -1,0 +1,71 @@
+import { join } from 'node:path';
+import { UsageError } from '../domain/errors.js';
+import {
+  findBinary,
+  isListening,
+  startPostgresServer,
+  startRedisServer,
+  type LocalService,
+} from '../infra/local-services.js';
+
+export interface ResolvedServices {
+  redisUrl: string;
+  databaseUrl: string;
+  /** Private servers we started (stopped by `stop`). */
+  started: LocalService[];
+  notes: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Uses REDIS_URL / DATABASE_URL when something answers there; otherwise starts a private
+ * redis-server (AOF on, noeviction) and postgres (initdb on first run) with data under
+ * `dataDir`, on free ports. Neither reachable nor installed: a UsageError naming the packages.
+ */
+export async function resolveServices(
+  redisUrl: string,
+  databaseUrl: string,
+  dataDir: string,
+): Promise<ResolvedServices> {
+  const started: LocalService[] = [];
+  const notes: string[] = [];
+  const stop = async () => {
+    for (const service of started.reverse()) await service.stop();
+  };
+  try {
+    let redis = redisUrl;
+    if (!(await isListening(redisUrl))) {
+      if (findBinary('redis-server') === undefined) {
+        throw new UsageError(
+          `nothing answers at REDIS_URL ${redisUrl} and redis-server is not installed: apt install redis-server (or set REDIS_URL)`,
+        );
+      }
+      const service = await startRedisServer({ dataDir: join(dataDir, 'redis'), appendOnly: true });
+      started.push(service);
+      redis = service.url;
+      notes.push(
+        `nothing answered at ${redisUrl}: started a private redis-server at ${service.url} (AOF on, data in ${service.dataDir})`,
+      );
+    }
+    let database = databaseUrl;
+    if (!(await isListening(databaseUrl))) {
+      if (findBinary('postgres') === undefined || findBinary('initdb') === undefined) {
+        throw new UsageError(
+          `nothing answers at DATABASE_URL ${databaseUrl} and PostgreSQL is not installed: apt install postgresql (or set DATABASE_URL)`,
+        );
+      }
+      const service = await startPostgresServer({ dataDir: join(dataDir, 'postgres') });
+      started.push(service);
+      const url = new URL(service.url);
+      url.pathname = new URL(databaseUrl).pathname;
+      database = url.toString();
+      notes.push(
+        `nothing answered at ${databaseUrl}: started a private postgres at ${service.url} (data in ${service.dataDir})`,
+      );
+    }
+    return { redisUrl: redis, databaseUrl: database, started, notes, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

@@ -1,0 +1,182 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { migrate } from '../db/migrate.js';
+import { resolveServices, type ResolvedServices } from './services.js';
+
+const RUN_JS = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
+
+export interface StackOptions {
+  redisUrl: string;
+  databaseUrl: string;
+  keyPrefix: string;
+  jwtSecret: string | undefined;
+  dataDir: string;
+  port: number;
+  gatewayPort: number;
+  gatewaySpeed: number;
+  gatewaySeed?: number | undefined;
+  apiWorkers: number;
+  orderWorkers: number;
+  paymentWorkers: number;
+  demoAuth: boolean;
+  /** Every line a child prints, prefixed with its name. */
+  onLine: (name: string, line: string) => void;
+  /** Stack news: services started, processes up, a process that died. */
+  onNotice: (message: string) => void;
+}
+
+export interface Stack {
+  apiUrl: string;
+  gatewayUrl: string;
+  /** The environment every child runs with (REDIS_URL, DATABASE_URL, ...). */
+  env: Record<string, string>;
+  processes: { name: string; pid: number }[];
+  /** Resolves when a child exits by itself (a crash): the stack is then being stopped. */
+  failed: Promise<string>;
+  /** SIGTERM to the API first (no new buys), then workers, then the gateway, then private servers. */
+  stop(): Promise<void>;
+}
+
+interface Child {
+  name: string;
+  process: ChildProcess;
+  exited: Promise<void>;
+}
+
+/** The JWT secret from the environment, else one kept in `<dataDir>/jwt-secret` (made once). */
+async function jwtSecret(
+  given: string | undefined,
+  dataDir: string,
+  notice: (m: string) => void,
+): Promise<string> {
+  if (given !== undefined) return given;
+  const file = join(dataDir, 'jwt-secret');
+  if (existsSync(file)) return (await readFile(file, 'utf8')).trim();
+  const secret = randomBytes(32).toString('hex');
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(file, `${secret}\n`, { mode: 0o600 });
+  notice(
+    `FSALE_JWT_SECRET not set: generated one in ${file} (export FSALE_JWT_SECRET=$(cat ${file}) to mint tokens)`,
+  );
+  return secret;
+}
+
+/** Starts migrate, gateway, API, order and payment workers and reconcile as child processes. */
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const services: ResolvedServices = await resolveServices(
+    options.redisUrl,
+    options.databaseUrl,
+    options.dataDir,
+  );
+  for (const note of services.notes) options.onNotice(note);
+  const children: Child[] = [];
+  let stopping = false;
+  let reportFailure: (name: string) => void = () => undefined;
+  const failed = new Promise<string>((resolve) => (reportFailure = resolve));
+
+  const stopAll = async () => {
+    stopping = true;
+    // Order matters: stop taking buys, then drain workers, then the gateway they call.
+    for (const group of [['api'], ['orders', 'payments', 'reconcile'], ['gateway']]) {
+      const members = children.filter((c) => group.some((g) => c.name.startsWith(g)));
+      for (const c of members)
+        if (c.process.exitCode === null && c.process.signalCode === null) c.process.kill('SIGTERM');
+      await Promise.all(members.map((c) => c.exited));
+    }
+    await services.stop();
+  };
+
+  try {
+    const secret = await jwtSecret(options.jwtSecret, options.dataDir, options.onNotice);
+    const result = await migrate(services.databaseUrl);
+    if (result.applied.length > 0)
+      options.onNotice(`migrated ${result.database}: ${result.applied.join(', ')}`);
+    const env: Record<string, string> = {
+      ...Object.fromEntries(
+        Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined),
+      ),
+      REDIS_URL: services.redisUrl,
+      DATABASE_URL: services.databaseUrl,
+      FSALE_KEY_PREFIX: options.keyPrefix,
+      FSALE_JWT_SECRET: secret,
+    };
+
+    const start = (name: string, args: string[], childEnv: Record<string, string>): Child => {
+      const child = spawn(process.execPath, [RUN_JS, ...args], {
+        env: childEnv,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      for (const stream of [child.stdout, child.stderr]) {
+        createInterface({ input: stream }).on('line', (line) => options.onLine(name, line));
+      }
+      const exited = new Promise<void>((resolve) =>
+        child.once('exit', (code, signal) => {
+          if (!stopping) {
+            // Never restarted silently: a dead component stops the whole stack, loudly.
+            options.onNotice(
+              `${name} (pid ${child.pid ?? '?'}) exited unexpectedly (code ${code}, signal ${signal}); stopping everything`,
+            );
+            reportFailure(name);
+            void stopAll();
+          }
+          resolve();
+        }),
+      );
+      const entry = { name, process: child, exited };
+      children.push(entry);
+      return entry;
+    };
+    const listening = (child: Child) =>
+      new Promise<string>((resolve, reject) => {
+        const lines = createInterface({ input: child.process.stdout ?? process.stdin });
+        lines.on('line', (line) => {
+          const url = /listening on (http:\/\/[^\s,)]+)/.exec(line)?.[1];
+          if (url !== undefined) resolve(url);
+        });
+        void child.exited.then(() => reject(new Error(`${child.name} exited before listening`)));
+      });
+
+    const gatewayArgs = [
+      'gateway',
+      '--port',
+      String(options.gatewayPort),
+      '--speed',
+      String(options.gatewaySpeed),
+    ];
+    if (options.gatewaySeed !== undefined) gatewayArgs.push('--seed', String(options.gatewaySeed));
+    const gatewayUrl = await listening(start('gateway', gatewayArgs, env));
+    env.FSALE_GATEWAY_URL = gatewayUrl;
+
+    const apiArgs = [
+      'serve',
+      '--port',
+      String(options.port),
+      '--workers',
+      String(options.apiWorkers),
+    ];
+    if (options.demoAuth) apiArgs.push('--demo-auth');
+    const apiUrl = await listening(start('api', apiArgs, env));
+    for (let i = 1; i <= options.orderWorkers; i++)
+      start(`orders-${i}`, ['work', 'orders', '--json', '--status-interval-ms', '5000'], env);
+    for (let i = 1; i <= options.paymentWorkers; i++)
+      start(`payments-${i}`, ['work', 'payments', '--json', '--status-interval-ms', '5000'], env);
+    start('reconcile', ['reconcile', '--interval', '5000', '--json'], env);
+
+    return {
+      apiUrl,
+      gatewayUrl,
+      env,
+      processes: children.map((c) => ({ name: c.name, pid: c.process.pid ?? -1 })),
+      failed,
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}

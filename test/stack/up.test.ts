@@ -1,0 +1,104 @@
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { send } from '../helpers/http.js';
+import { descendants, isAlive, startCli } from '../helpers/process.js';
+import { seed, tokenFor } from '../helpers/sale.js';
+import { useTestServices, type TestServices } from '../helpers/services.js';
+
+describe('fsale up', () => {
+  let s: TestServices;
+  let dataDir: string;
+  beforeAll(async () => {
+    s = await useTestServices();
+    dataDir = await mkdtemp(join(tmpdir(), 'fsale-up-'));
+  });
+  afterAll(() => rm(dataDir, { recursive: true, force: true }));
+
+  const upArgs = (dir: string) => [
+    'up',
+    '--port',
+    '0',
+    '--gateway-port',
+    '0',
+    '--data-dir',
+    dir,
+    '--gateway-speed',
+    '100',
+  ];
+
+  it('starts API, workers and gateway, sells through them, and leaves no process behind on SIGTERM', async () => {
+    await seed(s, { productId: 'upp', stock: 20 });
+    const up = startCli(upArgs(dataDir), s.env);
+    const apiUrl = await up.waitFor(/ready: API (http:\/\/\S+),/);
+    const tree = descendants(up.pid);
+    // gateway, API primary + 2 workers, orders, payments, reconcile
+    expect(tree.length).toBeGreaterThanOrEqual(7);
+
+    const r = await send(apiUrl, {
+      method: 'POST',
+      path: '/order/buy',
+      headers: { authorization: `Bearer ${tokenFor('upbuyer')}`, 'idempotency-key': 'k1' },
+      body: { productId: 'upp', qty: 1 },
+    });
+    expect(r.status).toBe(202);
+    const { orderId } = JSON.parse(r.body) as { orderId: string };
+    // The order goes all the way through the stack's own workers.
+    await expect
+      .poll(
+        async () =>
+          (
+            await s.pool.query<{ status: string }>('SELECT status FROM orders WHERE id = $1', [
+              orderId,
+            ])
+          ).rows[0]?.status,
+        {
+          timeout: 60_000,
+        },
+      )
+      .toMatch(/^(paid|payment_failed)$/);
+
+    up.child.kill('SIGTERM');
+    expect(await up.exited).toEqual({ code: 0, signal: null });
+    for (const pid of tree) expect(isAlive(pid), `pid ${pid} outlived fsale up`).toBe(false);
+    expect(up.output()).toMatch(/stopped/);
+  });
+
+  it('starts private redis-server and postgres when nothing answers, says so, and stops them', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fsale-up-private-'));
+    await chmod(dir, 0o755); // postgres runs as its own user when we are root
+    try {
+      const env = {
+        ...s.env,
+        REDIS_URL: 'redis://127.0.0.1:1',
+        DATABASE_URL: 'postgres://postgres@127.0.0.1:1/fsale',
+      };
+      const up = startCli(upArgs(dir), env);
+      await up.waitFor(/(ready: API)/);
+      expect(up.output()).toMatch(
+        /started a private redis-server at redis:\/\/127\.0\.0\.1:\d+ \(AOF on/,
+      );
+      expect(up.output()).toMatch(
+        /started a private postgres at postgres:\/\/postgres@127\.0\.0\.1:\d+/,
+      );
+      const tree = descendants(up.pid);
+      up.child.kill('SIGINT');
+      expect((await up.exited).code).toBe(0);
+      for (const pid of tree) expect(isAlive(pid), `pid ${pid} outlived fsale up`).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a component that dies stops the whole stack with exit 1 (nothing restarted silently)', async () => {
+    const up = startCli(upArgs(dataDir), s.env);
+    await up.waitFor(/(ready: API)/);
+    const tree = descendants(up.pid);
+    const gatewayPid = Number(/gateway \(pid (\d+)\)/.exec(up.output())?.[1] ?? tree[0]);
+    process.kill(tree[0] ?? gatewayPid, 'SIGKILL'); // the first child: the gateway
+    expect((await up.exited).code).toBe(1);
+    expect(up.output()).toMatch(/exited unexpectedly .*stopping everything/);
+    for (const pid of tree) expect(isAlive(pid)).toBe(false);
+  });
+});
