@@ -104,7 +104,7 @@ describe('malformed requests (property-based)', () => {
           parsed = undefined;
         }
         // Reads of public pages are well-formed requests that rightly answer 200: not malformed.
-        const pathname = new URL(p, api.url).pathname;
+        const pathname = URL.canParse(p, api.url) ? new URL(p, api.url).pathname : p;
         fc.pre(
           !(
             m === 'GET' &&
