@@ -53,7 +53,7 @@ export interface BuyArgs {
   key?: string | undefined;
 }
 
-export function buy(api: RunningApi, args: BuyArgs): Promise<HttpResponse> {
+export function buy(api: { url: string }, args: BuyArgs): Promise<HttpResponse> {
   return send(api.url, {
     method: 'POST',
     path: '/order/buy',

@@ -1,0 +1,104 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintTokens } from '../../src/auth/tokens.js';
+import { freePort, isListening } from '../../src/infra/local-services.js';
+import { buy, freshKey, seed, startApi, type RunningApi } from '../helpers/sale.js';
+import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
+import { connectSse } from '../helpers/sse-client.js';
+
+const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((path) => existsSync(path)) ?? 'nginx';
+
+describe('the compose topology without containers: nginx (deploy/nginx.conf) in front of two API processes', () => {
+  let s: TestServices;
+  let apis: RunningApi[];
+  let prefix: string;
+  let nginxUrl: string;
+  let stopNginx: () => Promise<void>;
+
+  beforeAll(async () => {
+    s = await useTestServices();
+    apis = [await startApi(s), await startApi(s)];
+    prefix = await mkdtemp(join(tmpdir(), 'fsale-nginx-'));
+    // The very file compose mounts; only where it listens and its upstreams are ours.
+    await copyFile(
+      fileURLToPath(new URL('../../deploy/nginx.conf', import.meta.url)),
+      join(prefix, 'nginx.conf'),
+    );
+    const port = await freePort();
+    await writeFile(join(prefix, 'listen.conf'), `listen 127.0.0.1:${port};\n`);
+    await writeFile(
+      join(prefix, 'upstream.conf'),
+      `upstream fsale_api {\n${apis.map((a) => `  server ${new URL(a.url).host};`).join('\n')}\n  keepalive 64;\n}\n`,
+    );
+    const nginx = spawn(
+      NGINX,
+      ['-p', `${prefix}/`, '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    nginx.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<void>((resolve) => nginx.once('exit', () => resolve()));
+    nginxUrl = `http://127.0.0.1:${port}`;
+    for (let i = 0; !(await isListening(nginxUrl, 200)); i++) {
+      if (nginx.exitCode !== null || i > 100) throw new Error(`nginx did not start: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    stopNginx = async () => {
+      nginx.kill('SIGQUIT'); // graceful: finish open requests
+      await exited;
+    };
+  });
+  afterAll(async () => {
+    await stopNginx();
+    await rm(prefix, { recursive: true, force: true });
+  });
+
+  it('sells through nginx, spread over both API processes, with exact stock', async () => {
+    await seed(s, { productId: 'ngx', stock: 150 });
+    const proxy = { url: nginxUrl };
+    const tokens = mintTokens(
+      TEST_JWT_SECRET,
+      Array.from({ length: 300 }, (_, i) => `ngx${i}`),
+      600,
+    );
+    const responses = await Promise.all(
+      tokens.map((token) => buy(proxy, { token, productId: 'ngx', key: freshKey() })),
+    );
+    const statuses = responses.map((r) => r.status);
+    expect(statuses.filter((c) => c === 202)).toHaveLength(150);
+    expect(statuses.filter((c) => c === 409)).toHaveLength(150);
+    // Both replicas answered some of them.
+    for (const api of apis) {
+      const metrics = await api.app.sale.metrics.registry.getSingleMetricAsString(
+        'fsale_buy_outcomes_total',
+      );
+      expect(metrics).toMatch(/outcome="(accepted|sold_out)"\} [1-9]/);
+    }
+  });
+
+  it('streams SSE through nginx without buffering', async () => {
+    await seed(s, { productId: 'ngxlive', stock: 10 });
+    const stream = await connectSse(`${nginxUrl}/stock/ngxlive/stream`);
+    expect(stream.status).toBe(200);
+    expect(stream.headers['content-type']).toMatch(/^text\/event-stream/);
+    const first = await stream.waitFor((e) => e.event === 'stock');
+    expect(first.id).toBe('10');
+    const proxy = { url: nginxUrl };
+    await buy(proxy, {
+      token: mintTokens(TEST_JWT_SECRET, ['ngxsse'], 600)[0] ?? '',
+      productId: 'ngxlive',
+      key: freshKey(),
+    });
+    // With buffering on, this event would sit in nginx until its buffer filled.
+    const next = await stream.waitFor((e) => e.event === 'stock' && e.id === '9');
+    expect(JSON.parse(next.data)).toMatchObject({ remaining: 9 });
+    stream.close();
+  });
+});
