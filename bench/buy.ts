@@ -2,6 +2,7 @@
 //   (a) a bare Fastify POST route answering 202 (the ceiling of any Fastify route here)
 //   (b) POST /order/buy, a unique user and Idempotency-Key per request, stock never runs out
 //   (c) POST /order/buy on a sold-out product (the in-process fast path)
+//   (b0, c0) the same with Redis auto-pipelining off, to show what it buys
 // Each server runs in its own process; autocannon drives it from this one. Usage:
 //   npm run bench:buy [-- --duration 10 --connections 50 --json]
 import { randomBytes } from 'node:crypto';
@@ -74,6 +75,16 @@ const env = {
   FSALE_KEY_PREFIX: keyPrefix,
   FSALE_JWT_SECRET: secret,
 };
+const serve = [
+  `${root}bin/run.js`,
+  'serve',
+  '--port',
+  '0',
+  '--rate-limit',
+  '0',
+  '--max-queue',
+  '100000000',
+];
 const results: LoadResult[] = [];
 try {
   const cases: [
@@ -138,7 +149,13 @@ try {
   await dropDatabaseIfOurs(databaseUrl, 'fsale_bench_');
 }
 
-const [bare, accepted, soldOut] = results as [LoadResult, LoadResult, LoadResult];
+const [bare, accepted, soldOut, acceptedPlain, soldOutPlain] = results as [
+  LoadResult,
+  LoadResult,
+  LoadResult,
+  LoadResult,
+  LoadResult,
+];
 const unexpected = (r: LoadResult, allowed: string[]) =>
   Object.entries(r.statuses)
     .filter(([status]) => !allowed.includes(status))
@@ -157,6 +174,12 @@ const summary = {
   ratios: {
     acceptedToBare: +(accepted.requestsPerSecond / bare.requestsPerSecond).toFixed(3),
     soldOutToBare: +(soldOut.requestsPerSecond / bare.requestsPerSecond).toFixed(3),
+    acceptedToBareWithoutAutoPipelining: +(
+      acceptedPlain.requestsPerSecond / bare.requestsPerSecond
+    ).toFixed(3),
+    soldOutToBareWithoutAutoPipelining: +(
+      soldOutPlain.requestsPerSecond / bare.requestsPerSecond
+    ).toFixed(3),
   },
   targets: { acceptedToBare: 0.45, acceptedToBareStretch: 0.6, soldOutToBare: 0.8 },
   unexpectedResponses: {

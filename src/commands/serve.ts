@@ -53,6 +53,11 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       default: DEFAULT_BACKPRESSURE.maxQueue,
       min: 1,
     }),
+    'auto-pipelining': Flags.boolean({
+      description: 'send the Redis commands of one event-loop tick in one write',
+      default: true,
+      allowNo: true,
+    }),
     'demo-auth': Flags.boolean({
       description:
         'mount GET /demo/token?user=<id> for the storefront page at / (signs tokens for anyone: demos only)',
@@ -87,6 +92,7 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       workers: flags.workers,
       buyPolicy: { rateLimit: flags['rate-limit'], rateWindowMs: flags['rate-window-ms'] },
       demoAuth: flags['demo-auth'],
+      autoPipelining: flags['auto-pipelining'],
       sse: { intervalMs: flags['sse-interval'], maxClients: flags['sse-max-clients'] },
       backpressure: {
         maxQueue: flags['max-queue'],

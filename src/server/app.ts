@@ -30,6 +30,8 @@ export interface AppOptions {
   sse?: Partial<SseHubOptions>;
   /** Mount GET /demo/token?user= for the storefront page (signs a token for anyone: demos only). */
   demoAuth?: boolean;
+  /** Batch the Redis commands of one event-loop tick into one write (default on). */
+  autoPipelining?: boolean;
   /** PostgreSQL connections per process (reads only in queue mode). */
   pgPoolSize?: number;
 }
@@ -100,7 +102,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     redis = await connectRedis(options.redisUrl, {
       name: 'fsale-api',
       persistent: true,
-      autoPipelining: process.env.FSALE_AUTO_PIPELINING === '1',
+      autoPipelining: options.autoPipelining ?? true,
     });
     feed = await SaleFeed.open(options.redisUrl, options.keyPrefix);
   } catch (error) {
