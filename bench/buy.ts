@@ -87,46 +87,26 @@ const serve = [
 ];
 const results: LoadResult[] = [];
 try {
-  const cases: [
-    string,
-    string,
-    string[],
-    () => { headers: Record<string, string>; body: string },
-  ][] = [
+  type Case = [string, string, string[], () => { headers: Record<string, string>; body: string }];
+  const cases: Case[] = [
     [
       'a: bare Fastify route',
       process.execPath,
       ['--import', 'tsx', `${root}bench/servers/bare.ts`],
       buyRequest('plenty'),
     ],
+    ['b: buy (accepted)', process.execPath, serve, buyRequest('plenty')],
+    ['c: buy (sold out)', process.execPath, serve, buyRequest('gone')],
     [
-      'b: buy (accepted)',
+      'b0: buy (accepted), no auto-pipelining',
       process.execPath,
-      [
-        `${root}bin/run.js`,
-        'serve',
-        '--port',
-        '0',
-        '--rate-limit',
-        '0',
-        '--max-queue',
-        '100000000',
-      ],
+      [...serve, '--no-auto-pipelining'],
       buyRequest('plenty'),
     ],
     [
-      'c: buy (sold out)',
+      'c0: buy (sold out), no auto-pipelining',
       process.execPath,
-      [
-        `${root}bin/run.js`,
-        'serve',
-        '--port',
-        '0',
-        '--rate-limit',
-        '0',
-        '--max-queue',
-        '100000000',
-      ],
+      [...serve, '--no-auto-pipelining'],
       buyRequest('gone'),
     ],
   ];
