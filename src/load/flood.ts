@@ -1,0 +1,408 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { AuditReport } from '../audit/audit.js';
+import { describe as describeError, UsageError } from '../domain/errors.js';
+import { ArrivalSchedule, seededRandom, type ArrivalProcess, type RateShape } from './arrivals.js';
+import { OrderFollower } from './follow.js';
+import { latencyStats } from './latency.js';
+import { runOpenModel } from './open-model.js';
+import { OUTCOME_CLASSES, type OutcomeClass } from './outcomes.js';
+import { PurchasePlan } from './plan.js';
+import { FloodRecorder } from './recorder.js';
+import {
+  SUMMARY_VERSION,
+  auditSummary,
+  floodMetrics,
+  verdict,
+  type AuditSummary,
+  type FloodSummary,
+  type OutcomeSummary,
+} from './summary.js';
+import { evaluateThresholds, type Threshold } from './thresholds.js';
+
+export type LoadModel =
+  | {
+      kind: 'open';
+      shape: RateShape;
+      arrivals: ArrivalProcess;
+      durationSeconds: number | undefined;
+      /** Arrivals, when the run is bounded by a count. */
+      requests: number | undefined;
+    }
+  | {
+      kind: 'closed';
+      connections: number;
+      durationSeconds: number | undefined;
+      requests: number | undefined;
+    };
+
+export interface FloodOptions {
+  url: URL;
+  productId: string;
+  qty: number;
+  model: LoadModel;
+  users: number;
+  userPrefix: string;
+  keyPrefix: string;
+  jwtSecret: string;
+  retryRatio: number;
+  doubleClick: boolean;
+  seed: number;
+  timeoutMs: number;
+  maxInFlight: number;
+  /** The generator is flagged when its send lag or event-loop delay p99 exceeds this. */
+  maxSendLagMs: number;
+  follow:
+    | { maxStreams: number; pollIntervalMs: number; pollConcurrency: number; timeoutMs: number }
+    | undefined;
+  thresholds: readonly Threshold[];
+  /** Runs the invariant audit (undefined: --no-audit). */
+  audit: (() => Promise<AuditReport>) | undefined;
+  auditAttempts: number;
+  auditRetryDelayMs: number;
+  /** Check the API answers and knows the product before sending load. */
+  preflight: boolean;
+}
+
+export type FloodPhase = 'load' | 'follow' | 'audit';
+
+export interface FloodProgress {
+  phase: FloodPhase;
+  elapsedSeconds: number;
+  targetRate: number | null;
+  /** Requests sent and answered in the last second. */
+  sentLastSecond: number;
+  p99LastSecond: number | null;
+  sent: number;
+  answered: number;
+  inFlight: number;
+  counts: Record<OutcomeClass, number>;
+  orders: number;
+  following: number | null;
+}
+
+export interface FloodHooks {
+  onProgress?: ((progress: FloodProgress) => void) | undefined;
+}
+
+/** Checks the API is up and the product exists: a typo should not become 10,000 errors. */
+async function preflight(url: URL, productId: string): Promise<void> {
+  const productUrl = new URL(`/products/${encodeURIComponent(productId)}`, url);
+  let status: number;
+  try {
+    const response = await fetch(productUrl, { signal: AbortSignal.timeout(5_000) });
+    status = response.status;
+    await response.body?.cancel();
+  } catch (error) {
+    // fetch wraps the socket error (ECONNREFUSED...) in a TypeError('fetch failed').
+    const cause = error instanceof Error && error.cause !== undefined ? error.cause : error;
+    throw new UsageError(`cannot reach the API at ${url.origin}: ${describeError(cause)}`);
+  }
+  if (status === 404) throw new UsageError(`unknown product ${productId} at ${url.origin}`);
+}
+
+const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+const LOOP_RESOLUTION_MS = 10;
+/** The histogram holds whole timer intervals (ns): the delay is what exceeds the interval. */
+const loopDelay = (ns: number) => round(Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS));
+
+export async function runFlood(
+  options: FloodOptions,
+  hooks: FloodHooks = {},
+  signal: AbortSignal = new AbortController().signal,
+): Promise<FloodSummary> {
+  if (options.preflight) await preflight(options.url, options.productId);
+  const { model } = options;
+  const random = seededRandom(options.seed);
+  const schedule =
+    model.kind === 'open' ? new ArrivalSchedule(model.shape, model.durationSeconds) : undefined;
+  const expectedArrivals =
+    model.requests ??
+    (schedule !== undefined && model.durationSeconds !== undefined
+      ? Math.ceil(schedule.expectedArrivals(model.durationSeconds))
+      : options.users);
+  const plan = new PurchasePlan({
+    jwtSecret: options.jwtSecret,
+    users: options.users,
+    userPrefix: options.userPrefix,
+    keyPrefix: options.keyPrefix,
+    tokenTtlSeconds:
+      3600 + Math.ceil((model.durationSeconds ?? 3600) + (options.follow?.timeoutMs ?? 0) / 1000),
+    productId: options.productId,
+    qty: options.qty,
+    retryRatio: options.retryRatio,
+    random,
+    premint: Math.min(expectedArrivals, 200_000),
+  });
+
+  const startedWall = new Date();
+  const recorder = new FloodRecorder();
+  const target = { url: options.url, timeoutMs: options.timeoutMs };
+  const follower =
+    options.follow === undefined
+      ? undefined
+      : new OrderFollower(
+          {
+            url: options.url,
+            productId: options.productId,
+            maxStreams: options.follow.maxStreams,
+            pollIntervalMs: options.follow.pollIntervalMs,
+            pollConcurrency: options.follow.pollConcurrency,
+            token: (user) => plan.token(user),
+          },
+          recorder,
+        );
+  if (follower !== undefined) {
+    recorder.onAccepted = (order) => follower.track(order);
+    follower.watchStock();
+  }
+
+  let phase: FloodPhase = 'load';
+  let lastSecondSent = 0;
+  const progress = setInterval(() => {
+    const elapsed = (performance.now() - recorder.startedAt) / 1000;
+    const last = recorder.timeline.rows[Math.floor(elapsed) - 1];
+    hooks.onProgress?.({
+      phase,
+      elapsedSeconds: elapsed,
+      // Arrivals the schedule asked for over the same last second as sentLastSecond.
+      targetRate:
+        schedule === undefined || phase !== 'load'
+          ? null
+          : schedule.expectedArrivals(elapsed) -
+            schedule.expectedArrivals(Math.max(0, elapsed - 1)),
+      sentLastSecond: recorder.sent - lastSecondSent,
+      p99LastSecond: last?.p99 ?? null,
+      sent: recorder.sent,
+      answered: recorder.answered + recorder.counts.network_error,
+      inFlight: recorder.inFlight,
+      counts: { ...recorder.counts },
+      orders: recorder.orderIds.size,
+      following: follower === undefined ? null : follower.unsettled,
+    });
+    lastSecondSent = recorder.sent;
+  }, 1000);
+  const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  loop.enable();
+
+  try {
+    if (model.kind === 'open' && schedule !== undefined) {
+      await runOpenModel(
+        target,
+        plan,
+        recorder,
+        {
+          schedule,
+          process: model.arrivals,
+          random,
+          arrivals: model.requests,
+          doubleClick: options.doubleClick,
+          maxInFlight: options.maxInFlight,
+        },
+        signal,
+      );
+    } else if (model.kind === 'closed') {
+      // Loaded only when used: autocannon and its dependencies take a while to import.
+      const { runClosedModel } = await import('./closed-model.js');
+      await runClosedModel(
+        target,
+        plan,
+        recorder,
+        {
+          connections: model.connections,
+          durationMs:
+            model.durationSeconds === undefined ? undefined : model.durationSeconds * 1000,
+          requests: model.requests,
+        },
+        signal,
+      );
+    }
+    loop.disable();
+    recorder.timeline.close();
+    const loadEndedAt = performance.now();
+
+    if (follower !== undefined && options.follow !== undefined) {
+      phase = 'follow';
+      await follower.settle(options.follow.timeoutMs, signal);
+    }
+    const follow = follower?.summary() ?? null;
+    follower?.close();
+
+    let audit: AuditSummary | null = null;
+    if (options.audit !== undefined) {
+      phase = 'audit';
+      audit = await auditWithRetries(
+        options.audit,
+        options.auditAttempts,
+        options.auditRetryDelayMs,
+      );
+    }
+
+    const start = recorder.startedAt;
+    const since = (at: number | undefined) => (at === undefined ? null : Math.round(at - start));
+    const sendSeconds = Math.max(
+      0.001,
+      ((recorder.lastSendAt ?? start) - start) / 1000,
+      model.durationSeconds ?? 0,
+    );
+    const elapsedSeconds = Math.max(0.001, ((recorder.lastAnswerAt ?? loadEndedAt) - start) / 1000);
+    const arrivalsSent = recorder.sent - recorder.sentByKind.double_click;
+    const scheduleSeconds =
+      schedule === undefined
+        ? undefined
+        : (model.durationSeconds ?? schedule.timeOfArrival(Math.max(0, arrivalsSent - 1)) ?? 0);
+    const targetRate =
+      schedule !== undefined && scheduleSeconds !== undefined && scheduleSeconds > 0
+        ? schedule.meanRate(scheduleSeconds)
+        : null;
+    if (schedule !== undefined) {
+      for (const row of recorder.timeline.rows)
+        row.target = round(
+          schedule.expectedArrivals(row.second + 1) - schedule.expectedArrivals(row.second),
+          1,
+        );
+    }
+
+    const sendLag = latencyStats(recorder.sendLag);
+    const eventLoopDelayMs =
+      loop.count > 0
+        ? {
+            p50: loopDelay(loop.percentile(50)),
+            p99: loopDelay(loop.percentile(99)),
+            max: loopDelay(loop.max),
+          }
+        : null;
+    const achieved = arrivalsSent / sendSeconds;
+    const reasons: string[] = [];
+    if (sendLag !== null && sendLag.p99 > options.maxSendLagMs)
+      reasons.push(
+        `99% of sends within ${sendLag.p99} ms of their intended time (bound ${options.maxSendLagMs} ms): the generator fell behind its schedule`,
+      );
+    if (recorder.inFlightCapHits > 0)
+      reasons.push(
+        `${recorder.inFlightCapHits} arrivals waited because ${options.maxInFlight} requests were already in flight (--max-in-flight)`,
+      );
+    if (eventLoopDelayMs !== null && eventLoopDelayMs.p99 > options.maxSendLagMs)
+      reasons.push(
+        `the generator's event loop was delayed ${eventLoopDelayMs.p99} ms at p99 (bound ${options.maxSendLagMs} ms): it was CPU-bound`,
+      );
+    if (targetRate !== null && achieved < targetRate * 0.95 && !signal.aborted)
+      reasons.push(`achieved ${round(achieved)} arrivals/s of the ${round(targetRate)} targeted`);
+
+    const outcomes = Object.fromEntries(
+      OUTCOME_CLASSES.map((c) => [
+        c,
+        { count: recorder.counts[c], latencyMs: latencyStats(recorder.byClass[c]) },
+      ]),
+    ) as Record<OutcomeClass, OutcomeSummary>;
+
+    const firstAccepted = since(recorder.firstAcceptedAt);
+    const soldOut = since(recorder.firstSoldOutAt);
+    const summary: FloodSummary = {
+      version: SUMMARY_VERSION,
+      tool: 'fsale flood',
+      startedAt: startedWall.toISOString(),
+      finishedAt: new Date().toISOString(),
+      target: { url: options.url.origin, productId: options.productId, qty: options.qty },
+      load: {
+        model: model.kind,
+        rate: model.kind === 'open' ? model.shape.rate : null,
+        rampSeconds: model.kind === 'open' ? model.shape.rampSeconds : 0,
+        spikes: model.kind === 'open' ? [...model.shape.spikes] : [],
+        arrivals: model.kind === 'open' ? model.arrivals : null,
+        connections: model.kind === 'closed' ? model.connections : null,
+        durationSeconds: model.durationSeconds ?? null,
+        requests: model.requests ?? null,
+        users: options.users,
+        retryRatio: options.retryRatio,
+        doubleClick: options.doubleClick,
+        timeoutMs: options.timeoutMs,
+        maxInFlight: model.kind === 'open' ? options.maxInFlight : null,
+        seed: options.seed,
+        follow: options.follow !== undefined,
+      },
+      rate: {
+        target: targetRate === null ? null : round(targetRate),
+        achieved: round(achieved),
+        requestsPerSecond: round(recorder.sent / sendSeconds),
+        answeredPerSecond: round(recorder.answered / elapsedSeconds),
+        sendSeconds: round(sendSeconds, 3),
+        elapsedSeconds: round(elapsedSeconds, 3),
+      },
+      requests: {
+        sent: recorder.sent,
+        first: recorder.sentByKind.first,
+        retries: recorder.sentByKind.retry,
+        doubleClicks: recorder.sentByKind.double_click,
+        answered: recorder.answered,
+        networkErrors: recorder.counts.network_error,
+      },
+      outcomes,
+      latencyMs: latencyStats(recorder.all),
+      latencyOrigin: model.kind === 'open' ? 'intended_send_time' : 'actual_send_time',
+      statusCodes: Object.fromEntries([...recorder.statusCodes].map(([k, v]) => [String(k), v])),
+      problems: Object.fromEntries(recorder.problems),
+      networkErrors: Object.fromEntries(recorder.networkErrors),
+      idempotency: {
+        replays: recorder.replays,
+        secondReservations: recorder.secondReservations,
+        examples: recorder.secondReservationExamples,
+      },
+      orders: { accepted: recorder.orderIds.size },
+      sale: {
+        firstAcceptedAtMs: firstAccepted,
+        soldOutAtMs: soldOut,
+        timeToSellOutMs:
+          firstAccepted !== null && soldOut !== null ? Math.max(0, soldOut - firstAccepted) : null,
+        soldOutSource: recorder.soldOutSource ?? null,
+      },
+      follow,
+      generator: {
+        limited: reasons.length > 0,
+        reasons,
+        maxSendLagMs: options.maxSendLagMs,
+        sendLagMs: sendLag,
+        eventLoopDelayMs,
+        maxInFlight: recorder.maxInFlight,
+        inFlightCapHits: recorder.inFlightCapHits,
+      },
+      timeline: recorder.timeline.rows,
+      audit,
+      thresholds: [],
+      verdict: { ok: true, exitCode: 0, reasons: [] },
+    };
+    summary.thresholds = evaluateThresholds(options.thresholds, floodMetrics(summary));
+    summary.verdict = verdict(recorder.secondReservations, audit, summary.thresholds);
+    return summary;
+  } finally {
+    clearInterval(progress);
+    loop.disable();
+    follower?.close();
+  }
+}
+
+/**
+ * Runs the audit, again after a pause if it fails: its reads of Redis and PostgreSQL are not one
+ * snapshot, so a payment settling between them can fail a check for an instant. A violation
+ * that is real is still there on the last attempt.
+ */
+async function auditWithRetries(
+  audit: () => Promise<AuditReport>,
+  attempts: number,
+  delayMs: number,
+): Promise<AuditSummary> {
+  let report: AuditReport | undefined;
+  let attempt = 0;
+  try {
+    for (attempt = 1; attempt <= attempts; attempt++) {
+      report = await audit();
+      if (report.ok || attempt === attempts) break;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  } catch (error) {
+    return { ran: false, ok: false, attempts: attempt, error: describeError(error), checks: [] };
+  }
+  if (report === undefined)
+    return { ran: false, ok: false, attempts: 0, error: 'no audit attempt', checks: [] };
+  return auditSummary(report, Math.min(attempt, attempts));
+}

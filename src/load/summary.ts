@@ -1,0 +1,185 @@
+import type { AuditReport, Check } from '../audit/audit.js';
+import type { ArrivalProcess, Spike } from './arrivals.js';
+import type { FollowSummary } from './follow.js';
+import type { LatencyStats } from './latency.js';
+import { ERROR_CLASSES, OUTCOME_CLASSES, SHED_CLASSES, type OutcomeClass } from './outcomes.js';
+import type { SecondReservation, TimelineRow } from './recorder.js';
+import type { ThresholdResult } from './thresholds.js';
+
+// The versioned result of a flood (`fsale flood --json`). Its JSON Schema is
+// src/load/summary.schema.json; a change that removes or renames a field bumps `version`.
+
+export const SUMMARY_VERSION = 1;
+
+export interface LoadSettings {
+  model: 'open' | 'closed';
+  /** Open model: arrivals per second at full rate. */
+  rate: number | null;
+  rampSeconds: number;
+  spikes: Spike[];
+  arrivals: ArrivalProcess | null;
+  /** Closed model: connections, each with one request in flight. */
+  connections: number | null;
+  durationSeconds: number | null;
+  /** Arrivals (open) or requests (closed) when the run is bounded by a count. */
+  requests: number | null;
+  users: number;
+  retryRatio: number;
+  doubleClick: boolean;
+  timeoutMs: number;
+  maxInFlight: number | null;
+  seed: number;
+  follow: boolean;
+}
+
+export interface OutcomeSummary {
+  count: number;
+  latencyMs: LatencyStats | null;
+}
+
+export interface AuditSummary {
+  ran: boolean;
+  ok: boolean;
+  attempts: number;
+  error: string | null;
+  checks: Check[];
+}
+
+export interface FloodSummary {
+  version: typeof SUMMARY_VERSION;
+  tool: 'fsale flood';
+  startedAt: string;
+  finishedAt: string;
+  target: { url: string; productId: string; qty: number };
+  load: LoadSettings;
+  rate: {
+    /** Mean arrivals/s the schedule asked for (open model), else null. */
+    target: number | null;
+    /** Arrivals/s actually sent (a double click is one arrival). */
+    achieved: number;
+    requestsPerSecond: number;
+    answeredPerSecond: number;
+    /** From the start to the last send, and to the last answer. */
+    sendSeconds: number;
+    elapsedSeconds: number;
+  };
+  requests: {
+    sent: number;
+    first: number;
+    retries: number;
+    doubleClicks: number;
+    answered: number;
+    networkErrors: number;
+  };
+  outcomes: Record<OutcomeClass, OutcomeSummary>;
+  /** Every answered request (network errors excluded). */
+  latencyMs: LatencyStats | null;
+  latencyOrigin: 'intended_send_time' | 'actual_send_time';
+  statusCodes: Record<string, number>;
+  problems: Record<string, number>;
+  networkErrors: Record<string, number>;
+  idempotency: {
+    replays: number;
+    secondReservations: number;
+    examples: SecondReservation[];
+  };
+  orders: { accepted: number };
+  sale: {
+    firstAcceptedAtMs: number | null;
+    soldOutAtMs: number | null;
+    timeToSellOutMs: number | null;
+    soldOutSource: 'response' | 'stock_stream' | null;
+  };
+  follow: FollowSummary | null;
+  generator: {
+    limited: boolean;
+    reasons: string[];
+    maxSendLagMs: number;
+    sendLagMs: LatencyStats | null;
+    eventLoopDelayMs: { p50: number; p99: number; max: number } | null;
+    maxInFlight: number;
+    inFlightCapHits: number;
+  };
+  timeline: TimelineRow[];
+  audit: AuditSummary | null;
+  thresholds: ThresholdResult[];
+  verdict: { ok: boolean; exitCode: 0 | 1 | 2 | 3; reasons: string[] };
+}
+
+export const EXIT = { ok: 0, invariant: 1, unchecked: 2, threshold: 3 } as const;
+
+export function countOf(summary: FloodSummary, classes: readonly OutcomeClass[]): number {
+  return classes.reduce((sum, c) => sum + summary.outcomes[c].count, 0);
+}
+
+/** The numbers a threshold can name (see thresholds.ts), null when not measured. */
+export function floodMetrics(summary: FloodSummary): Record<string, number | null> {
+  const sent = summary.requests.sent;
+  const errors = countOf(summary, ERROR_CLASSES);
+  const shed = countOf(summary, SHED_CLASSES);
+  const metrics: Record<string, number | null> = {
+    sent,
+    errors,
+    error_rate: sent > 0 ? errors / sent : null,
+    shed,
+    shed_rate: sent > 0 ? shed / sent : null,
+    orders: summary.orders.accepted,
+    replays: summary.idempotency.replays,
+    second_reservations: summary.idempotency.secondReservations,
+    rate: summary.rate.achieved,
+    throughput: summary.rate.answeredPerSecond,
+    send_lag_p99: summary.generator.sendLagMs?.p99 ?? null,
+    time_to_sell_out: summary.sale.timeToSellOutMs,
+    confirm_p50: summary.follow?.timeToConfirmMs?.p50 ?? null,
+    confirm_p99: summary.follow?.timeToConfirmMs?.p99 ?? null,
+    fulfilled_rate: summary.follow?.fulfilledPerSecond ?? null,
+    unsettled: summary.follow?.unsettled ?? null,
+  };
+  const latency = (stats: LatencyStats | null, suffix: string) => {
+    metrics[`p50${suffix}`] = stats?.p50 ?? null;
+    metrics[`p90${suffix}`] = stats?.p90 ?? null;
+    metrics[`p99${suffix}`] = stats?.p99 ?? null;
+    metrics[`p999${suffix}`] = stats?.p999 ?? null;
+    metrics[`max${suffix}`] = stats?.max ?? null;
+    metrics[`mean${suffix}`] = stats?.mean ?? null;
+  };
+  latency(summary.latencyMs, '');
+  for (const c of OUTCOME_CLASSES) {
+    metrics[c] = summary.outcomes[c].count;
+    latency(summary.outcomes[c].latencyMs, `:${c}`);
+  }
+  return metrics;
+}
+
+/** Exit code and reasons: 1 an invariant is violated, 2 the audit could not run, 3 a threshold missed. */
+export function verdict(
+  secondReservations: number,
+  audit: AuditSummary | null,
+  thresholds: readonly ThresholdResult[],
+): FloodSummary['verdict'] {
+  const reasons: string[] = [];
+  if (secondReservations > 0)
+    reasons.push(`${secondReservations} idempotency key(s) reserved a second order`);
+  if (audit?.ran === true && !audit.ok)
+    reasons.push(`audit: ${audit.checks.filter((c) => !c.ok).length} invariant check(s) failed`);
+  const invariantBroken = reasons.length > 0;
+  const unchecked = audit !== null && !audit.ran;
+  if (unchecked) reasons.push(`audit could not run: ${audit.error ?? 'unknown error'}`);
+  const missed = thresholds.filter((t) => !t.ok);
+  for (const t of missed)
+    reasons.push(
+      `threshold ${t.expression} missed (actual ${t.actual === null ? 'not measured' : String(t.actual)})`,
+    );
+  const exitCode = invariantBroken
+    ? EXIT.invariant
+    : unchecked
+      ? EXIT.unchecked
+      : missed.length > 0
+        ? EXIT.threshold
+        : EXIT.ok;
+  return { ok: exitCode === EXIT.ok, exitCode, reasons };
+}
+
+export function auditSummary(report: AuditReport, attempts: number): AuditSummary {
+  return { ran: true, ok: report.ok, attempts, error: null, checks: report.checks };
+}
