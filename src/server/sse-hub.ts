@@ -49,6 +49,8 @@ export class SseHub {
   private readonly topics = new Map<string, Set<Client>>();
   private readonly latest = new Map<string, string>();
   private readonly dirty = new Set<string>();
+  /** Topics a request is about to open (it is reading the snapshot): keep their events. */
+  private readonly watched = new Map<string, number>();
   private clients = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
@@ -95,6 +97,8 @@ export class SseHub {
     }
     set.add(client);
     this.clients += 1;
+    // An event that arrived while the snapshot was being read goes out on the next tick.
+    if (this.latest.has(topic)) this.dirty.add(topic);
     res.on('drain', () => {
       client.stalledSince = undefined;
       if (client.pending !== undefined) {
@@ -107,9 +111,29 @@ export class SseHub {
     return true;
   }
 
+  /**
+   * Keeps a topic's events while a request reads its snapshot and until it opens the stream:
+   * an event published in between is then delivered after the snapshot, not lost. Returns the
+   * release function (call it in `finally`).
+   */
+  watch(topic: string): () => void {
+    this.watched.set(topic, (this.watched.get(topic) ?? 0) + 1);
+    return () => {
+      const left = (this.watched.get(topic) ?? 1) - 1;
+      if (left > 0) this.watched.set(topic, left);
+      else {
+        this.watched.delete(topic);
+        if (!this.topics.has(topic)) {
+          this.latest.delete(topic);
+          this.dirty.delete(topic);
+        }
+      }
+    };
+  }
+
   /** Records the latest event of a topic; it goes out on the next tick. */
   publish(topic: string, encoded: string): void {
-    if (!this.topics.has(topic)) return;
+    if (!this.topics.has(topic) && !this.watched.has(topic)) return;
     this.latest.set(topic, encoded);
     this.dirty.add(topic);
   }

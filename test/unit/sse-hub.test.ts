@@ -97,4 +97,27 @@ describe('SseHub', () => {
     expect(hub.stats.dropped).toBe(1);
     expect(hub.size).toBe(0);
   });
+
+  it('delivers an event published while the snapshot was being read (watch, then open)', async () => {
+    hub = new SseHub({
+      intervalMs: 10,
+      heartbeatMs: 60_000,
+      maxClients: 10,
+      dropAfterMs: 1000,
+      retryMs: 1000,
+    });
+    const release = hub.watch('order:1');
+    hub.publish('order:1', 'data: paid\n\n'); // between the read and the open
+    const res = new FakeResponse();
+    hub.open(fakeRequest, res as unknown as ServerResponse, 'order:1', 'data: queued\n\n');
+    release();
+    await tick(40);
+    expect(res.received).toBe('retry: 1000\n\ndata: queued\n\ndata: paid\n\n');
+    // Without a watcher or a client, events for a topic are not kept.
+    hub.publish('order:2', 'data: paid\n\n');
+    const late = new FakeResponse();
+    hub.open(fakeRequest, late as unknown as ServerResponse, 'order:2', undefined);
+    await tick(40);
+    expect(late.received).toBe('retry: 1000\n\n');
+  });
 });

@@ -8,7 +8,8 @@ const page = (file: string) => readFileSync(new URL(`../public/${file}`, import.
 
 // Static, no build step: the page and its script are read once at start.
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+  'content-security-policy':
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
   'x-content-type-options': 'nosniff',
   'cache-control': 'no-cache',
 };

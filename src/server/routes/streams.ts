@@ -48,17 +48,22 @@ export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/stock/:id/stream', { schema: { params: ProductParams } }, async (request, reply) => {
     const { id } = request.params;
     const keys = productKeys(keyPrefix, id);
-    const [exists, stock] = await Promise.all([redis.exists(keys.sale), redis.get(keys.stock)]);
-    if (exists === 0) throw new ProblemError('product_not_found');
-    const remaining = Math.max(0, Number(stock ?? 0));
-    const upToDate = request.headers['last-event-id'] === String(remaining);
-    reply.hijack();
-    sse.open(
-      request.raw,
-      reply.raw,
-      `stock:${id}`,
-      upToDate ? undefined : stockEvent(id, remaining),
-    );
+    const release = sse.watch(`stock:${id}`);
+    try {
+      const [exists, stock] = await Promise.all([redis.exists(keys.sale), redis.get(keys.stock)]);
+      if (exists === 0) throw new ProblemError('product_not_found');
+      const remaining = Math.max(0, Number(stock ?? 0));
+      const upToDate = request.headers['last-event-id'] === String(remaining);
+      reply.hijack();
+      sse.open(
+        request.raw,
+        reply.raw,
+        `stock:${id}`,
+        upToDate ? undefined : stockEvent(id, remaining),
+      );
+    } finally {
+      release();
+    }
   });
 
   /** The caller's order as it moves to confirmed or failed: current state first. */
@@ -66,16 +71,22 @@ export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/order/:id/stream',
     { schema: { params: OrderParams }, onRequest: authenticateStream },
     async (request, reply) => {
-      const order = await findOrder(app.sale, request.params.id, request.userId);
-      if (order === undefined) throw new ProblemError('order_not_found');
-      const upToDate = request.headers['last-event-id'] === order.status;
-      reply.hijack();
-      sse.open(
-        request.raw,
-        reply.raw,
-        `order:${order.orderId}`,
-        upToDate ? undefined : orderEvent(order.orderId, order.productId, order.status),
-      );
+      const topic = `order:${request.params.id}`;
+      const release = sse.watch(topic);
+      try {
+        const order = await findOrder(app.sale, request.params.id, request.userId);
+        if (order === undefined) throw new ProblemError('order_not_found');
+        const upToDate = request.headers['last-event-id'] === order.status;
+        reply.hijack();
+        sse.open(
+          request.raw,
+          reply.raw,
+          topic,
+          upToDate ? undefined : orderEvent(order.orderId, order.productId, order.status),
+        );
+      } finally {
+        release();
+      }
     },
   );
 };
