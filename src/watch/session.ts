@@ -71,7 +71,10 @@ export async function watchProduct(options: WatchOptions): Promise<() => void> {
   });
   source.addEventListener('stock', (event) => {
     // MessageEvent is a DOM type this Node-only build does not include; the payload is a string.
-    const data = JSON.parse((event as unknown as { data: string }).data) as { remaining: number; at: number };
+    const data = JSON.parse((event as unknown as { data: string }).data) as {
+      remaining: number;
+      at: number;
+    };
     if (snapshot.remaining !== undefined && data.remaining < snapshot.remaining)
       snapshot.firstSaleAt ??= Date.now();
     snapshot.remaining = data.remaining;
