@@ -1,4 +1,5 @@
-import { createSigner, createVerifier, TokenError } from 'fast-jwt';
+import { createHmac, createSecretKey, timingSafeEqual } from 'node:crypto';
+import { createSigner } from 'fast-jwt';
 
 // HS256 only, pinned on both sides: a token signed with `none` or any other algorithm, with
 // another secret, without `sub` or without `exp` is rejected.
@@ -33,26 +34,77 @@ export class InvalidTokenError extends Error {
   }
 }
 
-/** Returns a verifier that yields the claims of a valid token or throws InvalidTokenError. */
+const b64url = (text: string) => Buffer.from(text).toString('base64url');
+/** The headers fast-jwt and common libraries emit for HS256: recognised without parsing. */
+const HS256_HEADERS = new Set([
+  b64url('{"alg":"HS256","typ":"JWT"}'),
+  b64url('{"typ":"JWT","alg":"HS256"}'),
+  b64url('{"alg":"HS256"}'),
+]);
+
+function headerIsHs256(segment: string): boolean {
+  if (HS256_HEADERS.has(segment)) return true;
+  let header: unknown;
+  try {
+    header = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+  } catch {
+    return false;
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) return false;
+  const { alg, crit } = header as { alg?: unknown; crit?: unknown };
+  // `crit` names extensions we would have to understand: refuse rather than ignore them.
+  return alg === ALGORITHM && crit === undefined;
+}
+
+/**
+ * Returns a verifier that yields the claims of a valid token or throws InvalidTokenError.
+ *
+ * Hand-written for the hot path (every buy verifies a token): the header must say HS256 (no
+ * `none`, no other algorithm), the HMAC-SHA256 over `header.payload` with the secret must
+ * match the signature exactly (constant-time, canonical base64url), `exp` must be in the
+ * future, `nbf` (if any) in the past, and `sub` a non-empty string. It costs about half of
+ * fast-jwt's verify here, which matters at 10,000 buys/s on 2 cores.
+ */
 export function createTokenVerifier(secret: string): (token: string) => TokenClaims {
-  const verify = createVerifier({
-    key: secret,
-    algorithms: [ALGORITHM],
-    requiredClaims: ['sub', 'exp'],
-    // Verified tokens are cached by their signature: a buyer retrying reuses the work.
-    cache: 10_000,
-  });
+  const key = createSecretKey(Buffer.from(secret, 'utf8'));
   return (token) => {
+    const first = token.indexOf('.');
+    const second = token.indexOf('.', first + 1);
+    if (
+      first <= 0 ||
+      second <= first + 1 ||
+      second === token.length - 1 ||
+      token.includes('.', second + 1)
+    ) {
+      throw new InvalidTokenError('malformed token');
+    }
+    if (!headerIsHs256(token.slice(0, first)))
+      throw new InvalidTokenError('algorithm must be HS256');
+    const expected = Buffer.from(
+      createHmac('sha256', key).update(token.slice(0, second)).digest('base64url'),
+    );
+    const given = Buffer.from(token.slice(second + 1));
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new InvalidTokenError('invalid signature');
+    }
     let claims: unknown;
     try {
-      claims = verify(token);
-    } catch (error) {
-      throw new InvalidTokenError(error instanceof TokenError ? error.message : 'invalid token');
+      claims = JSON.parse(
+        Buffer.from(token.slice(first + 1, second), 'base64url').toString('utf8'),
+      );
+    } catch {
+      throw new InvalidTokenError('malformed payload');
     }
-    const { sub, exp } = claims as Partial<TokenClaims>;
-    if (typeof sub !== 'string' || sub === '' || typeof exp !== 'number') {
-      throw new InvalidTokenError('token must carry a string sub and a numeric exp');
-    }
+    if (typeof claims !== 'object' || claims === null)
+      throw new InvalidTokenError('malformed payload');
+    const { sub, exp, nbf } = claims as { sub?: unknown; exp?: unknown; nbf?: unknown };
+    const now = Date.now() / 1000;
+    if (typeof sub !== 'string' || sub === '')
+      throw new InvalidTokenError('token must carry a string sub');
+    if (typeof exp !== 'number') throw new InvalidTokenError('token must carry a numeric exp');
+    if (exp <= now) throw new InvalidTokenError('token expired');
+    if (nbf !== undefined && (typeof nbf !== 'number' || nbf > now))
+      throw new InvalidTokenError('token not yet valid');
     return claims as TokenClaims;
   };
 }

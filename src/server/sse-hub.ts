@@ -131,10 +131,13 @@ export class SseHub {
     };
   }
 
-  /** Records the latest event of a topic; it goes out on the next tick. */
-  publish(topic: string, encoded: string): void {
+  /**
+   * Records the latest event of a topic; it goes out on the next tick. `encode` runs only when
+   * someone listens (every accepted buy publishes; most topics have no client here).
+   */
+  publish(topic: string, encode: () => string): void {
     if (!this.topics.has(topic) && !this.watched.has(topic)) return;
-    this.latest.set(topic, encoded);
+    this.latest.set(topic, encode());
     this.dirty.add(topic);
   }
 

@@ -57,6 +57,36 @@ describe('tokens', () => {
       () => handMade({ alg: 'HS256', typ: 'JWT' }, { sub: 42, exp: inOneHour() }),
     ],
     ['garbage', () => 'not.a.jwt'],
+    [
+      'alg hs256 in lower case',
+      () => handMade({ alg: 'hs256', typ: 'JWT' }, { sub: 'alice', exp: inOneHour() }),
+    ],
+    [
+      'a crit header',
+      () =>
+        handMade({ alg: 'HS256', crit: ['b64'], b64: false }, { sub: 'alice', exp: inOneHour() }),
+    ],
+    [
+      'not valid yet (nbf)',
+      () => handMade({ alg: 'HS256' }, { sub: 'alice', exp: inOneHour(), nbf: inOneHour() - 60 }),
+    ],
+    [
+      'a fourth segment',
+      () => `${handMade({ alg: 'HS256', typ: 'JWT' }, { sub: 'alice', exp: inOneHour() })}.x`,
+    ],
+    [
+      'a padded signature',
+      () => `${handMade({ alg: 'HS256', typ: 'JWT' }, { sub: 'alice', exp: inOneHour() })}=`,
+    ],
+    [
+      'an empty signature',
+      () =>
+        handMade({ alg: 'HS256', typ: 'JWT' }, { sub: 'alice', exp: inOneHour() }).replace(
+          /\.[^.]+$/,
+          '.',
+        ),
+    ],
+    ['a JSON array payload', () => handMade({ alg: 'HS256', typ: 'JWT' }, ['alice'])],
   ])('rejects a token %s', (_name, make) => {
     expect(() => verify(make())).toThrow(InvalidTokenError);
   });

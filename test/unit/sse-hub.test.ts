@@ -47,7 +47,7 @@ describe('SseHub', () => {
     });
     const res = new FakeResponse();
     hub.open(fakeRequest, res as unknown as ServerResponse, 't', 'data: first\n\n');
-    for (let i = 0; i < 100; i++) hub.publish('t', `data: ${i}\n\n`);
+    for (let i = 0; i < 100; i++) hub.publish('t', () => `data: ${i}\n\n`);
     await tick(60);
     expect(res.received).toBe('retry: 1000\n\ndata: first\n\ndata: 99\n\n');
   });
@@ -66,7 +66,7 @@ describe('SseHub', () => {
     hub.open(fakeRequest, fast as unknown as ServerResponse, 't', undefined);
     slow.stall();
     for (let i = 0; i < 5; i++) {
-      hub.publish('t', `data: ${'x'.repeat(20)}${i}\n\n`);
+      hub.publish('t', () => `data: ${'x'.repeat(20)}${i}\n\n`);
       await tick(25);
     }
     expect(fast.received).toContain(`x4`);
@@ -89,9 +89,9 @@ describe('SseHub', () => {
     const stuck = new FakeResponse();
     hub.open(fakeRequest, stuck as unknown as ServerResponse, 't', undefined);
     stuck.stall();
-    hub.publish('t', `data: ${'y'.repeat(40)}\n\n`);
+    hub.publish('t', () => `data: ${'y'.repeat(40)}\n\n`);
     await tick(20);
-    hub.publish('t', `data: ${'z'.repeat(40)}\n\n`);
+    hub.publish('t', () => `data: ${'z'.repeat(40)}\n\n`);
     await tick(120);
     expect(stuck.destroyed).toBe(true);
     expect(hub.stats.dropped).toBe(1);
@@ -107,14 +107,14 @@ describe('SseHub', () => {
       retryMs: 1000,
     });
     const release = hub.watch('order:1');
-    hub.publish('order:1', 'data: paid\n\n'); // between the read and the open
+    hub.publish('order:1', () => 'data: paid\n\n'); // between the read and the open
     const res = new FakeResponse();
     hub.open(fakeRequest, res as unknown as ServerResponse, 'order:1', 'data: queued\n\n');
     release();
     await tick(40);
     expect(res.received).toBe('retry: 1000\n\ndata: queued\n\ndata: paid\n\n');
     // Without a watcher or a client, events for a topic are not kept.
-    hub.publish('order:2', 'data: paid\n\n');
+    hub.publish('order:2', () => 'data: paid\n\n');
     const late = new FakeResponse();
     hub.open(fakeRequest, late as unknown as ServerResponse, 'order:2', undefined);
     await tick(40);

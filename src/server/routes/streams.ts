@@ -35,10 +35,10 @@ function orderEvent(
 export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { redis, keyPrefix, feed, sse, authenticateStream } = app.sale;
   feed.on('stock', (productId, remaining) =>
-    sse.publish(`stock:${productId}`, stockEvent(productId, remaining)),
+    sse.publish(`stock:${productId}`, () => stockEvent(productId, remaining)),
   );
   feed.on('order', (e) =>
-    sse.publish(`order:${e.orderId}`, orderEvent(e.orderId, e.productId, e.status, e.at)),
+    sse.publish(`order:${e.orderId}`, () => orderEvent(e.orderId, e.productId, e.status, e.at)),
   );
 
   /**
