@@ -26,15 +26,24 @@ export class GatewayClient {
   ): Promise<ChargeOutcome> {
     const started = performance.now();
     const latency = () => Math.round(performance.now() - started);
+    // Our own timer rather than AbortSignal.any([signal, AbortSignal.timeout()]): on Node 20
+    // the composite signal can lose its timeout to garbage collection, and a hung charge then
+    // waits for the lease to expire instead of becoming needs_reconciliation.
+    const controller = new AbortController();
+    let why = 'aborted';
+    const timer = setTimeout(() => {
+      why = `no answer within ${timeoutMs} ms`;
+      controller.abort();
+    }, timeoutMs);
+    const onParentAbort = () => controller.abort();
+    if (signal?.aborted === true) controller.abort();
+    else signal?.addEventListener('abort', onParentAbort, { once: true });
     try {
       const response = await fetch(new URL('/charges', this.baseUrl), {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'idempotency-key': orderId },
         body: JSON.stringify({ orderId, amountCents }),
-        signal:
-          signal === undefined
-            ? AbortSignal.timeout(timeoutMs)
-            : AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+        signal: controller.signal,
       });
       const body = (await response.json().catch(() => ({}))) as { chargeId?: unknown };
       if (response.status === 200 || response.status === 201) {
@@ -64,13 +73,15 @@ export class GatewayClient {
         latencyMs: latency(),
       };
     } catch (error) {
-      const reason =
-        error instanceof Error
-          ? error.name === 'TimeoutError'
-            ? `no answer within ${timeoutMs} ms`
-            : error.message
+      const reason = controller.signal.aborted
+        ? why
+        : error instanceof Error
+          ? error.message
           : String(error);
       return { kind: 'unknown', reason, latencyMs: latency() };
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onParentAbort);
     }
   }
 

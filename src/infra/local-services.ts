@@ -2,7 +2,7 @@
 // `fsale up`). Each runs in the foreground as our child, on a port we chose, with its data
 // in a directory we own, so stopping it never touches anything we did not start.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chown, mkdir, stat, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -65,9 +65,20 @@ export function findBinary(name: string): string | undefined {
   return undefined;
 }
 
-async function waitUntil(check: () => Promise<boolean>, child: ChildProcess, what: string) {
+async function waitUntil(
+  check: () => Promise<boolean>,
+  child: ChildProcess,
+  what: string,
+  logFile?: string,
+) {
   for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode}`);
+    if (child.exitCode !== null) {
+      const log =
+        logFile !== undefined && existsSync(logFile)
+          ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join(' | ')
+          : '';
+      throw new Error(`${what} exited with code ${child.exitCode}${log === '' ? '' : `: ${log}`}`);
+    }
     if (await check()) return;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -90,7 +101,9 @@ export interface RedisServerOptions {
   appendOnly?: boolean;
 }
 
-export async function startRedisServer(options: RedisServerOptions): Promise<LocalService> {
+export async function startRedisServer(given: RedisServerOptions): Promise<LocalService> {
+  // redis-server changes into --dir before it opens --logfile: both must be absolute.
+  const options = { ...given, dataDir: resolve(given.dataDir) };
   const binary = findBinary('redis-server');
   if (binary === undefined) throw new Error('redis-server not found (apt install redis-server)');
   const port = options.port ?? (await freePort());
@@ -120,7 +133,12 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Loc
     { stdio: 'ignore' },
   );
   const url = `redis://127.0.0.1:${port}`;
-  await waitUntil(() => isListening(url, 200), child, 'redis-server');
+  await waitUntil(
+    () => isListening(url, 200),
+    child,
+    'redis-server',
+    join(options.dataDir, 'redis.log'),
+  );
   return {
     url,
     port,
@@ -141,7 +159,8 @@ export interface PostgresServerOptions {
  * Starts a private PostgreSQL, running initdb first when the directory is empty. PostgreSQL
  * refuses to run as root, so as root it runs as the `postgres` system user.
  */
-export async function startPostgresServer(options: PostgresServerOptions): Promise<LocalService> {
+export async function startPostgresServer(given: PostgresServerOptions): Promise<LocalService> {
+  const options = { ...given, dataDir: resolve(given.dataDir) };
   const postgres = findBinary('postgres');
   const initdb = findBinary('initdb');
   if (postgres === undefined || initdb === undefined) {
