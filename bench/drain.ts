@@ -16,13 +16,13 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
-import pg from 'pg';
 import { DEFAULTS } from '../src/config.js';
 import { migrate } from '../src/db/migrate.js';
 import { connectPostgres } from '../src/db/pool.js';
 import { connectRedis, deleteMatching } from '../src/redis/client.js';
 import { ORDER_GROUP, productKeys } from '../src/redis/keys.js';
 import { seedProduct } from '../src/sale/seed.js';
+import { dropDatabaseIfOurs } from './lib.js';
 
 const RUN_JS = fileURLToPath(new URL('../bin/run.js', import.meta.url));
 const PRODUCT = 'drain';
@@ -201,20 +201,7 @@ async function drainOnce(orders: number, batch: number, concurrency: number): Pr
     await deleteMatching(redis, `${keyPrefix}:*`);
     redis.disconnect();
     await pool.end();
-    await dropDatabase(databaseUrl);
-  }
-}
-
-async function dropDatabase(databaseUrl: string): Promise<void> {
-  const url = new URL(databaseUrl);
-  const name = url.pathname.slice(1);
-  url.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: url.toString() });
-  await client.connect();
-  try {
-    await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-  } finally {
-    await client.end();
+    await dropDatabaseIfOurs(databaseUrl, 'fsale_bench_');
   }
 }
 

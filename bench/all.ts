@@ -1,0 +1,229 @@
+// bench/all.ts — every benchmark, one after another, each in its own process with --json, so
+// that no two of them share the machine's two cores. Writes bench/results.json, prints one
+// table, and rewrites the README's Performance block from the same figures. Usage:
+//   npm run bench [-- --only buy,modes] [--no-readme]
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { format, resolveConfig } from 'prettier';
+import { machine, printTable, type Machine } from './lib.js';
+
+/** One line of the comparison: what was measured, and against what. */
+interface Row {
+  benchmark: string;
+  case: string;
+  throughput: number;
+  unit: string;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  /** throughput / baseline throughput, or for latency-bound cases the measured / target. */
+  ratio: number | null;
+  ratioTo: string;
+}
+
+interface Benchmark {
+  name: string;
+  script: string;
+  args: string[];
+  rows: (summary: unknown) => Row[];
+}
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+function field(value: unknown, ...path: string[]): unknown {
+  let at: unknown = value;
+  for (const key of path) {
+    if (typeof at !== 'object' || at === null || !(key in at))
+      throw new Error(`benchmark summary has no ${path.join('.')}`);
+    at = (at as Record<string, unknown>)[key];
+  }
+  return at;
+}
+
+interface LoadRow {
+  name: string;
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+const BENCHMARKS: Benchmark[] = [
+  {
+    name: 'buy',
+    script: 'bench/buy.ts',
+    args: [],
+    rows: (summary) => {
+      const results = field(summary, 'results') as LoadRow[];
+      const bare = results[0]?.requestsPerSecond ?? NaN;
+      return results.map((r) => ({
+        benchmark: 'buy',
+        case: r.name,
+        throughput: r.requestsPerSecond,
+        unit: 'req/s',
+        p50Ms: r.p50Ms,
+        p99Ms: r.p99Ms,
+        ratio: round(r.requestsPerSecond / bare),
+        ratioTo: 'bare Fastify route (a)',
+      }));
+    },
+  },
+  {
+    name: 'drain',
+    script: 'bench/drain.ts',
+    args: [],
+    rows: (summary) =>
+      (
+        field(summary, 'results') as {
+          batch: number;
+          concurrency: number;
+          orders: number;
+          ordersPerS: number;
+          batchP50Ms: number;
+          batchP99Ms: number;
+        }[]
+      ).map((r) => ({
+        benchmark: 'drain',
+        case: `${r.orders} orders, batch ${r.batch}, ${r.concurrency} in flight`,
+        throughput: r.ordersPerS,
+        unit: 'orders/s',
+        p50Ms: r.batchP50Ms,
+        p99Ms: r.batchP99Ms,
+        ratio: round(r.ordersPerS / 20_000),
+        ratioTo: 'target 20,000 orders/s',
+      })),
+  },
+  {
+    name: 'sse',
+    script: 'bench/sse.ts',
+    args: [],
+    rows: (summary) => {
+      const p99 = field(summary, 'lagMs', 'p99') as number;
+      return [
+        {
+          benchmark: 'sse',
+          case: `${field(summary, 'clients') as number} clients, a change every ${field(summary, 'everyMs') as number} ms`,
+          throughput: field(summary, 'eventsPerSecond') as number,
+          unit: 'events/s',
+          p50Ms: field(summary, 'lagMs', 'p50') as number,
+          p99Ms: p99,
+          ratio: round(p99 / 250),
+          ratioTo: 'p99 lag / target 250 ms',
+        },
+      ];
+    },
+  },
+];
+
+function runJson(script: string, args: string[]): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', `${root}${script}`, ...args, '--json'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      try {
+        const summary: unknown = JSON.parse(out);
+        if (code !== 0) process.stderr.write(`bench: ${script} exited with ${code}\n`);
+        resolve(summary);
+      } catch {
+        reject(new Error(`${script} exited with ${code} and no JSON summary`));
+      }
+    });
+  });
+}
+
+function renderMarkdown(results: { machine: Machine; rows: Row[] }): string {
+  const m = results.machine;
+  const cell = (v: number | null) => (v === null ? '' : String(v));
+  return [
+    `Measured ${m.date.slice(0, 10)} on ${m.cores} cores (${m.cpu}), Node ${m.node}, Redis ${m.redis}, PostgreSQL ${m.postgres}; every server and its load generator on the same machine.`,
+    '',
+    '| benchmark | case | throughput | p50 ms | p99 ms | ratio | ratio to |',
+    '|---|---|---:|---:|---:|---:|---|',
+    ...results.rows.map(
+      (r) =>
+        `| ${r.benchmark} | ${r.case} | ${r.throughput.toLocaleString('en-US')} ${r.unit} | ${cell(r.p50Ms)} | ${cell(r.p99Ms)} | ${cell(r.ratio)} | ${r.ratioTo} |`,
+    ),
+  ].join('\n');
+}
+
+const README_START = '<!-- bench:start (written by npm run bench) -->';
+const README_END = '<!-- bench:end -->';
+
+/** Replaces the block between the markers, formatted as `npm run lint` expects. */
+async function rewriteReadme(markdown: string): Promise<void> {
+  const path = `${root}README.md`;
+  const readme = readFileSync(path, 'utf8');
+  const start = readme.indexOf(README_START);
+  const end = readme.indexOf(README_END);
+  if (start === -1 || end < start) throw new Error('README.md has no bench:start/bench:end block');
+  const text = `${readme.slice(0, start + README_START.length)}\n${markdown}\n${readme.slice(end)}`;
+  const options = (await resolveConfig(path)) ?? {};
+  writeFileSync(path, await format(text, { ...options, filepath: path }));
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      only: { type: 'string' },
+      'no-readme': { type: 'boolean', default: false },
+    },
+  });
+  const only = values.only?.split(',');
+  const unknown = only?.filter((name) => !BENCHMARKS.some((b) => b.name === name)) ?? [];
+  if (unknown.length > 0)
+    throw new Error(
+      `unknown benchmark ${unknown.join(', ')}; known: ${BENCHMARKS.map((b) => b.name).join(', ')}`,
+    );
+  const selected = BENCHMARKS.filter((b) => only === undefined || only.includes(b.name));
+
+  const summaries: Record<string, unknown> = {};
+  const rows: Row[] = [];
+  for (const benchmark of selected) {
+    process.stderr.write(`bench: ${benchmark.name} (${benchmark.script})\n`);
+    const summary = await runJson(benchmark.script, benchmark.args);
+    summaries[benchmark.name] = summary;
+    rows.push(...benchmark.rows(summary));
+  }
+  const results = {
+    version: 1,
+    machine: await machine(
+      process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    ),
+    rows,
+    summaries,
+  };
+  writeFileSync(`${root}bench/results.json`, `${JSON.stringify(results, null, 2)}\n`);
+  printTable(
+    ['benchmark', 'case', 'throughput', 'p50 ms', 'p99 ms', 'ratio', 'ratio to'],
+    rows.map((r) => [
+      r.benchmark,
+      r.case,
+      `${r.throughput.toLocaleString('en-US')} ${r.unit}`,
+      r.p50Ms ?? '',
+      r.p99Ms ?? '',
+      r.ratio ?? '',
+      r.ratioTo,
+    ]),
+  );
+  const m = results.machine;
+  console.log(
+    `${m.cores} cores, Node ${m.node}, Redis ${m.redis}, PostgreSQL ${m.postgres}, ${m.date}; written to bench/results.json`,
+  );
+  if (!values['no-readme'] && only === undefined) {
+    await rewriteReadme(renderMarkdown(results));
+    console.log('README.md Performance section updated');
+  }
+}
+
+await main();
