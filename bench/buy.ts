@@ -16,8 +16,10 @@ import { seedProduct } from '../src/sale/seed.js';
 import {
   dropDatabaseIfOurs,
   load,
+  cpuSeconds,
   machine,
   printTable,
+  redisCpuSeconds,
   startServer,
   type LoadResult,
 } from './lib.js';
@@ -85,7 +87,13 @@ const serve = [
   '--max-queue',
   '100000000',
 ];
-const results: LoadResult[] = [];
+interface CaseResult extends LoadResult {
+  /** CPU time per request of the server, Redis and the load generator (µs). */
+  cpuUsPerRequest: { server: number; redis: number; generator: number };
+  /** Cores those three kept busy on average: near the machine's count means CPU-bound. */
+  coresBusy: number;
+}
+const results: CaseResult[] = [];
 try {
   type Case = [string, string, string[], () => { headers: Record<string, string>; body: string }];
   const cases: Case[] = [
@@ -115,9 +123,34 @@ try {
     try {
       log(`${name}: warming up ${warmup} s, measuring ${duration} s at ${connections} connections`);
       await load(name, { url: server.url, connections, durationSeconds: warmup, request });
-      results.push(
-        await load(name, { url: server.url, connections, durationSeconds: duration, request }),
-      );
+      // Where the machine's CPU went during the measured run: the server, Redis, and this
+      // process (autocannon). On 2 cores a buy needs a third busy process (Redis).
+      const before = {
+        server: cpuSeconds(server.child.pid ?? 0),
+        redis: await redisCpuSeconds(redis),
+        generator: process.cpuUsage(),
+      };
+      const result = await load(name, {
+        url: server.url,
+        connections,
+        durationSeconds: duration,
+        request,
+      });
+      const perRequest = (seconds: number) =>
+        Math.round((seconds * 1e6) / Math.max(1, result.total));
+      const generator = process.cpuUsage(before.generator);
+      const serverCpu = cpuSeconds(server.child.pid ?? 0) - before.server;
+      const redisCpu = (await redisCpuSeconds(redis)) - before.redis;
+      const generatorCpu = (generator.user + generator.system) / 1e6;
+      results.push({
+        ...result,
+        cpuUsPerRequest: {
+          server: perRequest(serverCpu),
+          redis: perRequest(redisCpu),
+          generator: perRequest(generatorCpu),
+        },
+        coresBusy: +((serverCpu + redisCpu + generatorCpu) / duration).toFixed(2),
+      });
     } finally {
       await server.stop();
     }
@@ -130,13 +163,13 @@ try {
 }
 
 const [bare, accepted, soldOut, acceptedPlain, soldOutPlain] = results as [
-  LoadResult,
-  LoadResult,
-  LoadResult,
-  LoadResult,
-  LoadResult,
+  CaseResult,
+  CaseResult,
+  CaseResult,
+  CaseResult,
+  CaseResult,
 ];
-const unexpected = (r: LoadResult, allowed: string[]) =>
+const unexpected = (r: CaseResult, allowed: string[]) =>
   Object.entries(r.statuses)
     .filter(([status]) => !allowed.includes(status))
     .reduce((sum, [, count]) => sum + count, 0) +
@@ -170,7 +203,17 @@ const summary = {
 if (args.json) console.log(JSON.stringify(summary, null, 2));
 else {
   printTable(
-    ['case', 'req/s', 'p50 ms', 'p99 ms', 'requests', 'statuses', 'ratio to a'],
+    [
+      'case',
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'requests',
+      'statuses',
+      'ratio to a',
+      'CPU µs/req server+redis+gen',
+      'cores busy',
+    ],
     results.map((r) => [
       r.name,
       r.requestsPerSecond,
@@ -181,6 +224,8 @@ else {
         .map(([s, c]) => `${s}:${c}`)
         .join(' ') + (r.errors > 0 ? ` err:${r.errors}` : ''),
       (r.requestsPerSecond / bare.requestsPerSecond).toFixed(2),
+      `${r.cpuUsPerRequest.server}+${r.cpuUsPerRequest.redis}+${r.cpuUsPerRequest.generator}`,
+      r.coresBusy,
     ]),
   );
   console.log(

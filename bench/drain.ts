@@ -11,7 +11,6 @@
 //                                                     [--runs 1] [--json]
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -22,7 +21,8 @@ import { connectPostgres } from '../src/db/pool.js';
 import { connectRedis, deleteMatching } from '../src/redis/client.js';
 import { ORDER_GROUP, productKeys } from '../src/redis/keys.js';
 import { seedProduct } from '../src/sale/seed.js';
-import { dropDatabaseIfOurs } from './lib.js';
+import { newOrderId } from '../src/domain/order-id.js';
+import { cpuSeconds, dropDatabaseIfOurs } from './lib.js';
 
 const RUN_JS = fileURLToPath(new URL('../bin/run.js', import.meta.url));
 const PRODUCT = 'drain';
@@ -55,26 +55,6 @@ interface StatusLine {
   batchMaxMs?: number;
 }
 
-function uuidv7(ms: number): string {
-  const bytes = randomBytes(16);
-  bytes.writeUIntBE(ms, 0, 6);
-  bytes.writeUInt8(((bytes[6] ?? 0) & 0x0f) | 0x70, 6);
-  bytes.writeUInt8(((bytes[8] ?? 0) & 0x3f) | 0x80, 8);
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-/** utime + stime of a process, in seconds (Linux /proc). */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
-
 async function drainOnce(orders: number, batch: number, concurrency: number): Promise<DrainResult> {
   const tag = randomBytes(4).toString('hex');
   const keyPrefix = `bench_${tag}`;
@@ -100,7 +80,7 @@ async function drainOnce(orders: number, batch: number, concurrency: number): Pr
           keys.orders,
           '*',
           'id',
-          uuidv7(now),
+          newOrderId(now),
           'user',
           `u${i}`,
           'qty',

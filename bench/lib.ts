@@ -1,5 +1,6 @@
 // Shared by the benchmarks: machine facts, child servers, autocannon runs, tables.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import autocannon from 'autocannon';
 import Table from 'cli-table3';
@@ -33,6 +34,24 @@ export async function machine(redisUrl: string, databaseUrl: string): Promise<Ma
     redis: /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown',
     postgres: rows[0]?.server_version ?? 'unknown',
   };
+}
+
+/** utime + stime of a process, in seconds (Linux /proc). */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU seconds the Redis server has used (user + sys), from INFO cpu. */
+export async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const read = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? NaN);
+  return read('used_cpu_user') + read('used_cpu_sys');
 }
 
 export interface ChildServer {
