@@ -115,6 +115,36 @@ const BENCHMARKS: Benchmark[] = [
       ];
     },
   },
+  {
+    name: 'modes',
+    script: 'bench/modes.ts',
+    args: [],
+    rows: (summary) => {
+      const rows = field(summary, 'rows') as {
+        mode: string;
+        case: string;
+        requestsPerSecond: number;
+        p50Ms: number | null;
+        p99Ms: number | null;
+        errors: number;
+        pgConnections: number;
+      }[];
+      const queue = new Map(rows.filter((r) => r.mode === 'queue').map((r) => [r.case, r]));
+      return rows.map((r) => {
+        const base = queue.get(r.case);
+        return {
+          benchmark: 'modes',
+          case: `${r.mode}: ${r.case} (errors ${r.errors}, PG connections ${r.pgConnections})`,
+          throughput: r.requestsPerSecond,
+          unit: 'req/s',
+          p50Ms: r.p50Ms,
+          p99Ms: r.p99Ms,
+          ratio: base === undefined ? null : round(r.requestsPerSecond / base.requestsPerSecond),
+          ratioTo: 'queue mode, same case',
+        };
+      });
+    },
+  },
 ];
 
 function runJson(script: string, args: string[]): Promise<unknown> {

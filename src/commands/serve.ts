@@ -2,15 +2,23 @@ import cluster from 'node:cluster';
 import { Flags } from '@oclif/core';
 import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
 import { requireJwtSecret } from '../config.js';
-import { DEFAULT_BUY_POLICY } from '../sale/buy.js';
-import { DEFAULT_BACKPRESSURE } from '../server/app.js';
+import { BUY_MODES, DEFAULT_BUY_POLICY } from '../sale/buy.js';
+import {
+  DEFAULT_BACKPRESSURE,
+  DEFAULT_MAX_PG_WAITING,
+  DEFAULT_PG_POOL_SIZE,
+} from '../server/app.js';
 import { DEFAULT_SSE } from '../server/sse-hub.js';
 import { serveSingle, servePrimary, type ServeOptions } from '../server/serve.js';
 
 export default class Serve extends FsaleCommand {
   static override summary = 'Run the HTTP API (POST /order/buy and friends).';
-  static override description = `Buys are answered from one atomic Redis script (stock, per-user limit, idempotency,
-order stream) and persisted later by \`fsale work orders\`. Routes: POST /order/buy,
+  static override description = `In queue mode (the default) buys are answered from one atomic Redis script (stock,
+per-user limit, idempotency, order stream) with 202 and persisted later by \`fsale work
+orders\`. In sync mode (--mode sync, for comparison) each buy is one PostgreSQL transaction
+(idempotency record, sale window, per-user limit, conditional stock UPDATE, the order
+INSERTed as pending) answered with 201, then mirrored into Redis for the live stock; no
+order worker is needed, the payment worker charges the orders in both modes. Routes: POST /order/buy,
 GET /order/:id, GET /products/:id, GET /stock/:id/stream and GET /order/:id/stream (SSE),
 GET /healthz, GET /readyz, GET /metrics, and the storefront page at GET / (with
 --demo-auth it signs in anyone via GET /demo/token?user=<id>: for demos only).
@@ -21,6 +29,7 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
     'FSALE_JWT_SECRET=change-me-0123456789 <%= config.bin %> serve',
     '<%= config.bin %> serve --port 8080 --workers 2 --rate-limit 5',
     '<%= config.bin %> serve --max-queue 50000 --max-event-loop-delay-ms 200',
+    '<%= config.bin %> serve --mode sync --pg-pool-size 16',
     '<%= config.bin %> serve --demo-auth   # then open http://127.0.0.1:3000/?product=p1&user=alice',
   ];
   static override flags = {
@@ -37,6 +46,22 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       default: 1,
       min: 1,
       max: 64,
+    }),
+    mode: Flags.option({
+      options: BUY_MODES,
+      description: 'queue: Redis reserves, a worker persists (202); sync: one PG transaction (201)',
+      default: 'queue' as const,
+    })(),
+    'pg-pool-size': Flags.integer({
+      description: `PostgreSQL connections per process [default: ${DEFAULT_PG_POOL_SIZE.queue} in queue mode, ${DEFAULT_PG_POOL_SIZE.sync} in sync mode]`,
+      min: 1,
+      max: 200,
+    }),
+    'max-pg-waiting': Flags.integer({
+      description:
+        'sync mode: answer 503 while more buys than this wait for a PostgreSQL connection',
+      default: DEFAULT_MAX_PG_WAITING,
+      min: 0,
     }),
     'rate-limit': Flags.integer({
       description: 'buys per user per product per window (0 disables)',
@@ -72,6 +97,11 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       default: DEFAULT_SSE.maxClients,
       min: 1,
     }),
+    'sse-drop-after-ms': Flags.integer({
+      description: 'an SSE client whose socket has not drained for this long is dropped',
+      default: DEFAULT_SSE.dropAfterMs,
+      min: 100,
+    }),
     'max-event-loop-delay-ms': Flags.integer({
       description: 'answer 503 while the event loop p99 delay is above this',
       default: DEFAULT_BACKPRESSURE.maxEventLoopDelayMs,
@@ -90,10 +120,17 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       host: flags.host,
       port: config.port,
       workers: flags.workers,
+      mode: flags.mode,
+      ...(flags['pg-pool-size'] === undefined ? {} : { pgPoolSize: flags['pg-pool-size'] }),
+      maxPgWaiting: flags['max-pg-waiting'],
       buyPolicy: { rateLimit: flags['rate-limit'], rateWindowMs: flags['rate-window-ms'] },
       demoAuth: flags['demo-auth'],
       autoPipelining: flags['auto-pipelining'],
-      sse: { intervalMs: flags['sse-interval'], maxClients: flags['sse-max-clients'] },
+      sse: {
+        intervalMs: flags['sse-interval'],
+        maxClients: flags['sse-max-clients'],
+        dropAfterMs: flags['sse-drop-after-ms'],
+      },
       backpressure: {
         maxQueue: flags['max-queue'],
         maxEventLoopDelayMs: flags['max-event-loop-delay-ms'],
@@ -102,7 +139,7 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
     const events = {
       listening: (url: string, workers: number) =>
         this.log(
-          `fsale serve: listening on ${url} (${workers} process${workers === 1 ? '' : 'es'}, prefix ${config.keyPrefix})`,
+          `fsale serve: listening on ${url} (${workers} process${workers === 1 ? '' : 'es'}, ${flags.mode} mode, prefix ${config.keyPrefix})`,
         ),
       stopping: (signal: string) =>
         this.log(`fsale serve: ${signal} received, finishing in-flight requests`),

@@ -23,6 +23,10 @@ export async function connectPostgres(url: string, options: PoolOptions = {}): P
   // An idle client losing its server (a restart) must not crash the process; the pool
   // replaces it and the next query reports the error where it can be handled.
   pool.on('error', () => undefined);
+  // The same for a client that is checked out (between the statements of a transaction): the
+  // pool listens only to idle clients, and an unheard 'error' event kills the process (found
+  // by a PostgreSQL restart under the payment worker). Its next query fails instead.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   try {
     const client = await pool.connect();
     client.release();

@@ -17,7 +17,7 @@ export type OutcomeClass = (typeof OUTCOME_CLASSES)[number];
 
 /** How each class is shown in tables and charts. */
 export const OUTCOME_LABELS: Readonly<Record<OutcomeClass, string>> = {
-  accepted: '202 accepted',
+  accepted: '202/201 accepted',
   sold_out: '409 sold out',
   conflict: '409 other',
   rate_limited: '429 rate limited',
@@ -64,7 +64,8 @@ export function problemType(body: string): string | undefined {
 }
 
 export function classify(status: number, problem: string | undefined): OutcomeClass {
-  if (status === 202) return 'accepted';
+  // 202 queued (queue mode) or 201 persisted (`serve --mode sync`).
+  if (status === 202 || status === 201) return 'accepted';
   if (status === 409) return problem === 'sold_out' ? 'sold_out' : 'conflict';
   if (status === 429) return 'rate_limited';
   if (status === 503) return 'overloaded';

@@ -170,7 +170,7 @@ export class FloodRecorder {
     this.inFlight -= 1;
     this.answered += 1;
     this.lastAnswerAt = at;
-    const problem = status === 202 ? undefined : problemType(body);
+    const problem = status < 300 ? undefined : problemType(body);
     const outcome = classify(status, problem);
     const latencyMs = at - attempt.intendedAt;
     this.counts[outcome] += 1;

@@ -7,7 +7,7 @@ import type { FloodSummary } from './summary.js';
 // The terminal side of a flood: one progress line a second, and the summary tables.
 
 const SHORT: Record<string, string> = {
-  accepted: '202',
+  accepted: 'ok',
   sold_out: '409so',
   conflict: '409',
   rate_limited: '429',

@@ -34,7 +34,7 @@ export const METRICS: Readonly<Record<string, MetricInfo>> = {
   error_rate: { kind: 'ratio', description: 'errors / sent' },
   shed: { kind: 'count', description: '429 + 503 answers (load shedding)' },
   shed_rate: { kind: 'ratio', description: 'shed / sent' },
-  accepted: { kind: 'count', description: '202 answers (replays included)' },
+  accepted: { kind: 'count', description: '202 (or sync mode 201) answers, replays included' },
   orders: { kind: 'count', description: 'distinct order ids accepted' },
   sold_out: { kind: 'count', description: '409 sold_out answers' },
   conflict: { kind: 'count', description: '409 answers other than sold_out' },

@@ -5,7 +5,10 @@ import type { Redis, Result } from 'ioredis';
 // documenting its KEYS and ARGV. They are registered once per client with defineCommand, so
 // ioredis calls them by SHA (EVALSHA) and falls back to EVAL after a SCRIPT FLUSH or restart.
 
-const SCRIPTS = { buy: 7, release: 4 } as const satisfies Record<string, number>;
+const SCRIPTS = { buy: 7, release: 4, throttle: 2, mirror: 3 } as const satisfies Record<
+  string,
+  number
+>;
 
 /** What the buy script returns: [code, replayed 0|1, orderId, extra]. */
 export type BuyScriptReply = [number, number, string, number];
@@ -15,6 +18,10 @@ declare module 'ioredis' {
     buy(...keysThenArgs: (string | number)[]): Result<BuyScriptReply, Context>;
     /** Returns [applied 0|1, units left]. */
     release(...keysThenArgs: (string | number)[]): Result<[number, number], Context>;
+    /** The sync-mode rate limit: returns [verdict 1 | 0 | -1, ms until the window resets]. */
+    throttle(...keysThenArgs: (string | number)[]): Result<[number, number], Context>;
+    /** Mirrors a sync-mode order into Redis: returns [applied 0|1, units left]. */
+    mirror(...keysThenArgs: (string | number)[]): Result<[number, number], Context>;
   }
 }
 

@@ -1,7 +1,16 @@
 import type { Redis } from 'ioredis';
 import { idempotencyKey, productKeys, rateLimitKey, type ProductKeys } from '../redis/keys.js';
 
-/** Result codes of src/redis/lua/buy-7.lua. */
+/**
+ * How the API takes a buy. `queue` (Approach 2, the default): one Redis script reserves the
+ * stock and appends the order to a stream; `fsale work orders` persists it later (202).
+ * `sync` (Approach 1): one PostgreSQL transaction takes the stock and inserts the order (201);
+ * see src/sale/sync-buy.ts.
+ */
+export const BUY_MODES = ['queue', 'sync'] as const;
+export type BuyMode = (typeof BUY_MODES)[number];
+
+/** Result codes of src/redis/lua/buy-7.lua (and of fsale_sync_buy in sql/000003). */
 export const BuyCode = {
   Accepted: 1,
   SoldOut: 2,

@@ -3,7 +3,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { connectPostgres, type Pool } from '../db/pool.js';
 import { isServiceOutage } from '../domain/errors.js';
 import { connectRedis, type Redis } from '../redis/client.js';
-import { DEFAULT_BUY_POLICY, type BuyPolicy } from '../sale/buy.js';
+import { DEFAULT_BUY_POLICY, type BuyMode, type BuyPolicy } from '../sale/buy.js';
+import { StockMirror, sweepExpiredAnswers } from '../sale/sync-buy.js';
 import { createAuthenticate } from './auth.js';
 import { Backpressure, type BackpressureOptions } from './backpressure.js';
 import { ApiMetrics } from './metrics.js';
@@ -32,8 +33,16 @@ export interface AppOptions {
   demoAuth?: boolean;
   /** Batch the Redis commands of one event-loop tick into one write (default on). */
   autoPipelining?: boolean;
-  /** PostgreSQL connections per process (reads only in queue mode). */
+  /** `queue` (default): Redis reserves, a worker persists (202). `sync`: one PG transaction (201). */
+  mode?: BuyMode;
+  /**
+   * PostgreSQL connections per process (default 5 in queue mode, where the API only reads, and
+   * 10 in sync mode). Every sync buy of one product waits for that product's row lock, so
+   * connections beyond a few per core add waiting, not throughput.
+   */
   pgPoolSize?: number;
+  /** Sync mode: answer 503 while more buys than this wait for a PostgreSQL connection. */
+  maxPgWaiting?: number;
 }
 
 /** What routes share: the clients and the process-wide sale state. */
@@ -50,6 +59,10 @@ export interface SaleContext {
   /** The same, also accepting `?access_token=` (EventSource cannot send headers). */
   authenticateStream: ReturnType<typeof createAuthenticate>;
   sse: SseHub;
+  mode: BuyMode;
+  /** Sync mode: mirrors committed orders into Redis (see src/sale/sync-buy.ts). */
+  mirror: StockMirror;
+  maxPgWaiting: number;
 }
 
 declare module 'fastify' {
@@ -59,6 +72,9 @@ declare module 'fastify' {
 }
 
 export type App = FastifyInstance;
+
+export const DEFAULT_PG_POOL_SIZE: Readonly<Record<BuyMode, number>> = { queue: 5, sync: 10 };
+export const DEFAULT_MAX_PG_WAITING = 1_000;
 
 export const DEFAULT_BACKPRESSURE: BackpressureOptions = {
   maxQueue: 200_000,
@@ -92,8 +108,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  const mode = options.mode ?? 'queue';
   const pool = await connectPostgres(options.databaseUrl, {
-    max: options.pgPoolSize ?? 5,
+    max: options.pgPoolSize ?? DEFAULT_PG_POOL_SIZE[mode],
     applicationName: 'fsale serve',
   });
   let redis: Redis | undefined;
@@ -128,7 +145,16 @@ export async function buildApp(options: AppOptions): Promise<App> {
     authenticate: createAuthenticate(options.jwtSecret),
     authenticateStream: createAuthenticate(options.jwtSecret, { allowQueryToken: true }),
     sse: new SseHub({ ...DEFAULT_SSE, ...options.sse }),
+    mode,
+    mirror: new StockMirror(redis, options.keyPrefix),
+    maxPgWaiting: options.maxPgWaiting ?? DEFAULT_MAX_PG_WAITING,
   };
+  // Sync mode keeps its idempotency records in PostgreSQL: expired ones are swept hourly.
+  const sweep =
+    mode === 'sync'
+      ? setInterval(() => void sweepExpiredAnswers(pool).catch(() => undefined), 3_600_000)
+      : undefined;
+  sweep?.unref();
   app.decorate('sale', sale);
   app.decorateRequest('userId', '');
 
@@ -174,6 +200,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
   app.addHook('preClose', async () => sale.sse.close());
   app.addHook('onClose', async () => {
     backpressure.stop();
+    if (sweep !== undefined) clearInterval(sweep);
+    // Before Redis closes: committed sync orders still waiting for their mirror get a last try.
+    await sale.mirror.close();
     feed.close();
     await redis.quit().catch(() => redis.disconnect());
     await pool.end();

@@ -78,6 +78,13 @@ export class SseHub {
     topic: string,
     initial: string | undefined,
   ): boolean {
+    // HEAD has no body, and Node sends a HEAD response's headers only on end(): a stream opened
+    // for it would leave the client waiting forever while it holds a client slot.
+    if (req.method === 'HEAD') {
+      res.writeHead(200, HEADERS);
+      res.end();
+      return false;
+    }
     if (this.closed || this.clients >= this.options.maxClients) {
       this.stats.refused += 1;
       res.writeHead(200, HEADERS);

@@ -183,6 +183,39 @@ describe('fsale flood against the whole stack: API, order worker, payment worker
     expect(summary.audit).toMatchObject({ ran: true, ok: true });
   });
 
+  it('against `serve --mode sync` its 201s count as accepted, are followed to paid, and the audit holds', async () => {
+    const sync = await startApi(s, { mode: 'sync' });
+    await seed(s, { productId: 'synced', stock: 50, priceCents: 700 });
+    const result = await runCli(
+      [
+        'flood',
+        '--product',
+        'synced',
+        '--url',
+        sync.url,
+        '--rate',
+        '200',
+        '--requests',
+        '150',
+        '--users',
+        '150',
+        '--follow',
+        '--poll-interval',
+        '250',
+        '--quiet',
+        '--json',
+      ],
+      env,
+    );
+    const summary = parseSummary(result.stdout);
+    expect(result.code, JSON.stringify(summary.verdict)).toBe(0);
+    expect(summary.outcomes.accepted.count).toBe(50);
+    expect(summary.outcomes.sold_out.count).toBe(100);
+    expect(summary.outcomes.other.count).toBe(0);
+    expect(summary.follow).toMatchObject({ followed: 50, paid: 50, unsettled: 0 });
+    expect(summary.audit).toMatchObject({ ran: true, ok: true });
+  });
+
   it('a threshold that is missed exits 3 and says which; a bad threshold is exit 2', async () => {
     await seed(s, { productId: 'gated', stock: 10 });
     const missed = await runCli(

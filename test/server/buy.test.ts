@@ -1,6 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
 import { idempotencyKey, productKeys } from '../../src/redis/keys.js';
+import { BUY_MODES } from '../../src/sale/buy.js';
+import { settleFailed } from '../../src/sale/settle.js';
 import { send } from '../helpers/http.js';
 import {
   buy,
@@ -12,16 +14,45 @@ import {
   type RunningApi,
 } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
+import {
+  ACCEPTED_ORDER_STATUS,
+  ACCEPTED_STATUS,
+  fullState,
+  persistedOrders,
+  pgState,
+} from './modes.js';
 
 const problemType = (body: string) => (JSON.parse(body) as { type: string }).type;
 
-describe('POST /order/buy', () => {
+// The whole buy-path suite runs against both modes: queue (Redis reserves, 202, the order
+// worker persists later) and sync (one PostgreSQL transaction, 201, persisted at once).
+describe.each(BUY_MODES)('POST /order/buy in %s mode', (mode) => {
+  const ACCEPTED = ACCEPTED_STATUS[mode];
   let s: TestServices;
   let api: RunningApi;
   beforeAll(async () => {
     s = await useTestServices();
-    api = await startApi(s);
+    api = await startApi(s, { mode });
   });
+
+  /** The accepted orders as the mode records them: the Redis stream, or PostgreSQL. */
+  async function acceptedOrders(productId: string): Promise<{ id: string; user: string }[]> {
+    const keys = productKeys(s.keyPrefix, productId);
+    if (mode === 'sync') {
+      // Nothing goes through the order stream in sync mode.
+      expect(await s.redis.xlen(keys.orders)).toBe(0);
+      const rows = await persistedOrders(s, productId);
+      expect(new Set(rows.map((r) => r.status))).toEqual(
+        new Set(rows.length > 0 ? ['pending'] : []),
+      );
+      return rows.map((r) => ({ id: r.id, user: r.user_id }));
+    }
+    const field = (fields: string[], name: string) => fields[fields.indexOf(name) + 1] ?? '';
+    return (await s.redis.xrange(keys.orders, '-', '+')).map(([, fields]) => ({
+      id: field(fields, 'id'),
+      user: field(fields, 'user'),
+    }));
+  }
 
   it('10,000 concurrent buys by distinct users for 1,000 units: exactly 1,000 accepted, 9,000 sold out', async () => {
     await seed(s, { productId: 'flash', stock: 1000 });
@@ -32,22 +63,22 @@ describe('POST /order/buy', () => {
     );
     const byStatus = new Map<number, number>();
     for (const r of responses) byStatus.set(r.status, (byStatus.get(r.status) ?? 0) + 1);
-    expect(Object.fromEntries(byStatus)).toEqual({ 202: 1000, 409: 9000 });
+    expect(Object.fromEntries(byStatus)).toEqual({ [ACCEPTED]: 1000, 409: 9000 });
     for (const r of responses.filter((r) => r.status === 409)) {
       expect(problemType(r.body)).toBe('urn:fsale:problem:sold_out');
     }
 
     const keys = productKeys(s.keyPrefix, 'flash');
     expect(await s.redis.get(keys.stock)).toBe('0');
-    const entries = await s.redis.xrange(keys.orders, '-', '+');
-    expect(entries).toHaveLength(1000);
-    const field = (fields: string[], name: string) => fields[fields.indexOf(name) + 1];
-    const orderIds = entries.map(([, fields]) => field(fields, 'id'));
-    const buyers = entries.map(([, fields]) => field(fields, 'user'));
+    const orders = await acceptedOrders('flash');
+    expect(orders).toHaveLength(1000);
+    const orderIds = orders.map((o) => o.id);
     expect(new Set(orderIds).size).toBe(1000);
-    expect(new Set(buyers).size).toBe(1000);
+    expect(new Set(orders.map((o) => o.user)).size).toBe(1000);
+    // The PG stock guard: sync mode took the units there at once, queue mode not yet.
+    expect((await pgState(s, 'flash'))?.remaining).toBe(mode === 'sync' ? 0 : 1000);
     const accepted = responses
-      .filter((r) => r.status === 202)
+      .filter((r) => r.status === ACCEPTED)
       .map((r) => (JSON.parse(r.body) as { orderId: string }).orderId);
     expect(new Set(accepted)).toEqual(new Set(orderIds));
   });
@@ -59,26 +90,27 @@ describe('POST /order/buy', () => {
     const responses = await Promise.all(
       Array.from({ length: 50 }, () => buy(api, { token, productId: 'dup', key })),
     );
-    expect(new Set(responses.map((r) => r.status))).toEqual(new Set([202]));
+    expect(new Set(responses.map((r) => r.status))).toEqual(new Set([ACCEPTED]));
     expect(new Set(responses.map((r) => r.body)).size).toBe(1);
     expect(responses.filter((r) => r.headers['idempotent-replayed'] === 'true')).toHaveLength(49);
     expect(await saleState(s, 'dup')).toMatchObject({
       stock: '9',
-      streamLength: 1,
+      streamLength: mode === 'queue' ? 1 : 0,
       bought: { clicker: '1' },
     });
+    expect(await acceptedOrders('dup')).toHaveLength(1);
   });
 
   describe('idempotency table', () => {
     beforeAll(() => seed(s, { productId: 'idem', stock: 100, perUserLimit: 5 }));
 
     it('a missing Idempotency-Key is a 400 and changes nothing', async () => {
-      const before = await saleState(s, 'idem');
+      const before = await fullState(s, 'idem');
       const r = await buy(api, { token: tokenFor('u1'), productId: 'idem', key: undefined });
       expect(r.status).toBe(400);
       expect(r.headers['content-type']).toMatch(/^application\/problem\+json/);
       expect(problemType(r.body)).toBe('urn:fsale:problem:idempotency_key_missing');
-      expect(await saleState(s, 'idem')).toEqual(before);
+      expect(await fullState(s, 'idem')).toEqual(before);
     });
 
     it.each([['x'.repeat(256)], ['tab\there'], ['ünïcode']])(
@@ -101,12 +133,12 @@ describe('POST /order/buy', () => {
     it('the same key with a different payload is a 422 and reserves nothing more', async () => {
       const token = tokenFor('u2');
       const key = freshKey();
-      expect((await buy(api, { token, productId: 'idem', key, qty: 1 })).status).toBe(202);
-      const before = await saleState(s, 'idem');
+      expect((await buy(api, { token, productId: 'idem', key, qty: 1 })).status).toBe(ACCEPTED);
+      const before = await fullState(s, 'idem');
       const r = await buy(api, { token, productId: 'idem', key, qty: 2 });
       expect(r.status).toBe(422);
       expect(problemType(r.body)).toBe('urn:fsale:problem:idempotency_key_reused');
-      expect(await saleState(s, 'idem')).toEqual(before);
+      expect(await fullState(s, 'idem')).toEqual(before);
     });
 
     it('a completed request is replayed byte for byte with Idempotent-Replayed: true', async () => {
@@ -114,9 +146,9 @@ describe('POST /order/buy', () => {
       const key = freshKey();
       const first = await buy(api, { token, productId: 'idem', key });
       const again = await buy(api, { token, productId: 'idem', key });
-      expect(first.status).toBe(202);
+      expect(first.status).toBe(ACCEPTED);
       expect(first.headers['idempotent-replayed']).toBeUndefined();
-      expect(again.status).toBe(202);
+      expect(again.status).toBe(ACCEPTED);
       expect(again.headers['idempotent-replayed']).toBe('true');
       expect(again.body).toBe(first.body);
       expect(again.headers['location']).toBe(first.headers['location']);
@@ -125,7 +157,7 @@ describe('POST /order/buy', () => {
     it('errors are replayed too: a limit_reached answer stays limit_reached', async () => {
       await seed(s, { productId: 'lim', stock: 10, perUserLimit: 1 });
       const token = tokenFor('u4');
-      expect((await buy(api, { token, productId: 'lim', key: freshKey() })).status).toBe(202);
+      expect((await buy(api, { token, productId: 'lim', key: freshKey() })).status).toBe(ACCEPTED);
       const key = freshKey();
       const first = await buy(api, { token, productId: 'lim', key });
       const again = await buy(api, { token, productId: 'lim', key });
@@ -140,7 +172,7 @@ describe('POST /order/buy', () => {
       const key = freshKey();
       const a = await buy(api, { token: tokenFor('ua'), productId: 'idem', key });
       const b = await buy(api, { token: tokenFor('ub'), productId: 'idem', key });
-      expect([a.status, b.status]).toEqual([202, 202]);
+      expect([a.status, b.status]).toEqual([ACCEPTED, ACCEPTED]);
       expect(a.body).not.toBe(b.body);
       expect(b.headers['idempotent-replayed']).toBeUndefined();
     });
@@ -148,7 +180,17 @@ describe('POST /order/buy', () => {
     it('records live 24 hours', async () => {
       const key = freshKey();
       await buy(api, { token: tokenFor('u5'), productId: 'idem', key });
-      const ttl = await s.redis.ttl(idempotencyKey(productKeys(s.keyPrefix, 'idem'), 'u5', key));
+      // Queue mode keeps the record in Redis (TTL), sync mode in PostgreSQL (expires_at).
+      const ttl =
+        mode === 'queue'
+          ? await s.redis.ttl(idempotencyKey(productKeys(s.keyPrefix, 'idem'), 'u5', key))
+          : ((
+              await s.pool.query<{ ttl: number }>(
+                `SELECT extract(epoch FROM expires_at - now())::int AS ttl FROM buy_idempotency
+                  WHERE product_id = 'idem' AND user_id = 'u5' AND idempotency_key = $1`,
+                [key],
+              )
+            ).rows[0]?.ttl ?? -1);
       expect(ttl).toBeGreaterThan(86_000);
       expect(ttl).toBeLessThanOrEqual(86_400);
     });
@@ -158,8 +200,8 @@ describe('POST /order/buy', () => {
     it('enforces the per-user limit across requests', async () => {
       await seed(s, { productId: 'two', stock: 10, perUserLimit: 2 });
       const token = tokenFor('greedy');
-      expect((await buy(api, { token, productId: 'two', key: freshKey() })).status).toBe(202);
-      expect((await buy(api, { token, productId: 'two', key: freshKey() })).status).toBe(202);
+      expect((await buy(api, { token, productId: 'two', key: freshKey() })).status).toBe(ACCEPTED);
+      expect((await buy(api, { token, productId: 'two', key: freshKey() })).status).toBe(ACCEPTED);
       const third = await buy(api, { token, productId: 'two', key: freshKey() });
       expect(third.status).toBe(409);
       expect(problemType(third.body)).toBe('urn:fsale:problem:limit_reached');
@@ -170,16 +212,17 @@ describe('POST /order/buy', () => {
         qty: 3,
       });
       expect(problemType(double.body)).toBe('urn:fsale:problem:limit_reached');
-      expect(await saleState(s, 'two')).toMatchObject({ stock: '8', streamLength: 2 });
+      expect(await saleState(s, 'two')).toMatchObject({ stock: '8', bought: { greedy: '2' } });
+      expect(await acceptedOrders('two')).toHaveLength(2);
     });
 
     it('refuses a sale that has not started, without recording the answer', async () => {
       await seed(s, { productId: 'later', stock: 10, startsAt: new Date(Date.now() + 3_600_000) });
-      const before = await saleState(s, 'later');
+      const before = await fullState(s, 'later');
       const r = await buy(api, { token: tokenFor('early'), productId: 'later', key: freshKey() });
       expect(r.status).toBe(409);
       expect(problemType(r.body)).toBe('urn:fsale:problem:not_open');
-      expect(await saleState(s, 'later')).toEqual(before);
+      expect(await fullState(s, 'later')).toEqual(before);
     });
 
     it('an unknown product is a 404', async () => {
@@ -190,7 +233,7 @@ describe('POST /order/buy', () => {
 
     it('qty must be an integer from 1 (no coercion, no extra fields)', async () => {
       await seed(s, { productId: 'qty', stock: 10, perUserLimit: 5 });
-      const before = await saleState(s, 'qty');
+      const before = await fullState(s, 'qty');
       for (const body of [
         { productId: 'qty', qty: 0 },
         { productId: 'qty', qty: -1 },
@@ -207,7 +250,7 @@ describe('POST /order/buy', () => {
         });
         expect(r.status, JSON.stringify(body)).toBe(400);
       }
-      expect(await saleState(s, 'qty')).toEqual(before);
+      expect(await fullState(s, 'qty')).toEqual(before);
     });
 
     it('more units than are left is insufficient_stock, and the rest can still be bought', async () => {
@@ -222,17 +265,47 @@ describe('POST /order/buy', () => {
       expect(
         (await buy(api, { token: tokenFor('u8'), productId: 'few', key: freshKey(), qty: 2 }))
           .status,
-      ).toBe(202);
+      ).toBe(ACCEPTED);
     });
   });
 
+  it(`answers an accept with ${ACCEPTED_STATUS[mode]}: ${mode === 'sync' ? 'the order is in PostgreSQL at once' : 'queued, persisted later by the order worker'}`, async () => {
+    await seed(s, { productId: 'shape', stock: 5, priceCents: 1250 });
+    const token = tokenFor('shaper');
+    const r = await buy(api, { token, productId: 'shape', key: freshKey() });
+    expect(r.status).toBe(ACCEPTED);
+    const body = JSON.parse(r.body) as { orderId: string; status: string; statusUrl: string };
+    expect(body).toEqual({
+      orderId: expect.stringMatching(/^[0-9a-f-]{36}$/) as unknown,
+      status: ACCEPTED_ORDER_STATUS[mode],
+      statusUrl: `/order/${body.orderId}`,
+    });
+    expect(r.headers['location']).toBe(body.statusUrl);
+    const persisted = await persistedOrders(s, 'shape');
+    const view = JSON.parse(
+      (await send(api.url, { path: body.statusUrl, headers: { authorization: `Bearer ${token}` } }))
+        .body,
+    ) as { status: string };
+    if (mode === 'sync') {
+      expect(persisted).toEqual([{ id: body.orderId, user_id: 'shaper', status: 'pending' }]);
+      expect(await pgState(s, 'shape')).toMatchObject({ orders: 1, records: 1, remaining: 4 });
+      expect(view.status).toBe('pending');
+    } else {
+      expect(persisted).toEqual([]);
+      expect(await pgState(s, 'shape')).toMatchObject({ orders: 0, records: 0, remaining: 5 });
+      expect(view.status).toBe('queued');
+    }
+    // Both modes: the live stock in Redis is already down by one.
+    expect(await saleState(s, 'shape')).toMatchObject({ stock: '4', bought: { shaper: '1' } });
+  });
+
   describe('sold-out fast path', () => {
-    it('a retry of an accepted buy still gets its 202 after the product sold out', async () => {
+    it('a retry of an accepted buy still gets its accept after the product sold out', async () => {
       await seed(s, { productId: 'last', stock: 1 });
       const winner = tokenFor('winner');
       const key = freshKey();
       const first = await buy(api, { token: winner, productId: 'last', key });
-      expect(first.status).toBe(202);
+      expect(first.status).toBe(ACCEPTED);
       // The process now knows 'last' is sold out (the accept took the last unit).
       const loser = await buy(api, {
         token: tokenFor('loser'),
@@ -241,7 +314,7 @@ describe('POST /order/buy', () => {
       });
       expect(problemType(loser.body)).toBe('urn:fsale:problem:sold_out');
       const retry = await buy(api, { token: winner, productId: 'last', key });
-      expect(retry.status).toBe(202);
+      expect(retry.status).toBe(ACCEPTED);
       expect(retry.body).toBe(first.body);
       expect(retry.headers['idempotent-replayed']).toBe('true');
       const mismatch = await buy(api, { token: winner, productId: 'last', key, qty: 2 });
@@ -250,20 +323,33 @@ describe('POST /order/buy', () => {
 
     it('a release re-opens the product within a second', async () => {
       await seed(s, { productId: 'reopen', stock: 1 });
-      expect(
-        (await buy(api, { token: tokenFor('r1'), productId: 'reopen', key: freshKey() })).status,
-      ).toBe(202);
+      const first = await buy(api, { token: tokenFor('r1'), productId: 'reopen', key: freshKey() });
+      expect(first.status).toBe(ACCEPTED);
       expect(
         (await buy(api, { token: tokenFor('r2'), productId: 'reopen', key: freshKey() })).status,
       ).toBe(409);
-      // What the payment worker's release does: give the unit back and publish the new level.
-      const keys = productKeys(s.keyPrefix, 'reopen');
-      const left = await s.redis.incrby(keys.stock, 1);
-      await s.redis.publish(keys.stockChannel, String(left));
+      if (mode === 'sync') {
+        // The order is in PostgreSQL already: decline it as the payment worker does (PG, then
+        // the release script, which publishes the new level).
+        const { orderId } = JSON.parse(first.body) as { orderId: string };
+        const order = {
+          id: orderId,
+          productId: 'reopen',
+          userId: 'r1',
+          qty: 1,
+          status: 'pending' as const,
+        };
+        expect(await settleFailed(s, order, 'pending', 'declined in a test', undefined)).toBe(true);
+      } else {
+        // What the payment worker's release does: give the unit back and publish the new level.
+        const keys = productKeys(s.keyPrefix, 'reopen');
+        const left = await s.redis.incrby(keys.stock, 1);
+        await s.redis.publish(keys.stockChannel, String(left));
+      }
       await new Promise((r) => setTimeout(r, 1000));
       expect(
         (await buy(api, { token: tokenFor('r3'), productId: 'reopen', key: freshKey() })).status,
-      ).toBe(202);
+      ).toBe(ACCEPTED);
     });
   });
 });

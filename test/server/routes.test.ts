@@ -2,17 +2,11 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createTokenMinter } from '../../src/auth/tokens.js';
 import { productKeys } from '../../src/redis/keys.js';
+import { BUY_MODES } from '../../src/sale/buy.js';
 import { send } from '../helpers/http.js';
-import {
-  buy,
-  freshKey,
-  saleState,
-  seed,
-  startApi,
-  tokenFor,
-  type RunningApi,
-} from '../helpers/sale.js';
+import { buy, freshKey, seed, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
+import { ACCEPTED_ORDER_STATUS, ACCEPTED_STATUS, fullState, pgState } from './modes.js';
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 function signed(header: object, payload: object, secret = TEST_JWT_SECRET): string {
@@ -22,12 +16,13 @@ function signed(header: object, payload: object, secret = TEST_JWT_SECRET): stri
 const inOneHour = () => Math.floor(Date.now() / 1000) + 3600;
 const problemType = (body: string) => (JSON.parse(body) as { type: string }).type;
 
-describe('API routes', () => {
+describe.each(BUY_MODES)('API routes in %s mode', (mode) => {
+  const ACCEPTED = ACCEPTED_STATUS[mode];
   let s: TestServices;
   let api: RunningApi;
   beforeAll(async () => {
     s = await useTestServices();
-    api = await startApi(s, { buyPolicy: { rateLimit: 3, rateWindowMs: 60_000 } });
+    api = await startApi(s, { mode, buyPolicy: { rateLimit: 3, rateWindowMs: 60_000 } });
     await seed(s, {
       productId: 'shoe',
       stock: 50,
@@ -66,7 +61,7 @@ describe('API routes', () => {
       ['huge token', () => `Bearer ${'a'.repeat(5000)}.${'b'.repeat(5000)}.c`],
     ];
     it.each(corpus)('%s', async (_name, header) => {
-      const before = await saleState(s, 'shoe');
+      const before = await fullState(s, 'shoe');
       const r = await send(api.url, {
         method: 'POST',
         path: '/order/buy',
@@ -76,12 +71,12 @@ describe('API routes', () => {
       expect(r.status).toBe(401);
       expect(r.headers['www-authenticate']).toBe('Bearer');
       expect(problemType(r.body)).toBe('urn:fsale:problem:unauthorized');
-      expect(await saleState(s, 'shoe')).toEqual(before);
+      expect(await fullState(s, 'shoe')).toEqual(before);
     });
   });
 
   describe('GET /order/:id', () => {
-    it('shows the owner their order (queued, then as persisted) and is a 404 for anyone else', async () => {
+    it(`shows the owner their order (${ACCEPTED_ORDER_STATUS[mode]}${mode === 'queue' ? ', then as persisted' : ' at once'}) and is a 404 for anyone else`, async () => {
       const owner = tokenFor('owner');
       const accepted = await buy(api, { token: owner, productId: 'shoe', key: freshKey() });
       const { orderId, statusUrl } = JSON.parse(accepted.body) as {
@@ -94,7 +89,17 @@ describe('API routes', () => {
         headers: { authorization: `Bearer ${owner}` },
       });
       expect(mine.status).toBe(200);
-      expect(JSON.parse(mine.body)).toEqual({ orderId, productId: 'shoe', status: 'queued' });
+      if (mode === 'queue') {
+        expect(JSON.parse(mine.body)).toEqual({ orderId, productId: 'shoe', status: 'queued' });
+      } else {
+        // Sync mode answers only once the order is committed: it is pending at once.
+        expect(JSON.parse(mine.body)).toMatchObject({
+          orderId,
+          productId: 'shoe',
+          qty: 1,
+          status: 'pending',
+        });
+      }
 
       const theirs = await send(api.url, {
         path: statusUrl,
@@ -107,6 +112,7 @@ describe('API routes', () => {
       });
       expect(unknown.status).toBe(404);
       expect(theirs.body).toBe(unknown.body);
+      if (mode === 'sync') return;
 
       // What the order worker does: persist it (pending) in PostgreSQL.
       await s.pool.query(
@@ -160,67 +166,120 @@ describe('API routes', () => {
   it('rate-limits buys per user with 429 and Retry-After, without reserving', async () => {
     const token = tokenFor('hammer');
     for (let i = 0; i < 3; i++)
-      expect((await buy(api, { token, productId: 'shoe', key: freshKey() })).status).toBe(202);
-    const before = await saleState(s, 'shoe');
+      expect((await buy(api, { token, productId: 'shoe', key: freshKey() })).status).toBe(ACCEPTED);
+    const before = await fullState(s, 'shoe');
     const limited = await buy(api, { token, productId: 'shoe', key: freshKey() });
     expect(limited.status).toBe(429);
     expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     expect(problemType(limited.body)).toBe('urn:fsale:problem:rate_limited');
-    expect(await saleState(s, 'shoe')).toEqual(before);
+    expect(await fullState(s, 'shoe')).toEqual(before);
     // Another user is not affected.
     expect(
       (await buy(api, { token: tokenFor('calm'), productId: 'shoe', key: freshKey() })).status,
-    ).toBe(202);
+    ).toBe(ACCEPTED);
   });
 
-  it('answers 503 with Retry-After while the order backlog is above its bound', async () => {
-    // The bound covers every product under the prefix: start from what is already queued.
-    const queued = [...(await api.app.sale.backpressure.sample()).queue.values()].reduce(
-      (a, b) => a + b,
-      0,
-    );
-    const small = await startApi(s, {
-      backpressure: {
-        maxQueue: queued + 5,
-        maxEventLoopDelayMs: 600_000,
-        sampleIntervalMs: 60_000,
-      },
-    });
-    await seed(s, { productId: 'busy', stock: 100, perUserLimit: 100 });
-    for (let i = 0; i < 6; i++)
-      expect(
-        (await buy(small, { token: tokenFor('b'), productId: 'busy', key: freshKey() })).status,
-      ).toBe(202);
-    await small.app.sale.backpressure.sample();
-    const before = await saleState(s, 'busy');
-    const refused = await buy(small, { token: tokenFor('c'), productId: 'busy', key: freshKey() });
-    expect(refused.status).toBe(503);
-    expect(refused.headers['retry-after']).toBe('1');
-    expect(problemType(refused.body)).toBe('urn:fsale:problem:overloaded');
-    expect(await saleState(s, 'busy')).toEqual(before);
-    // The workers catch up (here: the entries are acknowledged) and buys flow again.
-    const keys = productKeys(s.keyPrefix, 'busy');
-    const read = (await s.redis.xreadgroup(
-      'GROUP',
-      'persist',
-      'test',
-      'COUNT',
-      100,
-      'STREAMS',
-      keys.orders,
-      '>',
-    )) as [string, [string, string[]][]][];
-    const ids = read[0]?.[1].map(([id]) => id) ?? [];
-    await s.redis.xack(keys.orders, 'persist', ...ids);
-    await small.app.sale.backpressure.sample();
-    expect(
-      (await buy(small, { token: tokenFor('c'), productId: 'busy', key: freshKey() })).status,
-    ).toBe(202);
+  it('a retry of a completed buy is replayed, not rate-limited, and does not use up the window', async () => {
+    const token = tokenFor('retrier');
+    const key = freshKey();
+    const first = await buy(api, { token, productId: 'shoe', key });
+    expect(first.status).toBe(ACCEPTED);
+    for (let i = 0; i < 5; i++) {
+      const again = await buy(api, { token, productId: 'shoe', key });
+      expect(again.status).toBe(ACCEPTED);
+      expect(again.body).toBe(first.body);
+      expect(again.headers['idempotent-replayed']).toBe('true');
+    }
+    // The window still has two fresh buys left (3 per window, one used).
+    for (let i = 0; i < 2; i++)
+      expect((await buy(api, { token, productId: 'shoe', key: freshKey() })).status).toBe(ACCEPTED);
+    expect((await buy(api, { token, productId: 'shoe', key: freshKey() })).status).toBe(429);
   });
+
+  it.runIf(mode === 'sync')(
+    'sync mode answers 503 with Retry-After while more buys than its bound wait for a PostgreSQL connection',
+    async () => {
+      const small = await startApi(s, { mode, pgPoolSize: 1, maxPgWaiting: 0 });
+      await seed(s, { productId: 'queued', stock: 10, perUserLimit: 10 });
+      // Hold the API's only PostgreSQL connection, so the next buy waits for it.
+      const held = await small.app.sale.pool.connect();
+      let released = false;
+      try {
+        const waiting = buy(small, { token: tokenFor('w1'), productId: 'queued', key: freshKey() });
+        while (small.app.sale.pool.waitingCount === 0) await new Promise((r) => setTimeout(r, 5));
+        const refused = await buy(small, {
+          token: tokenFor('w2'),
+          productId: 'queued',
+          key: freshKey(),
+        });
+        expect(refused.status).toBe(503);
+        expect(refused.headers['retry-after']).toBe('1');
+        expect(problemType(refused.body)).toBe('urn:fsale:problem:overloaded');
+        held.release();
+        released = true;
+        expect((await waiting).status).toBe(ACCEPTED);
+      } finally {
+        if (!released) held.release();
+      }
+      expect((await pgState(s, 'queued'))?.orders).toBe(1);
+    },
+  );
+
+  it.runIf(mode === 'queue')(
+    'answers 503 with Retry-After while the order backlog is above its bound',
+    async () => {
+      // The bound covers every product under the prefix: start from what is already queued.
+      const queued = [...(await api.app.sale.backpressure.sample()).queue.values()].reduce(
+        (a, b) => a + b,
+        0,
+      );
+      const small = await startApi(s, {
+        backpressure: {
+          maxQueue: queued + 5,
+          maxEventLoopDelayMs: 600_000,
+          sampleIntervalMs: 60_000,
+        },
+      });
+      await seed(s, { productId: 'busy', stock: 100, perUserLimit: 100 });
+      for (let i = 0; i < 6; i++)
+        expect(
+          (await buy(small, { token: tokenFor('b'), productId: 'busy', key: freshKey() })).status,
+        ).toBe(ACCEPTED);
+      await small.app.sale.backpressure.sample();
+      const before = await fullState(s, 'busy');
+      const refused = await buy(small, {
+        token: tokenFor('c'),
+        productId: 'busy',
+        key: freshKey(),
+      });
+      expect(refused.status).toBe(503);
+      expect(refused.headers['retry-after']).toBe('1');
+      expect(problemType(refused.body)).toBe('urn:fsale:problem:overloaded');
+      expect(await fullState(s, 'busy')).toEqual(before);
+      // The workers catch up (here: the entries are acknowledged) and buys flow again.
+      const keys = productKeys(s.keyPrefix, 'busy');
+      const read = (await s.redis.xreadgroup(
+        'GROUP',
+        'persist',
+        'test',
+        'COUNT',
+        100,
+        'STREAMS',
+        keys.orders,
+        '>',
+      )) as [string, [string, string[]][]][];
+      const ids = read[0]?.[1].map(([id]) => id) ?? [];
+      await s.redis.xack(keys.orders, 'persist', ...ids);
+      await small.app.sale.backpressure.sample();
+      expect(
+        (await buy(small, { token: tokenFor('c'), productId: 'busy', key: freshKey() })).status,
+      ).toBe(ACCEPTED);
+    },
+  );
 
   it('rejects non-JSON (415), oversized bodies (413), bad JSON (400) and unknown routes (404) as problem+json', async () => {
     const auth = { authorization: `Bearer ${tokenFor('shape')}`, 'idempotency-key': freshKey() };
-    const before = await saleState(s, 'shoe');
+    const before = await fullState(s, 'shoe');
     const cases: [Parameters<typeof send>[1], number][] = [
       [
         {
@@ -278,7 +337,7 @@ describe('API routes', () => {
       ).toBe(status);
       expect(r.headers['content-type']).toMatch(/^application\/problem\+json/);
     }
-    expect(await saleState(s, 'shoe')).toEqual(before);
+    expect(await fullState(s, 'shoe')).toEqual(before);
   });
 
   it('health, readiness and metrics', async () => {
@@ -291,7 +350,9 @@ describe('API routes', () => {
     });
     await api.app.sale.backpressure.sample();
     const metrics = (await send(api.url, { path: '/metrics' })).body;
-    expect(metrics).toMatch(/fsale_http_requests_total\{route="\/order\/buy",status="202"\} \d+/);
+    expect(metrics).toMatch(
+      new RegExp(`fsale_http_requests_total\\{route="/order/buy",status="${ACCEPTED}"\\} \\d+`),
+    );
     expect(metrics).toMatch(/fsale_buy_outcomes_total\{outcome="accepted"\} \d+/);
     expect(metrics).toMatch(
       /fsale_http_request_duration_seconds_bucket\{le="0.005",route="\/order\/buy"\}/,

@@ -3,7 +3,14 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import { newOrderId } from '../../domain/order-id.js';
 import { PRODUCT_ID } from '../../redis/keys.js';
-import { BuyCode, replayStoredAnswer, reserveStock, type BuyResult } from '../../sale/buy.js';
+import {
+  BuyCode,
+  replayStoredAnswer,
+  reserveStock,
+  type BuyMode,
+  type BuyResult,
+} from '../../sale/buy.js';
+import { placeOrder, storedSyncAnswer } from '../../sale/sync-buy.js';
 import { sendProblem, type ProblemType } from '../problems.js';
 
 export const MAX_QTY = 1000;
@@ -40,18 +47,28 @@ const OUTCOME_LABEL: Record<BuyCode, string> = {
 };
 
 /**
- * The answer to a buy, rendered only from (code, orderId): a replay with the same
+ * What an accept answers: in queue mode the order is only queued (202); in sync mode it is
+ * already persisted and waits for its payment (201).
+ */
+const ACCEPTED: Readonly<Record<BuyMode, { status: 201 | 202; orderStatus: string }>> = {
+  queue: { status: 202, orderStatus: 'queued' },
+  sync: { status: 201, orderStatus: 'pending' },
+};
+
+/**
+ * The answer to a buy, rendered only from (mode, code, orderId): a replay with the same
  * Idempotency-Key gets the same bytes as the first answer, plus Idempotent-Replayed.
  */
-function sendBuyResult(reply: FastifyReply, result: BuyResult): FastifyReply {
+function sendBuyResult(reply: FastifyReply, mode: BuyMode, result: BuyResult): FastifyReply {
   if (result.replayed) reply.header('idempotent-replayed', 'true');
   if (result.code === BuyCode.Accepted) {
     const statusUrl = `/order/${result.orderId}`;
+    const { status, orderStatus } = ACCEPTED[mode];
     return reply
-      .code(202)
+      .code(status)
       .header('location', statusUrl)
       .type('application/json')
-      .send(`{"orderId":"${result.orderId}","status":"queued","statusUrl":"${statusUrl}"}`);
+      .send(`{"orderId":"${result.orderId}","status":"${orderStatus}","statusUrl":"${statusUrl}"}`);
   }
   if (result.code === BuyCode.RateLimited) {
     return sendProblem(
@@ -65,7 +82,9 @@ function sendBuyResult(reply: FastifyReply, result: BuyResult): FastifyReply {
 }
 
 export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { redis, keyPrefix, soldOut, backpressure, metrics, policy, authenticate } = app.sale;
+  const { redis, pool, keyPrefix, soldOut, backpressure, metrics, policy, authenticate, mode } =
+    app.sale;
+  const sync = { pool, redis, keyPrefix, mirror: app.sale.mirror };
 
   app.post(
     '/order/buy',
@@ -74,6 +93,12 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // Refuse before touching Redis: accepting more than the workers can persist only grows
       // the backlog (and the time to confirmation) for everyone.
       if (backpressure.overloaded) {
+        metrics.buyOutcomes.inc({ outcome: 'overloaded' });
+        return sendProblem(reply, 'overloaded', undefined, 1);
+      }
+      // Sync mode's backlog is the queue for a PostgreSQL connection: past a bound, waiting
+      // longer only turns into timeouts.
+      if (mode === 'sync' && pool.waitingCount > app.sale.maxPgWaiting) {
         metrics.buyOutcomes.inc({ outcome: 'overloaded' });
         return sendProblem(reply, 'overloaded', undefined, 1);
       }
@@ -86,12 +111,11 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const userId = request.userId;
 
       if (soldOut.isSoldOut(productId)) {
-        const stored = await replayStoredAnswer(redis, keyPrefix, {
-          productId,
-          userId,
-          qty,
-          idempotencyKey: key,
-        });
+        const known = { productId, userId, qty, idempotencyKey: key };
+        const stored =
+          mode === 'sync'
+            ? await storedSyncAnswer(pool, known)
+            : await replayStoredAnswer(redis, keyPrefix, known);
         if (stored === undefined) {
           metrics.buyOutcomes.inc({ outcome: 'sold_out' });
           return sendProblem(reply, 'sold_out');
@@ -99,16 +123,22 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         metrics.buyOutcomes.inc({
           outcome: stored.replayed ? 'replayed' : OUTCOME_LABEL[stored.code],
         });
-        return sendBuyResult(reply, stored);
+        return sendBuyResult(reply, mode, stored);
       }
 
       const now = Date.now();
-      const result = await reserveStock(
-        redis,
-        keyPrefix,
-        { productId, userId, qty, idempotencyKey: key, orderId: newOrderId(now), now },
-        policy,
-      );
+      const buy = {
+        productId,
+        userId,
+        qty,
+        idempotencyKey: key,
+        orderId: newOrderId(now),
+        now,
+      };
+      const result =
+        mode === 'sync'
+          ? await placeOrder(sync, buy, policy)
+          : await reserveStock(redis, keyPrefix, buy, policy);
       if (
         (result.code === BuyCode.SoldOut && !result.replayed) ||
         (result.code === BuyCode.Accepted && result.remaining === 0)
@@ -118,7 +148,7 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       metrics.buyOutcomes.inc({
         outcome: result.replayed ? 'replayed' : OUTCOME_LABEL[result.code],
       });
-      return sendBuyResult(reply, result);
+      return sendBuyResult(reply, mode, result);
     },
   );
 };
