@@ -1,0 +1,173 @@
+// A TCP fault proxy between a component and its server (node:net), switchable at runtime:
+//   pass       forwards bytes both ways
+//   latency    forwards, each chunk delayed by `ms` (order kept)
+//   blackhole  accepts connections and bytes, never answers (a hung provider)
+//   reset      destroys every connection as soon as it is accepted (ECONNRESET)
+//   http       answers every request itself with `status` (e.g. 503 or 429 storms) and closes
+// Switching mode drops the connections opened under the previous one, so a client's keep-alive
+// pool cannot keep using a connection the new mode would have treated differently. `cut` and
+// `restore` stop and start listening altogether (connection refused), as test/workers needed.
+import { connect, createServer, type Server, type Socket } from 'node:net';
+
+export type FaultMode =
+  | { kind: 'pass' }
+  | { kind: 'latency'; ms: number }
+  | { kind: 'blackhole' }
+  | { kind: 'reset' }
+  | { kind: 'http'; status: number; retryAfterSeconds?: number };
+
+export interface FaultStats {
+  /** Connections accepted, per mode they were accepted under. */
+  accepted: Record<FaultMode['kind'], number>;
+  /** Requests answered by the proxy itself in `http` mode. */
+  answered: number;
+}
+
+export interface FaultProxy {
+  readonly port: number;
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string;
+  readonly mode: FaultMode;
+  readonly stats: FaultStats;
+  setMode(mode: FaultMode): void;
+  /** Drops every connection and refuses new ones until `restore`. */
+  cut(): Promise<void>;
+  restore(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const REASONS: Record<number, string> = {
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
+
+function httpAnswer(status: number, retryAfterSeconds: number | undefined): string {
+  const body = JSON.stringify({ error: `fault proxy answered ${status}` });
+  return (
+    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n` +
+    'content-type: application/json\r\n' +
+    `content-length: ${Buffer.byteLength(body)}\r\n` +
+    (retryAfterSeconds === undefined ? '' : `retry-after: ${retryAfterSeconds}\r\n`) +
+    'connection: close\r\n\r\n' +
+    body
+  );
+}
+
+export async function startFaultProxy(
+  targetHost: string,
+  targetPort: number,
+  initial: FaultMode = { kind: 'pass' },
+): Promise<FaultProxy> {
+  const sockets = new Set<Socket>();
+  let mode: FaultMode = initial;
+  let server: Server | undefined;
+  let port = 0;
+  const stats: FaultStats = {
+    accepted: { pass: 0, latency: 0, blackhole: 0, reset: 0, http: 0 },
+    answered: 0,
+  };
+
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+  };
+
+  /** Forwards `from` to `to`, each chunk held back by the current latency (0 in pass mode). */
+  const forward = (from: Socket, to: Socket) => {
+    from.on('data', (chunk: Buffer) => {
+      const delay = mode.kind === 'latency' ? mode.ms : 0;
+      // Same delay for every chunk of a connection: timers fire in order, bytes stay in order.
+      if (delay === 0) to.write(chunk);
+      else setTimeout(() => to.destroyed || to.write(chunk), delay);
+    });
+  };
+
+  const onConnection = (client: Socket) => {
+    track(client);
+    const current = mode;
+    stats.accepted[current.kind] += 1;
+    switch (current.kind) {
+      case 'reset':
+        client.resetAndDestroy();
+        return;
+      case 'blackhole':
+        client.resume(); // read and discard; never answer
+        return;
+      case 'http': {
+        let head = '';
+        client.on('data', (chunk: Buffer) => {
+          head += chunk.toString('latin1');
+          if (!head.includes('\r\n\r\n') || client.writableEnded) return;
+          stats.answered += 1;
+          client.end(httpAnswer(current.status, current.retryAfterSeconds));
+        });
+        return;
+      }
+      default: {
+        const upstream = connect({ host: targetHost, port: targetPort });
+        track(upstream);
+        client.on('close', () => upstream.destroy());
+        upstream.on('close', () => client.destroy());
+        forward(client, upstream);
+        forward(upstream, client);
+      }
+    }
+  };
+
+  const listen = () =>
+    new Promise<void>((resolve, reject) => {
+      const s = createServer(onConnection);
+      s.once('error', reject);
+      s.listen(port, '127.0.0.1', () => {
+        const address = s.address();
+        if (address !== null && typeof address === 'object') port = address.port;
+        server = s;
+        resolve();
+      });
+    });
+  const dropAll = () => {
+    for (const socket of sockets) socket.destroy();
+  };
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      dropAll();
+      if (server === undefined) resolve();
+      else server.close(() => resolve());
+      server = undefined;
+    });
+
+  await listen();
+  return {
+    get port() {
+      return port;
+    },
+    get url() {
+      return `http://127.0.0.1:${port}`;
+    },
+    get mode() {
+      return mode;
+    },
+    stats,
+    setMode(next: FaultMode) {
+      const keep =
+        (mode.kind === 'pass' || mode.kind === 'latency') &&
+        (next.kind === 'pass' || next.kind === 'latency');
+      mode = next;
+      if (!keep) dropAll();
+    },
+    cut: stop,
+    restore: listen,
+    close: stop,
+  };
+}
+
+/** `url` with its host and port replaced by the proxy's. */
+export function throughProxy(url: string, proxy: FaultProxy): string {
+  const parsed = new URL(url);
+  parsed.hostname = '127.0.0.1';
+  parsed.port = String(proxy.port);
+  return parsed.toString();
+}
