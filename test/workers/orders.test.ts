@@ -23,7 +23,7 @@ import {
   uuidv7,
   waitUntil,
 } from './order-stream.js';
-import { startTcpProxy, throughProxy } from './tcp-proxy.js';
+import { startFaultProxy, throughProxy } from '../helpers/fault-proxy.js';
 
 let s: TestServices;
 beforeAll(async () => {
@@ -299,6 +299,8 @@ describe('fsale work orders', () => {
     expect(state.rows).toBe(last.persisted);
     expect(state.distinctIds).toBe(state.rows);
     expect(appended).toBeGreaterThan(state.rows); // it stopped with orders still to come
+    // The orders it left are this test's: the next tests' workers must not find them.
+    await s.redis.del(keys.orders);
   });
 
   it('dead-letters only the orders the PG stock guard refuses, one by one, and persists the rest', async () => {
@@ -361,7 +363,7 @@ describe('fsale work orders', () => {
 
   it('rides out a PostgreSQL outage: nothing acknowledged until committed, no crash', async () => {
     await seed(s, 'pg-outage', 100);
-    const proxy = await startTcpProxy('127.0.0.1', Number(new URL(s.databaseUrl).port || 5432));
+    const proxy = await startFaultProxy('127.0.0.1', Number(new URL(s.databaseUrl).port || 5432));
     const pool = await connectPostgres(throughProxy(s.databaseUrl, proxy), { max: 3 });
     const w = await inProcessWorker({}, { pool });
     try {
@@ -389,7 +391,7 @@ describe('fsale work orders', () => {
 
   it('rides out a Redis outage and resumes where it was', async () => {
     await seed(s, 'redis-outage', 100);
-    const proxy = await startTcpProxy('127.0.0.1', Number(new URL(s.redisUrl).port || 6379));
+    const proxy = await startFaultProxy('127.0.0.1', Number(new URL(s.redisUrl).port || 6379));
     const w = await inProcessWorker({}, { redisUrl: throughProxy(s.redisUrl, proxy) });
     try {
       await appendOrders(s, 'redis-outage', buyers('pre', 5));
