@@ -145,6 +145,31 @@ const BENCHMARKS: Benchmark[] = [
       });
     },
   },
+  {
+    name: 'abuse',
+    script: 'bench/abuse.ts',
+    args: [],
+    rows: (summary) => {
+      const rows = field(summary, 'rows') as {
+        case: string;
+        requestsPerSecond: number;
+        p50Ms: number;
+        p99Ms: number;
+        errors: number;
+      }[];
+      const alone = rows[0]?.p99Ms ?? NaN;
+      return rows.map((r) => ({
+        benchmark: 'abuse',
+        case: `${r.case} (errors ${r.errors})`,
+        throughput: r.requestsPerSecond,
+        unit: 'req/s',
+        p50Ms: r.p50Ms,
+        p99Ms: r.p99Ms,
+        ratio: round(r.p99Ms / alone),
+        ratioTo: 'p99 without abuse (target ≤ 3)',
+      }));
+    },
+  },
 ];
 
 function runJson(script: string, args: string[]): Promise<unknown> {

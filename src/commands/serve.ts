@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import { Flags } from '@oclif/core';
 import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
 import { requireJwtSecret } from '../config.js';
+import { UsageError } from '../domain/errors.js';
 import { BUY_MODES, DEFAULT_BUY_POLICY } from '../sale/buy.js';
 import {
   DEFAULT_BACKPRESSURE,
@@ -10,6 +11,17 @@ import {
 } from '../server/app.js';
 import { DEFAULT_SSE } from '../server/sse-hub.js';
 import { serveSingle, servePrimary, type ServeOptions } from '../server/serve.js';
+
+const MS_PER_UNIT = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/** `--sse-max-age`: ms, or a number with a unit; at least a second, so streams are not churned. */
+function parseMaxAge(input: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(input.trim());
+  const ms = match === null ? NaN : Number(match[1]) * MS_PER_UNIT[(match[2] ?? 'ms') as 'ms'];
+  if (!(ms >= 1000))
+    throw new UsageError(`must be at least 1s (ms, or 90s, 10m, 1h), got ${input}`);
+  return Math.round(ms);
+}
 
 export default class Serve extends FsaleCommand {
   static override summary = 'Run the HTTP API (POST /order/buy and friends).';
@@ -102,6 +114,11 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       default: DEFAULT_SSE.dropAfterMs,
       min: 100,
     }),
+    'sse-max-age': Flags.custom<number>({
+      description:
+        'an SSE stream is ended after this long (ms, or with a unit: 90s, 10m; each client a little sooner, at random), with a retry hint: the client reconnects at once with Last-Event-ID and gets the current state; bounds what a client that stops reading can hold [default: 10m]',
+      parse: async (input) => parseMaxAge(input),
+    })(),
     'max-event-loop-delay-ms': Flags.integer({
       description: 'answer 503 while the event loop p99 delay is above this',
       default: DEFAULT_BACKPRESSURE.maxEventLoopDelayMs,
@@ -130,6 +147,7 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
         intervalMs: flags['sse-interval'],
         maxClients: flags['sse-max-clients'],
         dropAfterMs: flags['sse-drop-after-ms'],
+        maxAgeMs: flags['sse-max-age'] ?? DEFAULT_SSE.maxAgeMs,
       },
       backpressure: {
         maxQueue: flags['max-queue'],

@@ -12,6 +12,11 @@ export interface SseHubOptions {
   dropAfterMs: number;
   /** Reconnection delay sent to clients. */
   retryMs: number;
+  /**
+   * A stream is ended after this long (less up to a quarter, per client, so they do not all
+   * reconnect at once); the client reconnects with Last-Event-ID and gets the current state.
+   */
+  maxAgeMs: number;
 }
 
 export const DEFAULT_SSE: SseHubOptions = {
@@ -20,6 +25,7 @@ export const DEFAULT_SSE: SseHubOptions = {
   maxClients: 20_000,
   dropAfterMs: 30_000,
   retryMs: 2_000,
+  maxAgeMs: 10 * 60_000,
 };
 
 interface Client {
@@ -28,6 +34,7 @@ interface Client {
   /** The latest event the socket had no room for; sent when it drains. */
   pending: Buffer | undefined;
   stalledSince: number | undefined;
+  expiry: NodeJS.Timeout;
 }
 
 const HEADERS = {
@@ -44,6 +51,11 @@ const HEADERS = {
  * latest event once per interval, so a burst of 1,000 stock changes costs each client at most
  * one write per interval. A slow client is skipped (it gets the latest event when its socket
  * drains) and dropped after `dropAfterMs`, so it can neither delay the others nor grow memory.
+ *
+ * Node only sees a stalled socket once the kernel's send buffer is full, and the kernel grows
+ * that buffer to megabytes: a client that stops reading can hold minutes of events there before
+ * the drop rule notices. Every stream therefore ends at `maxAgeMs`, which bounds what any client
+ * can hold to one max age of events.
  */
 export class SseHub {
   private readonly topics = new Map<string, Set<Client>>();
@@ -55,7 +67,7 @@ export class SseHub {
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
   /** Counters for /metrics and tests. */
-  readonly stats = { delivered: 0, skipped: 0, dropped: 0, refused: 0 };
+  readonly stats = { delivered: 0, skipped: 0, dropped: 0, refused: 0, expired: 0 };
 
   constructor(readonly options: SseHubOptions = DEFAULT_SSE) {
     this.timers.push(setInterval(() => this.flush(), options.intervalMs));
@@ -96,7 +108,14 @@ export class SseHub {
     req.socket.setNoDelay(true);
     res.writeHead(200, HEADERS);
     res.write(encodeRetry(this.options.retryMs) + (initial ?? ''));
-    const client: Client = { res, topic, pending: undefined, stalledSince: undefined };
+    const age = this.options.maxAgeMs * (0.75 + Math.random() * 0.25);
+    const client: Client = {
+      res,
+      topic,
+      pending: undefined,
+      stalledSince: undefined,
+      expiry: setTimeout(() => this.expire(client), age).unref(),
+    };
     let set = this.topics.get(topic);
     if (set === undefined) {
       set = new Set();
@@ -153,7 +172,10 @@ export class SseHub {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
     for (const set of this.topics.values()) {
-      for (const client of set) client.res.end(encodeRetry(this.options.retryMs));
+      for (const client of set) {
+        clearTimeout(client.expiry);
+        client.res.end(encodeRetry(this.options.retryMs));
+      }
     }
   }
 
@@ -208,6 +230,23 @@ export class SseHub {
     }
   }
 
+  /**
+   * Ends a stream at its max age. A client with bytes still queued in Node is not reading: it is
+   * dropped. Any other gets a `retry: 0` hint, so it reconnects at once (with Last-Event-ID), and
+   * the connection is closed, not kept alive: a client that stops reading now holds nothing here,
+   * and one that never takes the end is cut after `dropAfterMs`.
+   */
+  private expire(client: Client): void {
+    const { res } = client;
+    if (res.writableLength > 0) return this.drop(client);
+    this.stats.expired += 1;
+    this.remove(client);
+    const socket = res.socket;
+    res.end(encodeRetry(0));
+    socket?.end();
+    socket?.setTimeout(this.options.dropAfterMs, () => socket.destroy());
+  }
+
   private drop(client: Client): void {
     this.stats.dropped += 1;
     client.res.destroy();
@@ -217,6 +256,7 @@ export class SseHub {
   private remove(client: Client): void {
     const set = this.topics.get(client.topic);
     if (set?.delete(client) !== true) return;
+    clearTimeout(client.expiry);
     this.clients -= 1;
     if (set.size === 0) {
       this.topics.delete(client.topic);

@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { EventSource } from 'eventsource';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
 import { orderEventsChannel } from '../../src/redis/keys.js';
@@ -152,5 +153,37 @@ describe('SSE', () => {
     await closing.app.close();
     await c.ended;
     expect(c.raw().endsWith('retry: 2000\n\n')).toBe(true);
+  });
+
+  it('ends a stream at its max age with a retry: 0 hint; the reconnect (Last-Event-ID) gets the current state', async () => {
+    const aging = await startApi(s, { sse: { maxAgeMs: 1000 } });
+    await seed(s, { productId: 'aged', stock: 5 });
+    const first = await connectSse(`${aging.url}/stock/aged/stream`);
+    expect((await first.waitFor((e) => e.event === 'stock')).id).toBe('5');
+    await first.ended;
+    expect(first.raw().endsWith('retry: 0\n\n')).toBe(true);
+    expect(aging.app.sale.sse.stats.expired).toBe(1);
+    expect(aging.app.sale.sse.size).toBe(0);
+
+    // The stock changed while it was away: the reconnect gets the current level at once.
+    await buy(aging, { token: tokenFor('aged-buyer'), productId: 'aged', key: freshKey() });
+    const again = await connectSse(`${aging.url}/stock/aged/stream`, { 'last-event-id': '5' });
+    const current = await again.waitFor((e) => e.event === 'stock');
+    expect(stock(current)).toMatchObject({ remaining: 4 });
+    expect(current.id).toBe('4');
+    again.close();
+
+    // An EventSource (what browsers and `fsale watch` use) reconnects by itself after the end.
+    const source = new EventSource(`${aging.url}/stock/aged/stream`);
+    let opens = 0;
+    const reopened = new Promise<void>((resolve) =>
+      source.addEventListener('open', () => {
+        opens += 1;
+        if (opens === 3) resolve();
+      }),
+    );
+    await reopened;
+    source.close();
+    expect(aging.app.sale.sse.stats.expired).toBeGreaterThanOrEqual(3);
   });
 });

@@ -44,6 +44,7 @@ describe('SseHub', () => {
       maxClients: 10,
       dropAfterMs: 1000,
       retryMs: 1000,
+      maxAgeMs: 60_000,
     });
     const res = new FakeResponse();
     hub.open(fakeRequest, res as unknown as ServerResponse, 't', 'data: first\n\n');
@@ -59,6 +60,7 @@ describe('SseHub', () => {
       maxClients: 10,
       dropAfterMs: 10_000,
       retryMs: 1000,
+      maxAgeMs: 60_000,
     });
     const slow = new FakeResponse();
     const fast = new FakeResponse();
@@ -85,6 +87,7 @@ describe('SseHub', () => {
       maxClients: 10,
       dropAfterMs: 50,
       retryMs: 1000,
+      maxAgeMs: 60_000,
     });
     const stuck = new FakeResponse();
     hub.open(fakeRequest, stuck as unknown as ServerResponse, 't', undefined);
@@ -105,6 +108,7 @@ describe('SseHub', () => {
       maxClients: 10,
       dropAfterMs: 1000,
       retryMs: 1000,
+      maxAgeMs: 60_000,
     });
     const release = hub.watch('order:1');
     hub.publish('order:1', () => 'data: paid\n\n'); // between the read and the open
@@ -119,5 +123,32 @@ describe('SseHub', () => {
     hub.open(fakeRequest, late as unknown as ServerResponse, 'order:2', undefined);
     await tick(40);
     expect(late.received).toBe('retry: 1000\n\n');
+  });
+
+  it('ends a stream at its max age: a reading client cleanly with a retry: 0 hint, a stalled one by dropping it', async () => {
+    hub = new SseHub({
+      intervalMs: 10,
+      heartbeatMs: 60_000,
+      maxClients: 10,
+      dropAfterMs: 60_000,
+      retryMs: 1000,
+      maxAgeMs: 80,
+    });
+    const reading = new FakeResponse();
+    const stalled = new FakeResponse();
+    hub.open(fakeRequest, reading as unknown as ServerResponse, 't', 'data: first\n\n');
+    hub.open(fakeRequest, stalled as unknown as ServerResponse, 't', undefined);
+    stalled.stall();
+    hub.publish('t', () => `data: ${'s'.repeat(40)}\n\n`); // more than its buffer holds
+    await tick(40);
+    expect(hub.size).toBe(2); // not before a quarter less than the max age
+    await tick(100);
+    expect(reading.writableFinished).toBe(true); // ended, not destroyed
+
+    expect(reading.received.endsWith('retry: 0\n\n')).toBe(true);
+    expect(stalled.destroyed).toBe(true);
+    expect(stalled.writableFinished).toBe(false);
+    expect(hub.stats).toMatchObject({ expired: 1, dropped: 1 });
+    expect(hub.size).toBe(0);
   });
 });

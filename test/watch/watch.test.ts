@@ -131,6 +131,21 @@ describe('fsale watch', () => {
     expect(watch.output()).not.toContain('\u001b[');
   });
 
+  it('reconnects by itself when the server ends its stream at the max age, and says so', async () => {
+    await seed(s, { productId: 'aging', stock: 3 });
+    const aging = await startApi(s, { sse: { maxAgeMs: 1000 } });
+    const watch = startCli(
+      ['watch', '--product', 'aging', '--url', aging.url, '--interval', '200'],
+      s.env,
+    );
+    await watch.waitFor(/(stream lost; reconnecting with Last-Event-ID 3)/);
+    await watch.waitFor(/(reconnected after [\d.]+ s)/);
+    await watch.waitFor(/aging remaining 3\/3/);
+    watch.child.kill('SIGINT');
+    expect(await watch.exited).toEqual({ code: 0, signal: null });
+    expect(aging.app.sale.sse.stats.expired).toBeGreaterThanOrEqual(1);
+  });
+
   it('an unknown product is a one-line error with exit 2', async () => {
     const watch = startCli(['watch', '--product', 'nope', '--url', api.url], s.env);
     expect((await watch.exited).code).toBe(2);
