@@ -7,10 +7,8 @@
 // this process; the never-reading clients are held by a Python child (see abuse-traffic.ts).
 // Usage:
 //   npm run bench:abuse [-- --duration 10 --connections 50 --json]
-import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { mintTokens } from '../src/auth/tokens.js';
 import { migrate } from '../src/db/migrate.js';
 import { connectPostgres } from '../src/db/pool.js';
 import { connectRedis, deleteMatching } from '../src/redis/client.js';
@@ -23,6 +21,8 @@ import {
   type Slowloris,
 } from '../test/faults/abuse-traffic.js';
 import {
+  benchScope,
+  buyRequests,
   cpuSeconds,
   dropDatabaseIfOurs,
   load,
@@ -50,15 +50,8 @@ const slowlorisCount = Number(args.slowloris);
 const log = (line: string) => (args.json ? process.stderr.write(line + '\n') : console.log(line));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const serverUrl = new URL(
-  process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-);
-const run = randomBytes(4).toString('hex');
-serverUrl.pathname = `/fsale_bench_${run}`;
-const databaseUrl = serverUrl.toString();
-const keyPrefix = `bench_${run}`;
-const secret = randomBytes(24).toString('hex');
+const scope = benchScope();
+const { run, redisUrl, databaseUrl, keyPrefix, env } = scope;
 
 await migrate(databaseUrl);
 const pool = await connectPostgres(databaseUrl);
@@ -68,32 +61,9 @@ await seedProduct(
   { productId: 'plenty', stock: 50_000_000, perUserLimit: 1_000_000 },
 );
 
-const tokens = mintTokens(
-  secret,
-  Array.from({ length: 100_000 }, (_, i) => `ab${i}`),
-  3600,
-);
-let n = 0;
-const buyRequest = () => {
-  n += 1;
-  return {
-    headers: {
-      authorization: `Bearer ${tokens[n % tokens.length] ?? ''}`,
-      'idempotency-key': `${run}-${n}`,
-      'content-type': 'application/json',
-    },
-    body: '{"productId":"plenty","qty":1}',
-  };
-};
+const buyRequest = buyRequests(scope, 100_000, 'ab')('plenty');
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const env = {
-  ...process.env,
-  REDIS_URL: redisUrl,
-  DATABASE_URL: databaseUrl,
-  FSALE_KEY_PREFIX: keyPrefix,
-  FSALE_JWT_SECRET: secret,
-};
 
 interface CaseResult extends LoadResult {
   /** Server CPU per buy, µs: what the abuse costs the process besides latency. */
@@ -110,7 +80,8 @@ async function startAbuse(url: string): Promise<{ stop: () => void; summary: () 
   const slowloris: Slowloris = startSlowloris(url, slowlorisCount, 1_000);
   const refused = new Map<number, number>();
   const oversizedOn = { sending: true };
-  const auth = { authorization: `Bearer ${tokens[0] ?? ''}`, 'idempotency-key': `${run}-big` };
+  const { authorization } = buyRequest().headers;
+  const auth = { authorization: authorization ?? '', 'idempotency-key': `${run}-big` };
   const oversized = (async () => {
     while (oversizedOn.sending) {
       const statuses = await Promise.all([
@@ -209,10 +180,7 @@ const errors = (r: CaseResult) =>
   r.timeouts;
 const summary = {
   benchmark: 'abuse',
-  machine: await machine(
-    redisUrl,
-    process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-  ),
+  machine: await machine(redisUrl, scope.serverUrl),
   connections,
   durationSeconds: duration,
   abuse: abuseSummary,

@@ -5,22 +5,23 @@
 //   (b0, c0) the same with Redis auto-pipelining off, to show what it buys
 // Each server runs in its own process; autocannon drives it from this one. Usage:
 //   npm run bench:buy [-- --duration 10 --connections 50 --json]
-import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { mintTokens } from '../src/auth/tokens.js';
 import { migrate } from '../src/db/migrate.js';
 import { connectPostgres } from '../src/db/pool.js';
 import { connectRedis, deleteMatching } from '../src/redis/client.js';
 import { seedProduct } from '../src/sale/seed.js';
 import {
+  benchScope,
+  buyRequests,
+  cpuSeconds,
   dropDatabaseIfOurs,
   load,
-  cpuSeconds,
   machine,
   printTable,
   redisCpuSeconds,
   startServer,
+  type BuyRequest,
   type LoadResult,
 } from './lib.js';
 
@@ -37,15 +38,8 @@ const warmup = Number(args.warmup);
 const connections = Number(args.connections);
 const log = (line: string) => (args.json ? process.stderr.write(line + '\n') : console.log(line));
 
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const serverUrl = new URL(
-  process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-);
-const run = randomBytes(4).toString('hex');
-serverUrl.pathname = `/fsale_bench_${run}`;
-const databaseUrl = serverUrl.toString();
-const keyPrefix = `bench_${run}`;
-const secret = randomBytes(24).toString('hex');
+const scope = benchScope();
+const { redisUrl, databaseUrl, keyPrefix, env } = scope;
 
 await migrate(databaseUrl);
 const pool = await connectPostgres(databaseUrl);
@@ -53,30 +47,9 @@ const redis = await connectRedis(redisUrl);
 const ctx = { pool, redis, keyPrefix };
 await seedProduct(ctx, { productId: 'plenty', stock: 50_000_000, perUserLimit: 1_000_000 });
 await seedProduct(ctx, { productId: 'gone', stock: 0 });
-
-const users = Array.from({ length: 300_000 }, (_, i) => `bu${i}`);
-const tokens = mintTokens(secret, users, 3600);
-let n = 0;
-const buyRequest = (productId: string) => () => {
-  n += 1;
-  return {
-    headers: {
-      authorization: `Bearer ${tokens[n % tokens.length] ?? ''}`,
-      'idempotency-key': `${run}-${n}`,
-      'content-type': 'application/json',
-    },
-    body: `{"productId":"${productId}","qty":1}`,
-  };
-};
+const buyRequest = buyRequests(scope, 300_000, 'bu');
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const env = {
-  ...process.env,
-  REDIS_URL: redisUrl,
-  DATABASE_URL: databaseUrl,
-  FSALE_KEY_PREFIX: keyPrefix,
-  FSALE_JWT_SECRET: secret,
-};
 const serve = [
   `${root}bin/run.js`,
   'serve',
@@ -95,7 +68,7 @@ interface CaseResult extends LoadResult {
 }
 const results: CaseResult[] = [];
 try {
-  type Case = [string, string, string[], () => { headers: Record<string, string>; body: string }];
+  type Case = [string, string, string[], BuyRequest];
   const cases: Case[] = [
     [
       'a: bare Fastify route',
@@ -177,10 +150,7 @@ const unexpected = (r: CaseResult, allowed: string[]) =>
   r.timeouts;
 const summary = {
   benchmark: 'buy',
-  machine: await machine(
-    redisUrl,
-    process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-  ),
+  machine: await machine(redisUrl, scope.serverUrl),
   connections,
   durationSeconds: duration,
   results,

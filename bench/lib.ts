@@ -1,11 +1,87 @@
 // Shared by the benchmarks: machine facts, child servers, autocannon runs, tables.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import autocannon from 'autocannon';
 import Table from 'cli-table3';
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import { mintTokens } from '../src/auth/tokens.js';
+
+/** Where a benchmark runs: its own database and key prefix on the local services. */
+export interface BenchScope {
+  run: string;
+  redisUrl: string;
+  /** The PostgreSQL server (its maintenance database), for machine facts. */
+  serverUrl: string;
+  /** This run's own database, created by migrate and dropped at the end. */
+  databaseUrl: string;
+  keyPrefix: string;
+  secret: string;
+  /** The environment for `fsale` children pointing at this scope. */
+  env: NodeJS.ProcessEnv;
+}
+
+export function benchScope(
+  tag = '',
+  services: { redisUrl?: string; serverUrl?: string } = {},
+): BenchScope {
+  const redisUrl = services.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const serverUrl =
+    services.serverUrl ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const run = randomBytes(4).toString('hex');
+  const database = new URL(serverUrl);
+  database.pathname = `/fsale_bench_${tag}${run}`;
+  const databaseUrl = database.toString();
+  const keyPrefix = `bench_${tag}${run}`;
+  const secret = randomBytes(24).toString('hex');
+  return {
+    run,
+    redisUrl,
+    serverUrl,
+    databaseUrl,
+    keyPrefix,
+    secret,
+    env: {
+      ...process.env,
+      REDIS_URL: redisUrl,
+      DATABASE_URL: databaseUrl,
+      FSALE_KEY_PREFIX: keyPrefix,
+      FSALE_JWT_SECRET: secret,
+    },
+  };
+}
+
+export type BuyRequest = () => { headers: Record<string, string>; body: string };
+
+/**
+ * Buy requests for autocannon: users taken in turn from `users` tokens, a fresh
+ * Idempotency-Key each, so no request is a replay.
+ */
+export function buyRequests(
+  scope: BenchScope,
+  users: number,
+  userTag: string,
+): (productId: string) => BuyRequest {
+  const tokens = mintTokens(
+    scope.secret,
+    Array.from({ length: users }, (_, i) => `${userTag}${i}`),
+    3600,
+  );
+  let n = 0;
+  return (productId) => () => {
+    n += 1;
+    return {
+      headers: {
+        authorization: `Bearer ${tokens[n % tokens.length] ?? ''}`,
+        'idempotency-key': `${scope.run}-${n}`,
+        'content-type': 'application/json',
+      },
+      body: `{"productId":"${productId}","qty":1}`,
+    };
+  };
+}
 
 export interface Machine {
   date: string;
@@ -107,7 +183,7 @@ export interface LoadOptions {
   connections: number;
   durationSeconds: number;
   /** Called for every request; returns the headers and body to send. */
-  request: () => { headers: Record<string, string>; body: string };
+  request: BuyRequest;
 }
 
 export async function load(name: string, options: LoadOptions): Promise<LoadResult> {

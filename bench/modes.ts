@@ -13,11 +13,9 @@
 // Usage: npm run bench:modes [-- --duration 8 --warmup 2 --connections 50,500 --json]
 // `run()` returns the same figures for an orchestrator (`npm run bench`).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { mintTokens } from '../src/auth/tokens.js';
 import { migrate } from '../src/db/migrate.js';
 import { connectPostgres } from '../src/db/pool.js';
 import { runFlood } from '../src/load/flood.js';
@@ -26,6 +24,8 @@ import { productKeys } from '../src/redis/keys.js';
 import type { BuyMode } from '../src/sale/buy.js';
 import { seedProduct } from '../src/sale/seed.js';
 import {
+  benchScope,
+  buyRequests,
   dropDatabaseIfOurs,
   load,
   machine,
@@ -190,42 +190,15 @@ export async function run(options: Partial<ModesOptions> = {}): Promise<ModesRes
     log: (line) => process.stderr.write(`${line}\n`),
     ...options,
   };
-  const id = randomBytes(4).toString('hex');
-  const url = new URL(o.databaseUrl);
-  url.pathname = `/fsale_bench_modes_${id}`;
-  const databaseUrl = url.toString();
-  const keyPrefix = `bench_modes_${id}`;
-  const secret = randomBytes(24).toString('hex');
+  const scope = benchScope('modes_', { redisUrl: o.redisUrl, serverUrl: o.databaseUrl });
+  const { run: id, databaseUrl, keyPrefix, secret, env } = scope;
   const root = fileURLToPath(new URL('..', import.meta.url));
-  const env = {
-    ...process.env,
-    REDIS_URL: o.redisUrl,
-    DATABASE_URL: databaseUrl,
-    FSALE_KEY_PREFIX: keyPrefix,
-    FSALE_JWT_SECRET: secret,
-  };
 
   await migrate(databaseUrl);
   const pool = await connectPostgres(databaseUrl, { max: 2, applicationName: BENCH_APP });
   const redis = await connectRedis(o.redisUrl);
   const ctx = { pool, redis, keyPrefix };
-  const tokens = mintTokens(
-    secret,
-    Array.from({ length: USERS }, (_, i) => `mu${i}`),
-    3600,
-  );
-  let n = 0;
-  const buyRequest = (productId: string) => () => {
-    n += 1;
-    return {
-      headers: {
-        authorization: `Bearer ${tokens[n % tokens.length] ?? ''}`,
-        'idempotency-key': `${id}-${n}`,
-        'content-type': 'application/json',
-      },
-      body: `{"productId":"${productId}","qty":1}`,
-    };
-  };
+  const buyRequest = buyRequests(scope, USERS, 'mu');
   const persisted = async (productId: string) =>
     (
       await pool.query<{ n: number }>(

@@ -3,7 +3,6 @@
 // per client, and events delivered per second. Usage:
 //   npm run bench:sse [-- --clients 10000 --processes 4 --duration 10 --json]
 import { fork } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -12,7 +11,7 @@ import { connectPostgres } from '../src/db/pool.js';
 import { connectRedis, deleteMatching } from '../src/redis/client.js';
 import { productKeys } from '../src/redis/keys.js';
 import { seedProduct } from '../src/sale/seed.js';
-import { dropDatabaseIfOurs, machine, printTable, startServer } from './lib.js';
+import { benchScope, dropDatabaseIfOurs, machine, printTable, startServer } from './lib.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -29,14 +28,8 @@ const durationMs = Number(args.duration) * 1000;
 const everyMs = Number(args['every-ms']);
 const log = (line: string) => (args.json ? process.stderr.write(line + '\n') : console.log(line));
 
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const serverUrl = new URL(
-  process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-);
-const run = randomBytes(4).toString('hex');
-serverUrl.pathname = `/fsale_bench_${run}`;
-const databaseUrl = serverUrl.toString();
-const keyPrefix = `bench_${run}`;
+const scope = benchScope();
+const { redisUrl, databaseUrl, keyPrefix } = scope;
 const START = 1_000_000;
 
 await migrate(databaseUrl);
@@ -50,13 +43,7 @@ const rss = (pid: number) =>
 const api = await startServer(
   process.execPath,
   [`${root}bin/run.js`, 'serve', '--port', '0', '--sse-max-clients', String(clients + 100)],
-  {
-    ...process.env,
-    REDIS_URL: redisUrl,
-    DATABASE_URL: databaseUrl,
-    FSALE_KEY_PREFIX: keyPrefix,
-    FSALE_JWT_SECRET: randomBytes(24).toString('hex'),
-  },
+  scope.env,
 );
 const apiPid = api.child.pid ?? 0;
 try {
@@ -117,10 +104,7 @@ try {
   const events = reports.reduce((sum, r) => sum + r.events, 0);
   const summary = {
     benchmark: 'sse',
-    machine: await machine(
-      redisUrl,
-      process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-    ),
+    machine: await machine(redisUrl, scope.serverUrl),
     clients: reports.reduce((sum, r) => sum + r.connected, 0),
     changes: published.length,
     everyMs,
