@@ -19,6 +19,10 @@ export async function connectPostgres(url: string, options: PoolOptions = {}): P
     max: options.max ?? 10,
     connectionTimeoutMillis: 5_000,
     application_name: options.applicationName ?? 'fsale',
+    // A process frozen inside a transaction (SIGSTOP, a stalled VM) holds its row locks and
+    // blocks whoever takes over its work; the server ends such a session after this long, and
+    // the frozen process's next statement fails instead of committing stale work.
+    idle_in_transaction_session_timeout: 20_000,
   });
   // An idle client losing its server (a restart) must not crash the process; the pool
   // replaces it and the next query reports the error where it can be handled.
