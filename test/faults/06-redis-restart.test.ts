@@ -144,7 +144,17 @@ async function drainAndReconcile(s: TestServices, stack: Stack, accepted: string
     },
     'every order to leave pending',
     120_000,
-  );
+  ).catch(async (error: unknown) => {
+    const { rows } = await s.pool.query(
+      `SELECT id, payment_attempts, payment_lease_until, persisted_at FROM orders
+        WHERE status = 'pending' LIMIT 5`,
+    );
+    const tail = (p: CliProcess | undefined) =>
+      `exit ${String(p?.child.exitCode)}: ${p?.output().slice(-1500) ?? ''}`;
+    throw new Error(
+      `${String(error)}\npending: ${JSON.stringify(rows)}\npayments ${tail(stack.payments)}`,
+    );
+  });
   const reconcile = await runCli(['reconcile', '--once', '--json'], stack.env);
   expect(reconcile.code, reconcile.stderr).toBe(0);
   const { rows } = await s.pool.query<{ status: string; n: number }>(
