@@ -52,6 +52,7 @@ async function startPrivateRedis(appendOnly: boolean): Promise<PrivateRedis> {
 async function killRedis(redis: PrivateRedis): Promise<void> {
   process.kill(redis.server.pid, 'SIGKILL');
   await until(
+    `redis-server ${redis.server.pid} to die after SIGKILL`,
     () => {
       try {
         process.kill(redis.server.pid, 0);
@@ -60,7 +61,6 @@ async function killRedis(redis: PrivateRedis): Promise<void> {
         return true;
       }
     },
-    `redis-server ${redis.server.pid} to die after SIGKILL`,
     30_000,
     50,
   );
@@ -73,11 +73,11 @@ async function restartRedis(redis: PrivateRedis, appendOnly: boolean): Promise<v
     appendOnly,
   });
   await until(
+    'the test client to reconnect to the restarted Redis',
     async () => {
       await redis.client.ping(); // throws until reconnected
       return true;
     },
-    'the test client to reconnect to the restarted Redis',
     60_000,
   );
 }
@@ -112,9 +112,30 @@ async function startStack(s: TestServices, redisUrl: string): Promise<Stack> {
 
 const startApi = (stack: Stack) =>
   startApiProcess(stack.env, ['--rate-limit', '0', '--max-event-loop-delay-ms', '600000']);
-const startOrders = (stack: Stack) => startCli(['work', 'orders'], stack.env);
-const startPayments = (stack: Stack) =>
-  startCli(['work', 'payments', '--timeout', '1000', '--max-backoff-ms', '200'], stack.env);
+// Each resolves once the worker is connected (its first JSON line): a worker that cannot reach
+// Redis at start exits 2 by design, so the kill must come after that.
+async function startOrders(stack: Stack): Promise<CliProcess> {
+  const worker = startCli(['work', 'orders'], stack.env);
+  await worker.waitFor(/"event":"started"/);
+  return worker;
+}
+async function startPayments(stack: Stack): Promise<CliProcess> {
+  const worker = startCli(
+    [
+      'work',
+      'payments',
+      '--timeout',
+      '1000',
+      '--max-backoff-ms',
+      '200',
+      '--status-interval-ms',
+      '200',
+    ],
+    stack.env,
+  );
+  await worker.waitFor(/"event":"status"/);
+  return worker;
+}
 
 async function stopStack(stack: Stack): Promise<void> {
   for (const p of [stack.api, stack.orders, stack.payments, stack.gateway]) {
@@ -125,6 +146,7 @@ async function stopStack(stack: Stack): Promise<void> {
 /** Waits until every accepted order is in PG and none is pending, then settles the unknowns. */
 async function drainAndReconcile(s: TestServices, stack: Stack, accepted: string[]) {
   await until(
+    `all ${accepted.length} accepted orders to reach PostgreSQL`,
     async () => {
       const { rows } = await s.pool.query<{ n: number }>(
         'SELECT count(*)::int AS n FROM orders WHERE id = ANY($1::uuid[])',
@@ -132,17 +154,16 @@ async function drainAndReconcile(s: TestServices, stack: Stack, accepted: string
       );
       return rows[0]?.n === accepted.length;
     },
-    `all ${accepted.length} accepted orders to reach PostgreSQL`,
     120_000,
   );
   await until(
+    'every order to leave pending',
     async () => {
       const { rows } = await s.pool.query<{ n: number }>(
         "SELECT count(*)::int AS n FROM orders WHERE status = 'pending'",
       );
       return rows[0]?.n === 0;
     },
-    'every order to leave pending',
     120_000,
   ).catch(async (error: unknown) => {
     const { rows } = await s.pool.query(
@@ -188,8 +209,8 @@ describe('scenario 6a: Redis with AOF SIGKILLed mid-sale and started again', () 
       { productId: 'r6', stock: 600, perUserLimit: 1, priceCents: 900 },
     );
     stack.api = await startApi(stack);
-    stack.orders = startOrders(stack);
-    stack.payments = startPayments(stack);
+    stack.orders = await startOrders(stack);
+    stack.payments = await startPayments(stack);
     const api = stack.api;
     const tokens = mintTokens(
       TEST_JWT_SECRET,
@@ -230,8 +251,8 @@ describe('scenario 6a: Redis with AOF SIGKILLed mid-sale and started again', () 
 
     // While it is down: readiness says so, and every buy is a 503 problem with Retry-After.
     await until(
-      async () => (await send(api.url, { path: '/readyz' })).status === 503,
       '/readyz to answer 503 with Redis down',
+      async () => (await send(api.url, { path: '/readyz' })).status === 503,
       30_000,
     );
     const down = await Promise.all(
@@ -248,8 +269,8 @@ describe('scenario 6a: Redis with AOF SIGKILLed mid-sale and started again', () 
 
     await restartRedis(redis, true);
     await until(
-      async () => (await send(api.url, { path: '/readyz' })).status === 200,
       '/readyz to answer 200 once Redis is back',
+      async () => (await send(api.url, { path: '/readyz' })).status === 200,
       60_000,
     );
     trickling.on = false;
@@ -300,8 +321,8 @@ describe('scenario 6b: Redis without persistence loses everything; rebuild-redis
     await seedProduct(ctx, { productId: 'r6b', stock: 80, perUserLimit: 2, priceCents: 700 });
     await seedProduct(ctx, { productId: 'r6gone', stock: 10, perUserLimit: 5, priceCents: 700 });
     stack.api = await startApi(stack);
-    stack.orders = startOrders(stack);
-    stack.payments = startPayments(stack);
+    stack.orders = await startOrders(stack);
+    stack.payments = await startPayments(stack);
     const api = stack.api;
 
     // 30 users buy 2 units each of r6b (60 of 80), 10 more buy 1 each; r6gone sells out.
@@ -361,7 +382,7 @@ describe('scenario 6b: Redis without persistence loses everything; rebuild-redis
     // A further sale, on a fresh API: no payments run, so nothing is released meanwhile and
     // the counts are exact.
     stack.api = await startApi(stack);
-    stack.orders = startOrders(stack);
+    stack.orders = await startOrders(stack);
     const api2 = stack.api;
     const more: string[] = [];
     // Users at their limit are refused; those with one unit get exactly one more.
@@ -398,7 +419,7 @@ describe('scenario 6b: Redis without persistence loses everything; rebuild-redis
       true,
     );
 
-    stack.payments = startPayments(stack);
+    stack.payments = await startPayments(stack);
     await drainAndReconcile(s, stack, [...accepted, ...more]);
     const { rows } = await s.pool.query<{ units: number; total: number }>(
       `SELECT coalesce(sum(o.qty) FILTER (WHERE o.status = ANY($1::text[])), 0)::int AS units,

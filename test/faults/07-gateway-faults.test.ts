@@ -83,12 +83,12 @@ describe('scenario 7: gateway hangs, 503/429 storms, slow responses and resets',
   /** Waits until every order of `ids` is in PG and none is pending. */
   async function settled(ids: string[], what: string): Promise<Record<string, number>> {
     await until(
+      `${what}: all ${ids.length} orders out of pending`,
       async () => {
         const byStatus = await statusesOf(ids);
         const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
         return total === ids.length && (byStatus.pending ?? 0) === 0;
       },
-      `${what}: all ${ids.length} orders out of pending`,
       120_000,
     );
     return statusesOf(ids);
@@ -98,8 +98,8 @@ describe('scenario 7: gateway hangs, 503/429 storms, slow responses and resets',
   async function storm(mode: FaultMode & { kind: 'http' }, ids: string[]) {
     const before = proxy.stats.answered;
     await until(
-      () => proxy.stats.answered - before >= 2 * ids.length,
       `${mode.status} storm: the worker to try (and retry) every order`,
+      () => proxy.stats.answered - before >= 2 * ids.length,
       120_000,
     );
     const byStatus = await statusesOf(ids);

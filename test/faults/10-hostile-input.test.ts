@@ -484,13 +484,13 @@ describe('scenario 10: hostile input against every route', () => {
     const worker = startCli(['work', 'orders'], s.env);
     try {
       await until(
+        'the order worker to persist the two accepted orders',
         async () => {
           const { rows } = await s.pool.query<{ n: number }>(
             'SELECT count(*)::int AS n FROM orders',
           );
           return rows[0]?.n === 2;
         },
-        'the order worker to persist the two accepted orders',
         60_000,
       );
     } finally {

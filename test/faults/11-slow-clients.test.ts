@@ -155,18 +155,18 @@ describe('scenario 11: never-reading SSE clients, Slowloris and oversized bodies
       // The server lets go of every never-reading stream: the process holds none of their
       // sockets any more (bounded by max age + drop time; generous for a shared machine).
       await until(
+        `the API to let go of all ${SSE_CLIENTS} never-reading SSE sockets`,
         () => {
           const held = heldPeers(port, api.pid);
           return [...streams.ports].every((p) => !held.has(p));
         },
-        `the API to let go of all ${SSE_CLIENTS} never-reading SSE sockets`,
         90_000,
         500,
       );
       // Slowloris heads never complete: the server's request timeout closes them.
       await until(
-        () => slowloris.closed() === SLOWLORIS,
         `the API to close all ${SLOWLORIS} Slowloris connections (closed ${slowloris.closed()})`,
+        () => slowloris.closed() === SLOWLORIS,
         120_000,
         500,
       );
@@ -215,13 +215,13 @@ describe('scenario 11: never-reading SSE clients, Slowloris and oversized bodies
     const worker = startCli(['work', 'orders'], s.env);
     try {
       await until(
+        `the order worker to persist all ${accepted} accepted orders`,
         async () => {
           const { rows } = await s.pool.query<{ n: number }>(
             'SELECT count(*)::int AS n FROM orders',
           );
           return rows[0]?.n === accepted;
         },
-        `the order worker to persist all ${accepted} accepted orders`,
         180_000,
         500,
       );

@@ -9,30 +9,7 @@ import { fetchLedger } from '../../src/audit/ledger.js';
 import type { Pool } from '../../src/db/pool.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` until it holds; fails with `what` (and the last detail) after `timeoutMs`. */
-export async function until(
-  check: () => Promise<boolean> | boolean,
-  what: string,
-  timeoutMs = 120_000,
-  everyMs = 250,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new Error(`gave up after ${timeoutMs} ms waiting for ${what}${why}`);
-    }
-    await sleep(everyMs);
-  }
-}
+export { sleep, stopProcess, until } from './crash-helpers.js';
 
 export interface AuditTarget {
   pool: Pool;
@@ -70,15 +47,6 @@ export async function startApiProcess(
   const cli = startCli(['serve', '--port', '0', ...args], env);
   const url = await cli.waitFor(/listening on (http:\/\/[\d.:]+)/);
   return { ...cli, url };
-}
-
-/** Stops a child with SIGTERM and waits (bounded) for it to exit. */
-export async function stopProcess(cli: CliProcess, timeoutMs = 30_000): Promise<void> {
-  if (cli.child.exitCode !== null || cli.child.signalCode !== null) return;
-  cli.child.kill('SIGTERM');
-  const timer = setTimeout(() => cli.child.kill('SIGKILL'), timeoutMs);
-  await cli.exited;
-  clearTimeout(timer);
 }
 
 /** Resident set size of a process, bytes, from /proc/<pid>/status (VmRSS). */

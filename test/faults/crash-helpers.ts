@@ -19,9 +19,12 @@ import { send } from '../helpers/http.js';
 import { isAlive, startCli, type CliProcess } from '../helpers/process.js';
 import { TEST_JWT_SECRET, type TestServices } from '../helpers/services.js';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls `check` until it holds; fails with `what` after `timeoutMs` (a hang guard, not a speed test). */
+/**
+ * Polls `check` until it holds; fails with `what` (and the last error `check` threw) after
+ * `timeoutMs`: a hang guard, not a speed test.
+ */
 export async function until(
   what: string,
   check: () => Promise<boolean> | boolean,
@@ -29,8 +32,17 @@ export async function until(
   everyMs = 200,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`gave up after ${timeoutMs} ms waiting for ${what}`);
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
+      throw new Error(`gave up after ${timeoutMs} ms waiting for ${what}${why}`);
+    }
     await sleep(everyMs);
   }
 }
