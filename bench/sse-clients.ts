@@ -57,6 +57,7 @@ process.on('message', (message: { type: string; published?: [number, number][] }
     if (sent === undefined) continue; // the snapshot sent on connect
     for (const t of times) lags.push(t - sent);
   }
-  process.send?.({ type: 'report', lags, events, connected });
-  setTimeout(() => process.exit(0), 100);
+  // Exit only once the report is written: millions of lags take a while to go down the pipe,
+  // and exiting on a timer cut the message off (the parent then waited forever).
+  process.send?.({ type: 'report', lags, events, connected }, undefined, {}, () => process.exit(0));
 });

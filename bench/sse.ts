@@ -87,12 +87,15 @@ try {
   const reports = await Promise.all(
     children.map(
       (child) =>
-        new Promise<{ lags: number[]; events: number; connected: number }>((resolve) => {
+        new Promise<{ lags: number[]; events: number; connected: number }>((resolve, reject) => {
           child.on(
             'message',
             (m: { type: string; lags: number[]; events: number; connected: number }) => {
               if (m.type === 'report') resolve(m);
             },
+          );
+          child.once('exit', (code) =>
+            reject(new Error(`SSE client process exited with ${code} before its report`)),
           );
           child.send({ type: 'report', published });
         }),
