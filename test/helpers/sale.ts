@@ -1,11 +1,10 @@
 // A running API on a free port over this test file's prefix and database.
-import { afterAll } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
 import { buildApp, type App, type AppOptions } from '../../src/server/app.js';
 import { productKeys } from '../../src/redis/keys.js';
 import { seedProduct, type SeedInput } from '../../src/sale/seed.js';
 import { send, type HttpResponse } from './http.js';
-import { TEST_JWT_SECRET, type TestServices } from './services.js';
+import { TEST_JWT_SECRET, atFileEnd, type TestServices } from './services.js';
 
 export interface RunningApi {
   app: App;
@@ -26,7 +25,7 @@ export async function startApi(
     ...overrides,
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
-  afterAll(() => app.close());
+  atFileEnd(() => app.close());
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no address');
   return { app, url: `http://127.0.0.1:${address.port}` };

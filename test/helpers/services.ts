@@ -43,6 +43,19 @@ export async function dropDatabase(databaseUrl: string): Promise<void> {
   }
 }
 
+// What a test file set up (databases, prefixes, servers) is torn down when the file ends, in
+// reverse order. Registered here, at import, because vitest never runs an afterAll registered
+// while a beforeAll runs, which is where these helpers are called.
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** Runs `cleanup` when this test file ends (after everything registered later). */
+export function atFileEnd(cleanup: () => Promise<void>): void {
+  cleanups.push(cleanup);
+}
+
 /** Creates a prefix and a migrated database for this test file; both are removed after it. */
 export async function useTestServices(): Promise<TestServices> {
   const redisUrl = inject('redisUrl');
@@ -51,7 +64,7 @@ export async function useTestServices(): Promise<TestServices> {
   await migrate(databaseUrl);
   const pool = await connectPostgres(databaseUrl, { max: 20 });
   const redis = await connectRedis(redisUrl);
-  afterAll(async () => {
+  atFileEnd(async () => {
     await deleteMatching(redis, `${keyPrefix}:*`);
     redis.disconnect();
     await pool.end();
