@@ -116,7 +116,21 @@ export async function replayStoredAnswer(
   const match = /^(\d+)\|([^|]*)\|(.*)$/s.exec(record);
   if (match === null) return undefined;
   const [, code, orderId, stored] = match;
-  if (stored !== fingerprint(request.productId, request.qty)) {
+  return storedAnswer(request, Number(code), orderId ?? '', stored ?? '');
+}
+
+/**
+ * The answer a stored idempotency record gives this request (queue mode keeps records in
+ * Redis, sync mode in PostgreSQL): a replay of the first answer, or a mismatch (422) when the
+ * same key came with another product or quantity.
+ */
+export function storedAnswer(
+  request: Pick<BuyRequest, 'productId' | 'qty'>,
+  code: number,
+  orderId: string,
+  storedFingerprint: string,
+): BuyResult {
+  if (storedFingerprint !== fingerprint(request.productId, request.qty)) {
     return {
       code: BuyCode.IdempotencyMismatch,
       replayed: false,
@@ -125,11 +139,5 @@ export async function replayStoredAnswer(
       retryAfterMs: 0,
     };
   }
-  return {
-    code: Number(code) as BuyCode,
-    replayed: true,
-    orderId: orderId ?? '',
-    remaining: -1,
-    retryAfterMs: 0,
-  };
+  return { code: code as BuyCode, replayed: true, orderId, remaining: -1, retryAfterMs: 0 };
 }

@@ -32,6 +32,7 @@ import {
   BuyCode,
   DEFAULT_BUY_POLICY,
   fingerprint,
+  storedAnswer,
   type BuyPolicy,
   type BuyRequest,
   type BuyResult,
@@ -150,22 +151,7 @@ export async function storedSyncAnswer(
   );
   const record = rows[0];
   if (record === undefined) return undefined;
-  if (record.fingerprint !== fingerprint(request.productId, request.qty)) {
-    return {
-      code: BuyCode.IdempotencyMismatch,
-      replayed: false,
-      orderId: '',
-      remaining: -1,
-      retryAfterMs: 0,
-    };
-  }
-  return {
-    code: record.code as BuyCode,
-    replayed: true,
-    orderId: record.order_id ?? '',
-    remaining: -1,
-    retryAfterMs: 0,
-  };
+  return storedAnswer(request, record.code, record.order_id ?? '', record.fingerprint);
 }
 
 /** Deletes up to `limit` expired idempotency records; returns how many. */
