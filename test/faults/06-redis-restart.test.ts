@@ -187,23 +187,31 @@ async function drainAndReconcile(s: TestServices, stack: Stack, accepted: string
   return byStatus;
 }
 
-describe('scenario 6a: Redis with AOF SIGKILLed mid-sale and started again', () => {
-  let s: TestServices;
-  let redis: PrivateRedis;
-  let stack: Stack;
+/**
+ * This describe block's services, a private redis-server (AOF on or off) and the stack on it,
+ * all stopped and removed after the block.
+ */
+function usePrivateRedisStack(appendOnly: boolean) {
+  const held = {} as { s: TestServices; redis: PrivateRedis; stack: Stack };
   beforeAll(async () => {
-    s = await useTestServices();
-    redis = await startPrivateRedis(true);
-    stack = await startStack(s, redis.server.url);
+    held.s = await useTestServices();
+    held.redis = await startPrivateRedis(appendOnly);
+    held.stack = await startStack(held.s, held.redis.server.url);
     return async () => {
-      await stopStack(stack);
-      redis.client.disconnect();
-      await redis.server.stop();
-      await rm(redis.dataDir, { recursive: true, force: true });
+      await stopStack(held.stack);
+      held.redis.client.disconnect();
+      await held.redis.server.stop();
+      await rm(held.redis.dataDir, { recursive: true, force: true });
     };
   });
+  return held;
+}
+
+describe('scenario 6a: Redis with AOF SIGKILLed mid-sale and started again', () => {
+  const env = usePrivateRedisStack(true);
 
   it('answers 503 while Redis is down, recovers, and loses no accepted order', async () => {
+    const { s, redis, stack } = env;
     await seedProduct(
       { pool: s.pool, redis: redis.client, keyPrefix: s.keyPrefix },
       { productId: 'r6', stock: 600, perUserLimit: 1, priceCents: 900 },
@@ -301,22 +309,10 @@ describe('scenario 6a: Redis with AOF SIGKILLed mid-sale and started again', () 
 });
 
 describe('scenario 6b: Redis without persistence loses everything; rebuild-redis restores it', () => {
-  let s: TestServices;
-  let redis: PrivateRedis;
-  let stack: Stack;
-  beforeAll(async () => {
-    s = await useTestServices();
-    redis = await startPrivateRedis(false);
-    stack = await startStack(s, redis.server.url);
-    return async () => {
-      await stopStack(stack);
-      redis.client.disconnect();
-      await redis.server.stop();
-      await rm(redis.dataDir, { recursive: true, force: true });
-    };
-  });
+  const env = usePrivateRedisStack(false);
 
   it('rebuilds stock, per-user counts and sold-out state; a further sale cannot oversell', async () => {
+    const { s, redis, stack } = env;
     const ctx = { pool: s.pool, redis: redis.client, keyPrefix: s.keyPrefix };
     await seedProduct(ctx, { productId: 'r6b', stock: 80, perUserLimit: 2, priceCents: 700 });
     await seedProduct(ctx, { productId: 'r6gone', stock: 10, perUserLimit: 5, priceCents: 700 });
