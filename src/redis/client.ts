@@ -9,11 +9,6 @@ export interface RedisOptions {
   name?: string;
   /** Keep reconnecting forever (servers and workers) instead of failing the first command. */
   persistent?: boolean;
-  /**
-   * Send the commands issued in one event-loop tick in one write (ioredis auto-pipelining).
-   * On the API's hot path this turns one socket write per buy into one per tick.
-   */
-  autoPipelining?: boolean;
 }
 
 /**
@@ -27,7 +22,6 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
     maxRetriesPerRequest: 1,
     connectTimeout: 5_000,
     connectionName: options.name ?? 'fsale',
-    enableAutoPipelining: options.autoPipelining === true,
     retryStrategy:
       options.persistent === true ? (attempt) => Math.min(attempt * 100, 2_000) : () => null,
   });

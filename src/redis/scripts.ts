@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Redis, Result } from 'ioredis';
+import { luaScript, type LuaScript } from './resp.js';
 
 // Each Lua script is one file under ./lua named `<name>-<numberOfKeys>.lua`, with a header
 // documenting its KEYS and ARGV. They are registered once per client with defineCommand, so
@@ -33,4 +34,10 @@ export function defineScripts(redis: Redis): void {
   for (const [name, numberOfKeys] of Object.entries<number>(SCRIPTS)) {
     redis.defineCommand(name, { numberOfKeys, lua: load(`${name}-${numberOfKeys}.lua`) });
   }
+}
+
+/** One script for the hot-path client (src/redis/resp.ts), which calls it by SHA itself. */
+export function scriptFor(name: keyof typeof SCRIPTS): LuaScript {
+  const numberOfKeys = SCRIPTS[name];
+  return luaScript(load(`${name}-${numberOfKeys}.lua`), numberOfKeys);
 }

@@ -1,5 +1,6 @@
-import type { Redis } from 'ioredis';
 import { idempotencyKey, productKeys, rateLimitKey, type ProductKeys } from '../redis/keys.js';
+import type { RespClient, RespReply } from '../redis/resp.js';
+import { scriptFor, type BuyScriptReply } from '../redis/scripts.js';
 
 /**
  * How the API takes a buy. `queue` (Approach 2, the default): one Redis script reserves the
@@ -64,15 +65,31 @@ export function fingerprint(productId: string, qty: number): string {
   return `${productId}:${qty}`;
 }
 
+const BUY_SCRIPT = scriptFor('buy');
+
+function buyScriptReply(reply: RespReply): BuyScriptReply {
+  if (
+    Array.isArray(reply) &&
+    reply.length === 4 &&
+    typeof reply[0] === 'number' &&
+    typeof reply[1] === 'number' &&
+    typeof reply[2] === 'string' &&
+    typeof reply[3] === 'number'
+  ) {
+    return [reply[0], reply[1], reply[2], reply[3]];
+  }
+  throw new Error(`unexpected reply from the buy script: ${JSON.stringify(reply)}`);
+}
+
 /** Reserves stock for one buy in one Redis round trip (the buy script). */
 export async function reserveStock(
-  redis: Redis,
+  redis: RespClient,
   prefix: string,
   request: BuyRequest,
   policy: BuyPolicy = DEFAULT_BUY_POLICY,
   keys: ProductKeys = productKeys(prefix, request.productId),
 ): Promise<BuyResult> {
-  const [code, replayed, orderId, extra] = await redis.buy(
+  const reply = await redis.evalScript(BUY_SCRIPT, [
     keys.stock,
     keys.sale,
     keys.bought,
@@ -90,7 +107,8 @@ export async function reserveStock(
     keys.stockChannel,
     policy.rateLimit,
     policy.rateWindowMs,
-  );
+  ]);
+  const [code, replayed, orderId, extra] = buyScriptReply(reply);
   return {
     code: code as BuyCode,
     replayed: replayed === 1,
@@ -106,13 +124,16 @@ export async function reserveStock(
  * Returns undefined when there is no record (the caller answers sold out without recording).
  */
 export async function replayStoredAnswer(
-  redis: Redis,
+  redis: RespClient,
   prefix: string,
   request: Pick<BuyRequest, 'productId' | 'userId' | 'qty' | 'idempotencyKey'>,
 ): Promise<BuyResult | undefined> {
   const keys = productKeys(prefix, request.productId);
-  const record = await redis.get(idempotencyKey(keys, request.userId, request.idempotencyKey));
-  if (record === null) return undefined;
+  const record = await redis.call([
+    'GET',
+    idempotencyKey(keys, request.userId, request.idempotencyKey),
+  ]);
+  if (typeof record !== 'string') return undefined;
   const match = /^(\d+)\|([^|]*)\|(.*)$/s.exec(record);
   if (match === null) return undefined;
   const [, code, orderId, stored] = match;

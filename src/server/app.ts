@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { connectPostgres, type Pool } from '../db/pool.js';
 import { isServiceOutage } from '../domain/errors.js';
 import { connectRedis, type Redis } from '../redis/client.js';
+import { RespClient } from '../redis/resp.js';
 import { DEFAULT_BUY_POLICY, type BuyMode, type BuyPolicy } from '../sale/buy.js';
 import { StockMirror, sweepExpiredAnswers } from '../sale/sync-buy.js';
 import { createAuthenticate } from './auth.js';
@@ -31,7 +32,7 @@ export interface AppOptions {
   sse?: Partial<SseHubOptions>;
   /** Mount GET /demo/token?user= for the storefront page (signs a token for anyone: demos only). */
   demoAuth?: boolean;
-  /** Batch the Redis commands of one event-loop tick into one write (default on). */
+  /** Send the buy path's Redis commands of one event-loop turn in one write (default on). */
   autoPipelining?: boolean;
   /** `queue` (default): Redis reserves, a worker persists (202). `sync`: one PG transaction (201). */
   mode?: BuyMode;
@@ -48,6 +49,8 @@ export interface AppOptions {
 /** What routes share: the clients and the process-wide sale state. */
 export interface SaleContext {
   redis: Redis;
+  /** The buy path's own lean connection (src/redis/resp.ts): the buy script and replays. */
+  buyRedis: RespClient;
   pool: Pool;
   keyPrefix: string;
   feed: SaleFeed;
@@ -114,16 +117,18 @@ export async function buildApp(options: AppOptions): Promise<App> {
     applicationName: 'fsale serve',
   });
   let redis: Redis | undefined;
+  let buyRedis: RespClient | undefined;
   let feed: SaleFeed | undefined;
   try {
-    redis = await connectRedis(options.redisUrl, {
-      name: 'fsale-api',
-      persistent: true,
-      autoPipelining: options.autoPipelining ?? true,
+    redis = await connectRedis(options.redisUrl, { name: 'fsale-api', persistent: true });
+    buyRedis = await RespClient.connect(options.redisUrl, {
+      name: 'fsale-api-buy',
+      batch: options.autoPipelining ?? true,
     });
     feed = await SaleFeed.open(options.redisUrl, options.keyPrefix);
   } catch (error) {
     redis?.disconnect();
+    buyRedis?.disconnect();
     await pool.end();
     throw error;
   }
@@ -135,6 +140,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const metrics = new ApiMetrics(backpressure);
   const sale: SaleContext = {
     redis,
+    buyRedis,
     pool,
     keyPrefix: options.keyPrefix,
     feed,
@@ -205,6 +211,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     await sale.mirror.close();
     feed.close();
     await redis.quit().catch(() => redis.disconnect());
+    await buyRedis.quit();
     await pool.end();
   });
 

@@ -82,8 +82,8 @@ function sendBuyResult(reply: FastifyReply, mode: BuyMode, result: BuyResult): F
 }
 
 export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { redis, pool, keyPrefix, soldOut, backpressure, metrics, policy, authenticate, mode } =
-    app.sale;
+  const { redis, buyRedis, pool, keyPrefix, soldOut, backpressure, metrics, policy } = app.sale;
+  const { authenticate, mode } = app.sale;
   const sync = { pool, redis, keyPrefix, mirror: app.sale.mirror };
 
   app.post(
@@ -115,7 +115,7 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const stored =
           mode === 'sync'
             ? await storedSyncAnswer(pool, known)
-            : await replayStoredAnswer(redis, keyPrefix, known);
+            : await replayStoredAnswer(buyRedis, keyPrefix, known);
         if (stored === undefined) {
           metrics.buyOutcomes.inc({ outcome: 'sold_out' });
           return sendProblem(reply, 'sold_out');
@@ -138,7 +138,7 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const result =
         mode === 'sync'
           ? await placeOrder(sync, buy, policy)
-          : await reserveStock(redis, keyPrefix, buy, policy);
+          : await reserveStock(buyRedis, keyPrefix, buy, policy);
       if (
         (result.code === BuyCode.SoldOut && !result.replayed) ||
         (result.code === BuyCode.Accepted && result.remaining === 0)
