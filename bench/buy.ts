@@ -2,9 +2,14 @@
 //   (a) a bare Fastify POST route answering 202 (the ceiling of any Fastify route here)
 //   (b) POST /order/buy, a unique user and Idempotency-Key per request, stock never runs out
 //   (c) POST /order/buy on a sold-out product (the in-process fast path)
-//   (b0, c0) the same with Redis auto-pipelining off, to show what it buys
-// Each server runs in its own process; autocannon drives it from this one. Usage:
-//   npm run bench:buy [-- --duration 10 --connections 50 --json]
+//   (b0, c0) the same with the buy path's write batching off (--no-auto-pipelining), to show
+//   what it buys
+// Each server runs in its own process (with its own key prefix, so no server hears another's
+// stock publishes); autocannon drives it from this one. The measured time of each case is
+// split into rounds taken in turn (a b c b0 c0, a b c b0 c0, ...): this VM's speed drifts by
+// tens of percent within minutes, and interleaving spreads a slow spell over every case
+// instead of charging it to one. Usage:
+//   npm run bench:buy [-- --duration 12 --rounds 3 --connections 50 --json]
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { migrate } from '../src/db/migrate.js';
@@ -18,22 +23,29 @@ import {
   dropDatabaseIfOurs,
   load,
   machine,
+  mergeRounds,
   printTable,
   redisCpuSeconds,
   startServer,
   type BuyRequest,
+  type ChildServer,
   type LoadResult,
 } from './lib.js';
 
 const { values: args } = parseArgs({
   options: {
-    duration: { type: 'string', default: '10' },
+    duration: { type: 'string', default: '12' },
+    rounds: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     json: { type: 'boolean', default: false },
   },
 });
 const duration = Number(args.duration);
+const rounds = Number(args.rounds);
+if (!(duration >= 10) || !Number.isInteger(rounds) || rounds < 1) {
+  throw new Error('--duration must be >= 10 (seconds per case) and --rounds a positive integer');
+}
 const warmup = Number(args.warmup);
 const connections = Number(args.connections);
 const log = (line: string) => (args.json ? process.stderr.write(line + '\n') : console.log(line));
@@ -44,10 +56,20 @@ const { redisUrl, databaseUrl, keyPrefix, env } = scope;
 await migrate(databaseUrl);
 const pool = await connectPostgres(databaseUrl);
 const redis = await connectRedis(redisUrl);
-const ctx = { pool, redis, keyPrefix };
-await seedProduct(ctx, { productId: 'plenty', stock: 50_000_000, perUserLimit: 1_000_000 });
-await seedProduct(ctx, { productId: 'gone', stock: 0 });
 const buyRequest = buyRequests(scope, 300_000, 'bu');
+/** A key prefix of its own for one case, seeded with both products. */
+async function casePrefix(tag: string): Promise<string> {
+  const prefix = `${keyPrefix}_${tag}`;
+  const ctx = { pool, redis, keyPrefix: prefix };
+  await seedProduct(ctx, {
+    productId: 'plenty',
+    stock: 50_000_000,
+    perUserLimit: 1_000_000,
+    reset: true,
+  });
+  await seedProduct(ctx, { productId: 'gone', stock: 0, reset: true });
+  return prefix;
+}
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const serve = [
@@ -60,6 +82,12 @@ const serve = [
   '--max-queue',
   '100000000',
 ];
+/** One measured slice of one case. */
+interface Round {
+  result: LoadResult;
+  /** CPU seconds used during the slice. */
+  cpu: { server: number; redis: number; generator: number };
+}
 interface CaseResult extends LoadResult {
   /** CPU time per request of the server, Redis and the load generator (µs). */
   cpuUsPerRequest: { server: number; redis: number; generator: number };
@@ -67,37 +95,49 @@ interface CaseResult extends LoadResult {
   coresBusy: number;
 }
 const results: CaseResult[] = [];
+const servers: ChildServer[] = [];
 try {
-  type Case = [string, string, string[], BuyRequest];
-  const cases: Case[] = [
-    [
-      'a: bare Fastify route',
-      process.execPath,
-      ['--import', 'tsx', `${root}bench/servers/bare.ts`],
-      buyRequest('plenty'),
-    ],
-    ['b: buy (accepted)', process.execPath, serve, buyRequest('plenty')],
-    ['c: buy (sold out)', process.execPath, serve, buyRequest('gone')],
-    [
-      'b0: buy (accepted), no auto-pipelining',
-      process.execPath,
-      [...serve, '--no-auto-pipelining'],
-      buyRequest('plenty'),
-    ],
-    [
-      'c0: buy (sold out), no auto-pipelining',
-      process.execPath,
-      [...serve, '--no-auto-pipelining'],
-      buyRequest('gone'),
-    ],
+  const cases: { name: string; args: string[]; tag: string; product: string }[] = [
+    {
+      name: 'a: bare Fastify route',
+      args: ['--import', 'tsx', `${root}bench/servers/bare.ts`],
+      tag: 'a',
+      product: 'plenty',
+    },
+    { name: 'b: buy (accepted)', args: serve, tag: 'b', product: 'plenty' },
+    { name: 'c: buy (sold out)', args: serve, tag: 'c', product: 'gone' },
+    {
+      name: 'b0: buy (accepted), no auto-pipelining',
+      args: [...serve, '--no-auto-pipelining'],
+      tag: 'b0',
+      product: 'plenty',
+    },
+    {
+      name: 'c0: buy (sold out), no auto-pipelining',
+      args: [...serve, '--no-auto-pipelining'],
+      tag: 'c0',
+      product: 'gone',
+    },
   ];
-  for (const [name, command, commandArgs, request] of cases) {
-    const server = await startServer(command, commandArgs, env);
-    try {
-      log(`${name}: warming up ${warmup} s, measuring ${duration} s at ${connections} connections`);
-      await load(name, { url: server.url, connections, durationSeconds: warmup, request });
-      // Where the machine's CPU went during the measured run: the server, Redis, and this
-      // process (autocannon). On 2 cores a buy needs a third busy process (Redis).
+  const running: { name: string; server: ChildServer; request: BuyRequest; rounds: Round[] }[] = [];
+  for (const { name, args: serverArgs, tag, product } of cases) {
+    const prefix = await casePrefix(tag);
+    const server = await startServer(process.execPath, serverArgs, {
+      ...env,
+      FSALE_KEY_PREFIX: prefix,
+    });
+    servers.push(server);
+    const request = buyRequest(product);
+    log(`${name}: warming up ${warmup} s`);
+    await load(name, { url: server.url, connections, durationSeconds: warmup, request });
+    running.push({ name, server, request, rounds: [] });
+  }
+  const slice = duration / rounds;
+  for (let round = 1; round <= rounds; round += 1) {
+    for (const { name, server, request, rounds: done } of running) {
+      log(`${name}: round ${round}/${rounds}, ${slice} s at ${connections} connections`);
+      // Where the machine's CPU went: the server, Redis, and this process (autocannon). On
+      // 2 cores a buy needs a third busy process (Redis).
       const before = {
         server: cpuSeconds(server.child.pid ?? 0),
         redis: await redisCpuSeconds(redis),
@@ -106,30 +146,40 @@ try {
       const result = await load(name, {
         url: server.url,
         connections,
-        durationSeconds: duration,
+        durationSeconds: slice,
         request,
       });
-      const perRequest = (seconds: number) =>
-        Math.round((seconds * 1e6) / Math.max(1, result.total));
       const generator = process.cpuUsage(before.generator);
-      const serverCpu = cpuSeconds(server.child.pid ?? 0) - before.server;
-      const redisCpu = (await redisCpuSeconds(redis)) - before.redis;
-      const generatorCpu = (generator.user + generator.system) / 1e6;
-      results.push({
-        ...result,
-        cpuUsPerRequest: {
-          server: perRequest(serverCpu),
-          redis: perRequest(redisCpu),
-          generator: perRequest(generatorCpu),
+      done.push({
+        result,
+        cpu: {
+          server: cpuSeconds(server.child.pid ?? 0) - before.server,
+          redis: (await redisCpuSeconds(redis)) - before.redis,
+          generator: (generator.user + generator.system) / 1e6,
         },
-        coresBusy: +((serverCpu + redisCpu + generatorCpu) / duration).toFixed(2),
       });
-    } finally {
-      await server.stop();
     }
   }
+  for (const { rounds: done } of running) {
+    const result = mergeRounds(
+      done.map((r) => r.result),
+      duration,
+    );
+    const cpu = (key: keyof Round['cpu']) => done.reduce((sum, r) => sum + r.cpu[key], 0);
+    const perRequest = (seconds: number) => Math.round((seconds * 1e6) / Math.max(1, result.total));
+    results.push({
+      ...result,
+      cpuUsPerRequest: {
+        server: perRequest(cpu('server')),
+        redis: perRequest(cpu('redis')),
+        generator: perRequest(cpu('generator')),
+      },
+      coresBusy: +((cpu('server') + cpu('redis') + cpu('generator')) / duration).toFixed(2),
+    });
+  }
 } finally {
-  await deleteMatching(redis, `${keyPrefix}:*`);
+  await Promise.all(servers.map((server) => server.stop()));
+  await deleteMatching(redis, `${keyPrefix}_*`);
   redis.disconnect();
   await pool.end();
   await dropDatabaseIfOurs(databaseUrl, 'fsale_bench_');
@@ -153,6 +203,7 @@ const summary = {
   machine: await machine(redisUrl, scope.serverUrl),
   connections,
   durationSeconds: duration,
+  rounds,
   results,
   ratios: {
     acceptedToBare: +(accepted.requestsPerSecond / bare.requestsPerSecond).toFixed(3),

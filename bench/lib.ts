@@ -218,6 +218,34 @@ export async function load(name: string, options: LoadOptions): Promise<LoadResu
   };
 }
 
+/**
+ * One case measured in several slices (see bench/buy.ts): requests/s over the whole measured
+ * time, statuses and errors summed, p50 the median of the slices' p50 and p99 the worst
+ * slice's p99 (percentiles of slices cannot be merged exactly; this errs on the slow side).
+ */
+export function mergeRounds(slices: LoadResult[], durationSeconds: number): LoadResult {
+  const first = slices[0];
+  if (first === undefined) throw new Error('no measured slices');
+  const total = slices.reduce((sum, r) => sum + r.total, 0);
+  const statuses: Record<string, number> = {};
+  for (const slice of slices) {
+    for (const [status, count] of Object.entries(slice.statuses)) {
+      statuses[status] = (statuses[status] ?? 0) + count;
+    }
+  }
+  const p50s = slices.map((r) => r.p50Ms).sort((x, y) => x - y);
+  return {
+    name: first.name,
+    requestsPerSecond: Math.round(total / durationSeconds),
+    p50Ms: p50s[Math.floor(p50s.length / 2)] ?? first.p50Ms,
+    p99Ms: Math.max(...slices.map((r) => r.p99Ms)),
+    total,
+    statuses,
+    errors: slices.reduce((sum, r) => sum + r.errors, 0),
+    timeouts: slices.reduce((sum, r) => sum + r.timeouts, 0),
+  };
+}
+
 export function printTable(head: string[], rows: (string | number)[][]): void {
   const table = new Table({ head });
   table.push(...rows.map((row) => row.map(String)));
