@@ -3,20 +3,15 @@ import type { Redis, Result } from 'ioredis';
 import { luaScript, type LuaScript } from './resp.js';
 
 // Each Lua script is one file under ./lua named `<name>-<numberOfKeys>.lua`, with a header
-// documenting its KEYS and ARGV. They are registered once per client with defineCommand, so
-// ioredis calls them by SHA (EVALSHA) and falls back to EVAL after a SCRIPT FLUSH or restart.
+// documenting its KEYS and ARGV. The buy script runs on the API's hot-path client
+// (src/redis/resp.ts), which calls it by SHA itself; the others are registered once per ioredis
+// client with defineCommand, so ioredis calls them by SHA (EVALSHA) and falls back to EVAL
+// after a SCRIPT FLUSH or restart.
 
-const SCRIPTS = { buy: 7, release: 4, throttle: 2, mirror: 3 } as const satisfies Record<
-  string,
-  number
->;
-
-/** What the buy script returns: [code, replayed 0|1, orderId, extra]. */
-export type BuyScriptReply = [number, number, string, number];
+const SCRIPTS = { release: 4, throttle: 2, mirror: 3 } as const satisfies Record<string, number>;
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    buy(...keysThenArgs: (string | number)[]): Result<BuyScriptReply, Context>;
     /** Returns [applied 0|1, units left]. */
     release(...keysThenArgs: (string | number)[]): Result<[number, number], Context>;
     /** The sync-mode rate limit: returns [verdict 1 | 0 | -1, ms until the window resets]. */
@@ -36,8 +31,8 @@ export function defineScripts(redis: Redis): void {
   }
 }
 
-/** One script for the hot-path client (src/redis/resp.ts), which calls it by SHA itself. */
-export function scriptFor(name: keyof typeof SCRIPTS): LuaScript {
-  const numberOfKeys = SCRIPTS[name];
-  return luaScript(load(`${name}-${numberOfKeys}.lua`), numberOfKeys);
-}
+/** The buy script (src/redis/lua/buy-7.lua), for RespClient.evalScript. */
+export const BUY_SCRIPT: LuaScript = luaScript(load('buy-7.lua'), 7);
+
+/** What the buy script returns: [code, replayed 0|1, orderId, extra]. */
+export type BuyScriptReply = [number, number, string, number];

@@ -1,6 +1,6 @@
 import { idempotencyKey, productKeys, rateLimitKey, type ProductKeys } from '../redis/keys.js';
 import type { RespClient, RespReply } from '../redis/resp.js';
-import { scriptFor, type BuyScriptReply } from '../redis/scripts.js';
+import { BUY_SCRIPT, type BuyScriptReply } from '../redis/scripts.js';
 
 /**
  * How the API takes a buy. `queue` (Approach 2, the default): one Redis script reserves the
@@ -64,8 +64,6 @@ export const DEFAULT_BUY_POLICY: BuyPolicy = {
 export function fingerprint(productId: string, qty: number): string {
   return `${productId}:${qty}`;
 }
-
-const BUY_SCRIPT = scriptFor('buy');
 
 function buyScriptReply(reply: RespReply): BuyScriptReply {
   if (
