@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { ServiceUnavailableError } from '../domain/errors.js';
 
@@ -180,7 +180,8 @@ export class RespClient {
       const host = this.url.hostname || '127.0.0.1';
       const socket =
         this.url.protocol === 'rediss:'
-          ? connectTls({ host, port, servername: host })
+          ? // SNI carries host names only; the certificate is checked against `host` either way.
+            connectTls({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}) })
           : connectTcp({ host, port });
       this.socket = socket;
       socket.setNoDelay(true);
@@ -204,14 +205,15 @@ export class RespClient {
         );
       });
       socket.on('data', (chunk: Buffer) => this.receive(chunk));
-      socket.on('error', () => undefined);
+      let failure: Error | undefined;
+      socket.on('error', (error) => (failure ??= error));
       socket.once('close', (hadError) => {
         clearTimeout(timeout);
         this.ready = false;
         this.rest = undefined;
         this.output = '';
         this.failPending(connectionClosed(hadError ? 'connection lost' : 'closed by server'));
-        if (!opened) reject(new Error(`cannot connect to ${host}:${port}`));
+        if (!opened) reject(failure ?? new Error(`connection to ${host}:${port} closed`));
         else this.scheduleReconnect();
       });
     });
