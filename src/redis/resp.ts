@@ -206,7 +206,9 @@ export class RespClient {
       });
       socket.on('data', (chunk: Buffer) => this.receive(chunk));
       let failure: Error | undefined;
-      socket.on('error', (error) => (failure ??= error));
+      socket.on('error', (error: Error) => {
+        failure ??= error;
+      });
       socket.once('close', (hadError) => {
         clearTimeout(timeout);
         this.ready = false;
