@@ -48,8 +48,10 @@ export interface RespOptions {
    * with many buys in flight this turns a syscall per buy into one per turn.
    */
   batch?: boolean;
-  connectTimeoutMs?: number;
 }
+
+/** Connecting, TLS and the AUTH/SELECT handshake together must take less than this. */
+const CONNECT_TIMEOUT_MS = 5_000;
 
 interface Pending {
   resolve: (reply: RespReply) => void;
@@ -187,7 +189,7 @@ export class RespClient {
       socket.setNoDelay(true);
       const timeout = setTimeout(
         () => socket.destroy(new Error('connection timeout')),
-        this.options.connectTimeoutMs ?? 5_000,
+        CONNECT_TIMEOUT_MS,
       );
       let opened = false;
       socket.once(this.url.protocol === 'rediss:' ? 'secureConnect' : 'connect', () => {
@@ -267,6 +269,11 @@ export class RespClient {
         break;
       }
       const waiter = this.pending[this.head];
+      if (waiter === undefined) {
+        // A reply nobody asked for: the stream is out of step; start over on a new connection.
+        this.socket?.destroy(new Error('unexpected reply from Redis'));
+        return;
+      }
       this.head += 1;
       if (this.head === this.pending.length) {
         this.pending = [];
@@ -275,8 +282,8 @@ export class RespClient {
         this.pending = this.pending.slice(this.head);
         this.head = 0;
       }
-      if (reply instanceof RedisReplyError) waiter?.reject(reply);
-      else waiter?.resolve(reply);
+      if (reply instanceof RedisReplyError) waiter.reject(reply);
+      else waiter.resolve(reply);
     }
     this.rest = this.position < buffer.length ? buffer.subarray(this.position) : undefined;
   }
