@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { ServiceUnavailableError } from '../domain/errors.js';
+import { reconnectDelayMs } from './resp.js';
 import { defineScripts } from './scripts.js';
 
 export type { Redis };
@@ -22,8 +23,7 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
     maxRetriesPerRequest: 1,
     connectTimeout: 5_000,
     connectionName: options.name ?? 'fsale',
-    retryStrategy:
-      options.persistent === true ? (attempt) => Math.min(attempt * 100, 2_000) : () => null,
+    retryStrategy: options.persistent === true ? reconnectDelayMs : () => null,
   });
   defineScripts(redis);
   // Errors surface on the commands that hit them; an unhandled 'error' event would crash us.

@@ -61,6 +61,11 @@ interface Pending {
 const INCOMPLETE = Symbol('incomplete');
 const CR = 13;
 
+/** Wait before reconnect attempt `attempt` (this client's, and ioredis's in client.ts). */
+export function reconnectDelayMs(attempt: number): number {
+  return Math.min(attempt * 100, 2_000);
+}
+
 /** The error a command gets while the connection is down: isServiceOutage() says 503. */
 function connectionClosed(detail: string): Error {
   return Object.assign(new Error(`Redis connection is closed (${detail})`), {
@@ -246,7 +251,7 @@ export class RespClient {
     this.attempts += 1;
     this.reconnectTimer = setTimeout(
       () => void this.open().catch(() => this.scheduleReconnect()),
-      Math.min(this.attempts * 100, 2_000),
+      reconnectDelayMs(this.attempts),
     );
   }
 
