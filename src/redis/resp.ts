@@ -52,6 +52,14 @@ export interface RespOptions {
 
 /** Connecting, TLS and the AUTH/SELECT handshake together must take less than this. */
 const CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * Commands waiting and no reply for this long: Redis hangs (stopped, blocked by a runaway
+ * script, a network path that drops packets without a reset). The connection is dropped so
+ * buys fail fast with 503 instead of piling up until their HTTP timeout, and memory stays
+ * bounded; the reconnect loop then probes Redis with its connect timeout.
+ */
+export const STALL_TIMEOUT_MS = 3_000;
+const STALL_CHECK_MS = 500;
 
 interface Pending {
   resolve: (reply: RespReply) => void;
@@ -95,6 +103,9 @@ export class RespClient {
   private flushScheduled = false;
   private rest: Buffer | undefined;
   private position = 0;
+  /** When Redis last answered, or when a command was sent with none outstanding. */
+  private lastProgressAt = 0;
+  private readonly stallTimer: NodeJS.Timeout;
   private readonly url: URL;
   private readonly batch: boolean;
 
@@ -104,6 +115,8 @@ export class RespClient {
   ) {
     this.url = new URL(url);
     this.batch = options.batch ?? true;
+    this.stallTimer = setInterval(() => this.checkStall(), STALL_CHECK_MS);
+    this.stallTimer.unref();
   }
 
   /** Connects, authenticates and selects the URL's database; throws ServiceUnavailableError. */
@@ -145,6 +158,7 @@ export class RespClient {
       return;
     }
     this.ended = true;
+    clearInterval(this.stallTimer);
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     await this.send(encode(['QUIT'])).catch(() => undefined);
     socket.end();
@@ -155,11 +169,13 @@ export class RespClient {
   disconnect(): void {
     this.ended = true;
     clearTimeout(this.reconnectTimer);
+    clearInterval(this.stallTimer);
     this.socket?.destroy();
   }
 
   private send(command: string): Promise<RespReply> {
     return new Promise((resolve, reject) => {
+      if (this.head === this.pending.length) this.lastProgressAt = Date.now();
       this.pending.push({ resolve, reject });
       if (!this.batch) {
         this.socket?.write(command);
@@ -221,7 +237,9 @@ export class RespClient {
         this.ready = false;
         this.rest = undefined;
         this.output = '';
-        this.failPending(connectionClosed(hadError ? 'connection lost' : 'closed by server'));
+        this.failPending(
+          connectionClosed(failure?.message ?? (hadError ? 'connection lost' : 'closed by server')),
+        );
         if (!opened) reject(failure ?? new Error(`connection to ${host}:${port} closed`));
         else this.scheduleReconnect();
       });
@@ -246,6 +264,13 @@ export class RespClient {
     await Promise.all(replies);
   }
 
+  private checkStall(): void {
+    const waiting = this.ready && this.head < this.pending.length;
+    if (waiting && Date.now() - this.lastProgressAt >= STALL_TIMEOUT_MS) {
+      this.socket?.destroy(new Error(`no reply from Redis for ${STALL_TIMEOUT_MS} ms`));
+    }
+  }
+
   private scheduleReconnect(): void {
     if (this.ended) return;
     this.attempts += 1;
@@ -264,6 +289,7 @@ export class RespClient {
   }
 
   private receive(chunk: Buffer): void {
+    this.lastProgressAt = Date.now();
     const buffer = this.rest === undefined ? chunk : Buffer.concat([this.rest, chunk]);
     this.position = 0;
     while (this.position < buffer.length) {

@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isServiceOutage } from '../../src/domain/errors.js';
-import { luaScript, RedisReplyError, RespClient } from '../../src/redis/resp.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startRedisServer } from '../../src/infra/local-services.js';
+import { luaScript, RedisReplyError, RespClient, STALL_TIMEOUT_MS } from '../../src/redis/resp.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 
@@ -17,11 +21,11 @@ const connect = async (url: string, batch = true) => {
   return client;
 };
 const until = async (check: () => Promise<boolean>) => {
-  for (let i = 0; i < 200; i += 1) {
+  for (let i = 0; i < 600; i += 1) {
     if (await check()) return;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  throw new Error('condition not met within 5 s');
+  throw new Error('condition not met within 15 s');
 };
 
 beforeAll(async () => {
@@ -168,5 +172,48 @@ describe('RespClient during a Redis outage', () => {
       ),
     );
     expect(await client.call(['ECHO', 'back'])).toBe('back');
+  });
+});
+
+describe('RespClient when Redis hangs', () => {
+  it('drops a connection that stops answering, fails fast while Redis hangs, and comes back', async () => {
+    // A private redis-server (never the shared one) is SIGSTOPped: the kernel still accepts
+    // bytes and connections, nothing answers, nothing resets.
+    const dataDir = await mkdtemp(join(tmpdir(), 'fsale-resp-'));
+    const server = await startRedisServer({ dataDir });
+    try {
+      const client = await connect(server.url);
+      expect(await client.call(['PING'])).toBe('PONG');
+      process.kill(server.pid, 'SIGSTOP');
+      const startedAt = Date.now();
+      const hung: unknown = await client.call(['GET', 'k']).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const waitedMs = Date.now() - startedAt;
+      expect(isServiceOutage(hung)).toBe(true);
+      expect(String(hung)).toMatch(/no reply from Redis/);
+      // Not before: a slow moment of Redis is not an outage.
+      expect(waitedMs).toBeGreaterThanOrEqual(STALL_TIMEOUT_MS - 5);
+      // While it hangs, a buy's command fails at once instead of queueing behind the others.
+      const meanwhile: unknown = await client.call(['PING']).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isServiceOutage(meanwhile)).toBe(true);
+
+      process.kill(server.pid, 'SIGCONT');
+      await until(async () =>
+        client.call(['PING']).then(
+          () => true,
+          () => false,
+        ),
+      );
+      expect(await client.call(['ECHO', 'back'])).toBe('back');
+    } finally {
+      process.kill(server.pid, 'SIGCONT');
+      await server.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
