@@ -157,8 +157,8 @@ export class RespClient {
       this.disconnect();
       return;
     }
+    // The stall check keeps running: a Redis that hangs now cannot hang the shutdown.
     this.ended = true;
-    clearInterval(this.stallTimer);
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     await this.send(encode(['QUIT'])).catch(() => undefined);
     socket.end();
@@ -240,6 +240,7 @@ export class RespClient {
         this.failPending(
           connectionClosed(failure?.message ?? (hadError ? 'connection lost' : 'closed by server')),
         );
+        if (this.ended) clearInterval(this.stallTimer);
         if (!opened) reject(failure ?? new Error(`connection to ${host}:${port} closed`));
         else this.scheduleReconnect();
       });

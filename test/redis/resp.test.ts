@@ -183,8 +183,16 @@ describe('RespClient when Redis hangs', () => {
     const server = await startRedisServer({ dataDir });
     try {
       const client = await connect(server.url);
+      const closing = await connect(server.url);
       expect(await client.call(['PING'])).toBe('PONG');
+      expect(await closing.call(['PING'])).toBe('PONG');
       process.kill(server.pid, 'SIGSTOP');
+      // A shutdown (quit waits for the replies in flight) is not held hostage by a hung Redis.
+      const unanswered = closing.call(['PING']).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const quitting = closing.quit();
       const startedAt = Date.now();
       const hung: unknown = await client.call(['GET', 'k']).then(
         () => undefined,
@@ -201,6 +209,8 @@ describe('RespClient when Redis hangs', () => {
         (e: unknown) => e,
       );
       expect(isServiceOutage(meanwhile)).toBe(true);
+      await quitting;
+      expect(isServiceOutage(await unanswered)).toBe(true);
 
       process.kill(server.pid, 'SIGCONT');
       await until(async () =>
