@@ -58,11 +58,20 @@ const OUTAGE_CODES = new Set([
 ]);
 
 /**
+ * Redis error replies that mean "not now" rather than "wrong": a replica after a failover
+ * (READONLY), out of memory (OOM), busy with a long script (BUSY, not BUSYGROUP), still loading
+ * its data, a cluster re-sharding. The command changed nothing (Redis refuses a script's first
+ * write as a whole), so the client may retry.
+ */
+const TRANSIENT_REPLY = /^(READONLY|OOM|BUSY|MASTERDOWN|LOADING|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)\b/;
+
+/**
  * Whether an error means a dependency is down or its connection broke (answer 503 and let the
  * client retry) rather than a bug (500).
  */
 export function isServiceOutage(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
+  if (TRANSIENT_REPLY.test(error.message)) return true;
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && OUTAGE_CODES.has(code)) return true;
   if (error.name === 'MaxRetriesPerRequestError') return true;
