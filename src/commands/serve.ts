@@ -91,7 +91,7 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       min: 1,
     }),
     'auto-pipelining': Flags.boolean({
-      description: "send the buy path's Redis commands of one event-loop turn in one write",
+      description: 'send the Redis commands of one event-loop turn in one write',
       default: true,
       allowNo: true,
     }),

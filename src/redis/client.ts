@@ -10,6 +10,8 @@ export interface RedisOptions {
   name?: string;
   /** Keep reconnecting forever (servers and workers) instead of failing the first command. */
   persistent?: boolean;
+  /** Send the commands issued in one event-loop tick in one write (ioredis auto-pipelining). */
+  autoPipelining?: boolean;
 }
 
 /**
@@ -23,6 +25,7 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
     maxRetriesPerRequest: 1,
     connectTimeout: 5_000,
     connectionName: options.name ?? 'fsale',
+    enableAutoPipelining: options.autoPipelining === true,
     retryStrategy: options.persistent === true ? reconnectDelayMs : () => null,
   });
   defineScripts(redis);

@@ -32,7 +32,7 @@ export interface AppOptions {
   sse?: Partial<SseHubOptions>;
   /** Mount GET /demo/token?user= for the storefront page (signs a token for anyone: demos only). */
   demoAuth?: boolean;
-  /** Send the buy path's Redis commands of one event-loop turn in one write (default on). */
+  /** Send the Redis commands of one event-loop turn in one write (default on). */
   autoPipelining?: boolean;
   /** `queue` (default): Redis reserves, a worker persists (202). `sync`: one PG transaction (201). */
   mode?: BuyMode;
@@ -120,11 +120,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
   let buyRedis: RespClient | undefined;
   let feed: SaleFeed | undefined;
   try {
-    redis = await connectRedis(options.redisUrl, { name: 'fsale-api', persistent: true });
-    buyRedis = await RespClient.connect(options.redisUrl, {
-      name: 'fsale-api-buy',
-      batch: options.autoPipelining ?? true,
+    // Sync mode's rate limit and mirror commands go through ioredis: batched the same way.
+    const batch = options.autoPipelining ?? true;
+    redis = await connectRedis(options.redisUrl, {
+      name: 'fsale-api',
+      persistent: true,
+      autoPipelining: batch,
     });
+    buyRedis = await RespClient.connect(options.redisUrl, { name: 'fsale-api-buy', batch });
     feed = await SaleFeed.open(options.redisUrl, options.keyPrefix);
   } catch (error) {
     redis?.disconnect();
