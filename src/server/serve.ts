@@ -19,13 +19,29 @@ export async function serveSingle(
   options: ServeOptions,
   events?: Partial<ServeEvents>,
 ): Promise<App> {
+  // Listen for the stop request before starting: a cluster worker forked just before the
+  // primary is told to stop gets its "shutdown" while it connects to Redis and PostgreSQL,
+  // and must not lose it (it would then serve forever). The request is honoured once the app
+  // exists.
+  let requested: string | undefined;
+  let shutdown = (signal: string) => {
+    requested ??= signal;
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  if (cluster.isWorker) {
+    process.on('message', (message: unknown) => {
+      if ((message as { type?: string }).type === 'shutdown') shutdown('SIGTERM');
+    });
+  }
+
   const app = await buildApp(options);
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : options.port;
   const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
   let closing = false;
-  const shutdown = (signal: string) => {
+  shutdown = (signal: string) => {
     if (closing) return;
     closing = true;
     events?.stopping?.(signal);
@@ -36,16 +52,9 @@ export async function serveSingle(
       () => process.exit(1),
     );
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
-  if (cluster.isWorker) {
-    process.send?.({ type: 'listening', url });
-    process.on('message', (message: unknown) => {
-      if ((message as { type?: string }).type === 'shutdown') shutdown('SIGTERM');
-    });
-  } else {
-    events?.listening?.(url, 1);
-  }
+  if (cluster.isWorker) process.send?.({ type: 'listening', url });
+  else events?.listening?.(url, 1);
+  if (requested !== undefined) shutdown(requested);
   return app;
 }
 
