@@ -4,8 +4,9 @@
 //   blackhole  accepts connections and bytes, never answers (a hung provider)
 //   reset      destroys every connection as soon as it is accepted (ECONNRESET)
 //   http       answers every request itself with `status` (e.g. 503 or 429 storms) and closes
-// Switching mode drops the connections opened under the previous one, so a client's keep-alive
-// pool cannot keep using a connection the new mode would have treated differently. `cut` and
+// Switching mode drops the connections opened under the previous one (except between two
+// forwarding modes, or between two `http` modes), so a client's keep-alive pool cannot keep
+// using a connection the new mode would have treated differently. `cut` and
 // `restore` stop and start listening altogether (connection refused), as test/workers needed.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
@@ -152,9 +153,13 @@ export async function startFaultProxy(
     },
     stats,
     setMode(next: FaultMode) {
+      // Kept across a switch: forwarding connections between forwarding modes, and connections
+      // the proxy answers itself between `http` modes (it closes each one after its answer, so
+      // none is reused; dropping one mid-request would turn a storm's retryable answer into a
+      // reset, which is the next scenario's fault, not this one's).
+      const forwarding = (m: FaultMode) => m.kind === 'pass' || m.kind === 'latency';
       const keep =
-        (mode.kind === 'pass' || mode.kind === 'latency') &&
-        (next.kind === 'pass' || next.kind === 'latency');
+        (forwarding(mode) && forwarding(next)) || (mode.kind === 'http' && next.kind === 'http');
       mode = next;
       if (!keep) dropAll();
     },
