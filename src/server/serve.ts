@@ -19,21 +19,15 @@ export async function serveSingle(
   options: ServeOptions,
   events?: Partial<ServeEvents>,
 ): Promise<App> {
-  // Listen for the stop request before starting: a cluster worker forked just before the
-  // primary is told to stop gets its "shutdown" while it connects to Redis and PostgreSQL,
-  // and must not lose it (it would then serve forever). The request is honoured once the app
-  // exists.
+  // Listen for the stop signal before starting: a cluster worker forked just before the
+  // primary is told to stop gets its SIGTERM while it connects to Redis and PostgreSQL. The
+  // request is honoured once the app exists.
   let requested: string | undefined;
   let shutdown = (signal: string) => {
     requested ??= signal;
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
-  if (cluster.isWorker) {
-    process.on('message', (message: unknown) => {
-      if ((message as { type?: string }).type === 'shutdown') shutdown('SIGTERM');
-    });
-  }
 
   const app = await buildApp(options);
   await app.listen({ host: options.host, port: options.port });
@@ -86,8 +80,12 @@ export function servePrimary(options: ServeOptions, events?: Partial<ServeEvents
       if (stopping) return;
       stopping = true;
       events?.stopping?.(signal);
+      // A signal, not an IPC message: a worker forked a moment ago may still be loading its
+      // modules, with no 'message' listener yet (the message would be lost and the worker
+      // would serve forever). One that is still starting has nothing in flight; one that
+      // listens finishes its requests (see serveSingle).
       for (const worker of Object.values(cluster.workers ?? {})) {
-        if (worker?.isConnected() === true) worker.send({ type: 'shutdown' });
+        if (worker !== undefined && !worker.isDead()) worker.process.kill('SIGTERM');
       }
       if (Object.keys(cluster.workers ?? {}).length === 0) resolve();
     };
