@@ -257,12 +257,7 @@ export class RespClient {
     const db = Number(this.url.pathname.slice(1) || 0);
     if (db !== 0) steps.push(['SELECT', String(db)]);
     steps.push(['CLIENT', 'SETNAME', this.options.name]);
-    const batch = steps.map((step) => encode(step)).join('');
-    const replies = steps.map(
-      () => new Promise<RespReply>((resolve, reject) => this.pending.push({ resolve, reject })),
-    );
-    this.socket?.write(batch);
-    await Promise.all(replies);
+    await Promise.all(steps.map((step) => this.send(encode(step))));
   }
 
   private checkStall(): void {
