@@ -19,33 +19,9 @@ import { send } from '../helpers/http.js';
 import { isAlive, startCli, type CliProcess } from '../helpers/process.js';
 import { TEST_JWT_SECRET, type TestServices } from '../helpers/services.js';
 
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { sleep, until } from '../helpers/wait.js';
 
-/**
- * Polls `check` until it holds; fails with `what` (and the last error `check` threw) after
- * `timeoutMs`: a hang guard, not a speed test.
- */
-export async function until(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 120_000,
-  everyMs = 200,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new Error(`gave up after ${timeoutMs} ms waiting for ${what}${why}`);
-    }
-    await sleep(everyMs);
-  }
-}
+export { sleep, until };
 
 /** mulberry32: a tiny seeded PRNG, so a fault schedule is reproducible from its seed. */
 export function prng(seed: number): () => number {

@@ -8,6 +8,7 @@ import { startRedisServer } from '../../src/infra/local-services.js';
 import { luaScript, RedisReplyError, RespClient, STALL_TIMEOUT_MS } from '../../src/redis/resp.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
+import { until } from '../helpers/wait.js';
 
 // The buy path's own Redis client (src/redis/resp.ts), against the real Redis: replies of
 // every RESP2 type, scripts by SHA with the EVAL fallback, and the outage behaviour the API's
@@ -20,14 +21,6 @@ const connect = async (url: string, batch = true) => {
   clients.push(client);
   return client;
 };
-const until = async (check: () => Promise<boolean>) => {
-  for (let i = 0; i < 600; i += 1) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error('condition not met within 15 s');
-};
-
 beforeAll(async () => {
   services = await useTestServices();
 });
@@ -142,14 +135,23 @@ describe('RespClient during a Redis outage', () => {
 
     proxy.setMode({ kind: 'blackhole' });
     // setMode dropped the connection: the next command fails at once as an outage.
-    await until(async () => client.call(['PING']).then(() => false, isServiceOutage));
+    await until(
+      'the dropped connection to fail commands as outages',
+      () => client.call(['PING']).then(() => false, isServiceOutage),
+      15_000,
+      25,
+    );
     // A command sent into a connection that then breaks fails as an outage too.
     proxy.setMode({ kind: 'pass' });
-    await until(async () =>
-      client.call(['PING']).then(
-        () => true,
-        () => false,
-      ),
+    await until(
+      'Redis to answer again',
+      () =>
+        client.call(['PING']).then(
+          () => true,
+          () => false,
+        ),
+      15_000,
+      25,
     );
     const inFlight = client.call(['BLPOP', `${services.keyPrefix}:resp:never`, 5]);
     await proxy.cut();
@@ -165,11 +167,15 @@ describe('RespClient during a Redis outage', () => {
     expect(isServiceOutage(whileDown)).toBe(true);
 
     await proxy.restore();
-    await until(async () =>
-      client.call(['PING']).then(
-        () => true,
-        () => false,
-      ),
+    await until(
+      'Redis to answer again',
+      () =>
+        client.call(['PING']).then(
+          () => true,
+          () => false,
+        ),
+      15_000,
+      25,
     );
     expect(await client.call(['ECHO', 'back'])).toBe('back');
   });
@@ -213,11 +219,15 @@ describe('RespClient when Redis hangs', () => {
       expect(isServiceOutage(await unanswered)).toBe(true);
 
       process.kill(server.pid, 'SIGCONT');
-      await until(async () =>
-        client.call(['PING']).then(
-          () => true,
-          () => false,
-        ),
+      await until(
+        'Redis to answer again',
+        () =>
+          client.call(['PING']).then(
+            () => true,
+            () => false,
+          ),
+        15_000,
+        25,
       );
       expect(await client.call(['ECHO', 'back'])).toBe('back');
     } finally {

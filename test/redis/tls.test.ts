@@ -10,6 +10,7 @@ import { startCli, type CliProcess } from '../helpers/process.js';
 import { buy, freshKey, tokenFor } from '../helpers/sale.js';
 import { send } from '../helpers/http.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
+import { until } from '../helpers/wait.js';
 
 // `rediss://` URLs: a private redis-server speaking TLS only, with a self-signed certificate
 // that the fsale processes trust through NODE_EXTRA_CA_CERTS. The API's two Redis clients
@@ -76,9 +77,7 @@ beforeAll(async () => {
     { stdio: 'ignore' },
   );
   redisUrl = `rediss://127.0.0.1:${port}`;
-  for (let i = 0; i < 200 && !(await isListening(redisUrl, 200)); i += 1) {
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  await until('the TLS redis-server to listen', () => isListening(redisUrl, 200), 15_000, 25);
 });
 
 afterAll(async () => {
