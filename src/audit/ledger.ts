@@ -2,7 +2,7 @@ import { ServiceUnavailableError } from '../domain/errors.js';
 
 export interface LedgerEntry {
   key: string;
-  status: 'succeeded' | 'declined';
+  status: 'succeeded' | 'declined' | 'voided';
   chargeId?: string;
   orderId: string;
   amountCents: number;

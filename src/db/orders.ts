@@ -29,6 +29,12 @@ export async function transitionOrder(
   return result.rowCount === 1;
 }
 
+/**
+ * What an order costs, in cents, over `orders o JOIN products p`: the amount the payment worker
+ * charges and reconcile voids, so both name the same charge.
+ */
+export const ORDER_AMOUNT_CENTS_SQL = '(p.price_cents * o.qty)::bigint';
+
 interface OrderRow {
   id: string;
   product_id: string;

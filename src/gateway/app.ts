@@ -2,6 +2,8 @@
 // one (see behaviour.ts) and a ledger that reconciliation and the audit can ask.
 //
 //   POST /charges             Idempotency-Key + {orderId, amountCents} -> 201 charge | 402 | 429 | 503 | hang
+//   POST /charges/:key/void   {orderId, amountCents} -> 200 voided: any later charge with the key
+//                             is refused (409 charge_voided) | 409 charge_exists | 409 in flight
 //   GET  /charges/:key        the ledger's answer for one key (404 never charged, 409 in flight)
 //   GET  /charges?after=&limit=  the whole ledger, in pages
 //   GET  /healthz
@@ -21,7 +23,7 @@ import {
   type OutcomeRates,
 } from './behaviour.js';
 import type { LedgerEntry } from './ledger.js';
-import { MockProvider, type ChargeAnswer } from './provider.js';
+import { MockProvider, type ChargeAnswer, type VoidAnswer } from './provider.js';
 import { PROBLEM_CONTENT_TYPE, problem, type Problem } from './problems.js';
 
 export interface GatewayOptions {
@@ -148,6 +150,18 @@ export function buildGateway(options: GatewayOptions = {}) {
     return sendAnswer(reply, key, answer);
   });
 
+  app.post(
+    '/charges/:key/void',
+    { schema: { params: KeyParams, body: ChargeBody } },
+    (request, reply) => {
+      const { key } = request.params;
+      if (!IDEMPOTENCY_KEY.test(key)) {
+        return sendProblem(reply, problem('bad_request', 'not a valid idempotency key'));
+      }
+      return sendVoidAnswer(reply, key, provider.void(key, request.body), provider.attempts(key));
+    },
+  );
+
   app.get('/charges/:key', { schema: { params: KeyParams } }, (request, reply) => {
     const { key } = request.params;
     if (!IDEMPOTENCY_KEY.test(key)) {
@@ -234,6 +248,18 @@ function sendAnswer(
         problem('rate_limited', `too many requests; retry in ${answer.retryAfterSeconds} s`),
         { 'retry-after': String(answer.retryAfterSeconds) },
       );
+    case 'voided':
+      return sendProblem(
+        reply,
+        problem(
+          'charge_voided',
+          'this Idempotency-Key was voided: nothing was or will be charged',
+          {
+            key,
+            voidedAt: answer.entry.settledAt,
+          },
+        ),
+      );
     case 'keyReused':
       return sendProblem(
         reply,
@@ -242,6 +268,33 @@ function sendAnswer(
           'this Idempotency-Key was used with a different orderId or amountCents',
           { original: answer.original },
         ),
+      );
+  }
+}
+
+function sendVoidAnswer(
+  reply: FastifyReply,
+  key: string,
+  answer: VoidAnswer,
+  attempts: number,
+): FastifyReply {
+  switch (answer.kind) {
+    case 'voided':
+      return reply.headers(replayHeader(answer)).send(ledgerView(answer.entry, attempts));
+    case 'final':
+      // The key's charge answer stands: the body is the ledger's record of it.
+      return sendProblem(reply, {
+        ...problem('charge_exists', `a charge with this key is already ${answer.charge.status}`),
+        charge: ledgerView(answer.charge, attempts),
+      });
+    case 'inFlight':
+      return sendProblem(
+        reply,
+        problem('charge_in_progress', 'a charge with this key is in progress; ask again', {
+          key,
+          attempts,
+        }),
+        { 'retry-after': '1' },
       );
   }
 }

@@ -1,8 +1,10 @@
 // How the payment worker and reconcile talk to the payment provider (`fsale gateway` or any
-// provider with the same contract: POST /charges with Idempotency-Key, GET /charges/:key).
+// provider with the same contract: POST /charges with Idempotency-Key, GET /charges/:key,
+// POST /charges/:key/void).
 
 export type ChargeOutcome =
   | { kind: 'paid'; chargeId: string; status: number; latencyMs: number }
+  /** Declined, or refused because the key was voided: nothing was charged. */
   | { kind: 'declined'; status: number; latencyMs: number }
   /** 429/503: nothing was charged; try again after `retryAfterMs`. */
   | { kind: 'retryable'; status: number; retryAfterMs: number; latencyMs: number }
@@ -12,8 +14,18 @@ export type ChargeOutcome =
 export type LedgerAnswer =
   | { state: 'succeeded'; chargeId: string }
   | { state: 'declined' }
+  /** No charge with the key was made, and none can be any more. */
+  | { state: 'voided' }
+  /**
+   * No charge with the key has reached the provider yet. Not proof that none will: a request
+   * may still be on its way. Only `voided` is.
+   */
   | { state: 'none' }
   | { state: 'in_progress' };
+
+/** Gateway problem types the client tells apart (src/gateway/problems.ts). */
+const VOIDED = 'urn:fsale:gateway:charge_voided';
+const EXISTS = 'urn:fsale:gateway:charge_exists';
 
 export class GatewayClient {
   constructor(readonly baseUrl: string) {}
@@ -57,6 +69,8 @@ export class GatewayClient {
         };
       }
       if (response.status === 402) return { kind: 'declined', status: 402, latencyMs: latency() };
+      if (response.status === 409 && (body as { type?: unknown }).type === VOIDED)
+        return { kind: 'declined', status: 409, latencyMs: latency() };
       if (response.status === 429 || response.status === 503) {
         const retryAfter = Number(response.headers.get('retry-after'));
         return {
@@ -93,10 +107,38 @@ export class GatewayClient {
     if (response.status === 404) return { state: 'none' };
     if (response.status === 409) return { state: 'in_progress' };
     if (!response.ok) throw new Error(`gateway ledger answered ${response.status} for ${key}`);
-    const body = (await response.json()) as { status?: unknown; chargeId?: unknown };
-    if (body.status === 'succeeded' && typeof body.chargeId === 'string')
-      return { state: 'succeeded', chargeId: body.chargeId };
-    if (body.status === 'declined') return { state: 'declined' };
-    throw new Error(`gateway ledger gave an unknown status for ${key}`);
+    return ledgerState(key, await response.json());
   }
+
+  /**
+   * Voids the key so that no charge with it can happen any more, even one still on its way;
+   * answers what the ledger holds for the key afterwards: `voided` (now or before), the charge
+   * that got there first (`succeeded`/`declined`), or `in_progress`.
+   */
+  async void(key: string, amountCents: number, timeoutMs = 5_000): Promise<LedgerAnswer> {
+    const response = await fetch(
+      new URL(`/charges/${encodeURIComponent(key)}/void`, this.baseUrl),
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ orderId: key, amountCents }),
+        signal: AbortSignal.timeout(timeoutMs),
+      },
+    );
+    const body = (await response.json().catch(() => ({}))) as { type?: unknown; charge?: unknown };
+    if (response.ok) return ledgerState(key, body);
+    if (response.status === 409 && body.type === EXISTS) return ledgerState(key, body.charge);
+    if (response.status === 409) return { state: 'in_progress' };
+    throw new Error(`gateway void answered ${response.status} for ${key}`);
+  }
+}
+
+/** A ledger record (GET /charges/:key, or the charge a void found) as a LedgerAnswer. */
+function ledgerState(key: string, record: unknown): LedgerAnswer {
+  const { status, chargeId } = (record ?? {}) as { status?: unknown; chargeId?: unknown };
+  if (status === 'succeeded' && typeof chargeId === 'string')
+    return { state: 'succeeded', chargeId };
+  if (status === 'declined') return { state: 'declined' };
+  if (status === 'voided') return { state: 'voided' };
+  throw new Error(`gateway ledger gave an unknown status for ${key}`);
 }

@@ -1,4 +1,5 @@
-// The provider's record of every final charge: what `GET /charges/:key` answers and what
+// The provider's record of every final answer per key (a charge, a decline, or a void that
+// makes any later charge with the key refused): what `GET /charges/:key` answers and what
 // reconciliation and the audit trust. In memory: the gateway is a mock, and a restart
 // forgets everything (like a provider whose test account was wiped).
 
@@ -9,7 +10,11 @@ export interface ChargeRequest {
   amountCents: number;
 }
 
-export type ChargeStatus = 'succeeded' | 'declined';
+/**
+ * `voided`: the key was cancelled before any charge with it was made (POST
+ * /charges/:key/void); every later charge with it is refused, so no money can move under it.
+ */
+export type ChargeStatus = 'succeeded' | 'declined' | 'voided';
 
 export interface LedgerEntry extends ChargeRequest {
   /** Position in the ledger, 1-based; the cursor of `GET /charges?after=`. */
@@ -19,7 +24,7 @@ export interface LedgerEntry extends ChargeRequest {
   /** Only a succeeded charge has an id: a decline moved no money. */
   chargeId?: string;
   declineCode?: DeclineCode;
-  /** When the provider made the charge final (ISO 8601). */
+  /** When the provider made the answer final (ISO 8601). */
   settledAt: string;
   /** False for a charge taken during a hang: the caller never heard about it. */
   answered: boolean;

@@ -6,6 +6,8 @@ export const GATEWAY_PROBLEMS = {
   card_declined: { status: 402, title: 'Card declined' },
   not_found: { status: 404, title: 'Not found' },
   charge_in_progress: { status: 409, title: 'Charge in progress' },
+  charge_voided: { status: 409, title: 'Charge voided' },
+  charge_exists: { status: 409, title: 'Already charged' },
   payload_too_large: { status: 413, title: 'Payload too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   idempotency_key_reused: { status: 422, title: 'Idempotency key reused' },

@@ -18,7 +18,17 @@ export type ChargeAnswer =
   /** Never answer: the caller times out. The ledger knows whether money moved. */
   | { kind: 'hang' }
   /** The key was used before with another order or amount (422); nothing happened. */
-  | { kind: 'keyReused'; original: ChargeRequest };
+  | { kind: 'keyReused'; original: ChargeRequest }
+  /** The key was voided before this charge arrived: refused, nothing charged, ever (409). */
+  | { kind: 'voided'; entry: LedgerEntry };
+
+export type VoidAnswer =
+  /** The key is void now (or was already): no charge with it can ever succeed. */
+  | { kind: 'voided'; entry: LedgerEntry; replayed: boolean }
+  /** Too late: the key already has a final charge answer, which stands. */
+  | { kind: 'final'; charge: LedgerEntry }
+  /** A charge with the key is being decided now: ask again once it has an answer. */
+  | { kind: 'inFlight' };
 
 export type ChargeLookup =
   | { state: 'recorded'; charge: LedgerEntry; attempts: number }
@@ -43,6 +53,10 @@ export class MockProvider {
 
   charge(key: string, request: ChargeRequest): Promise<ChargeAnswer> {
     const recorded = this.ledger.get(key);
+    if (recorded?.status === 'voided') {
+      this.#countAttempt(key);
+      return Promise.resolve({ kind: 'voided', entry: recorded });
+    }
     if (recorded !== undefined) {
       if (!sameRequest(recorded, request)) return Promise.resolve(keyReused(recorded));
       this.#countAttempt(key);
@@ -115,6 +129,20 @@ export class MockProvider {
     return answer;
   }
 
+  /**
+   * Cancels a key that has no charge yet, so that a charge request still on its way (a proxy,
+   * an egress queue, a slow network) is refused when it arrives. Synchronous like `charge`'s
+   * check-and-register step, so a void and a charge of one key are strictly ordered.
+   */
+  void(key: string, request: ChargeRequest): VoidAnswer {
+    const recorded = this.ledger.get(key);
+    if (recorded?.status === 'voided') return { kind: 'voided', entry: recorded, replayed: true };
+    if (recorded !== undefined) return { kind: 'final', charge: recorded };
+    if (this.#inFlight.has(key)) return { kind: 'inFlight' };
+    const entry = this.ledger.record({ key, ...pick(request), status: 'voided', answered: true });
+    return { kind: 'voided', entry, replayed: false };
+  }
+
   lookup(key: string): ChargeLookup {
     const attempts = this.#attempts.get(key) ?? 0;
     const charge = this.ledger.get(key);
@@ -152,6 +180,7 @@ function keyReused(original: ChargeRequest): ChargeAnswer {
   return { kind: 'keyReused', original: pick(original) };
 }
 
+/** The answer of a recorded charge (succeeded or declined; voided keys are answered earlier). */
 function finalAnswer(charge: LedgerEntry, replayed: boolean): ChargeAnswer {
   return charge.status === 'succeeded'
     ? { kind: 'succeeded', charge, replayed }

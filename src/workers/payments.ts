@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { Redis } from 'ioredis';
-import { toOrderRecord, type OrderRecord } from '../db/orders.js';
+import { ORDER_AMOUNT_CENTS_SQL, toOrderRecord, type OrderRecord } from '../db/orders.js';
 import type { Pool } from '../db/pool.js';
 import type { GatewayClient } from '../gateway/client.js';
 import {
@@ -117,7 +117,7 @@ export function startPaymentWorker(
       user_id: string;
       qty: number;
       status: 'pending';
-      price_cents: number;
+      amount_cents: string;
     }>(
       `UPDATE orders o
           SET payment_lease_until = now() + $2 * interval '1 millisecond',
@@ -130,10 +130,10 @@ export function startPaymentWorker(
                         ORDER BY persisted_at
                         LIMIT $1
                         FOR UPDATE SKIP LOCKED)
-      RETURNING o.id, o.product_id, o.user_id, o.qty, o.status, p.price_cents`,
+      RETURNING o.id, o.product_id, o.user_id, o.qty, o.status, ${ORDER_AMOUNT_CENTS_SQL} AS amount_cents`,
       [limit, leaseMs],
     );
-    return rows.map((row) => ({ ...toOrderRecord(row), amountCents: row.price_cents * row.qty }));
+    return rows.map((row) => ({ ...toOrderRecord(row), amountCents: Number(row.amount_cents) }));
   }
 
   async function charge(job: Job): Promise<void> {

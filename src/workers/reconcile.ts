@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
-import { toOrderRecord } from '../db/orders.js';
+import { ORDER_AMOUNT_CENTS_SQL, toOrderRecord } from '../db/orders.js';
 import { inRepeatableRead, type Pool } from '../db/pool.js';
 import { HOLDING_STATUSES } from '../domain/order-status.js';
 import { parseOrderEntry } from '../domain/order-entry.js';
-import type { GatewayClient } from '../gateway/client.js';
+import type { GatewayClient, LedgerAnswer } from '../gateway/client.js';
 import { productKeys, productsKey } from '../redis/keys.js';
 import { applyReleaseToRedis } from '../sale/release.js';
 import { ensureOrderGroup } from '../sale/seed.js';
@@ -19,7 +19,10 @@ export interface ReconcileContext {
 export interface ReconcileReport {
   /** needs_reconciliation orders the ledger says were charged: now paid. */
   paid: number;
-  /** needs_reconciliation orders declined or never charged: now payment_failed, released. */
+  /**
+   * needs_reconciliation orders declined, or voided at the gateway before any charge reached
+   * it: now payment_failed, released.
+   */
   failed: number;
   /** Charges still in progress at the gateway (or the gateway unreachable): left for next time. */
   deferred: number;
@@ -33,6 +36,11 @@ const BATCH = 500;
  * One reconciliation pass: settles every needs_reconciliation order by asking the gateway's
  * ledger with the same idempotency key (the order id), then re-applies releases that reached
  * PostgreSQL but not Redis.
+ *
+ * "No charge recorded" is never taken as "never charged": the worker's request may still be
+ * on its way (a proxy, an egress queue, a slow provider) and would charge after the unit was
+ * resold. Such an order is voided at the gateway first, which makes any later charge with its
+ * key refused, and released only once the gateway confirms the void.
  */
 export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileReport> {
   const report: ReconcileReport = { paid: 0, failed: 0, deferred: 0, releasesApplied: 0 };
@@ -44,30 +52,46 @@ export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileRep
       user_id: string;
       qty: number;
       status: 'needs_reconciliation';
+      amount_cents: string;
     }>(
-      `SELECT id, product_id, user_id, qty, status FROM orders
-        WHERE status = 'needs_reconciliation' AND id > $1 ORDER BY id LIMIT $2`,
+      `SELECT o.id, o.product_id, o.user_id, o.qty, o.status, ${ORDER_AMOUNT_CENTS_SQL} AS amount_cents
+         FROM orders o JOIN products p ON p.id = o.product_id
+        WHERE o.status = 'needs_reconciliation' AND o.id > $1 ORDER BY o.id LIMIT $2`,
       [after, BATCH],
     );
     if (rows.length === 0) break;
     after = rows[rows.length - 1]?.id ?? after;
-    for (const order of rows.map(toOrderRecord)) {
-      let answer;
+    for (const row of rows) {
+      const order = toOrderRecord(row);
+      let answer: LedgerAnswer;
       try {
         answer = await ctx.gateway.lookup(order.id);
+        if (answer.state === 'none')
+          answer = await ctx.gateway.void(order.id, Number(row.amount_cents));
       } catch {
         report.deferred += 1;
         continue;
       }
-      if (answer.state === 'in_progress') report.deferred += 1;
-      else if (answer.state === 'succeeded') {
-        const attempt = { outcome: 'paid' as const, chargeId: answer.chargeId, latencyMs: 0 };
-        if (await settlePaid(ctx, order, 'needs_reconciliation', attempt)) report.paid += 1;
-      } else {
-        const reason =
-          answer.state === 'declined' ? 'declined (reconciled)' : 'never charged (reconciled)';
-        if (await settleFailed(ctx, order, 'needs_reconciliation', reason, undefined))
-          report.failed += 1;
+      switch (answer.state) {
+        case 'none':
+        case 'in_progress':
+          report.deferred += 1;
+          break;
+        case 'succeeded': {
+          const attempt = { outcome: 'paid' as const, chargeId: answer.chargeId, latencyMs: 0 };
+          if (await settlePaid(ctx, order, 'needs_reconciliation', attempt)) report.paid += 1;
+          break;
+        }
+        case 'declined':
+        case 'voided': {
+          const reason =
+            answer.state === 'declined'
+              ? 'declined (reconciled)'
+              : 'never charged, voided (reconciled)';
+          if (await settleFailed(ctx, order, 'needs_reconciliation', reason, undefined))
+            report.failed += 1;
+          break;
+        }
       }
     }
   }

@@ -313,6 +313,57 @@ describe('fsale gateway over HTTP', () => {
     expect(huge.body).toMatchObject({ type: 'urn:fsale:gateway:payload_too_large' });
   });
 
+  function voidKey(base: string, key: string, amountCents = 1999): Promise<Answer> {
+    return fetch(`${base}/charges/${encodeURIComponent(key)}/void`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ orderId: key, amountCents }),
+    }).then(answer);
+  }
+
+  it('voids a key nobody charged: every later charge with it is refused and nothing is charged', async () => {
+    const base = await startGateway({ rates: NO_FAILURES });
+    const voided = await voidKey(base, 'late');
+    expect(voided.status).toBe(200);
+    expect(voided.body).toMatchObject({ key: 'late', status: 'voided' });
+    expect(voided.body.chargeId).toBeUndefined();
+    // The charge that was still on its way arrives now: refused, and it stays refused.
+    for (let i = 0; i < 3; i++) {
+      const late = await charge(base, 'late', { orderId: 'late', amountCents: 1999 });
+      expect(late.status).toBe(409);
+      expect(late.body).toMatchObject({ type: 'urn:fsale:gateway:charge_voided' });
+    }
+    expect((await ledgerOf(base, 'late')).body).toMatchObject({ status: 'voided', attempts: 3 });
+    const replay = await voidKey(base, 'late');
+    expect(replay.status).toBe(200);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect((await wholeLedger(base)).filter((c) => c.status === 'succeeded')).toEqual([]);
+  });
+
+  it('does not void a key that was charged first, or one whose charge is in flight', async () => {
+    const base = await startGateway({ rates: NO_FAILURES, speed: 1 });
+    const paid = await startGateway({ rates: NO_FAILURES });
+    expect((await charge(paid, 'won', { orderId: 'won', amountCents: 1999 })).status).toBe(201);
+    const tooLate = await voidKey(paid, 'won');
+    expect(tooLate.status).toBe(409);
+    expect(tooLate.body).toMatchObject({
+      type: 'urn:fsale:gateway:charge_exists',
+      charge: { key: 'won', status: 'succeeded' },
+    });
+    expect((await charge(paid, 'won', { orderId: 'won', amountCents: 1999 })).status).toBe(200);
+
+    // speed 1: the charge waits out a real latency, so the void meets it in flight.
+    const inFlight = charge(base, 'slow', { orderId: 'slow', amountCents: 1999 });
+    await until(async () => (await ledgerOf(base, 'slow')).status === 409);
+    const meanwhile = await voidKey(base, 'slow');
+    expect(meanwhile.status).toBe(409);
+    expect(meanwhile.body).toMatchObject({ type: 'urn:fsale:gateway:charge_in_progress' });
+    expect((await inFlight).status).toBe(201);
+    expect((await voidKey(base, 'slow')).body).toMatchObject({
+      charge: { status: 'succeeded' },
+    });
+  });
+
   it('answers GET /charges/:key from the ledger: 404 problem+json when never charged', async () => {
     const base = await startGateway({ rates: NO_FAILURES });
     const missing = await ledgerOf(base, 'never');

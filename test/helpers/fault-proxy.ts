@@ -4,6 +4,9 @@
 //   blackhole  accepts connections and bytes, never answers (a hung provider)
 //   reset      destroys every connection as soon as it is accepted (ECONNRESET)
 //   http       answers every request itself with `status` (e.g. 503 or 429 storms) and closes
+//   hold       store and forward, like an egress queue: what a client sends reaches the server
+//              `ms` later (or when `deliverHeld()` is called), even if the client gave up and
+//              hung up meanwhile
 // Switching mode drops the connections opened under the previous one (except between two
 // forwarding modes, or between two `http` modes), so a client's keep-alive pool cannot keep
 // using a connection the new mode would have treated differently. `cut` and
@@ -15,13 +18,16 @@ export type FaultMode =
   | { kind: 'latency'; ms: number }
   | { kind: 'blackhole' }
   | { kind: 'reset' }
-  | { kind: 'http'; status: number; retryAfterSeconds?: number };
+  | { kind: 'http'; status: number; retryAfterSeconds?: number }
+  | { kind: 'hold'; ms?: number };
 
 export interface FaultStats {
   /** Connections accepted, per mode they were accepted under. */
   accepted: Record<FaultMode['kind'], number>;
   /** Requests answered by the proxy itself in `http` mode. */
   answered: number;
+  /** Connections held in `hold` mode, then delivered to the server (empty ones are not). */
+  delivered: number;
 }
 
 export interface FaultProxy {
@@ -31,6 +37,8 @@ export interface FaultProxy {
   readonly mode: FaultMode;
   readonly stats: FaultStats;
   setMode(mode: FaultMode): void;
+  /** `hold` mode: delivers every request held so far now. */
+  deliverHeld(): void;
   /** Drops every connection and refuses new ones until `restore`. */
   cut(): Promise<void>;
   restore(): Promise<void>;
@@ -62,12 +70,16 @@ export async function startFaultProxy(
   initial: FaultMode = { kind: 'pass' },
 ): Promise<FaultProxy> {
   const sockets = new Set<Socket>();
+  /** `hold` mode: deliveries not yet made, and upstream connections of deliveries made. */
+  const pendingDeliveries = new Set<() => void>();
+  const heldUpstreams = new Set<Socket>();
   let mode: FaultMode = initial;
   let server: Server | undefined;
   let port = 0;
   const stats: FaultStats = {
-    accepted: { pass: 0, latency: 0, blackhole: 0, reset: 0, http: 0 },
+    accepted: { pass: 0, latency: 0, blackhole: 0, reset: 0, http: 0, hold: 0 },
     answered: 0,
+    delivered: 0,
   };
 
   const track = (socket: Socket) => {
@@ -107,6 +119,38 @@ export async function startFaultProxy(
         });
         return;
       }
+      case 'hold': {
+        // Everything the client sends is held, then delivered on one upstream connection that
+        // outlives the client: the server hears the request whether or not anyone still waits.
+        const held: Buffer[] = [];
+        let upstream: Socket | undefined;
+        client.on('data', (chunk: Buffer) => {
+          if (upstream !== undefined) upstream.write(chunk);
+          else held.push(chunk);
+        });
+        const deliver = () => {
+          pendingDeliveries.delete(deliver);
+          // A connection opened and closed without a byte (a client's spare) carries nothing.
+          if (held.length === 0 && client.destroyed) return;
+          const to = connect({ host: targetHost, port: targetPort }, () => {
+            stats.delivered += 1;
+          });
+          upstream = to;
+          // Not in `sockets`: a mode switch must not drop what the queue already sends.
+          heldUpstreams.add(to);
+          to.on('close', () => heldUpstreams.delete(to));
+          to.on('error', () => undefined);
+          for (const chunk of held.splice(0)) to.write(chunk);
+          to.on('data', (chunk: Buffer) => client.destroyed || client.write(chunk));
+          to.on('close', () => client.destroy());
+          // The server's answer ends the connection; a server that keeps it alive gets 5 s.
+          to.setTimeout(5_000, () => to.destroy());
+        };
+        pendingDeliveries.add(deliver);
+        if (current.ms !== undefined)
+          setTimeout(() => pendingDeliveries.has(deliver) && deliver(), current.ms);
+        return;
+      }
       default: {
         const upstream = connect({ host: targetHost, port: targetPort });
         track(upstream);
@@ -135,6 +179,8 @@ export async function startFaultProxy(
   const stop = () =>
     new Promise<void>((resolve) => {
       dropAll();
+      pendingDeliveries.clear();
+      for (const socket of heldUpstreams) socket.destroy();
       if (server === undefined) resolve();
       else server.close(() => resolve());
       server = undefined;
@@ -162,6 +208,9 @@ export async function startFaultProxy(
         (forwarding(mode) && forwarding(next)) || (mode.kind === 'http' && next.kind === 'http');
       mode = next;
       if (!keep) dropAll();
+    },
+    deliverHeld() {
+      for (const deliver of [...pendingDeliveries]) deliver();
     },
     cut: stop,
     restore: listen,
