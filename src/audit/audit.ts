@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Pool } from '../db/pool.js';
 import { HOLDING_STATUSES } from '../domain/order-status.js';
-import { parseOrderEntry } from '../domain/order-entry.js';
+import { parseOrderEntry, unpersistedEntries } from '../domain/order-entry.js';
 import { productKeys, productsKey } from '../redis/keys.js';
 import type { LedgerEntry } from './ledger.js';
 
@@ -67,10 +67,11 @@ async function auditProduct(
   if (product === undefined)
     return [check(`${productId}: product exists`, false, 'a product row', 'none')];
 
-  const [entries, deadLetters, stockText] = await Promise.all([
+  const [entries, deadLetters, stockText, superseded] = await Promise.all([
     ctx.redis.xrange(keys.orders, '-', '+'),
     ctx.redis.xlen(keys.deadLetter),
     ctx.redis.get(keys.stock),
+    ctx.redis.hkeys(keys.superseded),
   ]);
   const streamed = entries.flatMap(([id, fields]) => {
     const order = parseOrderEntry(productId, fields);
@@ -83,7 +84,7 @@ async function auditProduct(
       ])
     ).rows.map((r) => r.id),
   );
-  const unpersisted = streamed.filter((s) => !persisted.has(s.order.id));
+  const unpersisted = unpersistedEntries(streamed, persisted, new Set(superseded));
   const unpersistedUnits = unpersisted.reduce((sum, s) => sum + s.order.qty, 0);
   const lost = unpersisted.filter((s) => now - entryTime(s.entryId) >= options.persistGraceMs);
 

@@ -48,3 +48,16 @@ export function parseOrderEntry(
   }
   return { id, productId, userId, qty, idempotencyKey, acceptedAt };
 }
+
+/**
+ * The stream entries whose units are still reserved for an order PostgreSQL does not have
+ * yet: neither persisted nor superseded (an order superseded by the earlier order holding its
+ * idempotency key was released by the worker). The audit and `--rebuild-redis` count these.
+ */
+export function unpersistedEntries<T extends { order: OrderEntry }>(
+  streamed: readonly T[],
+  persisted: ReadonlySet<string>,
+  superseded: ReadonlySet<string>,
+): T[] {
+  return streamed.filter((s) => !persisted.has(s.order.id) && !superseded.has(s.order.id));
+}

@@ -25,6 +25,12 @@ export interface ProductKeys {
   stockChannel: string;
   /** Hash: orderId -> userId, so GET /order/:id can answer `queued` before the worker persists it. */
   owners: string;
+  /**
+   * Hash: orderId -> the order that holds its (user, idempotency key). An order accepted
+   * again under a key whose record was lost is superseded by the key's first order: its
+   * reservation is released and GET /order/:id answers with the first order.
+   */
+  superseded: string;
   /** Prefix of the per-(user, key) idempotency records; see `idempotencyKey`. */
   idempotencyPrefix: string;
   /** Prefix of the per-user rate limit counters; see `rateLimitKey`. */
@@ -48,6 +54,7 @@ export function productKeys(prefix: string, productId: string): ProductKeys {
     released: `${tag}:released`,
     stockChannel: `${prefix}:stock:${productId}`,
     owners: `${tag}:owners`,
+    superseded: `${tag}:superseded`,
     idempotencyPrefix: `${tag}:idem:`,
     rateLimitPrefix: `${tag}:rate:`,
   };

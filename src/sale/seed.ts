@@ -115,9 +115,6 @@ export async function seedProduct(
       deleted =
         (await client.query('DELETE FROM orders WHERE product_id = $1', scope)).rowCount ?? 0;
     }
-    // Sync mode's idempotency records (PostgreSQL's counterpart of the Redis records cleared
-    // below): without reset the product had no orders, so they hold only rejections.
-    await client.query('DELETE FROM buy_idempotency WHERE product_id = $1', [sale.productId]);
     await client.query(
       `INSERT INTO products (id, name, price_cents, stock_total, remaining, per_user_limit, starts_at)
        VALUES ($1, $2, $3, $4, $4, $5, $6)

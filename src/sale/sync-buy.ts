@@ -1,5 +1,5 @@
 // `fsale serve --mode sync` (Approach 1): the buy is one PostgreSQL transaction, the
-// function fsale_sync_buy in sql/000003_sync_buys.sql (idempotency record, sale window,
+// function fsale_sync_buy in sql/000004_idempotency_is_the_order.sql (idempotency, sale window,
 // per-user limit, conditional stock UPDATE, the order INSERTed as `pending` so the payment
 // worker charges it as in queue mode). PostgreSQL is the gate: Redis can never make it
 // oversell, whatever Redis says.
@@ -60,7 +60,7 @@ interface SyncBuyRow {
 }
 
 const PLACE_ORDER =
-  'SELECT r_code, r_replayed, r_order_id, r_remaining FROM fsale_sync_buy($1, $2, $3, $4, $5, $6, $7, $8, $9)';
+  'SELECT r_code, r_replayed, r_order_id, r_remaining FROM fsale_sync_buy($1, $2, $3, $4, $5, $6)';
 
 /** Answers that are not a new attempt: the rate limiter gives their count back. */
 const NOT_AN_ATTEMPT: ReadonlySet<BuyCode> = new Set([
@@ -99,9 +99,6 @@ export async function placeOrder(
       request.userId,
       request.qty,
       request.idempotencyKey,
-      fingerprint(request.productId, request.qty),
-      new Date(request.now),
-      policy.idempotencyTtlSeconds,
       verdict === 0,
     ],
   });
@@ -133,35 +130,28 @@ export async function placeOrder(
 }
 
 /**
- * The sold-out fast path of sync mode: the stored answer of (product, user, key), read from
- * PostgreSQL without a transaction, or undefined when there is none (the caller answers
- * sold out without recording it, as in queue mode).
+ * The sold-out fast path of sync mode: the answer of (product, user, key) is its order, read
+ * from PostgreSQL without a transaction, or undefined when the key holds none (the caller
+ * answers sold out without recording it, as in queue mode).
  */
 export async function storedSyncAnswer(
   pool: Pool,
   request: Pick<BuyRequest, 'productId' | 'userId' | 'qty' | 'idempotencyKey'>,
 ): Promise<BuyResult | undefined> {
-  const { rows } = await pool.query<{ code: number; order_id: string | null; fingerprint: string }>(
-    {
-      name: 'fsale-sync-stored-answer',
-      text: `SELECT code, order_id, fingerprint FROM buy_idempotency
-              WHERE product_id = $1 AND user_id = $2 AND idempotency_key = $3 AND expires_at > now()`,
-      values: [request.productId, request.userId, request.idempotencyKey],
-    },
+  const { rows } = await pool.query<{ id: string; qty: number }>({
+    name: 'fsale-sync-stored-answer',
+    text: `SELECT id::text AS id, qty FROM orders
+            WHERE product_id = $1 AND user_id = $2 AND idempotency_key = $3`,
+    values: [request.productId, request.userId, request.idempotencyKey],
+  });
+  const order = rows[0];
+  if (order === undefined) return undefined;
+  return storedAnswer(
+    request,
+    BuyCode.Accepted,
+    order.id,
+    fingerprint(request.productId, order.qty),
   );
-  const record = rows[0];
-  if (record === undefined) return undefined;
-  return storedAnswer(request, record.code, record.order_id ?? '', record.fingerprint);
-}
-
-/** Deletes up to `limit` expired idempotency records; returns how many. */
-export async function sweepExpiredAnswers(pool: Pool, limit = 10_000): Promise<number> {
-  const { rowCount } = await pool.query(
-    `DELETE FROM buy_idempotency WHERE ctid = ANY (ARRAY(
-       SELECT ctid FROM buy_idempotency WHERE expires_at <= now() LIMIT $1))`,
-    [limit],
-  );
-  return rowCount ?? 0;
 }
 
 /** Applies the mirror script for one committed order. Idempotent. */

@@ -5,7 +5,7 @@ import { isServiceOutage } from '../domain/errors.js';
 import { connectRedis, type Redis } from '../redis/client.js';
 import { RespClient } from '../redis/resp.js';
 import { DEFAULT_BUY_POLICY, type BuyMode, type BuyPolicy } from '../sale/buy.js';
-import { StockMirror, sweepExpiredAnswers } from '../sale/sync-buy.js';
+import { StockMirror } from '../sale/sync-buy.js';
 import { createAuthenticate } from './auth.js';
 import { Backpressure, type BackpressureOptions } from './backpressure.js';
 import { ApiMetrics } from './metrics.js';
@@ -158,12 +158,6 @@ export async function buildApp(options: AppOptions): Promise<App> {
     mirror: new StockMirror(redis, options.keyPrefix),
     maxPgWaiting: options.maxPgWaiting ?? DEFAULT_MAX_PG_WAITING,
   };
-  // Sync mode keeps its idempotency records in PostgreSQL: expired ones are swept hourly.
-  const sweep =
-    mode === 'sync'
-      ? setInterval(() => void sweepExpiredAnswers(pool).catch(() => undefined), 3_600_000)
-      : undefined;
-  sweep?.unref();
   app.decorate('sale', sale);
   app.decorateRequest('userId', '');
 
@@ -209,7 +203,6 @@ export async function buildApp(options: AppOptions): Promise<App> {
   app.addHook('preClose', async () => sale.sse.close());
   app.addHook('onClose', async () => {
     backpressure.stop();
-    if (sweep !== undefined) clearInterval(sweep);
     // Before Redis closes: committed sync orders still waiting for their mirror get a last try.
     await sale.mirror.close();
     feed.close();

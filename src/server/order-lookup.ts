@@ -60,7 +60,9 @@ async function queuedOrderProduct(
 /**
  * The caller's own order, or undefined. Another user's order is undefined exactly like an
  * unknown id, so order ids cannot be probed (BOLA). Before the worker persists it, the order
- * is `queued` (known from the owner index the buy script writes).
+ * is `queued` (known from the owner index the buy script writes). An order the worker found
+ * superseded (accepted again under an idempotency key an earlier order holds) answers with
+ * that earlier order: it is the key's one order.
  */
 export async function findOrder(
   ctx: SaleContext,
@@ -71,6 +73,8 @@ export async function findOrder(
   if (persisted !== undefined) return persisted;
   const productId = await queuedOrderProduct(ctx, id, userId);
   if (productId === undefined) return undefined;
+  const holder = await ctx.redis.hget(productKeys(ctx.keyPrefix, productId).superseded, id);
+  if (holder !== null) return persistedOrder(ctx, holder, userId);
   // The worker may have persisted it between our two reads: PG has the newer answer.
   return (
     (await persistedOrder(ctx, id, userId)) ?? {

@@ -11,7 +11,10 @@ export const DeadLetterReason = {
   MaxDeliveries: 'max_deliveries',
   /** PostgreSQL's stock guard refused it: persisting it would make `remaining` negative. */
   StockGuard: 'stock_guard',
-  /** Another order already holds this (product, user, idempotency key). */
+  /**
+   * Another order already holds this (product, user, idempotency key) and no buy reserved this
+   * entry (an order the buy script accepted again under a lost record is superseded instead).
+   */
   IdempotencyConflict: 'idempotency_conflict',
   /** PostgreSQL refused the row for another data reason (unknown product, value out of range). */
   Rejected: 'rejected',

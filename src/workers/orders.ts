@@ -15,7 +15,15 @@ import type { Pool } from '../db/pool.js';
 import { describe, UsageError } from '../domain/errors.js';
 import { parseOrderEntry, type OrderEntry } from '../domain/order-entry.js';
 import { OrderStatus } from '../domain/order-status.js';
-import { ORDER_GROUP, PRODUCT_ID, productKeys, productsKey } from '../redis/keys.js';
+import {
+  idempotencyKey,
+  ORDER_GROUP,
+  PRODUCT_ID,
+  productKeys,
+  productsKey,
+  type ProductKeys,
+} from '../redis/keys.js';
+import { acceptedRecord } from '../sale/buy.js';
 import { ensureOrderGroup } from '../sale/seed.js';
 import { deadLetterFields, DeadLetterReason } from './dead-letter.js';
 import { backoffMs, isDataError, isStockGuardViolation } from './failures.js';
@@ -89,6 +97,11 @@ export interface OrderWorkerStats {
   /** Entries already in PostgreSQL (a redelivery), acknowledged without change. */
   duplicates: number;
   deadLettered: number;
+  /**
+   * Orders accepted again under an idempotency key that an earlier order holds (its Redis
+   * record was lost): released, and answered by the earlier order.
+   */
+  superseded: number;
   /** Entries taken over from idle consumers with XAUTOCLAIM. */
   claimed: number;
   batches: number;
@@ -159,11 +172,11 @@ SELECT id::text AS id FROM inserted`;
 const CLASSIFY_SKIPPED = `
 SELECT t.id::text AS id,
        EXISTS (SELECT 1 FROM orders o WHERE o.id = t.id) AS persisted,
-       (SELECT h.id::text FROM orders h
-         WHERE h.product_id = t.product_id AND h.user_id = t.user_id
-           AND h.idempotency_key = t.idempotency_key) AS holder
+       h.id::text AS holder, h.qty AS holder_qty
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
-     AS t(id, product_id, user_id, idempotency_key)`;
+     AS t(id, product_id, user_id, idempotency_key)
+LEFT JOIN orders h ON h.product_id = t.product_id AND h.user_id = t.user_id
+                  AND h.idempotency_key = t.idempotency_key`;
 
 const EXISTING_ORDERS = 'SELECT id::text AS id FROM orders WHERE id = ANY($1::uuid[])';
 
@@ -172,7 +185,7 @@ type Service = 'Redis' | 'PostgreSQL';
 interface ProductStream {
   productId: string;
   stream: string;
-  deadLetter: string;
+  keys: ProductKeys;
 }
 
 /** An entry delivered to this consumer, with where it came from and how often it was delivered. */
@@ -188,12 +201,29 @@ interface DeadLettered {
   detail: string;
 }
 
-type PersistOutcome = 'inserted' | 'duplicate' | { holder: string };
+/** The order that holds the skipped order's (product, user, idempotency key). */
+interface Holder {
+  holder: string;
+  holderQty: number;
+}
+
+type PersistOutcome = 'inserted' | 'duplicate' | Holder;
+
+/**
+ * An order accepted again under a key another order holds: the buy script found no record
+ * for the key (it expired under an older version, or Redis lost it) and reserved a second
+ * unit. The first order is the key's answer; this one is released.
+ */
+interface Superseded extends Holder {
+  delivery: Delivery;
+  order: OrderEntry;
+}
 
 interface BatchOutcome {
   inserted: number;
   duplicates: number;
   dead: DeadLettered[];
+  superseded: Superseded[];
 }
 
 class OrderStreamConsumer implements OrderWorker {
@@ -227,6 +257,7 @@ class OrderStreamConsumer implements OrderWorker {
     persisted: 0,
     duplicates: 0,
     deadLettered: 0,
+    superseded: 0,
     claimed: 0,
     batches: 0,
     retries: 0,
@@ -349,7 +380,7 @@ class OrderStreamConsumer implements OrderWorker {
         continue;
       }
       await ensureOrderGroup(redis, keys.orders);
-      next.set(keys.orders, { productId, stream: keys.orders, deadLetter: keys.deadLetter });
+      next.set(keys.orders, { productId, stream: keys.orders, keys });
       // A consumer name reused across restarts may own entries there already.
       this.history.add(keys.orders);
     }
@@ -511,13 +542,20 @@ class OrderStreamConsumer implements OrderWorker {
     );
     if (outcome === undefined) return; // stopping during an outage: left pending, redelivered later
     dead.push(...outcome.dead);
-    const acked = await this.retrying('Redis', () => this.acknowledge(deliveries, dead));
+    const superseded = await this.retrying('Redis', () =>
+      this.reservedByBuy(outcome.superseded, dead),
+    );
+    if (superseded === undefined) return;
+    const acked = await this.retrying('Redis', () =>
+      this.acknowledge(deliveries, dead, superseded),
+    );
     if (acked === undefined) return;
 
     this.counters.batches += 1;
     this.counters.persisted += outcome.inserted;
     this.counters.duplicates += outcome.duplicates;
     this.counters.deadLettered += dead.length;
+    this.counters.superseded += superseded.length;
     this.batchTimes.recordValue(Math.max(1, Math.round((performance.now() - started) * 1000)));
     if (fresh) {
       let newest = 0;
@@ -529,13 +567,18 @@ class OrderStreamConsumer implements OrderWorker {
         `dead-lettered ${delivery.product.stream} ${delivery.entry.id} (${reason}: ${detail})`,
       );
     }
+    for (const { order, holder } of superseded) {
+      this.log(
+        `order ${order.id} superseded by ${holder}, which holds its idempotency key: reservation released`,
+      );
+    }
   }
 
   private async persist(
     candidates: Array<{ delivery: Delivery; order: OrderEntry }>,
     overDelivered: Array<{ delivery: Delivery; order: OrderEntry }>,
   ): Promise<BatchOutcome> {
-    const result: BatchOutcome = { inserted: 0, duplicates: 0, dead: [] };
+    const result: BatchOutcome = { inserted: 0, duplicates: 0, dead: [], superseded: [] };
     if (overDelivered.length > 0) {
       // A crash loop after COMMIT also redelivers: an order already in PG is not dead.
       const found = await this.ctx.pool.query<{ id: string }>(EXISTING_ORDERS, [
@@ -555,20 +598,14 @@ class OrderStreamConsumer implements OrderWorker {
     }
     if (candidates.length === 0) return result;
 
-    const tally = (delivery: Delivery, outcome: PersistOutcome) => {
+    const tally = (delivery: Delivery, order: OrderEntry, outcome: PersistOutcome) => {
       if (outcome === 'inserted') result.inserted += 1;
       else if (outcome === 'duplicate') result.duplicates += 1;
-      else {
-        result.dead.push({
-          delivery,
-          reason: DeadLetterReason.IdempotencyConflict,
-          detail: `order ${outcome.holder} already holds this (product, user, idempotency key)`,
-        });
-      }
+      else result.superseded.push({ delivery, order, ...outcome });
     };
     try {
       const outcomes = await this.persistOrders(candidates.map((c) => c.order));
-      candidates.forEach((c, i) => tally(c.delivery, outcomes[i] ?? 'duplicate'));
+      candidates.forEach((c, i) => tally(c.delivery, c.order, outcomes[i] ?? 'duplicate'));
       return result;
     } catch (error) {
       if (!isDataError(error)) throw error;
@@ -581,7 +618,7 @@ class OrderStreamConsumer implements OrderWorker {
     for (const { delivery, order } of candidates) {
       try {
         const [outcome] = await this.persistOrders([order]);
-        tally(delivery, outcome ?? 'duplicate');
+        tally(delivery, order, outcome ?? 'duplicate');
       } catch (error) {
         if (!isDataError(error)) throw error;
         result.dead.push({
@@ -638,25 +675,27 @@ class OrderStreamConsumer implements OrderWorker {
         }
       }
       if (skipped.length > 0) {
-        const found = await client.query<{ id: string; persisted: boolean; holder: string | null }>(
-          CLASSIFY_SKIPPED,
-          [
-            skipped.map((o) => o.id),
-            skipped.map((o) => o.productId),
-            skipped.map((o) => o.userId),
-            skipped.map((o) => o.idempotencyKey),
-          ],
-        );
+        const found = await client.query<{
+          id: string;
+          persisted: boolean;
+          holder: string | null;
+          holder_qty: number | null;
+        }>(CLASSIFY_SKIPPED, [
+          skipped.map((o) => o.id),
+          skipped.map((o) => o.productId),
+          skipped.map((o) => o.userId),
+          skipped.map((o) => o.idempotencyKey),
+        ]);
         const byId = new Map(found.rows.map((row) => [row.id, row]));
         orders.forEach((order, i) => {
           if (outcomes[i] === 'inserted') return;
           const row = byId.get(order.id);
           if (row?.persisted === true) return;
-          if (row?.holder == null) {
+          if (row?.holder == null || row.holder_qty === null) {
             // Neither inserted nor found (the conflicting row vanished meanwhile): retry.
             throw new Error(`order ${order.id} was skipped but not found; retrying the batch`);
           }
-          outcomes[i] = { holder: row.holder };
+          outcomes[i] = { holder: row.holder, holderQty: row.holder_qty };
         });
       }
       this.fault('before-commit');
@@ -674,26 +713,82 @@ class OrderStreamConsumer implements OrderWorker {
     }
   }
 
-  /** Dead-letters and acknowledges, atomically per stream (one MULTI per product). */
-  private async acknowledge(deliveries: Delivery[], dead: DeadLettered[]): Promise<true> {
-    const byStream = new Map<ProductStream, { ids: string[]; dead: DeadLettered[] }>();
+  /**
+   * The orders among `candidates` whose unit the buy script reserved (its owner index names
+   * the same user), which the worker may release. Any other entry holding a taken key did not
+   * come from a buy (someone wrote to the stream): releasing it would create stock, so it is
+   * dead-lettered into `dead` instead, for the audit to report.
+   */
+  private async reservedByBuy(
+    candidates: Superseded[],
+    dead: DeadLettered[],
+  ): Promise<Superseded[]> {
+    if (candidates.length === 0) return [];
+    const owners = await Promise.all(
+      candidates.map((c) => this.ctx.redis.hget(c.delivery.product.keys.owners, c.order.id)),
+    );
+    return candidates.filter((c, i) => {
+      if (owners[i] === c.order.userId) return true;
+      dead.push({
+        delivery: c.delivery,
+        reason: DeadLetterReason.IdempotencyConflict,
+        detail: `order ${c.holder} already holds this (product, user, idempotency key), and no buy reserved this entry`,
+      });
+      return false;
+    });
+  }
+
+  /**
+   * Dead-letters, supersedes and acknowledges, atomically per stream (one MULTI per product).
+   * A superseded order's reservation is released (idempotent per order id, so a redelivery
+   * after a crash changes nothing), the key's record is restored to its holder's answer, and
+   * the superseded id points at the holder for GET /order/:id.
+   */
+  private async acknowledge(
+    deliveries: Delivery[],
+    dead: DeadLettered[],
+    superseded: Superseded[],
+  ): Promise<true> {
+    const byStream = new Map<
+      ProductStream,
+      { ids: string[]; dead: DeadLettered[]; superseded: Superseded[] }
+    >();
     const slot = (product: ProductStream) => {
       let found = byStream.get(product);
       if (found === undefined) {
-        found = { ids: [], dead: [] };
+        found = { ids: [], dead: [], superseded: [] };
         byStream.set(product, found);
       }
       return found;
     };
     for (const { product, entry } of deliveries) slot(product).ids.push(entry.id);
     for (const letter of dead) slot(letter.delivery.product).dead.push(letter);
+    for (const order of superseded) slot(order.delivery.product).superseded.push(order);
     const now = Date.now();
     await Promise.all(
-      [...byStream].map(async ([product, { ids, dead: letters }]) => {
+      [...byStream].map(async ([product, { ids, dead: letters, superseded: replaced }]) => {
+        const { keys } = product;
         const multi = this.ctx.redis.multi();
+        for (const { order, holder, holderQty } of replaced) {
+          multi.release(
+            keys.stock,
+            keys.bought,
+            keys.released,
+            keys.sale,
+            order.id,
+            order.userId,
+            order.qty,
+            keys.stockChannel,
+          );
+          multi.set(
+            idempotencyKey(keys, order.userId, order.idempotencyKey),
+            acceptedRecord(holder, order.productId, holderQty),
+          );
+          multi.hset(keys.superseded, order.id, holder);
+        }
         for (const { delivery, reason, detail } of letters) {
           multi.xadd(
-            product.deadLetter,
+            keys.deadLetter,
             '*',
             ...deadLetterFields({
               origin: delivery.entry.id,

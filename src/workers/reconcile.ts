@@ -2,9 +2,10 @@ import type { Redis } from 'ioredis';
 import { ORDER_AMOUNT_CENTS_SQL, toOrderRecord } from '../db/orders.js';
 import { inRepeatableRead, type Pool } from '../db/pool.js';
 import { HOLDING_STATUSES } from '../domain/order-status.js';
-import { parseOrderEntry } from '../domain/order-entry.js';
+import { parseOrderEntry, unpersistedEntries } from '../domain/order-entry.js';
 import type { GatewayClient, LedgerAnswer } from '../gateway/client.js';
-import { productKeys, productsKey } from '../redis/keys.js';
+import { idempotencyKey, productKeys, productsKey, type ProductKeys } from '../redis/keys.js';
+import { acceptedRecord } from '../sale/buy.js';
 import { applyReleaseToRedis } from '../sale/release.js';
 import { ensureOrderGroup } from '../sale/seed.js';
 import { settleFailed, settlePaid } from '../sale/settle.js';
@@ -119,16 +120,45 @@ export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileRep
 }
 
 export interface RebuildReport {
-  products: { productId: string; stock: number; buyers: number; unpersisted: number }[];
+  products: {
+    productId: string;
+    stock: number;
+    buyers: number;
+    unpersisted: number;
+    /** Idempotency records restored: one per accepted order. */
+    records: number;
+  }[];
+}
+
+const RECORDS_PER_PIPELINE = 1_000;
+
+/** Writes the accepted answer of each order back as its key's idempotency record. */
+async function restoreIdempotencyRecords(
+  redis: Redis,
+  keys: ProductKeys,
+  orders: readonly { id: string; userId: string; idempotencyKey: string; qty: number }[],
+  productId: string,
+): Promise<void> {
+  for (let i = 0; i < orders.length; i += RECORDS_PER_PIPELINE) {
+    const pipeline = redis.pipeline();
+    for (const order of orders.slice(i, i + RECORDS_PER_PIPELINE)) {
+      pipeline.set(
+        idempotencyKey(keys, order.userId, order.idempotencyKey),
+        acceptedRecord(order.id, productId, order.qty),
+      );
+    }
+    const results = (await pipeline.exec()) ?? [];
+    for (const [error] of results) if (error !== null) throw error;
+  }
 }
 
 /**
  * Recomputes each product's Redis sale state from PostgreSQL, after Redis lost its data:
  * stock = PG remaining minus any orders still in the Redis stream but not yet persisted, the
- * per-user counts from the orders that hold stock, and the set of released orders (so a late
- * release cannot give units back twice). Idempotency records cannot be rebuilt: a retry of a
- * key from before the loss is treated as new, and PostgreSQL's unique (product, user, key)
- * still refuses the duplicate order.
+ * per-user counts from the orders that hold stock, the set of released orders (so a late
+ * release cannot give units back twice), and the idempotency record of every accepted order
+ * (in PostgreSQL or still in the stream), so that a retry of a key from before the loss gets
+ * its first answer instead of a second unit.
  */
 export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Promise<RebuildReport> {
   const report: RebuildReport = { products: [] };
@@ -137,10 +167,14 @@ export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Prom
     const keys = productKeys(ctx.keyPrefix, productId);
     // The stream first, then one PG snapshot: an order the worker persists in between is
     // either in the snapshot (counted in remaining) or not (counted as unpersisted), never both.
-    const entries = await ctx.redis.xrange(keys.orders, '-', '+');
-    const streamed = entries
-      .map(([, fields]) => parseOrderEntry(productId, fields))
-      .filter((o) => o !== undefined);
+    const [entries, supersededIds] = await Promise.all([
+      ctx.redis.xrange(keys.orders, '-', '+'),
+      ctx.redis.hkeys(keys.superseded),
+    ]);
+    const streamed = entries.flatMap(([, fields]) => {
+      const order = parseOrderEntry(productId, fields);
+      return order === undefined ? [] : [{ order }];
+    });
     const snapshot = await inRepeatableRead(ctx.pool, async (client) => {
       const product = (
         await client.query<{
@@ -159,8 +193,14 @@ export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Prom
       );
       const persisted = await client.query<{ id: string }>(
         'SELECT id FROM orders WHERE id = ANY($1::uuid[])',
-        [streamed.map((o) => o.id)],
+        [streamed.map((s) => s.order.id)],
       );
+      const accepted = await client.query<{
+        id: string;
+        user_id: string;
+        idempotency_key: string;
+        qty: number;
+      }>('SELECT id, user_id, idempotency_key, qty FROM orders WHERE product_id = $1', [productId]);
       const releases = await client.query<{ order_id: string }>(
         'SELECT order_id FROM stock_releases WHERE product_id = $1',
         [productId],
@@ -174,17 +214,16 @@ export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Prom
         product,
         holds: holds.rows,
         persisted: new Set(persisted.rows.map((r) => r.id)),
+        accepted: accepted.rows,
         releases: releases.rows,
       };
     });
     if (snapshot.product === undefined) continue;
 
     const bought = new Map(snapshot.holds.map((h) => [h.user_id, h.qty]));
-    let unpersisted = 0;
+    const unpersisted = unpersistedEntries(streamed, snapshot.persisted, new Set(supersededIds));
     let unpersistedUnits = 0;
-    for (const order of streamed) {
-      if (snapshot.persisted.has(order.id)) continue;
-      unpersisted += 1;
+    for (const { order } of unpersisted) {
       unpersistedUnits += order.qty;
       bought.set(order.userId, (bought.get(order.userId) ?? 0) + order.qty);
     }
@@ -200,12 +239,33 @@ export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Prom
       })
       .sadd(productsKey(ctx.keyPrefix), productId);
     if (bought.size > 0) multi.hset(keys.bought, Object.fromEntries(bought));
-    if (snapshot.releases.length > 0)
-      multi.sadd(keys.released, ...snapshot.releases.map((r) => r.order_id));
+    // Superseded orders were released by the worker (their ids are not in PostgreSQL).
+    const released = [...snapshot.releases.map((r) => r.order_id), ...supersededIds];
+    if (released.length > 0) multi.sadd(keys.released, ...released);
     multi.publish(keys.stockChannel, String(stock));
     await multi.exec();
+    await restoreIdempotencyRecords(
+      ctx.redis,
+      keys,
+      [
+        ...snapshot.accepted.map((r) => ({
+          id: r.id,
+          userId: r.user_id,
+          idempotencyKey: r.idempotency_key,
+          qty: r.qty,
+        })),
+        ...unpersisted.map((s) => s.order),
+      ],
+      productId,
+    );
     await ensureOrderGroup(ctx.redis, keys.orders);
-    report.products.push({ productId, stock, buyers: bought.size, unpersisted });
+    report.products.push({
+      productId,
+      stock,
+      buyers: bought.size,
+      unpersisted: unpersisted.length,
+      records: snapshot.accepted.length + unpersisted.length,
+    });
   }
   return report;
 }

@@ -321,7 +321,7 @@ export async function redisStock(s: TestServices, productId: string): Promise<nu
   return Number(await s.redis.get(productKeys(s.keyPrefix, productId).stock));
 }
 
-/** Every stream entry of the product is in PG and acknowledged. */
+/** Every stream entry of the product is acknowledged, and in PG unless it was superseded. */
 export async function waitDrained(s: TestServices, productId: string, timeoutMs = 120_000) {
   await until(
     `${productId}: every stream entry persisted and acknowledged`,
@@ -329,7 +329,10 @@ export async function waitDrained(s: TestServices, productId: string, timeoutMs 
       const st = await streamState(s, productId);
       if (st.pending !== 0 || st.lag !== 0) return false;
       const pg = await pgOrders(s, productId);
-      return st.orderIds.every((id) => pg.ids.has(id));
+      const superseded = new Set(
+        await s.redis.hkeys(productKeys(s.keyPrefix, productId).superseded),
+      );
+      return st.orderIds.every((id) => pg.ids.has(id) || superseded.has(id));
     },
     timeoutMs,
   );

@@ -4,6 +4,7 @@ import { idempotencyKey, productKeys } from '../../src/redis/keys.js';
 import { BUY_MODES } from '../../src/sale/buy.js';
 import { settleFailed } from '../../src/sale/settle.js';
 import { send } from '../helpers/http.js';
+import { until } from '../helpers/wait.js';
 import {
   buy,
   freshKey,
@@ -34,6 +35,23 @@ describe.each(BUY_MODES)('POST /order/buy in %s mode', (mode) => {
     s = await useTestServices();
     api = await startApi(s, { mode });
   });
+
+  /** The product's Redis keys and the bytes they take (MEMORY USAGE), for memory bounds. */
+  async function productFootprint(productId: string): Promise<{ keys: number; bytes: number }> {
+    const pattern = `${s.keyPrefix}:{p:${productId}}:*`;
+    let cursor = '0';
+    let keys = 0;
+    let bytes = 0;
+    do {
+      const [next, found] = await s.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      for (const key of found) {
+        keys += 1;
+        bytes += Number(await s.redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
+      }
+    } while (cursor !== '0');
+    return { keys, bytes };
+  }
 
   /** The accepted orders as the mode records them: the Redis stream, or PostgreSQL. */
   async function acceptedOrders(productId: string): Promise<{ id: string; user: string }[]> {
@@ -154,7 +172,7 @@ describe.each(BUY_MODES)('POST /order/buy in %s mode', (mode) => {
       expect(again.headers['location']).toBe(first.headers['location']);
     });
 
-    it('errors are replayed too: a limit_reached answer stays limit_reached', async () => {
+    it('a rejection is not recorded: a retry with the same key is decided again', async () => {
       await seed(s, { productId: 'lim', stock: 10, perUserLimit: 1 });
       const token = tokenFor('u4');
       expect((await buy(api, { token, productId: 'lim', key: freshKey() })).status).toBe(ACCEPTED);
@@ -164,8 +182,14 @@ describe.each(BUY_MODES)('POST /order/buy in %s mode', (mode) => {
       expect(first.status).toBe(409);
       expect(problemType(first.body)).toBe('urn:fsale:problem:limit_reached');
       expect(again.status).toBe(409);
-      expect(again.body).toBe(first.body);
-      expect(again.headers['idempotent-replayed']).toBe('true');
+      expect(problemType(again.body)).toBe('urn:fsale:problem:limit_reached');
+      expect(again.headers['idempotent-replayed']).toBeUndefined();
+      // Nothing was written for the key: the same key with another quantity is no mismatch.
+      expect(await s.redis.exists(idempotencyKey(productKeys(s.keyPrefix, 'lim'), 'u4', key))).toBe(
+        0,
+      );
+      const other = await buy(api, { token, productId: 'lim', key, qty: 2 });
+      expect(problemType(other.body)).toBe('urn:fsale:problem:limit_reached');
     });
 
     it('keys are scoped per user: two users with the same key get two orders', async () => {
@@ -177,22 +201,25 @@ describe.each(BUY_MODES)('POST /order/buy in %s mode', (mode) => {
       expect(b.headers['idempotent-replayed']).toBeUndefined();
     });
 
-    it('records live 24 hours', async () => {
+    it("an accepted buy's record never expires while the sale's data lives", async () => {
       const key = freshKey();
-      await buy(api, { token: tokenFor('u5'), productId: 'idem', key });
-      // Queue mode keeps the record in Redis (TTL), sync mode in PostgreSQL (expires_at).
-      const ttl =
-        mode === 'queue'
-          ? await s.redis.ttl(idempotencyKey(productKeys(s.keyPrefix, 'idem'), 'u5', key))
-          : ((
-              await s.pool.query<{ ttl: number }>(
-                `SELECT extract(epoch FROM expires_at - now())::int AS ttl FROM buy_idempotency
-                  WHERE product_id = 'idem' AND user_id = 'u5' AND idempotency_key = $1`,
-                [key],
-              )
-            ).rows[0]?.ttl ?? -1);
-      expect(ttl).toBeGreaterThan(86_000);
-      expect(ttl).toBeLessThanOrEqual(86_400);
+      const first = await buy(api, { token: tokenFor('u5'), productId: 'idem', key });
+      expect(first.status).toBe(ACCEPTED);
+      if (mode === 'queue') {
+        // No TTL: the record goes only with the product's keys (`seed --reset`).
+        const record = idempotencyKey(productKeys(s.keyPrefix, 'idem'), 'u5', key);
+        expect(await s.redis.ttl(record)).toBe(-1);
+      } else {
+        // Sync mode: the order row is the record.
+        const { rows } = await s.pool.query<{ id: string }>(
+          `SELECT id::text AS id FROM orders
+            WHERE product_id = 'idem' AND user_id = 'u5' AND idempotency_key = $1`,
+          [key],
+        );
+        expect(rows.map((r) => r.id)).toEqual([
+          (JSON.parse(first.body) as { orderId: string }).orderId,
+        ]);
+      }
     });
   });
 
@@ -288,11 +315,11 @@ describe.each(BUY_MODES)('POST /order/buy in %s mode', (mode) => {
     ) as { status: string };
     if (mode === 'sync') {
       expect(persisted).toEqual([{ id: body.orderId, user_id: 'shaper', status: 'pending' }]);
-      expect(await pgState(s, 'shape')).toMatchObject({ orders: 1, records: 1, remaining: 4 });
+      expect(await pgState(s, 'shape')).toMatchObject({ orders: 1, remaining: 4 });
       expect(view.status).toBe('pending');
     } else {
       expect(persisted).toEqual([]);
-      expect(await pgState(s, 'shape')).toMatchObject({ orders: 0, records: 0, remaining: 5 });
+      expect(await pgState(s, 'shape')).toMatchObject({ orders: 0, remaining: 5 });
       expect(view.status).toBe('queued');
     }
     // Both modes: the live stock in Redis is already down by one.
@@ -319,6 +346,62 @@ describe.each(BUY_MODES)('POST /order/buy in %s mode', (mode) => {
       expect(retry.headers['idempotent-replayed']).toBe('true');
       const mismatch = await buy(api, { token: winner, productId: 'last', key, qty: 2 });
       expect(mismatch.status).toBe(422);
+    });
+
+    it('sold_out is not final for a key, on the fast path and in the buy itself: after a release both keys win', async () => {
+      await seed(s, { productId: 'final', stock: 2, perUserLimit: 1 });
+      const keys = productKeys(s.keyPrefix, 'final');
+      // Stock gone behind the API's back (no publish): the next buy runs the whole buy and
+      // answers sold_out from there; the one after it takes the fast path.
+      if (mode === 'queue') await s.redis.set(keys.stock, 0);
+      else await s.pool.query("UPDATE products SET remaining = 0 WHERE id = 'final'");
+      const viaBuy = { token: tokenFor('f1'), productId: 'final', key: freshKey() };
+      const viaFastPath = { token: tokenFor('f2'), productId: 'final', key: freshKey() };
+      expect(problemType((await buy(api, viaBuy)).body)).toBe('urn:fsale:problem:sold_out');
+      expect(api.app.sale.soldOut.isSoldOut('final')).toBe(true);
+      expect(problemType((await buy(api, viaFastPath)).body)).toBe('urn:fsale:problem:sold_out');
+
+      // Two units come back (as releases do: the new level is published).
+      if (mode === 'sync')
+        await s.pool.query("UPDATE products SET remaining = 2 WHERE id = 'final'");
+      await s.redis.set(keys.stock, 2);
+      await s.redis.publish(keys.stockChannel, '2');
+      await until('the product to re-open', () => !api.app.sale.soldOut.isSoldOut('final'));
+      for (const request of [viaBuy, viaFastPath]) {
+        const retry = await buy(api, request);
+        expect(retry.status, retry.body).toBe(ACCEPTED);
+        expect(retry.headers['idempotent-replayed']).toBeUndefined();
+      }
+    });
+
+    it('20,000 rejected buys with fresh keys from one user leave nothing behind', async () => {
+      const quiet = await startApi(s, { mode, buyPolicy: { rateLimit: 0 } });
+      await seed(s, { productId: 'spam', stock: 3, perUserLimit: 1 });
+      const token = tokenFor('spammer');
+      expect((await buy(quiet, { token, productId: 'spam', key: freshKey() })).status).toBe(
+        ACCEPTED,
+      );
+      const before = await productFootprint('spam');
+      const answers = new Map<string, number>();
+      for (let batch = 0; batch < 100; batch++) {
+        const replies = await Promise.all(
+          Array.from({ length: 200 }, (_, i) =>
+            // qty 3 > 2 left: insufficient_stock; qty 1: limit_reached (one already bought).
+            buy(quiet, { token, productId: 'spam', key: freshKey(), qty: i % 2 === 0 ? 3 : 1 }),
+          ),
+        );
+        for (const r of replies) {
+          const type = r.status === 409 ? problemType(r.body) : String(r.status);
+          answers.set(type, (answers.get(type) ?? 0) + 1);
+        }
+      }
+      expect(Object.fromEntries(answers)).toEqual({
+        'urn:fsale:problem:insufficient_stock': 10_000,
+        'urn:fsale:problem:limit_reached': 10_000,
+      });
+      // The bound: a rejection writes nothing, so the product's keys and bytes do not grow.
+      expect(await productFootprint('spam')).toEqual(before);
+      if (mode === 'sync') expect(await pgState(s, 'spam')).toMatchObject({ orders: 1 });
     });
 
     it('a release re-opens the product within a second', async () => {

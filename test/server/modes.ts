@@ -12,11 +12,10 @@ export const ACCEPTED_ORDER_STATUS: Readonly<Record<BuyMode, string>> = {
   sync: 'pending',
 };
 
-/** The PostgreSQL side of a product's sale: orders, sync-mode idempotency records, stock. */
+/** The PostgreSQL side of a product's sale: orders (sync mode's idempotency records), stock. */
 export async function pgState(s: TestServices, productId: string) {
-  const { rows } = await s.pool.query<{ orders: number; records: number; remaining: number }>(
+  const { rows } = await s.pool.query<{ orders: number; remaining: number }>(
     `SELECT (SELECT count(*)::int FROM orders WHERE product_id = $1) AS orders,
-            (SELECT count(*)::int FROM buy_idempotency WHERE product_id = $1) AS records,
             (SELECT remaining FROM products WHERE id = $1) AS remaining`,
     [productId],
   );

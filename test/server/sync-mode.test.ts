@@ -9,8 +9,7 @@ import { runAudit } from '../../src/audit/audit.js';
 import { fetchLedger } from '../../src/audit/ledger.js';
 import { connectRedis } from '../../src/redis/client.js';
 import { productKeys } from '../../src/redis/keys.js';
-import { fingerprint } from '../../src/sale/buy.js';
-import { StockMirror, sweepExpiredAnswers } from '../../src/sale/sync-buy.js';
+import { StockMirror } from '../../src/sale/sync-buy.js';
 import { rebuildRedis } from '../../src/workers/reconcile.js';
 import { runCli } from '../helpers/cli.js';
 import { saleNumbers } from '../helpers/invariants.js';
@@ -150,8 +149,8 @@ describe('sync mode', () => {
     // What a process that dies right after COMMIT leaves behind: the transaction, no mirror.
     const key = freshKey();
     const { rows } = await s.pool.query<{ r_code: number }>(
-      'SELECT r_code FROM fsale_sync_buy($1, $2, $3, $4, $5, $6, now(), 86400, false)',
-      [randomUUID(), 'crash', 'c2', 3, key, fingerprint('crash', 3)],
+      'SELECT r_code FROM fsale_sync_buy($1, $2, $3, $4, $5, false)',
+      [randomUUID(), 'crash', 'c2', 3, key],
     );
     expect(rows[0]?.r_code).toBe(1);
 
@@ -199,25 +198,28 @@ describe('sync mode', () => {
     }
   });
 
-  it('an idempotency record lives 24 hours; after it, the key still answers with its order', async () => {
-    await seed(s, { productId: 'aged', stock: 10, perUserLimit: 5 });
+  it("a key's answer is its order, for as long as the order exists; a rejection records nothing", async () => {
+    await seed(s, { productId: 'aged', stock: 10, perUserLimit: 1 });
     const api = await startApi(s, { mode: 'sync' });
     const token = tokenFor('old');
     const key = freshKey();
     const first = await buy(api, { token, productId: 'aged', key });
     expect(first.status).toBe(201);
+    // However old the order is, the key still replays it.
     await s.pool.query(
-      "UPDATE buy_idempotency SET expires_at = now() - interval '1 second' WHERE product_id = 'aged'",
+      "UPDATE orders SET accepted_at = now() - interval '400 days' WHERE product_id = 'aged'",
     );
-    expect(await sweepExpiredAnswers(s.pool)).toBe(1);
-    expect((await pgState(s, 'aged'))?.records).toBe(0);
     const again = await buy(api, { token, productId: 'aged', key });
     expect(again.status).toBe(201);
     expect(again.body).toBe(first.body);
+    expect(again.headers['idempotent-replayed']).toBe('true');
     expect(await persistedOrders(s, 'aged')).toHaveLength(1);
-    expect(await pgState(s, 'aged')).toMatchObject({ remaining: 9, records: 1 });
+    expect(await pgState(s, 'aged')).toMatchObject({ remaining: 9, orders: 1 });
     const other = await buy(api, { token, productId: 'aged', key, qty: 2 });
     expect(other.status).toBe(422);
+    const refused = await buy(api, { token, productId: 'aged', key: freshKey() });
+    expect(refused.status).toBe(409);
+    expect(await pgState(s, 'aged')).toMatchObject({ remaining: 9, orders: 1 });
     // Every process of the sale sees the same live stock.
     const keys = productKeys(s.keyPrefix, 'aged');
     expect(await s.redis.get(keys.stock)).toBe('9');

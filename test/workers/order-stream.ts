@@ -47,7 +47,9 @@ export async function appendOrders(
     const id = order.id ?? uuidv7();
     const qty = order.qty ?? 1;
     ids.push(id);
+    // What the buy script does: take the units, index the owner, append the order.
     multi.decrby(keys.stock, qty);
+    multi.hset(keys.owners, id, order.user);
     multi.xadd(
       keys.orders,
       '*',

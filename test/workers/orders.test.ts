@@ -2,7 +2,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import { connectPostgres } from '../../src/db/pool.js';
 import { connectRedis } from '../../src/redis/client.js';
-import { ORDER_GROUP, productKeys } from '../../src/redis/keys.js';
+import { idempotencyKey, ORDER_GROUP, productKeys } from '../../src/redis/keys.js';
+import { acceptedRecord } from '../../src/sale/buy.js';
 import { parseDeadLetter, type DeadLetter } from '../../src/workers/dead-letter.js';
 import {
   startOrderWorker,
@@ -324,8 +325,9 @@ describe('fsale work orders', () => {
     expect(w.log.join('\n')).toContain('one by one');
   });
 
-  it('skips a row whose idempotency key another order holds (dead-lettered) and a repeated id', async () => {
+  it('supersedes an order whose idempotency key another order holds (released, the key answered by the holder), and skips a repeated id', async () => {
     await seed(s, 'dupkey', 10);
+    const keys = productKeys(s.keyPrefix, 'dupkey');
     const first = uuidv7();
     const twin = uuidv7();
     const repeated = uuidv7();
@@ -338,17 +340,30 @@ describe('fsale work orders', () => {
     const w = await inProcessWorker();
     await waitUntil('handled', async () => {
       const st = await productState(s, 'dupkey');
-      return st.pending === 0 && st.deadLetters === 1;
+      return st.pending === 0 && (await s.redis.hlen(keys.superseded)) === 1;
     });
     await w.stop();
 
     expect(await persistedIds(s, 'dupkey')).toEqual(new Set([first, repeated]));
-    expect(await productState(s, 'dupkey')).toMatchObject({ rows: 2, remaining: 8 });
-    const [letter] = await deadLetters('dupkey');
-    expect(letter).toMatchObject({ reason: 'idempotency_conflict' });
-    expect(letter?.detail).toContain(first);
-    expect(letter?.fields?.[1]).toBe(twin);
-    expect(w.worker.stats()).toMatchObject({ persisted: 2, duplicates: 1, deadLettered: 1 });
+    // The twin's unit is back in Redis (4 taken by the appends, 1 given back).
+    expect(await productState(s, 'dupkey')).toMatchObject({
+      rows: 2,
+      remaining: 8,
+      redisStock: 7,
+      deadLetters: 0,
+    });
+    expect(await s.redis.hget(keys.superseded, twin)).toBe(first);
+    expect(await s.redis.sismember(keys.released, twin)).toBe(1);
+    expect(await s.redis.get(idempotencyKey(keys, 'u1', 'same'))).toBe(
+      acceptedRecord(first, 'dupkey', 1),
+    );
+    expect(w.worker.stats()).toMatchObject({
+      persisted: 2,
+      duplicates: 1,
+      deadLettered: 0,
+      superseded: 1,
+    });
+    expect(w.log.join('\n')).toContain(`order ${twin} superseded by ${first}`);
   });
 
   it('picks up a product seeded while it runs', async () => {

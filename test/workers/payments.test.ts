@@ -185,6 +185,7 @@ describe('payments and recovery', () => {
       stock: 200,
       buyers: 300,
       unpersisted: 0,
+      records: 300,
     });
 
     // Early buyers are still at their limit; a new crowd can only take what is left.

@@ -15,20 +15,24 @@
   ARGV[3] qty (integer >= 1)
   ARGV[4] idempotency key
   ARGV[5] request fingerprint (same key + different fingerprint = mismatch)
-  ARGV[6] now, ms since epoch
-  ARGV[7] idempotency record TTL, seconds
-  ARGV[8] stock pub/sub channel
-  ARGV[9] rate limit: max requests per window (0 = off)
-  ARGV[10] rate limit window, ms
+  ARGV[6] stock pub/sub channel
+  ARGV[7] rate limit: max requests per window (0 = off)
+  ARGV[8] rate limit window, ms
 
   Returns {code, replayed (0|1), orderId, extra}:
     code: see BuyCode in src/sale/buy.ts
     extra: units left after an accept, ms until the window resets for RATE_LIMITED, else -1
 
-  Idempotency record: "<code>|<orderId>|<fingerprint>" (parsed by src/sale/buy.ts too).
-  Only final answers are recorded (accepted, sold out, insufficient stock, limit reached);
-  not-open, unknown product and rate-limited answers change nothing and are not recorded,
-  so a retry after the sale opens is a fresh attempt.
+  The sale window is checked against Redis's own clock (TIME), not the API host's: with many
+  API hosts, one whose clock runs fast must not open the sale early. The order's accepted time
+  comes from the same clock.
+
+  Idempotency record: "<code>|<orderId>|<fingerprint>" (parsed by src/sale/buy.ts too). Only
+  an accept is recorded, without expiry: it lives as long as the product's keys (until `seed
+  --reset`), and `reconcile --rebuild-redis` restores it from PostgreSQL. A rejection (sold
+  out, insufficient stock, limit reached, not open, unknown product, rate limited) reserved
+  nothing and is not recorded: a retry with the same key is a new attempt, on the sold-out
+  fast path as here, and it may win a unit that a release gave back.
 ]]
 local ACCEPTED, SOLD_OUT, INSUFFICIENT, LIMIT, NOT_OPEN, UNKNOWN, MISMATCH, RATE_LIMITED =
   1, 2, 3, 4, 5, 6, 7, 8
@@ -45,34 +49,33 @@ if not sale[1] then return {UNKNOWN, 0, '', -1} end
 
 -- After the replay (a retry reserves nothing and costs one GET) and the product check (an
 -- unknown product must leave no key behind).
-local max_rate = tonumber(ARGV[9])
+local max_rate = tonumber(ARGV[7])
 if max_rate > 0 then
   local count = redis.call('INCR', KEYS[6])
-  if count == 1 then redis.call('PEXPIRE', KEYS[6], ARGV[10]) end
+  if count == 1 then redis.call('PEXPIRE', KEYS[6], ARGV[8]) end
   if count > max_rate then
     return {RATE_LIMITED, 0, '', redis.call('PTTL', KEYS[6])}
   end
 end
 
-if tonumber(ARGV[6]) < tonumber(sale[2]) then return {NOT_OPEN, 0, '', -1} end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if now < tonumber(sale[2]) then return {NOT_OPEN, 0, '', -1} end
 
 local qty = tonumber(ARGV[3])
 local stock = tonumber(redis.call('GET', KEYS[1]) or '0')
-local code, order_id, extra = ACCEPTED, '', -1
-if stock <= 0 then
-  code = SOLD_OUT
-elseif stock < qty then
-  code = INSUFFICIENT
-elseif tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') + qty > tonumber(sale[1]) then
-  code = LIMIT
-else
-  order_id = ARGV[1]
-  extra = redis.call('DECRBY', KEYS[1], qty)
-  redis.call('HINCRBY', KEYS[3], ARGV[2], qty)
-  redis.call('XADD', KEYS[4], '*', 'id', order_id, 'user', ARGV[2], 'qty', ARGV[3],
-    'key', ARGV[4], 'at', ARGV[6])
-  redis.call('HSET', KEYS[7], order_id, ARGV[2])
-  redis.call('PUBLISH', ARGV[8], extra)
+if stock <= 0 then return {SOLD_OUT, 0, '', -1} end
+if stock < qty then return {INSUFFICIENT, 0, '', -1} end
+if tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') + qty > tonumber(sale[1]) then
+  return {LIMIT, 0, '', -1}
 end
-redis.call('SET', KEYS[5], code .. '|' .. order_id .. '|' .. ARGV[5], 'EX', ARGV[7])
-return {code, 0, order_id, extra}
+
+local order_id = ARGV[1]
+local left = redis.call('DECRBY', KEYS[1], qty)
+redis.call('HINCRBY', KEYS[3], ARGV[2], qty)
+redis.call('XADD', KEYS[4], '*', 'id', order_id, 'user', ARGV[2], 'qty', ARGV[3],
+  'key', ARGV[4], 'at', now)
+redis.call('HSET', KEYS[7], order_id, ARGV[2])
+redis.call('SET', KEYS[5], ACCEPTED .. '|' .. order_id .. '|' .. ARGV[5])
+redis.call('PUBLISH', ARGV[6], left)
+return {ACCEPTED, 0, order_id, left}

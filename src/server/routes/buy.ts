@@ -126,15 +126,7 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         return sendBuyResult(reply, mode, stored);
       }
 
-      const now = Date.now();
-      const buy = {
-        productId,
-        userId,
-        qty,
-        idempotencyKey: key,
-        orderId: newOrderId(now),
-        now,
-      };
+      const buy = { productId, userId, qty, idempotencyKey: key, orderId: newOrderId() };
       const result =
         mode === 'sync'
           ? await placeOrder(sync, buy, policy)
