@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import { Flags } from '@oclif/core';
 import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
 import { requireJwtSecret } from '../config.js';
+import { DEFAULT_TOKEN_POLICY } from '../auth/tokens.js';
 import { UsageError } from '../domain/errors.js';
 import { BUY_MODES, DEFAULT_BUY_POLICY } from '../sale/buy.js';
 import {
@@ -95,6 +96,21 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       default: true,
       allowNo: true,
     }),
+    'max-token-ttl': Flags.integer({
+      description:
+        'refuse a token whose exp is more than this many seconds away (a leaked long-lived token stays useless)',
+      default: DEFAULT_TOKEN_POLICY.maxTtlSeconds,
+      min: 1,
+    }),
+    'jwt-issuer': Flags.string({
+      description: 'when set, a token must carry this iss claim [env: FSALE_JWT_ISSUER]',
+      env: 'FSALE_JWT_ISSUER',
+    }),
+    'jwt-audience': Flags.string({
+      description:
+        'when set, a token must carry this aud claim (or an array with it) [env: FSALE_JWT_AUDIENCE]',
+      env: 'FSALE_JWT_AUDIENCE',
+    }),
     'demo-auth': Flags.boolean({
       description:
         'mount GET /demo/token?user=<id> for the storefront page at / (signs tokens for anyone: demos only)',
@@ -134,6 +150,11 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       databaseUrl: config.databaseUrl,
       keyPrefix: config.keyPrefix,
       jwtSecret: requireJwtSecret(config),
+      tokenPolicy: {
+        maxTtlSeconds: flags['max-token-ttl'],
+        issuer: flags['jwt-issuer'],
+        audience: flags['jwt-audience'],
+      },
       host: flags.host,
       port: config.port,
       workers: flags.workers,

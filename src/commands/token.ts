@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { FsaleCommand, jwtSecretFlag } from '../cli/base.js';
-import { createTokenMinter } from '../auth/tokens.js';
+import { createTokenMinter, DEFAULT_TOKEN_POLICY } from '../auth/tokens.js';
 import { requireJwtSecret } from '../config.js';
 import { USER_ID } from '../redis/keys.js';
 import { UsageError } from '../domain/errors.js';
@@ -18,7 +18,19 @@ the same secret \`fsale serve\` verifies with. Use it with curl or any load tool
   static override flags = {
     ...jwtSecretFlag,
     user: Flags.string({ description: 'user id (the token subject)', required: true }),
-    ttl: Flags.integer({ description: 'seconds until the token expires', default: 3600, min: 1 }),
+    ttl: Flags.integer({
+      description: `seconds until the token expires (fsale serve refuses more than its --max-token-ttl, default ${DEFAULT_TOKEN_POLICY.maxTtlSeconds})`,
+      default: 3600,
+      min: 1,
+    }),
+    issuer: Flags.string({
+      description: 'iss claim, for a serve started with --jwt-issuer [env: FSALE_JWT_ISSUER]',
+      env: 'FSALE_JWT_ISSUER',
+    }),
+    audience: Flags.string({
+      description: 'aud claim, for a serve started with --jwt-audience [env: FSALE_JWT_AUDIENCE]',
+      env: 'FSALE_JWT_AUDIENCE',
+    }),
   };
 
   async run(): Promise<{ user: string; token: string; expiresAt: string }> {
@@ -29,7 +41,10 @@ the same secret \`fsale serve\` verifies with. Use it with curl or any load tool
         `--user must be 1-128 letters, digits, or . _ @ -, got ${JSON.stringify(flags.user)}`,
       );
     }
-    const token = createTokenMinter(secret, flags.ttl)(flags.user);
+    const token = createTokenMinter(secret, flags.ttl, {
+      issuer: flags.issuer,
+      audience: flags.audience,
+    })(flags.user);
     this.log(token);
     return {
       user: flags.user,

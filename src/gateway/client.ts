@@ -27,6 +27,12 @@ export type LedgerAnswer =
 const VOIDED = 'urn:fsale:gateway:charge_voided';
 const EXISTS = 'urn:fsale:gateway:charge_exists';
 
+/**
+ * The longest wait a provider's Retry-After can impose on one charge: a hostile or broken
+ * provider asking for days must not park orders (and their units) for days.
+ */
+export const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
 export class GatewayClient {
   constructor(readonly baseUrl: string) {}
 
@@ -76,7 +82,10 @@ export class GatewayClient {
         return {
           kind: 'retryable',
           status: response.status,
-          retryAfterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : 0,
+          retryAfterMs:
+            Number.isFinite(retryAfter) && retryAfter > 0
+              ? Math.min(retryAfter * 1000, MAX_RETRY_AFTER_MS)
+              : 0,
           latencyMs: latency(),
         };
       }

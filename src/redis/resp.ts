@@ -74,11 +74,21 @@ export function reconnectDelayMs(attempt: number): number {
   return Math.min(attempt * 100, 2_000);
 }
 
-/** The error a command gets while the connection is down: isServiceOutage() says 503. */
-function connectionClosed(detail: string): Error {
+/**
+ * The error a command gets when the connection is down or breaks: isServiceOutage() says 503.
+ * `mayHaveRun` is true when the command had been written before the connection broke: Redis
+ * may have run it (a buy script may have reserved a unit), only its reply is lost.
+ */
+function connectionClosed(detail: string, mayHaveRun = false): Error {
   return Object.assign(new Error(`Redis connection is closed (${detail})`), {
     code: 'ECONNRESET',
+    mayHaveRun,
   });
+}
+
+/** Whether a failed command may still have run in Redis (see connectionClosed). */
+export function mayHaveRun(error: unknown): boolean {
+  return error instanceof Error && (error as { mayHaveRun?: unknown }).mayHaveRun === true;
 }
 
 function encode(args: readonly (string | number)[]): string {
@@ -99,6 +109,8 @@ export class RespClient {
   /** Replies arrive in order: the oldest pending command gets the next one. */
   private pending: Pending[] = [];
   private head = 0;
+  /** Pending commands before this index were written to the socket; later ones wait in `output`. */
+  private written = 0;
   private output = '';
   private flushScheduled = false;
   private rest: Buffer | undefined;
@@ -179,6 +191,7 @@ export class RespClient {
       this.pending.push({ resolve, reject });
       if (!this.batch) {
         this.socket?.write(command);
+        this.written = this.pending.length;
         return;
       }
       this.output += command;
@@ -195,6 +208,7 @@ export class RespClient {
     const output = this.output;
     this.output = '';
     this.socket?.write(output);
+    this.written = this.pending.length;
   };
 
   private open(): Promise<void> {
@@ -237,9 +251,7 @@ export class RespClient {
         this.ready = false;
         this.rest = undefined;
         this.output = '';
-        this.failPending(
-          connectionClosed(failure?.message ?? (hadError ? 'connection lost' : 'closed by server')),
-        );
+        this.failPending(failure?.message ?? (hadError ? 'connection lost' : 'closed by server'));
         if (this.ended) clearInterval(this.stallTimer);
         if (!opened) reject(failure ?? new Error(`connection to ${host}:${port} closed`));
         else this.scheduleReconnect();
@@ -276,12 +288,14 @@ export class RespClient {
     );
   }
 
-  private failPending(error: Error): void {
-    const pending = this.pending;
-    const head = this.head;
+  private failPending(detail: string): void {
+    const { pending, head, written } = this;
     this.pending = [];
     this.head = 0;
-    for (let i = head; i < pending.length; i += 1) pending[i]?.reject(error);
+    this.written = 0;
+    const sent = connectionClosed(detail, true);
+    const unsent = connectionClosed(detail, false);
+    for (let i = head; i < pending.length; i += 1) pending[i]?.reject(i < written ? sent : unsent);
   }
 
   private receive(chunk: Buffer): void {
@@ -305,8 +319,10 @@ export class RespClient {
       if (this.head === this.pending.length) {
         this.pending = [];
         this.head = 0;
+        this.written = 0;
       } else if (this.head >= 1024) {
         this.pending = this.pending.slice(this.head);
+        this.written = Math.max(0, this.written - this.head);
         this.head = 0;
       }
       if (reply instanceof RedisReplyError) waiter.reject(reply);

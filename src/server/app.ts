@@ -6,6 +6,7 @@ import { connectRedis, type Redis } from '../redis/client.js';
 import { RespClient } from '../redis/resp.js';
 import { DEFAULT_BUY_POLICY, type BuyMode, type BuyPolicy } from '../sale/buy.js';
 import { StockMirror } from '../sale/sync-buy.js';
+import type { TokenPolicy } from '../auth/tokens.js';
 import { createAuthenticate } from './auth.js';
 import { Backpressure, type BackpressureOptions } from './backpressure.js';
 import { ApiMetrics } from './metrics.js';
@@ -25,6 +26,8 @@ export interface AppOptions {
   databaseUrl: string;
   keyPrefix: string;
   jwtSecret: string;
+  /** Token lifetime bound and optional iss/aud checks (default: 24 h, no iss/aud). */
+  tokenPolicy?: TokenPolicy;
   buyPolicy?: Partial<BuyPolicy>;
   backpressure?: Partial<BackpressureOptions>;
   /** Largest accepted request body, bytes. */
@@ -151,8 +154,11 @@ export async function buildApp(options: AppOptions): Promise<App> {
     backpressure,
     metrics,
     policy: { ...DEFAULT_BUY_POLICY, ...options.buyPolicy },
-    authenticate: createAuthenticate(options.jwtSecret),
-    authenticateStream: createAuthenticate(options.jwtSecret, { allowQueryToken: true }),
+    authenticate: createAuthenticate(options.jwtSecret, { policy: options.tokenPolicy }),
+    authenticateStream: createAuthenticate(options.jwtSecret, {
+      allowQueryToken: true,
+      policy: options.tokenPolicy,
+    }),
     sse: new SseHub({ ...DEFAULT_SSE, ...options.sse }),
     mode,
     mirror: new StockMirror(redis, options.keyPrefix),

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { createTokenVerifier, InvalidTokenError } from '../auth/tokens.js';
+import { createTokenVerifier, InvalidTokenError, type TokenPolicy } from '../auth/tokens.js';
 import { USER_ID } from '../redis/keys.js';
 import { ProblemError } from './problems.js';
 
@@ -25,8 +25,11 @@ function queryToken(url: string): string | undefined {
  * An onRequest hook: runs before the body is read, so an unauthenticated flood costs little.
  * With `allowQueryToken` (SSE routes only) the token may come as `?access_token=`.
  */
-export function createAuthenticate(secret: string, options: { allowQueryToken?: boolean } = {}) {
-  const verify = createTokenVerifier(secret);
+export function createAuthenticate(
+  secret: string,
+  options: { allowQueryToken?: boolean; policy?: TokenPolicy | undefined } = {},
+) {
+  const verify = createTokenVerifier(secret, options.policy);
   return function authenticate(
     request: FastifyRequest,
     reply: FastifyReply,

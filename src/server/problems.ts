@@ -31,6 +31,10 @@ export const PROBLEMS = {
   internal: { status: 500, title: 'Internal error' },
   unavailable: { status: 503, title: 'Temporarily unavailable' },
   overloaded: { status: 503, title: 'Overloaded: retry shortly' },
+  outcome_unknown: {
+    status: 503,
+    title: 'The buy may have been accepted: retry with the same Idempotency-Key to learn its answer',
+  },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ProblemType = keyof typeof PROBLEMS;

@@ -7,7 +7,10 @@ export const DeadLetterReason = {
   Unparseable: 'unparseable',
   /** The entry was removed from the stream (XDEL) while still unacknowledged. */
   Deleted: 'deleted',
-  /** Delivered more than --max-deliveries times without being acknowledged (crash loop). */
+  /**
+   * Written by earlier versions, which dead-lettered an entry for its delivery count alone
+   * (read back by the audit); an entry is now dead-lettered only for what is wrong with it.
+   */
   MaxDeliveries: 'max_deliveries',
   /** PostgreSQL's stock guard refused it: persisting it would make `remaining` negative. */
   StockGuard: 'stock_guard',

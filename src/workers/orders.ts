@@ -68,7 +68,10 @@ export interface OrderWorkerOptions {
   blockMs?: number | undefined;
   /** Entries pending longer than this are taken over with XAUTOCLAIM (their consumer died). */
   claimIdleMs?: number | undefined;
-  /** An entry delivered more often than this is dead-lettered instead of persisted. */
+  /**
+   * An entry delivered more often than this is persisted in a transaction of its own, apart
+   * from its batch, and dead-lettered only if PostgreSQL refuses its data.
+   */
   maxDeliveries?: number | undefined;
   /** How often the set of products is re-read, to pick up newly seeded ones. */
   productsRefreshMs?: number | undefined;
@@ -177,8 +180,6 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
      AS t(id, product_id, user_id, idempotency_key)
 LEFT JOIN orders h ON h.product_id = t.product_id AND h.user_id = t.user_id
                   AND h.idempotency_key = t.idempotency_key`;
-
-const EXISTING_ORDERS = 'SELECT id::text AS id FROM orders WHERE id = ANY($1::uuid[])';
 
 type Service = 'Redis' | 'PostgreSQL';
 
@@ -579,43 +580,30 @@ class OrderStreamConsumer implements OrderWorker {
     overDelivered: Array<{ delivery: Delivery; order: OrderEntry }>,
   ): Promise<BatchOutcome> {
     const result: BatchOutcome = { inserted: 0, duplicates: 0, dead: [], superseded: [] };
-    if (overDelivered.length > 0) {
-      // A crash loop after COMMIT also redelivers: an order already in PG is not dead.
-      const found = await this.ctx.pool.query<{ id: string }>(EXISTING_ORDERS, [
-        overDelivered.map(({ order }) => order.id),
-      ]);
-      const existing = new Set(found.rows.map((row) => row.id));
-      for (const { delivery, order } of overDelivered) {
-        if (existing.has(order.id)) result.duplicates += 1;
-        else {
-          result.dead.push({
-            delivery,
-            reason: DeadLetterReason.MaxDeliveries,
-            detail: `delivered ${delivery.deliveries} times (max ${this.maxDeliveries}) without being persisted`,
-          });
-        }
-      }
-    }
-    if (candidates.length === 0) return result;
-
     const tally = (delivery: Delivery, order: OrderEntry, outcome: PersistOutcome) => {
       if (outcome === 'inserted') result.inserted += 1;
       else if (outcome === 'duplicate') result.duplicates += 1;
       else result.superseded.push({ delivery, order, ...outcome });
     };
-    try {
-      const outcomes = await this.persistOrders(candidates.map((c) => c.order));
-      candidates.forEach((c, i) => tally(c.delivery, c.order, outcomes[i] ?? 'duplicate'));
-      return result;
-    } catch (error) {
-      if (!isDataError(error)) throw error;
-      this.log(
-        `batch of ${candidates.length} refused by PostgreSQL (${describe(error)}); persisting its orders one by one`,
-      );
+    let alone = overDelivered;
+    if (candidates.length > 0) {
+      try {
+        const outcomes = await this.persistOrders(candidates.map((c) => c.order));
+        candidates.forEach((c, i) => tally(c.delivery, c.order, outcomes[i] ?? 'duplicate'));
+      } catch (error) {
+        if (!isDataError(error)) throw error;
+        this.log(
+          `batch of ${candidates.length} refused by PostgreSQL (${describe(error)}); persisting its orders one by one`,
+        );
+        alone = [...candidates, ...overDelivered];
+      }
     }
-    // PostgreSQL refused the data of some row: find which, one transaction per order, so
-    // that every other order of the batch is still persisted.
-    for (const { delivery, order } of candidates) {
+    // One transaction per order: for a batch PostgreSQL refused (find which row, and persist
+    // every other), and for entries delivered too often (whatever keeps failing with them
+    // fails alone). Only a data error dead-letters an order: deliveries pile up without any
+    // fault of the entry's (workers claiming each other's entries through a PostgreSQL
+    // outage), and an entry dead-lettered for that alone would be an accepted order lost.
+    for (const { delivery, order } of alone) {
       try {
         const [outcome] = await this.persistOrders([order]);
         tally(delivery, order, outcome ?? 'duplicate');

@@ -168,21 +168,22 @@ export function startPaymentWorker(
         return;
       }
       await recordPayment(ctx.pool, job.id, attempt);
-      if (retry >= opts.maxRetries) {
-        // Still throttled: nothing was charged. Hand the job back to be tried again later.
+      const waitMs = Math.max(outcome.retryAfterMs, backoffMs(retry, opts.maxBackoffMs));
+      // Still throttled after every retry, or told to wait longer than the lease allows for
+      // (it covers waits up to maxBackoffMs): nothing was charged. Hand the job back, leased
+      // until then, so no worker (this one included) charges it before the provider said.
+      if (retry >= opts.maxRetries || waitMs > opts.maxBackoffMs) {
+        const laterMs = retry >= opts.maxRetries ? Math.max(opts.retryLaterMs, waitMs) : waitMs;
         await ctx.pool.query(
           `UPDATE orders SET payment_lease_until = now() + $2 * interval '1 millisecond'
             WHERE id = $1 AND status = 'pending'`,
-          [job.id, opts.retryLaterMs],
+          [job.id, laterMs],
         );
         stats.handedBack += 1;
         return;
       }
       stats.retries += 1;
-      await sleep(
-        Math.max(outcome.retryAfterMs, backoffMs(retry, opts.maxBackoffMs)),
-        abort.signal,
-      );
+      await sleep(waitMs, abort.signal);
     }
   }
 

@@ -10,8 +10,10 @@ import { runCli } from '../helpers/cli.js';
 import { TEST_JWT_SECRET } from '../helpers/services.js';
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-function handMade(header: object, payload: object, secret = TEST_JWT_SECRET): string {
-  const body = `${b64(header)}.${b64(payload)}`;
+function handMade(header: object, payload: object | string, secret = TEST_JWT_SECRET): string {
+  const text =
+    typeof payload === 'string' ? Buffer.from(payload).toString('base64url') : b64(payload);
+  const body = `${b64(header)}.${text}`;
   return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
 }
 const inOneHour = () => Math.floor(Date.now() / 1000) + 3600;
@@ -87,8 +89,64 @@ describe('tokens', () => {
         ),
     ],
     ['a JSON array payload', () => handMade({ alg: 'HS256', typ: 'JWT' }, ['alice'])],
+    // JSON.parse('1e999') is Infinity: a number, later than any now.
+    ['with exp = 1e999', () => handMade({ alg: 'HS256' }, '{"sub":"alice","exp":1e999}')],
+    [
+      'with nbf = -1e999',
+      () => handMade({ alg: 'HS256' }, `{"sub":"alice","exp":${inOneHour()},"nbf":-1e999}`),
+    ],
+    [
+      'with iat = 1e999',
+      () => handMade({ alg: 'HS256' }, `{"sub":"alice","exp":${inOneHour()},"iat":1e999}`),
+    ],
+    [
+      'valid for ten years (beyond the 24 h default maximum)',
+      () => createTokenMinter(TEST_JWT_SECRET, 10 * 365 * 24 * 3600)('alice'),
+    ],
   ])('rejects a token %s', (_name, make) => {
     expect(() => verify(make())).toThrow(InvalidTokenError);
+  });
+
+  it('checks the lifetime, issuer and audience its policy names', () => {
+    const strict = createTokenVerifier(TEST_JWT_SECRET, {
+      maxTtlSeconds: 600,
+      issuer: 'shop',
+      audience: 'fsale',
+    });
+    const good = createTokenMinter(TEST_JWT_SECRET, 300, { issuer: 'shop', audience: 'fsale' });
+    expect(strict(good('alice')).sub).toBe('alice');
+    const inTenMinutesOrLess = Math.floor(Date.now() / 1000) + 300;
+    expect(
+      strict(
+        handMade(
+          { alg: 'HS256' },
+          { sub: 'bob', exp: inTenMinutesOrLess, iss: 'shop', aud: ['other', 'fsale'] },
+        ),
+      ).sub,
+    ).toBe('bob');
+    for (const bad of [
+      createTokenMinter(TEST_JWT_SECRET, 3600, { issuer: 'shop', audience: 'fsale' })('alice'),
+      createTokenMinter(TEST_JWT_SECRET, 300, { issuer: 'evil', audience: 'fsale' })('alice'),
+      createTokenMinter(TEST_JWT_SECRET, 300, { issuer: 'shop', audience: 'other' })('alice'),
+      createTokenMinter(TEST_JWT_SECRET, 300)('alice'),
+    ]) {
+      expect(() => strict(bad)).toThrow(InvalidTokenError);
+    }
+  });
+
+  it('`fsale token --issuer --audience` mints what a serve with --jwt-issuer/--jwt-audience accepts', async () => {
+    const result = await runCli(
+      ['token', '--user', 'carol', '--issuer', 'shop', '--audience', 'fsale', '--json'],
+      { FSALE_JWT_SECRET: TEST_JWT_SECRET },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const { token } = JSON.parse(result.stdout) as { token: string };
+    const strict = createTokenVerifier(TEST_JWT_SECRET, {
+      maxTtlSeconds: 3600,
+      issuer: 'shop',
+      audience: 'fsale',
+    });
+    expect(strict(token).sub).toBe('carol');
   });
 
   it('accepts a hand-made HS256 token with sub and exp (the format is plain JWT)', () => {

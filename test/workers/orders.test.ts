@@ -198,7 +198,7 @@ describe('fsale work orders', () => {
     },
   );
 
-  it('dead-letters an unparseable entry at once and an entry delivered too often, and keeps going', async () => {
+  it('dead-letters an unparseable entry at once, persists an entry delivered too often on its own, and keeps going', async () => {
     await seed(s, 'poison', 100);
     const keys = productKeys(s.keyPrefix, 'poison');
     // An order some consumer keeps failing on: delivered 5 times already, idle for a minute.
@@ -242,32 +242,63 @@ describe('fsale work orders', () => {
     ]);
     await waitUntil('poison handled', async () => {
       const st = await productState(s, 'poison');
-      return st.rows === 10 && st.deadLetters === 2 && st.pending === 0;
+      return st.rows === 11 && st.deadLetters === 1 && st.pending === 0;
     });
     // ... and the worker keeps persisting what comes next.
     const later = await appendOrders(s, 'poison', buyers('later', 5));
-    await settled(['poison'], 15);
+    await settled(['poison'], 16);
     const last = await stopWorkerProcess(worker);
 
-    expect(await persistedIds(s, 'poison')).toEqual(new Set([...before, ...after, ...later]));
-    expect(last).toMatchObject({ persisted: 15, deadLettered: 2 });
-    const letters = await deadLetters('poison');
-    expect(letters).toEqual(
-      expect.arrayContaining([
-        expect.objectContaining({
-          origin: cursedEntry,
-          reason: 'max_deliveries',
-          deliveries: 6,
-          fields: expect.arrayContaining(['id', cursed]) as unknown,
-        }),
-        expect.objectContaining({
-          origin: poisonEntry,
-          reason: 'unparseable',
-          fields: ['id', 'not-a-uuid', 'qty', 'many'],
-        }),
-      ]),
+    // The entry delivered six times is a valid order: persisted, not thrown away.
+    expect(await persistedIds(s, 'poison')).toEqual(
+      new Set([cursed, ...before, ...after, ...later]),
     );
+    expect(last).toMatchObject({ persisted: 16, deadLettered: 1 });
+    const letters = await deadLetters('poison');
+    expect(letters).toEqual([
+      expect.objectContaining({
+        origin: poisonEntry,
+        reason: 'unparseable',
+        fields: ['id', 'not-a-uuid', 'qty', 'many'],
+      }),
+    ]);
     expect(worker.stderr()).toContain('dead-lettered');
+  });
+
+  it("a PostgreSQL outage longer than the claim idle time: workers claim each other's entries, and none is dead-lettered for its delivery count", async () => {
+    await seed(s, 'claimed', 100);
+    const keys = productKeys(s.keyPrefix, 'claimed');
+    const proxy = await startFaultProxy('127.0.0.1', Number(new URL(s.databaseUrl).port || 5432));
+    const pool = await connectPostgres(throughProxy(s.databaseUrl, proxy), { max: 3 });
+    const options = { claimIdleMs: 300, maxDeliveries: 1 };
+    await proxy.cut();
+    const first = await inProcessWorker({ ...options, consumer: 'first' }, { pool });
+    const ids = await appendOrders(s, 'claimed', buyers('out', 10));
+    await waitUntil('the first worker to hold every entry', async () => {
+      return (await productState(s, 'claimed')).pending === 10;
+    });
+    // An idle second worker takes them over after the idle time (a second delivery each),
+    // then the first one stops while PostgreSQL is still away.
+    const second = await inProcessWorker({ ...options, consumer: 'second' }, { pool });
+    await waitUntil(
+      'the second worker to claim them',
+      async () => second.worker.stats().claimed >= 10,
+    );
+    await first.worker.stop();
+    await proxy.restore();
+    try {
+      await settled(['claimed'], 10);
+      await waitUntil('every entry acknowledged', async () => {
+        return (await productState(s, 'claimed')).pending === 0;
+      });
+      expect(await persistedIds(s, 'claimed')).toEqual(new Set(ids));
+      expect(await productState(s, 'claimed')).toMatchObject({ rows: 10, deadLetters: 0 });
+    } finally {
+      await second.worker.stop();
+      await pool.end();
+      await proxy.close();
+    }
+    expect(await s.redis.xlen(keys.deadLetter)).toBe(0);
   });
 
   it('SIGTERM commits and acknowledges the batch in hand, then exits 0', async () => {

@@ -21,7 +21,7 @@ export interface OrderWorkerReport extends OrderWorkerStats {
 
 export default class WorkOrders extends FsaleCommand {
   static override summary = 'Persist accepted orders from the Redis streams into PostgreSQL.';
-  static override description = `Consumes every product's order stream in the consumer group "${ORDER_GROUP}" and writes each batch in one PostgreSQL transaction (insert ON CONFLICT DO NOTHING, then the stock guard), then acknowledges it: a crash at any point redelivers, and a redelivery changes nothing. Entries left pending by a dead worker are taken over after --claim-idle-ms. Unparseable entries, and entries delivered more than --max-deliveries times, go to the product's dead-letter stream (reported by \`fsale audit\`), never dropped. Orders are stored as 'pending': the payment worker's queue.
+  static override description = `Consumes every product's order stream in the consumer group "${ORDER_GROUP}" and writes each batch in one PostgreSQL transaction (insert ON CONFLICT DO NOTHING, then the stock guard), then acknowledges it: a crash at any point redelivers, and a redelivery changes nothing. Entries left pending by a dead worker are taken over after --claim-idle-ms. Entries that are no orders (unparseable) or that PostgreSQL refuses (the stock guard, bad data) go to the product's dead-letter stream (reported by \`fsale audit\`), never dropped; an entry delivered more than --max-deliveries times is persisted on its own, apart from its batch, and dead-lettered only for bad data (deliveries also pile up when workers claim each other's entries through a PostgreSQL outage, which is no fault of the entry's). An order accepted again under an idempotency key an earlier order holds (its Redis record was lost) is superseded: its unit is released and the key answers with the earlier order. Orders are stored as 'pending': the payment worker's queue.
 
 Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand and exits 0 (a second signal exits at once; the unacknowledged batch is redelivered). Redis or PostgreSQL outages are logged on stderr and retried with backoff. Prints a status line every --status-interval-ms: JSON lines when stdout is not a terminal or with --json.`;
   static override examples = [
@@ -58,7 +58,8 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
       min: 1,
     }),
     'max-deliveries': Flags.integer({
-      description: 'dead-letter an entry delivered more often than this',
+      description:
+        'persist an entry delivered more often than this on its own, apart from its batch',
       default: ORDER_WORKER_DEFAULTS.maxDeliveries,
       min: 1,
     }),

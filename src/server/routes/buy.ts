@@ -10,6 +10,7 @@ import {
   type BuyMode,
   type BuyResult,
 } from '../../sale/buy.js';
+import { mayHaveRun } from '../../redis/resp.js';
 import { placeOrder, storedSyncAnswer } from '../../sale/sync-buy.js';
 import { sendProblem, type ProblemType } from '../problems.js';
 
@@ -127,10 +128,24 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
 
       const buy = { productId, userId, qty, idempotencyKey: key, orderId: newOrderId() };
-      const result =
-        mode === 'sync'
-          ? await placeOrder(sync, buy, policy)
-          : await reserveStock(buyRedis, keyPrefix, buy, policy);
+      let result: BuyResult;
+      try {
+        result =
+          mode === 'sync'
+            ? await placeOrder(sync, buy, policy)
+            : await reserveStock(buyRedis, keyPrefix, buy, policy);
+      } catch (error) {
+        // The script was sent and its reply lost (the connection broke or stalled): the unit
+        // may be reserved. A retry with the same key is safe and gets the real answer.
+        if (!mayHaveRun(error)) throw error;
+        metrics.buyOutcomes.inc({ outcome: 'outcome_unknown' });
+        return sendProblem(
+          reply,
+          'outcome_unknown',
+          'the connection to Redis broke after the buy was sent; it may have been accepted',
+          1,
+        );
+      }
       if (
         (result.code === BuyCode.SoldOut && !result.replayed) ||
         (result.code === BuyCode.Accepted && result.remaining === 0)
