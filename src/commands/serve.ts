@@ -10,7 +10,13 @@ import {
   DEFAULT_PG_POOL_SIZE,
 } from '../server/app.js';
 import { DEFAULT_SSE } from '../server/sse-hub.js';
-import { serveSingle, servePrimary, type ServeOptions } from '../server/serve.js';
+import { DEFAULT_ADMIN_HOST } from '../server/admin.js';
+import {
+  isLoopbackHost,
+  serveSingle,
+  servePrimary,
+  type ServeOptions,
+} from '../server/serve.js';
 
 const MS_PER_UNIT = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 
@@ -32,8 +38,17 @@ orders\`. In sync mode (--mode sync, for comparison) each buy is one PostgreSQL 
 INSERTed as pending) answered with 201, then mirrored into Redis for the live stock; no
 order worker is needed, the payment worker charges the orders in both modes. Routes: POST /order/buy,
 GET /order/:id, GET /products/:id, GET /stock/:id/stream and GET /order/:id/stream (SSE),
-GET /healthz, GET /readyz, GET /metrics, and the storefront page at GET / (with
---demo-auth it signs in anyone via GET /demo/token?user=<id>: for demos only).
+GET /healthz, GET /readyz (ready or not, no details) and the storefront page at GET /.
+
+Operator routes are not on the public port: --admin-port starts a second listener (on
+--admin-host, loopback by default) with GET /metrics (Prometheus), GET /readyz (with the
+Redis and PostgreSQL errors) and GET /healthz. Under --workers N the primary process owns
+the admin port: its /metrics sums every worker's, its /readyz is ready when all are.
+
+--demo-auth mounts GET /demo/token?user=<id>, which signs a token for ANY user id: anyone
+who can reach the port can buy as anyone. It is for the storefront on your own machine:
+serve refuses it on an address other than loopback unless --allow-public-demo-auth is
+also given, and warns at start either way.
 
 --workers N forks N processes that share the port (node:cluster). SIGTERM or SIGINT
 stops accepting, lets in-flight requests finish, then exits 0.`;
@@ -43,6 +58,7 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
     '<%= config.bin %> serve --max-queue 50000 --max-event-loop-delay-ms 200',
     '<%= config.bin %> serve --mode sync --pg-pool-size 16',
     '<%= config.bin %> serve --demo-auth   # then open http://127.0.0.1:3000/?product=p1&user=alice',
+    '<%= config.bin %> serve --host 0.0.0.0 --admin-port 9464   # metrics on 127.0.0.1:9464 only',
   ];
   static override flags = {
     ...serviceFlags,
@@ -53,6 +69,16 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       max: 65535,
     }),
     host: Flags.string({ description: 'address to bind', default: '127.0.0.1' }),
+    'admin-port': Flags.integer({
+      description:
+        'serve GET /metrics, /readyz (detailed) and /healthz on this port, apart from the public one; 0 picks a free one [default: no admin listener]',
+      min: 0,
+      max: 65535,
+    }),
+    'admin-host': Flags.string({
+      description: 'address the admin listener binds; keep it off the public network',
+      default: DEFAULT_ADMIN_HOST,
+    }),
     workers: Flags.integer({
       description: 'API processes sharing the port',
       default: 1,
@@ -97,7 +123,12 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
     }),
     'demo-auth': Flags.boolean({
       description:
-        'mount GET /demo/token?user=<id> for the storefront page at / (signs tokens for anyone: demos only)',
+        'mount GET /demo/token?user=<id> for the storefront page at / (signs tokens for anyone: demos on loopback only)',
+    }),
+    'allow-public-demo-auth': Flags.boolean({
+      description:
+        'let --demo-auth run on an address other than loopback (then anyone who reaches it can act as any user)',
+      dependsOn: ['demo-auth'],
     }),
     'sse-interval': Flags.integer({
       description: 'at most one stock event per client per interval, ms',
@@ -129,6 +160,16 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
   async run(): Promise<void> {
     const { flags } = await this.parse(Serve);
     const config = this.settings(flags);
+    if (flags['demo-auth']) {
+      if (!isLoopbackHost(flags.host) && !flags['allow-public-demo-auth']) {
+        throw new UsageError(
+          `--demo-auth signs a token for any user, so it only runs on loopback; --host ${flags.host} is not (add --allow-public-demo-auth if you really mean it)`,
+        );
+      }
+      this.warn(
+        `--demo-auth is ON: GET /demo/token signs a token for any user id, so anyone who reaches ${flags.host}:${config.port} can buy as anyone. Never run it in production.`,
+      );
+    }
     const options: ServeOptions = {
       redisUrl: config.redisUrl,
       databaseUrl: config.databaseUrl,
@@ -137,6 +178,10 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       host: flags.host,
       port: config.port,
       workers: flags.workers,
+      admin:
+        flags['admin-port'] === undefined
+          ? undefined
+          : { host: flags['admin-host'], port: flags['admin-port'] },
       mode: flags.mode,
       ...(flags['pg-pool-size'] === undefined ? {} : { pgPoolSize: flags['pg-pool-size'] }),
       maxPgWaiting: flags['max-pg-waiting'],
@@ -159,6 +204,8 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
         this.log(
           `fsale serve: listening on ${url} (${workers} process${workers === 1 ? '' : 'es'}, ${flags.mode} mode, prefix ${config.keyPrefix})`,
         ),
+      adminListening: (url: string) =>
+        this.log(`fsale serve: admin (metrics, readiness) on ${url}`),
       stopping: (signal: string) =>
         this.log(`fsale serve: ${signal} received, finishing in-flight requests`),
       workerExited: (
