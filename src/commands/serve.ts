@@ -166,8 +166,9 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
           `--demo-auth signs a token for any user, so it only runs on loopback; --host ${flags.host} is not (add --allow-public-demo-auth if you really mean it)`,
         );
       }
-      this.warn(
-        `--demo-auth is ON: GET /demo/token signs a token for any user id, so anyone who reaches ${flags.host}:${config.port} can buy as anyone. Never run it in production.`,
+      // One unwrapped line on stderr (this.warn wraps), so log scanners and people both see it.
+      process.stderr.write(
+        `fsale serve: WARNING: --demo-auth is ON: GET /demo/token signs a token for any user id, so anyone who reaches this API (--host ${flags.host}) can buy as anyone. Never run it in production.\n`,
       );
     }
     const options: ServeOptions = {

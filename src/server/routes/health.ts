@@ -9,7 +9,9 @@ export interface Readiness {
   checks: { redis: string; postgres: string };
 }
 
-export async function checkReadiness(sale: Pick<SaleContext, 'redis' | 'pool'>): Promise<Readiness> {
+export async function checkReadiness(
+  sale: Pick<SaleContext, 'redis' | 'pool'>,
+): Promise<Readiness> {
   const [redisCheck, pgCheck] = await Promise.allSettled([
     sale.redis.ping(),
     sale.pool.query('SELECT 1'),
