@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import { isIP } from 'node:net';
 import { Flags } from '@oclif/core';
 import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
 import { requireJwtSecret } from '../config.js';
@@ -9,14 +10,18 @@ import {
   DEFAULT_MAX_PG_WAITING,
   DEFAULT_PG_POOL_SIZE,
 } from '../server/app.js';
-import { DEFAULT_SSE } from '../server/sse-hub.js';
-import { DEFAULT_ADMIN_HOST } from '../server/admin.js';
+import { DEFAULT_SSE, resolveSseOptions } from '../server/sse-hub.js';
 import {
-  isLoopbackHost,
-  serveSingle,
-  servePrimary,
-  type ServeOptions,
-} from '../server/serve.js';
+  DEFAULT_ORDER_STREAMS_PER_USER,
+  DEFAULT_STOCK_STREAMS_PER_ADDRESS,
+  MAX_ORDER_STREAMS,
+  MAX_STOCK_STREAMS,
+  ORDER_STREAM_SHARE,
+  STOCK_STREAM_SHARE,
+  openFileLimit,
+} from '../server/sse-budget.js';
+import { DEFAULT_ADMIN_HOST } from '../server/admin.js';
+import { isLoopbackHost, serveSingle, servePrimary, type ServeOptions } from '../server/serve.js';
 
 const MS_PER_UNIT = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 
@@ -27,6 +32,33 @@ function parseMaxAge(input: string): number {
   if (!(ms >= 1000))
     throw new UsageError(`must be at least 1s (ms, or 90s, 10m, 1h), got ${input}`);
   return Math.round(ms);
+}
+
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** `--trust-proxy`: checked here, because Fastify would throw on a bad entry at start. */
+function parseTrustProxy(input: string): string {
+  const entries = input.split(',').map((entry) => entry.trim());
+  for (const entry of entries) {
+    const [address = '', bits, extra] = entry.split('/');
+    const family = isIP(address);
+    const max = family === 4 ? 32 : 128;
+    const ok =
+      PROXY_RANGES.has(entry) ||
+      (family !== 0 &&
+        extra === undefined &&
+        (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max)));
+    if (!ok)
+      throw new UsageError(
+        `expected addresses, CIDRs or loopback/linklocal/uniquelocal, got ${JSON.stringify(entry)}`,
+      );
+  }
+  return entries.join(',');
+}
+
+/** `{[name]: value}` when the flag was given, else nothing (so the default stays). */
+function defined<K extends string>(name: K, value: number | undefined): Partial<Record<K, number>> {
+  return value === undefined ? {} : ({ [name]: value } as Record<K, number>);
 }
 
 export default class Serve extends FsaleCommand {
@@ -135,11 +167,27 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       default: DEFAULT_SSE.intervalMs,
       min: 10,
     }),
-    'sse-max-clients': Flags.integer({
-      description: 'SSE clients per process; beyond it clients get a retry hint',
-      default: DEFAULT_SSE.maxClients,
+    'sse-max-stock-streams': Flags.integer({
+      description: `anonymous stock streams (GET /stock/:id/stream) per process; beyond it clients get a retry hint [default: ${STOCK_STREAM_SHARE * 100}% of the open-file limit, at most ${MAX_STOCK_STREAMS}; here ${DEFAULT_SSE.budgets.stock.total}]`,
       min: 1,
     }),
+    'sse-max-per-ip': Flags.integer({
+      description: `stock streams one client address may hold (the address from X-Forwarded-For with --trust-proxy) [default: ${DEFAULT_STOCK_STREAMS_PER_ADDRESS}]`,
+      min: 1,
+    }),
+    'sse-max-order-streams': Flags.integer({
+      description: `order streams (GET /order/:id/stream, owners only) per process, a budget of their own [default: ${ORDER_STREAM_SHARE * 100}% of the open-file limit, at most ${MAX_ORDER_STREAMS}; here ${DEFAULT_SSE.budgets.order.total}]`,
+      min: 1,
+    }),
+    'sse-max-per-user': Flags.integer({
+      description: `order streams one user may hold [default: ${DEFAULT_ORDER_STREAMS_PER_USER}]`,
+      min: 1,
+    }),
+    'trust-proxy': Flags.custom<string>({
+      description:
+        'proxies in front of the API whose X-Forwarded-For names the client: comma-separated addresses or CIDRs, or loopback, linklocal, uniquelocal (the per-address limit then counts clients, not the proxy) [default: none]',
+      parse: async (input) => parseTrustProxy(input),
+    })(),
     'sse-drop-after-ms': Flags.integer({
       description: 'an SSE client whose socket has not drained for this long is dropped',
       default: DEFAULT_SSE.dropAfterMs,
@@ -167,9 +215,11 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
         );
       }
       // One unwrapped line on stderr (this.warn wraps), so log scanners and people both see it.
-      process.stderr.write(
-        `fsale serve: WARNING: --demo-auth is ON: GET /demo/token signs a token for any user id, so anyone who reaches this API (--host ${flags.host}) can buy as anyone. Never run it in production.\n`,
-      );
+      // Once: cluster workers run this command again.
+      if (cluster.isPrimary)
+        process.stderr.write(
+          `fsale serve: WARNING: --demo-auth is ON: GET /demo/token signs a token for any user id, so anyone who reaches this API (--host ${flags.host}) can buy as anyone. Never run it in production.\n`,
+        );
     }
     const options: ServeOptions = {
       redisUrl: config.redisUrl,
@@ -189,9 +239,19 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       buyPolicy: { rateLimit: flags['rate-limit'], rateWindowMs: flags['rate-window-ms'] },
       demoAuth: flags['demo-auth'],
       autoPipelining: flags['auto-pipelining'],
+      ...(flags['trust-proxy'] === undefined ? {} : { trustProxy: flags['trust-proxy'] }),
       sse: {
         intervalMs: flags['sse-interval'],
-        maxClients: flags['sse-max-clients'],
+        budgets: {
+          stock: {
+            ...defined('total', flags['sse-max-stock-streams']),
+            ...defined('perOwner', flags['sse-max-per-ip']),
+          },
+          order: {
+            ...defined('total', flags['sse-max-order-streams']),
+            ...defined('perOwner', flags['sse-max-per-user']),
+          },
+        },
         dropAfterMs: flags['sse-drop-after-ms'],
         maxAgeMs: flags['sse-max-age'] ?? DEFAULT_SSE.maxAgeMs,
       },
@@ -200,6 +260,12 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
         maxEventLoopDelayMs: flags['max-event-loop-delay-ms'],
       },
     };
+    if (cluster.isPrimary) {
+      const { stock, order } = resolveSseOptions(options.sse).budgets;
+      this.log(
+        `fsale serve: SSE budgets: ${stock.total} stock streams (${stock.perOwner} per address), ${order.total} order streams (${order.perOwner} per user), of ${openFileLimit()} open files`,
+      );
+    }
     const events = {
       listening: (url: string, workers: number) =>
         this.log(

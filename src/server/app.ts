@@ -15,7 +15,7 @@ import { healthRoutes } from './routes/health.js';
 import { orderRoutes } from './routes/orders.js';
 import { productRoutes } from './routes/products.js';
 import { SoldOutCache } from './sold-out.js';
-import { DEFAULT_SSE, SseHub, type SseHubOptions } from './sse-hub.js';
+import { SseHub, resolveSseOptions, type SseHubSettings } from './sse-hub.js';
 import { streamRoutes } from './routes/streams.js';
 import { storefrontRoutes } from './routes/storefront.js';
 import { SaleFeed } from './sale-feed.js';
@@ -29,7 +29,12 @@ export interface AppOptions {
   backpressure?: Partial<BackpressureOptions>;
   /** Largest accepted request body, bytes. */
   bodyLimit?: number;
-  sse?: Partial<SseHubOptions>;
+  sse?: SseHubSettings;
+  /**
+   * Proxies whose X-Forwarded-For is believed (comma-separated addresses, CIDRs, or
+   * `loopback`/`linklocal`/`uniquelocal`), so per-address limits see the client, not nginx.
+   */
+  trustProxy?: string | undefined;
   /** Mount GET /demo/token?user= for the storefront page (signs a token for anyone: demos only). */
   demoAuth?: boolean;
   /** Send the Redis commands of one event-loop turn in one write (default on). */
@@ -108,6 +113,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     keepAliveTimeout: 65_000,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    ...(options.trustProxy === undefined ? {} : { trustProxy: options.trustProxy }),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -153,7 +159,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     policy: { ...DEFAULT_BUY_POLICY, ...options.buyPolicy },
     authenticate: createAuthenticate(options.jwtSecret),
     authenticateStream: createAuthenticate(options.jwtSecret, { allowQueryToken: true }),
-    sse: new SseHub({ ...DEFAULT_SSE, ...options.sse }),
+    sse: new SseHub(resolveSseOptions(options.sse)),
     mode,
     mirror: new StockMirror(redis, options.keyPrefix),
     maxPgWaiting: options.maxPgWaiting ?? DEFAULT_MAX_PG_WAITING,

@@ -92,7 +92,9 @@ describe('storefront in a real browser', () => {
     await page.goto(`${locked.url}/?product=shut&user=bob`);
     await expect
       .poll(() => page.textContent('#status'), { timeout: 30_000 })
-      .toBe('Demo sign-in is off on this server, so this page cannot buy. Live stock is still shown.');
+      .toBe(
+        'Demo sign-in is off on this server, so this page cannot buy. Live stock is still shown.',
+      );
     // It states the fact to a shopper; it does not tell whoever reads it how to turn it on.
     expect(await page.content()).not.toContain('--demo-auth');
     expect(await page.textContent('#remaining')).toBe('12');
