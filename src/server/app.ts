@@ -14,6 +14,11 @@ import { buyRoutes } from './routes/buy.js';
 import { healthRoutes } from './routes/health.js';
 import { orderRoutes } from './routes/orders.js';
 import { productRoutes } from './routes/products.js';
+import {
+  DEFAULT_PRODUCT_SNAPSHOTS,
+  ProductSnapshots,
+  type ProductSnapshotOptions,
+} from './product-snapshots.js';
 import { SoldOutCache } from './sold-out.js';
 import { SseHub, resolveSseOptions, type SseHubSettings } from './sse-hub.js';
 import { streamRoutes } from './routes/streams.js';
@@ -49,6 +54,8 @@ export interface AppOptions {
   pgPoolSize?: number;
   /** Sync mode: answer 503 while more buys than this wait for a PostgreSQL connection. */
   maxPgWaiting?: number;
+  /** How GET /products/:id caches what it reads from PostgreSQL. */
+  productSnapshots?: Partial<ProductSnapshotOptions>;
 }
 
 /** What routes share: the clients and the process-wide sale state. */
@@ -60,6 +67,8 @@ export interface SaleContext {
   keyPrefix: string;
   feed: SaleFeed;
   soldOut: SoldOutCache;
+  /** GET /products/:id's PostgreSQL reads, cached (see product-snapshots.ts). */
+  products: ProductSnapshots;
   backpressure: Backpressure;
   metrics: ApiMetrics;
   policy: BuyPolicy;
@@ -154,6 +163,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
     keyPrefix: options.keyPrefix,
     feed,
     soldOut: new SoldOutCache(feed),
+    products: new ProductSnapshots(pool, {
+      ...DEFAULT_PRODUCT_SNAPSHOTS,
+      ...options.productSnapshots,
+    }),
     backpressure,
     metrics,
     policy: { ...DEFAULT_BUY_POLICY, ...options.buyPolicy },
