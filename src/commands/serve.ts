@@ -183,7 +183,7 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       description: `order streams one user may hold [default: ${DEFAULT_ORDER_STREAMS_PER_USER}]`,
       min: 1,
     }),
-    'trust-proxy': Flags.custom<string>({
+    'trust-proxy': Flags.custom({
       description:
         'proxies in front of the API whose X-Forwarded-For names the client: comma-separated addresses or CIDRs, or loopback, linklocal, uniquelocal (the per-address limit then counts clients, not the proxy) [default: none]',
       parse: async (input) => parseTrustProxy(input),
