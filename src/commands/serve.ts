@@ -85,7 +85,7 @@ also given, and warns at start either way.
 --workers N forks N processes that share the port (node:cluster). SIGTERM or SIGINT
 stops accepting, lets in-flight requests finish, then exits 0.`;
   static override examples = [
-    'FSALE_JWT_SECRET=change-me-0123456789 <%= config.bin %> serve',
+    'FSALE_JWT_SECRET=$(openssl rand -hex 32) <%= config.bin %> serve',
     '<%= config.bin %> serve --port 8080 --workers 2 --rate-limit 5',
     '<%= config.bin %> serve --max-queue 50000 --max-event-loop-delay-ms 200',
     '<%= config.bin %> serve --mode sync --pg-pool-size 16',
