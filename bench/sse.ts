@@ -42,7 +42,17 @@ const rss = (pid: number) =>
 
 const api = await startServer(
   process.execPath,
-  [`${root}bin/run.js`, 'serve', '--port', '0', '--sse-max-clients', String(clients + 100)],
+  // Every client process connects from 127.0.0.1, so the per-address share is lifted too.
+  [
+    `${root}bin/run.js`,
+    'serve',
+    '--port',
+    '0',
+    '--sse-max-stock-streams',
+    String(clients + 100),
+    '--sse-max-per-ip',
+    String(clients + 100),
+  ],
   scope.env,
 );
 const apiPid = api.child.pid ?? 0;

@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import { isIP } from 'node:net';
 import { Flags } from '@oclif/core';
 import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
 import { requireJwtSecret } from '../config.js';
@@ -10,8 +11,18 @@ import {
   DEFAULT_MAX_PG_WAITING,
   DEFAULT_PG_POOL_SIZE,
 } from '../server/app.js';
-import { DEFAULT_SSE } from '../server/sse-hub.js';
-import { serveSingle, servePrimary, type ServeOptions } from '../server/serve.js';
+import { DEFAULT_SSE, resolveSseOptions } from '../server/sse-hub.js';
+import {
+  DEFAULT_ORDER_STREAMS_PER_USER,
+  DEFAULT_STOCK_STREAMS_PER_ADDRESS,
+  MAX_ORDER_STREAMS,
+  MAX_STOCK_STREAMS,
+  ORDER_STREAM_SHARE,
+  STOCK_STREAM_SHARE,
+  openFileLimit,
+} from '../server/sse-budget.js';
+import { DEFAULT_ADMIN_HOST } from '../server/admin.js';
+import { isLoopbackHost, serveSingle, servePrimary, type ServeOptions } from '../server/serve.js';
 
 const MS_PER_UNIT = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 
@@ -24,6 +35,33 @@ function parseMaxAge(input: string): number {
   return Math.round(ms);
 }
 
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** `--trust-proxy`: checked here, because Fastify would throw on a bad entry at start. */
+function parseTrustProxy(input: string): string {
+  const entries = input.split(',').map((entry) => entry.trim());
+  for (const entry of entries) {
+    const [address = '', bits, extra] = entry.split('/');
+    const family = isIP(address);
+    const max = family === 4 ? 32 : 128;
+    const ok =
+      PROXY_RANGES.has(entry) ||
+      (family !== 0 &&
+        extra === undefined &&
+        (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max)));
+    if (!ok)
+      throw new UsageError(
+        `expected addresses, CIDRs or loopback/linklocal/uniquelocal, got ${JSON.stringify(entry)}`,
+      );
+  }
+  return entries.join(',');
+}
+
+/** `{[name]: value}` when the flag was given, else nothing (so the default stays). */
+function defined<K extends string>(name: K, value: number | undefined): Partial<Record<K, number>> {
+  return value === undefined ? {} : ({ [name]: value } as Record<K, number>);
+}
+
 export default class Serve extends FsaleCommand {
   static override summary = 'Run the HTTP API (POST /order/buy and friends).';
   static override description = `In queue mode (the default) buys are answered from one atomic Redis script (stock,
@@ -33,17 +71,27 @@ orders\`. In sync mode (--mode sync, for comparison) each buy is one PostgreSQL 
 INSERTed as pending) answered with 201, then mirrored into Redis for the live stock; no
 order worker is needed, the payment worker charges the orders in both modes. Routes: POST /order/buy,
 GET /order/:id, GET /products/:id, GET /stock/:id/stream and GET /order/:id/stream (SSE),
-GET /healthz, GET /readyz, GET /metrics, and the storefront page at GET / (with
---demo-auth it signs in anyone via GET /demo/token?user=<id>: for demos only).
+GET /healthz, GET /readyz (ready or not, no details) and the storefront page at GET /.
+
+Operator routes are not on the public port: --admin-port starts a second listener (on
+--admin-host, loopback by default) with GET /metrics (Prometheus), GET /readyz (with the
+Redis and PostgreSQL errors) and GET /healthz. Under --workers N the primary process owns
+the admin port: its /metrics sums every worker's, its /readyz is ready when all are.
+
+--demo-auth mounts GET /demo/token?user=<id>, which signs a token for ANY user id: anyone
+who can reach the port can buy as anyone. It is for the storefront on your own machine:
+serve refuses it on an address other than loopback unless --allow-public-demo-auth is
+also given, and warns at start either way.
 
 --workers N forks N processes that share the port (node:cluster). SIGTERM or SIGINT
 stops accepting, lets in-flight requests finish, then exits 0.`;
   static override examples = [
-    'FSALE_JWT_SECRET=change-me-0123456789 <%= config.bin %> serve',
+    'FSALE_JWT_SECRET=$(openssl rand -hex 32) <%= config.bin %> serve',
     '<%= config.bin %> serve --port 8080 --workers 2 --rate-limit 5',
     '<%= config.bin %> serve --max-queue 50000 --max-event-loop-delay-ms 200',
     '<%= config.bin %> serve --mode sync --pg-pool-size 16',
     '<%= config.bin %> serve --demo-auth   # then open http://127.0.0.1:3000/?product=p1&user=alice',
+    '<%= config.bin %> serve --host 0.0.0.0 --admin-port 9464   # metrics on 127.0.0.1:9464 only',
   ];
   static override flags = {
     ...serviceFlags,
@@ -54,6 +102,16 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       max: 65535,
     }),
     host: Flags.string({ description: 'address to bind', default: '127.0.0.1' }),
+    'admin-port': Flags.integer({
+      description:
+        'serve GET /metrics, /readyz (detailed) and /healthz on this port, apart from the public one; 0 picks a free one [default: no admin listener]',
+      min: 0,
+      max: 65535,
+    }),
+    'admin-host': Flags.string({
+      description: 'address the admin listener binds; keep it off the public network',
+      default: DEFAULT_ADMIN_HOST,
+    }),
     workers: Flags.integer({
       description: 'API processes sharing the port',
       default: 1,
@@ -113,18 +171,39 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
     }),
     'demo-auth': Flags.boolean({
       description:
-        'mount GET /demo/token?user=<id> for the storefront page at / (signs tokens for anyone: demos only)',
+        'mount GET /demo/token?user=<id> for the storefront page at / (signs tokens for anyone: demos on loopback only)',
+    }),
+    'allow-public-demo-auth': Flags.boolean({
+      description:
+        'let --demo-auth run on an address other than loopback (then anyone who reaches it can act as any user)',
+      dependsOn: ['demo-auth'],
     }),
     'sse-interval': Flags.integer({
       description: 'at most one stock event per client per interval, ms',
       default: DEFAULT_SSE.intervalMs,
       min: 10,
     }),
-    'sse-max-clients': Flags.integer({
-      description: 'SSE clients per process; beyond it clients get a retry hint',
-      default: DEFAULT_SSE.maxClients,
+    'sse-max-stock-streams': Flags.integer({
+      description: `anonymous stock streams (GET /stock/:id/stream) per process; beyond it clients get a retry hint [default: ${STOCK_STREAM_SHARE * 100}% of the open-file limit, at most ${MAX_STOCK_STREAMS}; here ${DEFAULT_SSE.budgets.stock.total}]`,
       min: 1,
     }),
+    'sse-max-per-ip': Flags.integer({
+      description: `stock streams one client address may hold (the address from X-Forwarded-For with --trust-proxy) [default: ${DEFAULT_STOCK_STREAMS_PER_ADDRESS}]`,
+      min: 1,
+    }),
+    'sse-max-order-streams': Flags.integer({
+      description: `order streams (GET /order/:id/stream, owners only) per process, a budget of their own [default: ${ORDER_STREAM_SHARE * 100}% of the open-file limit, at most ${MAX_ORDER_STREAMS}; here ${DEFAULT_SSE.budgets.order.total}]`,
+      min: 1,
+    }),
+    'sse-max-per-user': Flags.integer({
+      description: `order streams one user may hold [default: ${DEFAULT_ORDER_STREAMS_PER_USER}]`,
+      min: 1,
+    }),
+    'trust-proxy': Flags.custom({
+      description:
+        'proxies in front of the API whose X-Forwarded-For names the client: comma-separated addresses or CIDRs, or loopback, linklocal, uniquelocal (the per-address limit then counts clients, not the proxy) [default: none]',
+      parse: async (input) => parseTrustProxy(input),
+    })(),
     'sse-drop-after-ms': Flags.integer({
       description: 'an SSE client whose socket has not drained for this long is dropped',
       default: DEFAULT_SSE.dropAfterMs,
@@ -145,6 +224,19 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
   async run(): Promise<void> {
     const { flags } = await this.parse(Serve);
     const config = this.settings(flags);
+    if (flags['demo-auth']) {
+      if (!isLoopbackHost(flags.host) && !flags['allow-public-demo-auth']) {
+        throw new UsageError(
+          `--demo-auth signs a token for any user, so it only runs on loopback; --host ${flags.host} is not (add --allow-public-demo-auth if you really mean it)`,
+        );
+      }
+      // One unwrapped line on stderr (this.warn wraps), so log scanners and people both see it.
+      // Once: cluster workers run this command again.
+      if (cluster.isPrimary)
+        process.stderr.write(
+          `fsale serve: WARNING: --demo-auth is ON: GET /demo/token signs a token for any user id, so anyone who reaches this API (--host ${flags.host}) can buy as anyone. Never run it in production.\n`,
+        );
+    }
     const options: ServeOptions = {
       redisUrl: config.redisUrl,
       databaseUrl: config.databaseUrl,
@@ -158,15 +250,29 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       host: flags.host,
       port: config.port,
       workers: flags.workers,
+      admin:
+        flags['admin-port'] === undefined
+          ? undefined
+          : { host: flags['admin-host'], port: flags['admin-port'] },
       mode: flags.mode,
       ...(flags['pg-pool-size'] === undefined ? {} : { pgPoolSize: flags['pg-pool-size'] }),
       maxPgWaiting: flags['max-pg-waiting'],
       buyPolicy: { rateLimit: flags['rate-limit'], rateWindowMs: flags['rate-window-ms'] },
       demoAuth: flags['demo-auth'],
       autoPipelining: flags['auto-pipelining'],
+      ...(flags['trust-proxy'] === undefined ? {} : { trustProxy: flags['trust-proxy'] }),
       sse: {
         intervalMs: flags['sse-interval'],
-        maxClients: flags['sse-max-clients'],
+        budgets: {
+          stock: {
+            ...defined('total', flags['sse-max-stock-streams']),
+            ...defined('perOwner', flags['sse-max-per-ip']),
+          },
+          order: {
+            ...defined('total', flags['sse-max-order-streams']),
+            ...defined('perOwner', flags['sse-max-per-user']),
+          },
+        },
         dropAfterMs: flags['sse-drop-after-ms'],
         maxAgeMs: flags['sse-max-age'] ?? DEFAULT_SSE.maxAgeMs,
       },
@@ -175,11 +281,19 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
         maxEventLoopDelayMs: flags['max-event-loop-delay-ms'],
       },
     };
+    if (cluster.isPrimary) {
+      const { stock, order } = resolveSseOptions(options.sse).budgets;
+      this.log(
+        `fsale serve: SSE budgets: ${stock.total} stock streams (${stock.perOwner} per address), ${order.total} order streams (${order.perOwner} per user), of ${openFileLimit()} open files`,
+      );
+    }
     const events = {
       listening: (url: string, workers: number) =>
         this.log(
           `fsale serve: listening on ${url} (${workers} process${workers === 1 ? '' : 'es'}, ${flags.mode} mode, prefix ${config.keyPrefix})`,
         ),
+      adminListening: (url: string) =>
+        this.log(`fsale serve: admin (metrics, readiness) on ${url}`),
       stopping: (signal: string) =>
         this.log(`fsale serve: ${signal} received, finishing in-flight requests`),
       workerExited: (

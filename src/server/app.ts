@@ -15,8 +15,13 @@ import { buyRoutes } from './routes/buy.js';
 import { healthRoutes } from './routes/health.js';
 import { orderRoutes } from './routes/orders.js';
 import { productRoutes } from './routes/products.js';
+import {
+  DEFAULT_PRODUCT_SNAPSHOTS,
+  ProductSnapshots,
+  type ProductSnapshotOptions,
+} from './product-snapshots.js';
 import { SoldOutCache } from './sold-out.js';
-import { DEFAULT_SSE, SseHub, type SseHubOptions } from './sse-hub.js';
+import { SseHub, resolveSseOptions, type SseHubSettings } from './sse-hub.js';
 import { streamRoutes } from './routes/streams.js';
 import { storefrontRoutes } from './routes/storefront.js';
 import { SaleFeed } from './sale-feed.js';
@@ -32,7 +37,12 @@ export interface AppOptions {
   backpressure?: Partial<BackpressureOptions>;
   /** Largest accepted request body, bytes. */
   bodyLimit?: number;
-  sse?: Partial<SseHubOptions>;
+  sse?: SseHubSettings;
+  /**
+   * Proxies whose X-Forwarded-For is believed (comma-separated addresses, CIDRs, or
+   * `loopback`/`linklocal`/`uniquelocal`), so per-address limits see the client, not nginx.
+   */
+  trustProxy?: string | undefined;
   /** Mount GET /demo/token?user= for the storefront page (signs a token for anyone: demos only). */
   demoAuth?: boolean;
   /** Send the Redis commands of one event-loop turn in one write (default on). */
@@ -47,6 +57,8 @@ export interface AppOptions {
   pgPoolSize?: number;
   /** Sync mode: answer 503 while more buys than this wait for a PostgreSQL connection. */
   maxPgWaiting?: number;
+  /** How GET /products/:id caches what it reads from PostgreSQL. */
+  productSnapshots?: Partial<ProductSnapshotOptions>;
 }
 
 /** What routes share: the clients and the process-wide sale state. */
@@ -58,6 +70,8 @@ export interface SaleContext {
   keyPrefix: string;
   feed: SaleFeed;
   soldOut: SoldOutCache;
+  /** GET /products/:id's PostgreSQL reads, cached (see product-snapshots.ts). */
+  products: ProductSnapshots;
   backpressure: Backpressure;
   metrics: ApiMetrics;
   policy: BuyPolicy;
@@ -111,6 +125,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     keepAliveTimeout: 65_000,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    ...(options.trustProxy === undefined ? {} : { trustProxy: options.trustProxy }),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -151,6 +166,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
     keyPrefix: options.keyPrefix,
     feed,
     soldOut: new SoldOutCache(feed),
+    products: new ProductSnapshots(pool, {
+      ...DEFAULT_PRODUCT_SNAPSHOTS,
+      ...options.productSnapshots,
+    }),
     backpressure,
     metrics,
     policy: { ...DEFAULT_BUY_POLICY, ...options.buyPolicy },
@@ -159,7 +178,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
       allowQueryToken: true,
       policy: options.tokenPolicy,
     }),
-    sse: new SseHub({ ...DEFAULT_SSE, ...options.sse }),
+    sse: new SseHub(resolveSseOptions(options.sse)),
     mode,
     mirror: new StockMirror(redis, options.keyPrefix),
     maxPgWaiting: options.maxPgWaiting ?? DEFAULT_MAX_PG_WAITING,

@@ -1,17 +1,37 @@
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry } from 'prom-client';
+import {
+  jsonAnswer,
+  listenerUrl,
+  metricsAnswer,
+  startAdminListener,
+  type AdminListener,
+} from './admin.js';
 import { buildApp, type App, type AppOptions } from './app.js';
+import { apiAdminRoutes, checkReadiness, type Readiness } from './routes/health.js';
 
 export interface ServeOptions extends AppOptions {
   host: string;
   port: number;
   /** Processes sharing the port (node:cluster); 1 runs the API in this process. */
   workers: number;
+  /** Where /metrics, /readyz and /healthz are served for the operator; none when absent. */
+  admin?: { host: string; port: number } | undefined;
 }
 
 export interface ServeEvents {
   listening(url: string, workers: number): void;
+  adminListening(url: string): void;
   stopping(signal: string): void;
   workerExited(pid: number, code: number | null, signal: string | null, restarting: boolean): void;
+}
+
+/**
+ * Whether binding `host` keeps the port to this machine. Anything else (0.0.0.0, ::, a LAN
+ * address, a name that may resolve anywhere) counts as reachable by others.
+ */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
 }
 
 /** Starts the API in this process; resolves once it listens. SIGTERM/SIGINT close it gracefully. */
@@ -30,10 +50,23 @@ export async function serveSingle(
   process.once('SIGINT', () => shutdown('SIGINT'));
 
   const app = await buildApp(options);
+  // Under --workers the primary owns the admin port and asks the workers (see servePrimary):
+  // N processes cannot share one admin port, and a scrape must see all of them.
+  let admin: AdminListener | undefined;
+  if (cluster.isWorker) answerPrimary(app);
+  else if (options.admin !== undefined) {
+    admin = await startAdminListener({ ...options.admin, routes: apiAdminRoutes(app.sale) }).catch(
+      async (error: unknown) => {
+        await app.close();
+        throw error;
+      },
+    );
+    events?.adminListening?.(admin.url);
+  }
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : options.port;
-  const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
+  const url = listenerUrl(options.host, port);
   let closing = false;
   shutdown = (signal: string) => {
     if (closing) return;
@@ -41,7 +74,7 @@ export async function serveSingle(
     events?.stopping?.(signal);
     // Stop accepting, let in-flight requests finish, close idle keep-alive sockets, then the
     // Redis and PostgreSQL clients (onClose hooks).
-    void app.close().then(
+    void Promise.all([app.close(), admin?.close()]).then(
       () => process.exit(0),
       () => process.exit(1),
     );
@@ -57,8 +90,16 @@ export async function serveSingle(
  * unexpectedly is reported and replaced; on SIGTERM/SIGINT every worker shuts down gracefully
  * and the primary exits once all have.
  */
-export function servePrimary(options: ServeOptions, events?: Partial<ServeEvents>): Promise<void> {
-  return new Promise((resolve) => {
+export async function servePrimary(
+  options: ServeOptions,
+  events?: Partial<ServeEvents>,
+): Promise<void> {
+  const admin =
+    options.admin === undefined
+      ? undefined
+      : await startAdminListener({ ...options.admin, routes: clusterAdminRoutes() });
+  if (admin !== undefined) events?.adminListening?.(admin.url);
+  await new Promise<void>((resolve) => {
     let stopping = false;
     let ready = 0;
     const fork = () => {
@@ -93,4 +134,88 @@ export function servePrimary(options: ServeOptions, events?: Partial<ServeEvents
     process.on('SIGINT', () => stop('SIGINT'));
     for (let i = 0; i < options.workers; i++) fork();
   });
+  await admin?.close();
+}
+
+const READINESS = 'fsale:readiness';
+/** How long the primary waits for a worker's readiness before counting it not ready. */
+const WORKER_ANSWER_MS = 3_000;
+
+interface ReadinessMessage {
+  type: typeof READINESS;
+  requestId: number;
+  readiness?: Readiness;
+}
+
+function isReadinessMessage(message: unknown): message is ReadinessMessage {
+  return (
+    typeof message === 'object' &&
+    message !== null &&
+    (message as { type?: unknown }).type === READINESS
+  );
+}
+
+/** A cluster worker: answers the primary's readiness and metrics questions over IPC. */
+function answerPrimary(app: App): void {
+  // prom-client's cluster protocol: the primary's AggregatorRegistry asks, this answers.
+  AggregatorRegistry.setRegistries([app.sale.metrics.registry]);
+  new AggregatorRegistry();
+  process.on('message', (message: unknown) => {
+    if (!isReadinessMessage(message)) return;
+    void checkReadiness(app.sale).then((readiness) =>
+      process.send?.({ type: READINESS, requestId: message.requestId, readiness }),
+    );
+  });
+}
+
+/**
+ * The primary's admin routes: metrics summed over the workers (prom-client's aggregation), and
+ * ready only when every worker says it is.
+ */
+function clusterAdminRoutes() {
+  const aggregator = new AggregatorRegistry();
+  let nextRequest = 0;
+  const askWorkers = async () => {
+    const workers = Object.values(cluster.workers ?? {}).filter(
+      (worker): worker is Worker => worker !== undefined && worker.isConnected(),
+    );
+    const requestId = nextRequest++;
+    return Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<{ pid: number; ready: boolean; checks: Readiness['checks'] | 'no answer' }>(
+            (resolve) => {
+              const pid = worker.process.pid ?? -1;
+              const timer = setTimeout(() => {
+                worker.off('message', onMessage);
+                resolve({ pid, ready: false, checks: 'no answer' });
+              }, WORKER_ANSWER_MS);
+              const onMessage = (message: unknown) => {
+                if (!isReadinessMessage(message) || message.requestId !== requestId) return;
+                if (message.readiness === undefined) return;
+                clearTimeout(timer);
+                worker.off('message', onMessage);
+                resolve({ pid, ...message.readiness });
+              };
+              worker.on('message', onMessage);
+              worker.send({ type: READINESS, requestId });
+            },
+          ),
+      ),
+    );
+  };
+  return {
+    '/healthz': async () =>
+      jsonAnswer(200, { status: 'ok', workers: Object.keys(cluster.workers ?? {}).length }),
+    '/readyz': async () => {
+      const workers = await askWorkers();
+      const ready = workers.length > 0 && workers.every((w) => w.ready);
+      return jsonAnswer(ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', workers });
+    },
+    '/metrics': () =>
+      metricsAnswer({
+        contentType: aggregator.contentType,
+        metrics: () => aggregator.clusterMetrics(),
+      }),
+  };
 }

@@ -1,13 +1,22 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { encodeComment, encodeRetry } from './sse.js';
+import {
+  sseBudgetsFor,
+  type SseBudgets,
+  type StreamBudget,
+  type StreamKind,
+} from './sse-budget.js';
 
 export interface SseHubOptions {
   /** At most one event per topic per client per interval (coalescing). */
   intervalMs: number;
   /** A comment line at least this often, so proxies and idle timers keep the stream. */
   heartbeatMs: number;
-  /** Clients per process; beyond it a client gets a retry hint and is closed. */
-  maxClients: number;
+  /**
+   * Streams per process of each kind, and per owner (a client address for anonymous stock
+   * streams, a user for order streams); beyond either a client gets a retry hint and is closed.
+   */
+  budgets: SseBudgets;
   /** A client whose socket has not drained for this long is dropped. */
   dropAfterMs: number;
   /** Reconnection delay sent to clients. */
@@ -22,15 +31,43 @@ export interface SseHubOptions {
 export const DEFAULT_SSE: SseHubOptions = {
   intervalMs: 100,
   heartbeatMs: 15_000,
-  maxClients: 20_000,
+  budgets: sseBudgetsFor(),
   dropAfterMs: 30_000,
   retryMs: 2_000,
   maxAgeMs: 10 * 60_000,
 };
 
+/** Which budget a stream counts against, and whose share of it. */
+export interface StreamClaim {
+  kind: StreamKind;
+  /** The client's address (stock streams) or user id (order streams). */
+  owner: string;
+}
+
+/** Options as callers give them: any field, and any single budget number, may be left out. */
+export type SseHubSettings = Partial<Omit<SseHubOptions, 'budgets'>> & {
+  budgets?: Partial<Record<StreamKind, Partial<StreamBudget>>>;
+};
+
+export function resolveSseOptions(
+  settings: SseHubSettings = {},
+  base: SseHubOptions = DEFAULT_SSE,
+): SseHubOptions {
+  const { budgets, ...rest } = settings;
+  return {
+    ...base,
+    ...rest,
+    budgets: {
+      stock: { ...base.budgets.stock, ...budgets?.stock },
+      order: { ...base.budgets.order, ...budgets?.order },
+    },
+  };
+}
+
 interface Client {
   res: ServerResponse;
   topic: string;
+  claim: StreamClaim;
   /** The latest event the socket had no room for; sent when it drains. */
   pending: Buffer | undefined;
   stalledSince: number | undefined;
@@ -64,6 +101,11 @@ export class SseHub {
   /** Topics a request is about to open (it is reading the snapshot): keep their events. */
   private readonly watched = new Map<string, number>();
   private clients = 0;
+  /** Open streams per kind, and per owner within a kind. */
+  private readonly streams = {
+    stock: { total: 0, byOwner: new Map<string, number>() },
+    order: { total: 0, byOwner: new Map<string, number>() },
+  };
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
   /** Counters for /metrics and tests. */
@@ -79,16 +121,30 @@ export class SseHub {
     return this.clients;
   }
 
+  /** Open streams of one kind (and of one owner of that kind). */
+  count(kind: StreamKind, owner?: string): number {
+    const open = this.streams[kind];
+    return owner === undefined ? open.total : (open.byOwner.get(owner) ?? 0);
+  }
+
+  private hasRoom({ kind, owner }: StreamClaim): boolean {
+    const budget = this.options.budgets[kind];
+    return this.count(kind) < budget.total && this.count(kind, owner) < budget.perOwner;
+  }
+
   /**
    * Starts a stream on `res`: headers, retry hint, then `initial` (the current state, unless the
-   * client already has it). Returns false when the process is full: the client got 200 with a
-   * retry hint and the stream is closed (a 4xx/5xx would stop browsers from reconnecting).
+   * client already has it). Returns false when the claim's budget is full (the kind's total or
+   * the owner's share): the client got 200 with a retry hint and the stream is closed (a
+   * 4xx/5xx would stop browsers from reconnecting). Separate budgets keep anonymous stock
+   * streams, which anyone can open, from taking the slots of owners following their orders.
    */
   open(
     req: IncomingMessage,
     res: ServerResponse,
     topic: string,
     initial: string | undefined,
+    claim: StreamClaim,
   ): boolean {
     // HEAD has no body, and Node sends a HEAD response's headers only on end(): a stream opened
     // for it would leave the client waiting forever while it holds a client slot.
@@ -97,7 +153,7 @@ export class SseHub {
       res.end();
       return false;
     }
-    if (this.closed || this.clients >= this.options.maxClients) {
+    if (this.closed || !this.hasRoom(claim)) {
       this.stats.refused += 1;
       res.writeHead(200, HEADERS);
       res.end(encodeRetry(this.options.retryMs * 2));
@@ -112,6 +168,7 @@ export class SseHub {
     const client: Client = {
       res,
       topic,
+      claim,
       pending: undefined,
       stalledSince: undefined,
       expiry: setTimeout(() => this.expire(client), age).unref(),
@@ -123,6 +180,9 @@ export class SseHub {
     }
     set.add(client);
     this.clients += 1;
+    const open = this.streams[claim.kind];
+    open.total += 1;
+    open.byOwner.set(claim.owner, (open.byOwner.get(claim.owner) ?? 0) + 1);
     // An event that arrived while the snapshot was being read goes out on the next tick.
     if (this.latest.has(topic)) this.dirty.add(topic);
     res.on('drain', () => {
@@ -258,6 +318,11 @@ export class SseHub {
     if (set?.delete(client) !== true) return;
     clearTimeout(client.expiry);
     this.clients -= 1;
+    const open = this.streams[client.claim.kind];
+    open.total -= 1;
+    const left = (open.byOwner.get(client.claim.owner) ?? 1) - 1;
+    if (left > 0) open.byOwner.set(client.claim.owner, left);
+    else open.byOwner.delete(client.claim.owner);
     if (set.size === 0) {
       this.topics.delete(client.topic);
       this.latest.delete(client.topic);

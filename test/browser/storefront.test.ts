@@ -85,14 +85,21 @@ describe('storefront in a real browser', () => {
     await page.close();
   });
 
-  it('without --demo-auth there is no demo login, and the page says so', async () => {
+  it('without --demo-auth the page says demo sign-in is off, shows the stock, and cannot buy', async () => {
+    await seed(s, { productId: 'shut', stock: 12, name: 'Locked ticket' });
     const locked = await startApi(s);
     const page = await browser.newPage();
-    await page.goto(`${locked.url}/?product=web&user=bob`);
+    await page.goto(`${locked.url}/?product=shut&user=bob`);
     await expect
       .poll(() => page.textContent('#status'), { timeout: 30_000 })
-      .toContain('--demo-auth');
+      .toBe(
+        'Demo sign-in is off on this server, so this page cannot buy. Live stock is still shown.',
+      );
+    // It states the fact to a shopper; it does not tell whoever reads it how to turn it on.
+    expect(await page.content()).not.toContain('--demo-auth');
+    expect(await page.textContent('#remaining')).toBe('12');
     expect(await page.isDisabled('#buy')).toBe(true);
+    expect(await page.isVisible('#signed-in')).toBe(false);
     await page.close();
   });
 });

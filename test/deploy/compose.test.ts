@@ -1,20 +1,45 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
+import { MissingVariableError, interpolate, references } from './interpolate.js';
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  volumes?: string[];
+  ports?: string[];
+  profiles?: string[];
+  environment?: Record<string, string>;
+  healthcheck?: { test?: string[] };
+}
+type Compose = { services: Record<string, Service> };
 
 const require = createRequire(import.meta.url);
 const root = new URL('../../', import.meta.url);
-const compose = parse(readFileSync(new URL('docker-compose.yml', root), 'utf8'), {
-  merge: true,
-}) as {
-  services: Record<
-    string,
-    { image?: string; build?: unknown; command?: string[]; volumes?: string[] }
-  >;
+const raw = readFileSync(new URL('docker-compose.yml', root), 'utf8');
+const parseCompose = (text: string) => parse(text, { merge: true }) as Compose;
+/** The file as written: `${...}` references not yet resolved. */
+const compose = parseCompose(raw);
+/** What `docker compose config` resolves, with `env` as the shell's environment. */
+const composeWith = (env: Record<string, string>) => parseCompose(interpolate(raw, env));
+
+const SECRETS = {
+  FSALE_JWT_SECRET: 'a-real-secret-from-the-operator-0123456789',
+  POSTGRES_PASSWORD: 'pgpassword0123',
 };
+const SECRET_NAME = /SECRET|PASSWORD|TOKEN|CREDENTIAL/i;
+/** Every file an operator copies into production. */
+const DEPLOY_FILES = ['docker-compose.yml', 'Dockerfile', ...deployFiles('deploy/')];
+
+function deployFiles(dir: string): string[] {
+  return readdirSync(new URL(dir, root), { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? deployFiles(`${dir}${entry.name}/`) : [`${dir}${entry.name}`],
+  );
+}
 
 describe('docker-compose.yml', () => {
   it('validates against the compose-spec JSON schema', () => {
@@ -36,18 +61,101 @@ describe('docker-compose.yml', () => {
     dropIds(schema);
     const ajv = new Ajv2019({ strict: false, validateFormats: false, allErrors: true });
     const validate = ajv.compile(schema);
-    const valid = validate(compose);
+    const resolved = composeWith(SECRETS);
+    const valid = validate(resolved);
     expect(validate.errors ?? [], JSON.stringify(validate.errors, null, 2)).toEqual([]);
     expect(valid).toBe(true);
     // The schema has teeth: a misplaced key or a wrong type is refused.
     expect(validate({ services: { api: { image: 'x', replicas: 2 } } })).toBe(false);
     expect(validate({ services: { api: { image: 'x', ports: 8080 } } })).toBe(false);
+    // The operator's secret is what the services get.
+    expect(resolved.services.api?.environment?.FSALE_JWT_SECRET).toBe(SECRETS.FSALE_JWT_SECRET);
+    expect(resolved.services.api?.environment?.DATABASE_URL).toBe(
+      `postgres://postgres:${SECRETS.POSTGRES_PASSWORD}@postgres:5432/fsale`,
+    );
+  });
+
+  it.each(Object.keys(SECRETS))(
+    'does not resolve without %s (unset or empty): a clear message names it',
+    (name) => {
+      for (const missing of [{}, { [name]: '' }]) {
+        const env = Object.fromEntries(
+          Object.entries({ ...SECRETS, ...missing }).filter(([k]) => k !== name || name in missing),
+        );
+        expect(() => composeWith(env)).toThrow(MissingVariableError);
+        expect(() => composeWith(env)).toThrow(
+          new RegExp(`^required variable ${name} is missing a value: set ${name} .*openssl rand`),
+        );
+      }
+    },
+  );
+
+  it('resolves references the way the compose specification says', () => {
+    const env = { SET: 'v', EMPTY: '' };
+    expect(interpolate('$SET ${SET} $${SET} ${NONE:-d} ${EMPTY:-d} ${EMPTY-d}', env)).toBe(
+      'v v ${SET} d d ',
+    );
+    expect(interpolate('${EMPTY?m}|${SET:+alt}|${NONE+alt}', env)).toBe('|alt|');
+    expect(() => interpolate('${EMPTY:?say why}', env)).toThrow(
+      'required variable EMPTY is missing a value: say why',
+    );
+    expect(() => interpolate('${NONE?m}', env)).toThrow(MissingVariableError);
+    expect(references('$$ ${A:?x} $B ${C:-d}').map((r) => `${r.name}${r.operator}`)).toEqual([
+      'A:?',
+      'B',
+      'C:-',
+    ]);
+  });
+
+  it('no service has a literal or defaulted secret, and no deploy file carries a default one', () => {
+    for (const [service, { environment = {} }] of Object.entries(compose.services)) {
+      for (const [variable, value] of Object.entries(environment)) {
+        const credentials = /^[a-z]+:\/\/[^/@:]*:([^@]*)@/.exec(value)?.[1];
+        if (!SECRET_NAME.test(variable) && credentials === undefined) continue;
+        // The secret (or the URL's password) is exactly one required reference.
+        const secret = credentials ?? value;
+        const refs = references(secret);
+        expect(refs, `${service}.${variable}`).toHaveLength(1);
+        expect(refs[0]?.operator, `${service}.${variable}`).toBe(':?');
+        expect(secret, `${service}.${variable}`).toMatch(/^\$\{[A-Z_]+:\?[^}]+\}$/);
+      }
+    }
+    for (const file of DEPLOY_FILES) {
+      const text = readFileSync(new URL(file, root), 'utf8');
+      for (const ref of references(text).filter((r) => SECRET_NAME.test(r.name))) {
+        expect(ref.operator, `${file}: \${${ref.name}${ref.operator}...}`).toBe(':?');
+      }
+      expect(text, file).not.toMatch(/change-me|changeme|ENV\s+\S*(SECRET|PASSWORD)/i);
+    }
+  });
+
+  it('demo auth only in the demo profile, published on loopback only; the API has its admin port on loopback', () => {
+    for (const [name, service] of Object.entries(compose.services)) {
+      const command = service.command ?? [];
+      if (!command.includes('--demo-auth')) continue;
+      expect(service.profiles, name).toEqual(['demo']);
+      expect(service.ports ?? [], name).toEqual(
+        (service.ports ?? []).filter((p) => p.startsWith('127.0.0.1:')),
+      );
+    }
+    expect(compose.services.demo?.command).toContain('--demo-auth');
+    const defaults = Object.entries(compose.services).filter(([, s]) => s.profiles === undefined);
+    for (const [name, service] of defaults)
+      expect(service.command ?? [], name).not.toContain('--demo-auth');
+
+    const api = compose.services.api;
+    const adminPort = api?.command?.[api.command.indexOf('--admin-port') + 1];
+    expect(adminPort).toMatch(/^\d+$/);
+    expect(api?.command).not.toContain('--admin-host');
+    expect(api?.ports).toBeUndefined();
+    expect(api?.healthcheck?.test?.join(' ')).toContain(`http://127.0.0.1:${adminPort}/readyz`);
   });
 
   it('has the agreed topology', () => {
     expect(Object.keys(compose.services).sort()).toEqual(
       [
         'api',
+        'demo',
         'flood',
         'gateway',
         'migrate',

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
 import { freePort, isListening } from '../../src/infra/local-services.js';
+import { send } from '../helpers/http.js';
 import { buy, freshKey, seed, startApi, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
 import { connectSse } from '../helpers/sse-client.js';
@@ -22,7 +23,12 @@ describe('the compose topology without containers: nginx (deploy/nginx.conf) in 
 
   beforeAll(async () => {
     s = await useTestServices();
-    apis = [await startApi(s), await startApi(s)];
+    // As compose runs them: X-Forwarded-For believed from the proxy's address only. One has
+    // demo auth on, to prove nginx never forwards it even when an API mounts it.
+    apis = [
+      await startApi(s, { trustProxy: 'loopback' }),
+      await startApi(s, { trustProxy: 'loopback', demoAuth: true }),
+    ];
     prefix = await mkdtemp(join(tmpdir(), 'fsale-nginx-'));
     // The very file compose mounts; only where it listens and its upstreams are ours.
     await copyFile(
@@ -100,5 +106,46 @@ describe('the compose topology without containers: nginx (deploy/nginx.conf) in 
     const next = await stream.waitFor((e) => e.event === 'stock' && e.id === '9');
     expect(JSON.parse(next.data)).toMatchObject({ remaining: 9 });
     stream.close();
+  });
+
+  it('forwards only the public API: /metrics, the demo sign-in and anything unknown stop at nginx', async () => {
+    for (const path of ['/metrics', '/demo/token?user=alice', '/admin', '/order', '/x/y/z']) {
+      for (let i = 0; i < 2; i++) {
+        // Twice, so both replicas would have had their turn.
+        const r = await send(nginxUrl, { path });
+        expect(r.status, path).toBe(404);
+        expect(r.body, path).not.toMatch(/fsale_|token/);
+      }
+    }
+    for (const api of apis) {
+      const seen = await api.app.sale.metrics.registry.getSingleMetricAsString(
+        'fsale_http_requests_total',
+      );
+      expect(seen).not.toMatch(/route="unmatched"|\/metrics|\/demo\/token/);
+    }
+    // What is public still passes.
+    await seed(s, { productId: 'ngxpub', stock: 3 });
+    expect((await send(nginxUrl, { path: '/products/ngxpub' })).status).toBe(200);
+    expect((await send(nginxUrl, { path: '/?product=ngxpub' })).status).toBe(200);
+    expect((await send(nginxUrl, { path: '/app.js' })).status).toBe(200);
+    expect((await send(nginxUrl, { path: '/healthz' })).status).toBe(200);
+    const ready = await send(nginxUrl, { path: '/readyz' });
+    expect(ready.status).toBe(200);
+    expect(JSON.parse(ready.body)).toEqual({ status: 'ready' });
+  });
+
+  it('a client cannot name another address through nginx: X-Forwarded-For is replaced, not appended', async () => {
+    await seed(s, { productId: 'ngxip', stock: 3 });
+    const streams = await Promise.all(
+      [1, 2, 3, 4].map((n) =>
+        connectSse(`${nginxUrl}/stock/ngxip/stream`, { 'x-forwarded-for': `203.0.113.${n}` }),
+      ),
+    );
+    for (const stream of streams) await stream.waitFor((e) => e.event === 'stock');
+    const counted = (owner: string) =>
+      apis.reduce((sum, api) => sum + api.app.sale.sse.count('stock', owner), 0);
+    expect(counted('127.0.0.1')).toBe(4);
+    expect(counted('203.0.113.1')).toBe(0);
+    for (const stream of streams) stream.close();
   });
 });

@@ -40,11 +40,17 @@ function parseBlock(block: string): ReceivedEvent | undefined {
 export function connectSse(
   url: string,
   headers: Record<string, string> = {},
+  /** Another loopback source address (127.0.0.2, ...) plays another client. */
+  localAddress?: string,
 ): Promise<SseConnection> {
   return new Promise((resolve, reject) => {
     const req = request(
       url,
-      { headers: { accept: 'text/event-stream', ...headers }, agent: false },
+      {
+        headers: { accept: 'text/event-stream', ...headers },
+        agent: false,
+        ...(localAddress === undefined ? {} : { localAddress }),
+      },
       (res) => {
         res.setEncoding('utf8');
         let buffer = '';

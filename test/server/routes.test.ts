@@ -3,6 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createTokenMinter } from '../../src/auth/tokens.js';
 import { productKeys } from '../../src/redis/keys.js';
 import { BUY_MODES } from '../../src/sale/buy.js';
+import { startAdminListener } from '../../src/server/admin.js';
+import { apiAdminRoutes } from '../../src/server/routes/health.js';
 import { send } from '../helpers/http.js';
 import { buy, freshKey, seed, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
@@ -340,23 +342,36 @@ describe.each(BUY_MODES)('API routes in %s mode', (mode) => {
     expect(await fullState(s, 'shoe')).toEqual(before);
   });
 
-  it('health, readiness and metrics', async () => {
+  it('health and a readiness without details in public; metrics and the checks on the admin listener', async () => {
     expect(JSON.parse((await send(api.url, { path: '/healthz' })).body)).toEqual({ status: 'ok' });
     const ready = await send(api.url, { path: '/readyz' });
     expect(ready.status).toBe(200);
-    expect(JSON.parse(ready.body)).toEqual({
-      status: 'ready',
-      checks: { redis: 'ok', postgres: 'ok' },
+    expect(JSON.parse(ready.body)).toEqual({ status: 'ready' });
+    expect((await send(api.url, { path: '/metrics' })).status).toBe(404);
+
+    const admin = await startAdminListener({
+      host: '127.0.0.1',
+      port: 0,
+      routes: apiAdminRoutes(api.app.sale),
     });
-    await api.app.sale.backpressure.sample();
-    const metrics = (await send(api.url, { path: '/metrics' })).body;
-    expect(metrics).toMatch(
-      new RegExp(`fsale_http_requests_total\\{route="/order/buy",status="${ACCEPTED}"\\} \\d+`),
-    );
-    expect(metrics).toMatch(/fsale_buy_outcomes_total\{outcome="accepted"\} \d+/);
-    expect(metrics).toMatch(
-      /fsale_http_request_duration_seconds_bucket\{le="0.005",route="\/order\/buy"\}/,
-    );
-    expect(metrics).toMatch(/fsale_order_stream_backlog\{product="shoe"\} \d+/);
+    try {
+      expect(JSON.parse((await send(admin.url, { path: '/readyz' })).body)).toEqual({
+        status: 'ready',
+        checks: { redis: 'ok', postgres: 'ok' },
+      });
+      await api.app.sale.backpressure.sample();
+      const metrics = (await send(admin.url, { path: '/metrics' })).body;
+      expect(metrics).toMatch(
+        new RegExp(`fsale_http_requests_total\\{route="/order/buy",status="${ACCEPTED}"\\} \\d+`),
+      );
+      expect(metrics).toMatch(/fsale_buy_outcomes_total\{outcome="accepted"\} \d+/);
+      expect(metrics).toMatch(
+        /fsale_http_request_duration_seconds_bucket\{le="0.005",route="\/order\/buy"\}/,
+      );
+      expect(metrics).toMatch(/fsale_order_stream_backlog\{product="shoe"\} \d+/);
+      expect((await send(admin.url, { method: 'POST', path: '/metrics' })).status).toBe(405);
+    } finally {
+      await admin.close();
+    }
   });
 });

@@ -15,7 +15,8 @@ describe('SSE', () => {
   let api: RunningApi;
   beforeAll(async () => {
     s = await useTestServices();
-    api = await startApi(s);
+    // Every client here shares 127.0.0.1: the per-address share must not be what is tested.
+    api = await startApi(s, { sse: { budgets: { stock: { perOwner: 10_000 } } } });
   });
 
   it('2,000 clients on one process all get the final stock after 1,000 buys, over one Redis subscription', async () => {
@@ -93,7 +94,7 @@ describe('SSE', () => {
   });
 
   it('a process at its client limit answers 200 with a retry hint and closes', async () => {
-    const small = await startApi(s, { sse: { maxClients: 2 } });
+    const small = await startApi(s, { sse: { budgets: { stock: { total: 2 } } } });
     await seed(s, { productId: 'tiny', stock: 3 });
     const a = await connectSse(`${small.url}/stock/tiny/stream`);
     const b = await connectSse(`${small.url}/stock/tiny/stream`);

@@ -41,13 +41,16 @@ describe('SseHub', () => {
     hub = new SseHub({
       intervalMs: 20,
       heartbeatMs: 60_000,
-      maxClients: 10,
+      budgets: { stock: { total: 10, perOwner: 10 }, order: { total: 10, perOwner: 10 } },
       dropAfterMs: 1000,
       retryMs: 1000,
       maxAgeMs: 60_000,
     });
     const res = new FakeResponse();
-    hub.open(fakeRequest, res as unknown as ServerResponse, 't', 'data: first\n\n');
+    hub.open(fakeRequest, res as unknown as ServerResponse, 't', 'data: first\n\n', {
+      kind: 'stock',
+      owner: 'a',
+    });
     for (let i = 0; i < 100; i++) hub.publish('t', () => `data: ${i}\n\n`);
     await tick(60);
     expect(res.received).toBe('retry: 1000\n\ndata: first\n\ndata: 99\n\n');
@@ -57,15 +60,21 @@ describe('SseHub', () => {
     hub = new SseHub({
       intervalMs: 10,
       heartbeatMs: 60_000,
-      maxClients: 10,
+      budgets: { stock: { total: 10, perOwner: 10 }, order: { total: 10, perOwner: 10 } },
       dropAfterMs: 10_000,
       retryMs: 1000,
       maxAgeMs: 60_000,
     });
     const slow = new FakeResponse();
     const fast = new FakeResponse();
-    hub.open(fakeRequest, slow as unknown as ServerResponse, 't', undefined);
-    hub.open(fakeRequest, fast as unknown as ServerResponse, 't', undefined);
+    hub.open(fakeRequest, slow as unknown as ServerResponse, 't', undefined, {
+      kind: 'stock',
+      owner: 'a',
+    });
+    hub.open(fakeRequest, fast as unknown as ServerResponse, 't', undefined, {
+      kind: 'stock',
+      owner: 'a',
+    });
     slow.stall();
     for (let i = 0; i < 5; i++) {
       hub.publish('t', () => `data: ${'x'.repeat(20)}${i}\n\n`);
@@ -84,13 +93,16 @@ describe('SseHub', () => {
     hub = new SseHub({
       intervalMs: 10,
       heartbeatMs: 60_000,
-      maxClients: 10,
+      budgets: { stock: { total: 10, perOwner: 10 }, order: { total: 10, perOwner: 10 } },
       dropAfterMs: 50,
       retryMs: 1000,
       maxAgeMs: 60_000,
     });
     const stuck = new FakeResponse();
-    hub.open(fakeRequest, stuck as unknown as ServerResponse, 't', undefined);
+    hub.open(fakeRequest, stuck as unknown as ServerResponse, 't', undefined, {
+      kind: 'stock',
+      owner: 'a',
+    });
     stuck.stall();
     hub.publish('t', () => `data: ${'y'.repeat(40)}\n\n`);
     await tick(20);
@@ -105,7 +117,7 @@ describe('SseHub', () => {
     hub = new SseHub({
       intervalMs: 10,
       heartbeatMs: 60_000,
-      maxClients: 10,
+      budgets: { stock: { total: 10, perOwner: 10 }, order: { total: 10, perOwner: 10 } },
       dropAfterMs: 1000,
       retryMs: 1000,
       maxAgeMs: 60_000,
@@ -113,14 +125,20 @@ describe('SseHub', () => {
     const release = hub.watch('order:1');
     hub.publish('order:1', () => 'data: paid\n\n'); // between the read and the open
     const res = new FakeResponse();
-    hub.open(fakeRequest, res as unknown as ServerResponse, 'order:1', 'data: queued\n\n');
+    hub.open(fakeRequest, res as unknown as ServerResponse, 'order:1', 'data: queued\n\n', {
+      kind: 'order',
+      owner: 'a',
+    });
     release();
     await tick(40);
     expect(res.received).toBe('retry: 1000\n\ndata: queued\n\ndata: paid\n\n');
     // Without a watcher or a client, events for a topic are not kept.
     hub.publish('order:2', () => 'data: paid\n\n');
     const late = new FakeResponse();
-    hub.open(fakeRequest, late as unknown as ServerResponse, 'order:2', undefined);
+    hub.open(fakeRequest, late as unknown as ServerResponse, 'order:2', undefined, {
+      kind: 'order',
+      owner: 'a',
+    });
     await tick(40);
     expect(late.received).toBe('retry: 1000\n\n');
   });
@@ -129,15 +147,21 @@ describe('SseHub', () => {
     hub = new SseHub({
       intervalMs: 10,
       heartbeatMs: 60_000,
-      maxClients: 10,
+      budgets: { stock: { total: 10, perOwner: 10 }, order: { total: 10, perOwner: 10 } },
       dropAfterMs: 60_000,
       retryMs: 1000,
       maxAgeMs: 80,
     });
     const reading = new FakeResponse();
     const stalled = new FakeResponse();
-    hub.open(fakeRequest, reading as unknown as ServerResponse, 't', 'data: first\n\n');
-    hub.open(fakeRequest, stalled as unknown as ServerResponse, 't', undefined);
+    hub.open(fakeRequest, reading as unknown as ServerResponse, 't', 'data: first\n\n', {
+      kind: 'stock',
+      owner: 'a',
+    });
+    hub.open(fakeRequest, stalled as unknown as ServerResponse, 't', undefined, {
+      kind: 'stock',
+      owner: 'a',
+    });
     stalled.stall();
     hub.publish('t', () => `data: ${'s'.repeat(40)}\n\n`); // more than its buffer holds
     await tick(40);

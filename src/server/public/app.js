@@ -19,11 +19,18 @@ function renderStock(remaining) {
   if (remaining === 0 && pendingKey === undefined) $('buy').disabled = true;
 }
 
+// The page signs in only through the demo login, which a production server does not have:
+// there it shows the live stock and says plainly that buying from this page is off.
+const DEMO_LOGIN_OFF =
+  'Demo sign-in is off on this server, so this page cannot buy. Live stock is still shown.';
+
 async function login() {
   const response = await fetch(`/demo/token?user=${encodeURIComponent(userId)}`);
-  if (!response.ok) throw new Error('demo login is off: start the API with --demo-auth');
+  if (response.status === 404) return false;
+  if (!response.ok) throw new Error(`sign-in failed (${response.status})`);
   ({ token } = await response.json());
   $('user').textContent = userId;
+  return true;
 }
 
 async function loadProduct() {
@@ -102,10 +109,13 @@ $('buy').addEventListener('click', () => void buy());
 $('retry').addEventListener('click', () => void buy());
 
 try {
-  await login();
   await loadProduct();
   followStock();
-  $('buy').disabled = false;
+  if (await login()) $('buy').disabled = $('remaining').textContent === '0';
+  else {
+    $('signed-in').hidden = true;
+    show(DEMO_LOGIN_OFF);
+  }
 } catch (error) {
   show(error.message);
 }

@@ -1,24 +1,55 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { describe } from '../../domain/errors.js';
+import { jsonAnswer, metricsAnswer, type AdminRoutes } from '../admin.js';
+import type { SaleContext } from '../app.js';
 
+/** Redis and PostgreSQL as this process sees them: 'ok' or the error, for the operator only. */
+export interface Readiness {
+  ready: boolean;
+  checks: { redis: string; postgres: string };
+}
+
+export async function checkReadiness(
+  sale: Pick<SaleContext, 'redis' | 'pool'>,
+): Promise<Readiness> {
+  const [redisCheck, pgCheck] = await Promise.allSettled([
+    sale.redis.ping(),
+    sale.pool.query('SELECT 1'),
+  ]);
+  const checks = {
+    redis: redisCheck.status === 'fulfilled' ? 'ok' : describe(redisCheck.reason),
+    postgres: pgCheck.status === 'fulfilled' ? 'ok' : describe(pgCheck.reason),
+  };
+  return { ready: checks.redis === 'ok' && checks.postgres === 'ok', checks };
+}
+
+export function readinessBody(readiness: Readiness) {
+  return { status: readiness.ready ? 'ready' : 'not_ready', checks: readiness.checks };
+}
+
+/** The admin listener's routes for one API process (see src/server/admin.ts). */
+export function apiAdminRoutes(sale: SaleContext): AdminRoutes {
+  return {
+    '/healthz': async () => jsonAnswer(200, { status: 'ok' }),
+    '/readyz': async () => {
+      const readiness = await checkReadiness(sale);
+      return jsonAnswer(readiness.ready ? 200 : 503, readinessBody(readiness));
+    },
+    '/metrics': () => metricsAnswer(sale.metrics.registry),
+  };
+}
+
+/**
+ * The public probes. Readiness says only ready or not: the checks carry connection errors
+ * (hosts, ports, PostgreSQL messages) that are for the operator, on the admin listener.
+ */
 export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { redis, pool, metrics } = app.sale;
-
   /** Liveness: the process answers. */
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   /** Readiness: Redis and PostgreSQL both answer; a load balancer should skip us otherwise. */
   app.get('/readyz', async (_request, reply) => {
-    const [redisCheck, pgCheck] = await Promise.allSettled([redis.ping(), pool.query('SELECT 1')]);
-    const checks = {
-      redis: redisCheck.status === 'fulfilled' ? 'ok' : describe(redisCheck.reason),
-      postgres: pgCheck.status === 'fulfilled' ? 'ok' : describe(pgCheck.reason),
-    };
-    const ready = checks.redis === 'ok' && checks.postgres === 'ok';
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
+    const { ready } = await checkReadiness(app.sale);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready' });
   });
-
-  app.get('/metrics', async (_request, reply) =>
-    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
-  );
 };

@@ -5,50 +5,36 @@ import { ProblemError } from '../problems.js';
 
 const ProductParams = Type.Object({ id: Type.String({ pattern: PRODUCT_ID.source }) });
 
-interface ProductRow {
-  id: string;
-  name: string;
-  price_cents: number;
-  stock_total: number;
-  per_user_limit: number;
-  starts_at: Date;
-}
+const ORDER_STATUSES = ['pending', 'paid', 'payment_failed', 'needs_reconciliation'] as const;
 
 export const productRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { redis, pool, keyPrefix } = app.sale;
+  const { redis, products, keyPrefix } = app.sale;
 
-  /** A product with its live stock (from Redis, where buys decrement it). */
+  /**
+   * A product with its live stock (from Redis, where buys decrement it); the product row and
+   * its order counts come from a per-process snapshot at most a second old
+   * (src/server/product-snapshots.ts), so this public route cannot tie up PostgreSQL.
+   */
   app.get('/products/:id', { schema: { params: ProductParams } }, async (request) => {
     const { id } = request.params;
-    const [{ rows }, counts, stock] = await Promise.all([
-      pool.query<ProductRow>(
-        'SELECT id, name, price_cents, stock_total, per_user_limit, starts_at FROM products WHERE id = $1',
-        [id],
-      ),
-      pool.query<{ status: string; n: number }>(
-        'SELECT status, count(*)::int AS n FROM orders WHERE product_id = $1 GROUP BY status',
-        [id],
-      ),
+    const [product, stock] = await Promise.all([
+      products.get(id),
       redis.get(productKeys(keyPrefix, id).stock),
     ]);
-    const row = rows[0];
-    if (row === undefined) throw new ProblemError('product_not_found');
+    if (product === undefined) throw new ProblemError('product_not_found');
     const remaining = Math.max(0, Number(stock ?? 0));
     return {
-      id: row.id,
-      name: row.name,
-      priceCents: row.price_cents,
-      stockTotal: row.stock_total,
+      id: product.id,
+      name: product.name,
+      priceCents: product.priceCents,
+      stockTotal: product.stockTotal,
       remaining,
       soldOut: remaining === 0,
-      perUserLimit: row.per_user_limit,
-      startsAt: row.starts_at.toISOString(),
+      perUserLimit: product.perUserLimit,
+      startsAt: product.startsAt.toISOString(),
       /** Persisted orders by status (queued ones are not in PostgreSQL yet). */
       orders: Object.fromEntries(
-        ['pending', 'paid', 'payment_failed', 'needs_reconciliation'].map((status) => [
-          status,
-          counts.rows.find((r) => r.status === status)?.n ?? 0,
-        ]),
+        ORDER_STATUSES.map((status) => [status, product.orders[status] ?? 0]),
       ),
     };
   });

@@ -60,6 +60,8 @@ export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
         reply.raw,
         `stock:${id}`,
         upToDate ? undefined : stockEvent(id, remaining),
+        // Anyone may open these, so each address gets a share (request.ip honours --trust-proxy).
+        { kind: 'stock', owner: request.ip },
       );
     } finally {
       release();
@@ -83,6 +85,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
           reply.raw,
           topic,
           upToDate ? undefined : orderEvent(order.orderId, order.productId, order.status),
+          { kind: 'order', owner: request.userId },
         );
       } finally {
         release();
