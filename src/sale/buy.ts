@@ -1,5 +1,6 @@
 import { idempotencyKey, productKeys, rateLimitKey, type ProductKeys } from '../redis/keys.js';
-import type { RespClient, RespReply } from '../redis/resp.js';
+import type { BuyPathRedis } from '../redis/resp-cluster.js';
+import type { RespReply } from '../redis/resp.js';
 import { BUY_SCRIPT, type BuyScriptReply } from '../redis/scripts.js';
 
 /**
@@ -86,7 +87,7 @@ function buyScriptReply(reply: RespReply): BuyScriptReply {
 
 /** Reserves stock for one buy in one Redis round trip (the buy script). */
 export async function reserveStock(
-  redis: RespClient,
+  redis: BuyPathRedis,
   prefix: string,
   request: BuyRequest,
   policy: BuyPolicy = DEFAULT_BUY_POLICY,
@@ -126,7 +127,7 @@ export async function reserveStock(
  * as the script would).
  */
 export async function replayStoredAnswer(
-  redis: RespClient,
+  redis: BuyPathRedis,
   prefix: string,
   request: Pick<BuyRequest, 'productId' | 'userId' | 'qty' | 'idempotencyKey'>,
 ): Promise<BuyResult | undefined> {
