@@ -32,12 +32,22 @@ export interface LocalCluster {
 }
 
 /** CLUSTER INFO of a node as a map. */
-async function clusterInfo(port: number): Promise<Map<string, string>> {
+function clusterInfo(port: number): Promise<Map<string, string>> {
+  return fields(port, ['CLUSTER', 'INFO']);
+}
+
+/** INFO replication of a node as a map. */
+function replication(port: number): Promise<Map<string, string>> {
+  return fields(port, ['INFO', 'replication']);
+}
+
+/** A `name:value` per line reply (CLUSTER INFO, INFO) of a node as a map. */
+async function fields(port: number, command: [string, ...string[]]): Promise<Map<string, string>> {
   const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
   client.on('error', () => undefined);
   try {
     await client.connect();
-    const text = String(await client.call('CLUSTER', 'INFO'));
+    const text = String(await client.call(...command));
     return new Map(
       text
         .split(/\r?\n/)
@@ -105,6 +115,19 @@ export async function startRedisCluster(given: RedisClusterOptions): Promise<Loc
         (info) =>
           info.get('cluster_state') === 'ok' &&
           info.get('cluster_known_nodes') === String(nodes.length),
+      );
+    });
+    // Replicas that still do their first full sync would make WAIT (--durability replica)
+    // and failovers meaningless for a while: ready means every replica is linked and synced.
+    await waitFor('every replica to finish its first sync', async () => {
+      const roles = await Promise.all(nodes.map((node) => replication(node.port)));
+      const linked = roles.filter((info) => info.get('role') === 'slave');
+      return (
+        linked.length === masters * replicas &&
+        linked.every(
+          (info) =>
+            info.get('master_link_status') === 'up' && info.get('master_sync_in_progress') === '0',
+        )
       );
     });
   } catch (error) {

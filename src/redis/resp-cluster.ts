@@ -17,6 +17,7 @@ import { ServiceUnavailableError } from '../domain/errors.js';
 import {
   RedisReplyError,
   RespClient,
+  type Durability,
   type LuaScript,
   type RespOptions,
   type RespReply,
@@ -31,7 +32,11 @@ const MAX_REDIRECTS = 5;
 /** What the buy path needs of its Redis client, on one node or a cluster. */
 export interface BuyPathRedis {
   call(args: readonly (string | number)[]): Promise<RespReply>;
-  evalScript(script: LuaScript, keysThenArgs: readonly (string | number)[]): Promise<RespReply>;
+  evalScript(
+    script: LuaScript,
+    keysThenArgs: readonly (string | number)[],
+    durability?: Durability,
+  ): Promise<RespReply>;
   quit(): Promise<void>;
   disconnect(): void;
 }
@@ -84,9 +89,13 @@ export class RespCluster implements BuyPathRedis {
   }
 
   /** Runs a script on the master of its first key (all its keys share one slot). */
-  evalScript(script: LuaScript, keysThenArgs: readonly (string | number)[]): Promise<RespReply> {
+  evalScript(
+    script: LuaScript,
+    keysThenArgs: readonly (string | number)[],
+    durability?: Durability,
+  ): Promise<RespReply> {
     return this.route(keySlot(String(keysThenArgs[0] ?? '')), (client) =>
-      client.evalScript(script, keysThenArgs),
+      client.evalScript(script, keysThenArgs, durability),
     );
   }
 

@@ -10,6 +10,7 @@ import { isServiceOutage } from '../../src/domain/errors.js';
 import { startRedisCluster, type LocalCluster } from '../../src/infra/local-cluster.js';
 import { productKeys } from '../../src/redis/keys.js';
 import { RespCluster } from '../../src/redis/resp-cluster.js';
+import { luaScript, mayHaveRun } from '../../src/redis/resp.js';
 import { keySlot } from '../../src/redis/slots.js';
 import { parseRedisTarget } from '../../src/redis/target.js';
 import { BuyCode, reserveStock } from '../../src/sale/buy.js';
@@ -146,6 +147,36 @@ describe('RespCluster, the buy path client on a Redis Cluster', () => {
       source.disconnect();
       destination.disconnect();
     }
+  });
+
+  it('with durability, a script counts only once a replica has it: a stopped replica makes it NOREPLICAS, mayHaveRun', async () => {
+    const productId = 'durable';
+    await seedOnCluster(productId, 10);
+    const keys = productKeys(PREFIX, productId);
+    const durability = { replicas: 1, timeoutMs: 500 };
+    const script = luaScript("return redis.call('DECR', KEYS[1])", 1);
+    expect(await client.evalScript(script, [keys.stock], durability)).toBe(9);
+
+    const master = await cluster.masterOf(keySlot(keys.stock));
+    const primary = await nodeClient(master.port);
+    const replicaPort = Number(
+      /slave0:ip=[^,]+,port=(\d+)/.exec(await primary.info('replication'))?.[1],
+    );
+    primary.disconnect();
+    const replica = cluster.nodes.find((n) => n.port === replicaPort);
+    if (replica === undefined) throw new Error('no replica found');
+    process.kill(replica.pid, 'SIGSTOP');
+    let failure: unknown;
+    try {
+      failure = await client.evalScript(script, [keys.stock], durability).catch((e: unknown) => e);
+    } finally {
+      process.kill(replica.pid, 'SIGCONT');
+    }
+    expect(String(failure)).toMatch(/NOREPLICAS 0 of 1/);
+    expect(isServiceOutage(failure)).toBe(true);
+    expect(mayHaveRun(failure)).toBe(true);
+    // It did run on the master: the unit is taken, only its safety is unproven.
+    expect(await client.call(['GET', keys.stock])).toBe('8');
   });
 
   it('a failover of the product master: buys fail as outages until the replica is promoted, then go on by themselves', async () => {
