@@ -12,6 +12,7 @@ import { PRODUCT_ID } from '../redis/keys.js';
 import { parseSeconds, parseSpike, ShapeSyntaxError } from '../load/arrivals.js';
 import { runFlood, type FloodOptions, type LoadModel } from '../load/flood.js';
 import { OUTCOME_CLASSES } from '../load/outcomes.js';
+import { WHOLE } from '../load/slices.js';
 import { renderHtmlReport } from '../load/report-html.js';
 import { renderProgress, renderSummary } from '../load/report-text.js';
 import type { FloodSummary } from '../load/summary.js';
@@ -132,6 +133,13 @@ Thresholds: METRIC OP NUMBER[UNIT], e.g. 'p99<50' (ms, every answered request),
       description: 'open model: requests out at once (beyond it the run is flagged)',
       default: 1000,
       min: 1,
+    }),
+    pipelining: Flags.integer({
+      description:
+        'open model: requests written on one connection before its answer (1: none; a crowd does not pipeline)',
+      default: 1,
+      min: 1,
+      max: 64,
     }),
     'max-send-lag': Flags.integer({
       description:
@@ -261,6 +269,7 @@ interface FloodFlags {
   seed?: number | undefined;
   timeout: string;
   'max-in-flight': number;
+  pipelining: number;
   'max-send-lag': number;
   follow: boolean;
   'follow-streams': number;
@@ -358,6 +367,8 @@ function buildOptions(flags: FloodFlags, jwtSecret: string, port: number): Flood
     seed: flags.seed ?? randomInt(2 ** 31),
     timeoutMs: parseSeconds(flags.timeout, '--timeout') * 1000,
     maxInFlight: flags['max-in-flight'],
+    pipelining: flags.pipelining,
+    slice: WHOLE,
     maxSendLagMs: flags['max-send-lag'],
     follow: flags.follow
       ? {

@@ -99,6 +99,9 @@ export interface FloodSummary {
     eventLoopDelayMs: { p50: number; p99: number; max: number } | null;
     maxInFlight: number;
     inFlightCapHits: number;
+    /** CPU this process used while sending (user + system, all threads), and per request sent. */
+    cpuSeconds: number;
+    cpuUsPerRequest: number | null;
   };
   timeline: TimelineRow[];
   audit: AuditSummary | null;
