@@ -37,7 +37,8 @@ accepted order to paid / payment_failed (SSE, with polling beyond --follow-strea
 the audit runs (--no-audit skips it) and --threshold gates are checked.
 
 Exit codes: 0 pass, 1 an invariant is violated (audit failed or a key reserved twice),
-2 bad input or a service cannot be reached, 3 a threshold was missed.
+2 bad input or a service cannot be reached, 3 a threshold was missed, 4 inconclusive: the
+generator could not keep to its schedule, so its figures include its own delay (never a pass).
 
 Thresholds: METRIC OP NUMBER[UNIT], e.g. 'p99<50' (ms, every answered request),
 'p99:accepted<=20ms', 'errors=0', 'error_rate<1%', 'orders=1000', 'second_reservations=0',

@@ -395,10 +395,15 @@ export async function runFlood(
       timeline: recorder.timeline.rows,
       audit,
       thresholds: [],
-      verdict: { ok: true, exitCode: 0, reasons: [] },
+      verdict: { ok: true, status: 'pass', exitCode: 0, reasons: [] },
     };
     summary.thresholds = evaluateThresholds(options.thresholds, floodMetrics(summary));
-    summary.verdict = verdict(recorder.secondReservations, audit, summary.thresholds);
+    summary.verdict = verdict({
+      secondReservations: recorder.secondReservations,
+      audit,
+      thresholds: summary.thresholds,
+      generatorLimits: reasons,
+    });
     return summary;
   } finally {
     clearInterval(progress);
