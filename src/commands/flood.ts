@@ -9,7 +9,13 @@ import { connectPostgres, type Pool } from '../db/pool.js';
 import { UsageError } from '../domain/errors.js';
 import { connectRedis, type Redis } from '../redis/client.js';
 import { PRODUCT_ID } from '../redis/keys.js';
-import { parseSeconds, parseSpike, ShapeSyntaxError } from '../load/arrivals.js';
+import {
+  parseSeconds,
+  parseSpike,
+  parseStages,
+  ShapeSyntaxError,
+  stagesSeconds,
+} from '../load/arrivals.js';
 import { runFlood, type FloodOptions, type LoadModel } from '../load/flood.js';
 import { OUTCOME_CLASSES } from '../load/outcomes.js';
 import { WHOLE } from '../load/slices.js';
@@ -64,13 +70,19 @@ Thresholds: METRIC OP NUMBER[UNIT], e.g. 'p99<50' (ms, every answered request),
     rate: Flags.integer({
       description: 'open model: arrivals per second (at full rate)',
       min: 1,
-      exclusive: ['connections'],
+      exclusive: ['connections', 'stages'],
+      helpGroup: 'SHAPE',
+    }),
+    stages: Flags.string({
+      description:
+        'open model: linear ramps between targets, DURATION:RATE,... from 0 (as k6 ramping-arrival-rate), e.g. 10s:1000,30s:5000,10s:0; the run lasts as long as the stages unless --duration/--requests stop it sooner',
+      exclusive: ['connections', 'rate', 'ramp'],
       helpGroup: 'SHAPE',
     }),
     connections: Flags.integer({
       description: 'closed model: connections, each with one buy in flight (autocannon)',
       min: 1,
-      exclusive: ['rate'],
+      exclusive: ['rate', 'stages'],
       helpGroup: 'SHAPE',
     }),
     ramp: Flags.string({
@@ -82,7 +94,6 @@ Thresholds: METRIC OP NUMBER[UNIT], e.g. 'p99<50' (ms, every answered request),
       description:
         'open model: multiply the rate by FACTOR from START for LENGTH (default 1s): FACTORx@START[:LENGTH], e.g. 5x@10s:2s; repeatable',
       multiple: true,
-      dependsOn: ['rate'],
       helpGroup: 'SHAPE',
     }),
     arrivals: Flags.string({
@@ -257,6 +268,7 @@ interface FloodFlags {
   product: string;
   qty: number;
   rate?: number | undefined;
+  stages?: string | undefined;
   connections?: number | undefined;
   ramp?: string | undefined;
   spike?: string[] | undefined;
@@ -312,12 +324,32 @@ function buildOptions(flags: FloodFlags, jwtSecret: string, port: number): Flood
       `--retry-ratio must be a fraction from 0 to below 1, got ${flags['retry-ratio']}`,
     );
 
+  const stages = flags.stages === undefined ? undefined : parseStages(flags.stages);
   const durationSeconds =
-    flags.requests === undefined ? parseSeconds(flags.duration ?? '10s', '--duration') : undefined;
+    flags.requests === undefined
+      ? flags.duration === undefined && stages !== undefined
+        ? stagesSeconds(stages)
+        : parseSeconds(flags.duration ?? '10s', '--duration')
+      : undefined;
   if (durationSeconds !== undefined && !(durationSeconds > 0))
     throw new UsageError('--duration must be positive');
+  if (flags.spike !== undefined && flags.rate === undefined && stages === undefined)
+    throw new UsageError('--spike needs --rate or --stages (it multiplies an open-model rate)');
   let model: LoadModel;
-  if (flags.rate !== undefined) {
+  if (stages !== undefined) {
+    model = {
+      kind: 'open',
+      shape: {
+        rate: Math.max(...stages.map((stage) => stage.target)),
+        rampSeconds: 0,
+        spikes: (flags.spike ?? []).map(parseSpike),
+        stages,
+      },
+      arrivals: flags.arrivals === 'poisson' ? 'poisson' : 'uniform',
+      durationSeconds,
+      requests: flags.requests,
+    };
+  } else if (flags.rate !== undefined) {
     model = {
       kind: 'open',
       shape: {
@@ -344,7 +376,7 @@ function buildOptions(flags: FloodFlags, jwtSecret: string, port: number): Flood
     };
   } else {
     throw new UsageError(
-      'give --rate <arrivals/s> (open model) or --connections <n> (closed model)',
+      'give --rate <arrivals/s> or --stages <duration:rate,...> (open model), or --connections <n> (closed model)',
     );
   }
 

@@ -333,6 +333,10 @@ export async function runFlood(
         rate: model.kind === 'open' ? model.shape.rate : null,
         rampSeconds: model.kind === 'open' ? model.shape.rampSeconds : 0,
         spikes: model.kind === 'open' ? [...model.shape.spikes] : [],
+        stages:
+          model.kind === 'open' && model.shape.stages !== undefined
+            ? [...model.shape.stages]
+            : null,
         arrivals: model.kind === 'open' ? model.arrivals : null,
         connections: model.kind === 'closed' ? model.connections : null,
         durationSeconds: model.durationSeconds ?? null,

@@ -47,7 +47,7 @@ export function renderSummary(s: FloodSummary): string {
   if (s.generator.limited) out.push(`${GENERATOR_LIMITED} ${s.generator.reasons.join('; ')}`);
   const load =
     s.load.model === 'open'
-      ? `open model, ${s.load.rate ?? 0} arrivals/s${s.load.rampSeconds > 0 ? `, ramp ${s.load.rampSeconds} s` : ''}${s.load.spikes.map((x) => `, spike ${x.factor}x@${x.atSeconds}s:${x.forSeconds}s`).join('')}`
+      ? `open model, ${s.load.stages !== null ? `stages ${s.load.stages.map((x) => `${x.durationSeconds}s:${x.target}`).join(',')}` : `${s.load.rate ?? 0} arrivals/s`}${s.load.rampSeconds > 0 ? `, ramp ${s.load.rampSeconds} s` : ''}${s.load.spikes.map((x) => `, spike ${x.factor}x@${x.atSeconds}s:${x.forSeconds}s`).join('')}`
       : `closed model, ${s.load.connections ?? 0} connections`;
   out.push(
     `fsale flood: ${s.target.url} product ${s.target.productId} — ${load}, ${s.load.users} users`,

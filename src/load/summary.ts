@@ -1,5 +1,5 @@
 import type { AuditReport, Check } from '../audit/audit.js';
-import type { ArrivalProcess, Spike } from './arrivals.js';
+import type { ArrivalProcess, Spike, Stage } from './arrivals.js';
 import type { FollowSummary } from './follow.js';
 import type { LatencyStats } from './latency.js';
 import { ERROR_CLASSES, OUTCOME_CLASSES, SHED_CLASSES, type OutcomeClass } from './outcomes.js';
@@ -17,6 +17,8 @@ export interface LoadSettings {
   rate: number | null;
   rampSeconds: number;
   spikes: Spike[];
+  /** --stages, else null. */
+  stages: Stage[] | null;
   arrivals: ArrivalProcess | null;
   /** Closed model: connections, each with one request in flight. */
   connections: number | null;
