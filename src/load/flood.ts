@@ -2,7 +2,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { AuditReport } from '../audit/audit.js';
 import { describe as describeError, UsageError } from '../domain/errors.js';
 import { ArrivalSchedule, seededRandom, type ArrivalProcess, type RateShape } from './arrivals.js';
-import { OrderFollower } from './follow.js';
+import { startFollower } from './follow-thread.js';
 import { latencyStats } from './latency.js';
 import { connectOpenModel, connectionsToWarm } from './open-model.js';
 import { OUTCOME_CLASSES, type OutcomeClass } from './outcomes.js';
@@ -126,13 +126,14 @@ export async function runFlood(
     (schedule !== undefined && model.durationSeconds !== undefined
       ? Math.ceil(schedule.expectedArrivals(model.durationSeconds))
       : options.users);
+  const tokenTtlSeconds =
+    3600 + Math.ceil((model.durationSeconds ?? 3600) + (options.follow?.timeoutMs ?? 0) / 1000);
   const plan = new PurchasePlan({
     jwtSecret: options.jwtSecret,
     users: options.users,
     userPrefix: options.userPrefix,
     keyPrefix: options.keyPrefix,
-    tokenTtlSeconds:
-      3600 + Math.ceil((model.durationSeconds ?? 3600) + (options.follow?.timeoutMs ?? 0) / 1000),
+    tokenTtlSeconds,
     productId: options.productId,
     qty: options.qty,
     retryRatio: options.retryRatio,
@@ -173,14 +174,16 @@ export async function runFlood(
   const follower =
     options.follow === undefined
       ? undefined
-      : new OrderFollower(
+      : startFollower(
           {
             url: options.url,
             productId: options.productId,
             maxStreams: options.follow.maxStreams,
             pollIntervalMs: options.follow.pollIntervalMs,
             pollConcurrency: options.follow.pollConcurrency,
-            token: (user) => plan.token(user),
+            jwtSecret: options.jwtSecret,
+            tokenTtlSeconds,
+            userPrefix: options.userPrefix,
           },
           recorder,
         );

@@ -219,6 +219,11 @@ export class FloodRecorder {
     });
   }
 
+  /** A followed order seen confirmed. */
+  confirmed(at: number): void {
+    this.timeline.confirmed(at);
+  }
+
   /** The first sign that the product sold out: a 409 sold_out or the stock stream at 0. */
   soldOut(at: number, source: 'response' | 'stock_stream'): void {
     // Before the first 202 it is a sale that was over before we came, not a sell-out we saw.
