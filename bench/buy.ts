@@ -43,7 +43,7 @@ const { values: args } = parseArgs({
     // flood: fsale flood's engine paced above capacity (the default: it is the project's own
     // generator and records by outcome); autocannon: the closed loop this benchmark used first.
     driver: { type: 'string', default: 'flood' },
-    'flood-rate': { type: 'string', default: '30000' },
+    'flood-rate': { type: 'string', default: '60000' },
     json: { type: 'boolean', default: false },
   },
 });
