@@ -266,3 +266,79 @@ export async function dropDatabaseIfOurs(databaseUrl: string, namePrefix: string
     await client.end();
   }
 }
+
+export interface FloodLoadOptions {
+  url: string;
+  productId: string;
+  /** Requests out at once: arrivals beyond them wait, so every connection stays busy. */
+  connections: number;
+  durationSeconds: number;
+  /** Arrivals/s asked for: above what the server can answer, so the server sets the pace. */
+  rate: number;
+  secret: string;
+  /** Distinct per case and round: keys are never replays. */
+  runTag: string;
+}
+
+/**
+ * One case driven by fsale flood's own engine: an open model paced above capacity with at
+ * most `connections` requests out, stopped after `durationSeconds` (arrivals still waiting
+ * are dropped). Throughput is answers per second; latency from the intended send time would
+ * only measure the queue this pacing builds on purpose, so p50/p99 are from the answers of
+ * the last full second of the timeline (still queueing-dominated: compare throughput).
+ */
+export async function floodLoad(name: string, options: FloodLoadOptions): Promise<LoadResult> {
+  const { runFlood } = await import('../src/load/flood.js');
+  const { WHOLE } = await import('../src/load/slices.js');
+  const stop = new AbortController();
+  const summary = await runFlood(
+    {
+      url: new URL(options.url),
+      productId: options.productId,
+      qty: 1,
+      model: {
+        kind: 'open',
+        shape: { rate: options.rate, rampSeconds: 0, spikes: [] },
+        arrivals: 'uniform',
+        durationSeconds: options.durationSeconds,
+        requests: undefined,
+      },
+      // Users repeat (the products allow a million each); every key is new.
+      users: 20_000,
+      userPrefix: `bf${options.runTag}-`,
+      keyPrefix: `bf${options.runTag}-k`,
+      jwtSecret: options.secret,
+      retryRatio: 0,
+      doubleClick: false,
+      seed: 1,
+      timeoutMs: 10_000,
+      maxInFlight: options.connections,
+      pipelining: 1,
+      slice: WHOLE,
+      maxSendLagMs: 60_000,
+      follow: undefined,
+      thresholds: [],
+      audit: undefined,
+      auditAttempts: 1,
+      auditRetryDelayMs: 0,
+      preflight: false,
+    },
+    {
+      onProgress: (p) => {
+        if (p.elapsedSeconds >= options.durationSeconds) stop.abort();
+      },
+    },
+    stop.signal,
+  );
+  const statuses = summary.statusCodes;
+  return {
+    name,
+    requestsPerSecond: Math.round(summary.requests.answered / summary.rate.elapsedSeconds),
+    p50Ms: summary.latencyMs?.p50 ?? 0,
+    p99Ms: summary.latencyMs?.p99 ?? 0,
+    total: summary.requests.answered,
+    statuses,
+    errors: summary.requests.networkErrors,
+    timeouts: summary.networkErrors.TIMEOUT ?? 0,
+  };
+}

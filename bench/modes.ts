@@ -23,6 +23,7 @@ import { connectRedis, deleteMatching } from '../src/redis/client.js';
 import { productKeys } from '../src/redis/keys.js';
 import type { BuyMode } from '../src/sale/buy.js';
 import { seedProduct } from '../src/sale/seed.js';
+import { WHOLE } from '../src/load/slices.js';
 import {
   benchScope,
   buyRequests,
@@ -300,6 +301,8 @@ export async function run(options: Partial<ModesOptions> = {}): Promise<ModesRes
           seed: 1,
           timeoutMs: 30_000,
           maxInFlight: 2_000,
+          pipelining: 1,
+          slice: WHOLE,
           maxSendLagMs: 50,
           follow: undefined,
           thresholds: [],

@@ -7,22 +7,47 @@ import { connectPostgres } from '../db/pool.js';
 import { connectRedis } from '../redis/client.js';
 import { seedProduct } from '../sale/seed.js';
 import { startStack } from '../stack/stack.js';
-import type { FloodSummary } from '../load/summary.js';
+import { EXIT, type FloodSummary } from '../load/summary.js';
 import { renderDemoSummary } from '../load/demo-summary.js';
+import { calibrate, CALIBRATION } from '../load/calibrate.js';
 import { stackFlags } from './up.js';
 
 const RUN_JS = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
+const CALIBRATION_PRODUCT = 'demo-calibration';
+
+/** Runs `fsale flood --json --quiet ARGS` in its own process (its own cores' worth of event loop). */
+function runFloodChild(args: string[], env: NodeJS.ProcessEnv): Promise<FloodSummary> {
+  return new Promise<FloodSummary>((resolve, reject) => {
+    const child = spawn(process.execPath, [RUN_JS, 'flood', '--json', '--quiet', ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.once('exit', (code) => {
+      try {
+        resolve(JSON.parse(out) as FloodSummary);
+      } catch {
+        reject(new Error(`flood exited with ${code} without a summary: ${out.slice(0, 500)}`));
+      }
+    });
+  });
+}
 
 export default class Demo extends FsaleCommand {
   static override summary = 'Run a whole flash sale on this machine and explain what happened.';
   static override description = `\`up\` + \`seed\` + \`flood\` (with follow-through to payment) + \`audit\`, then a summary a
 newcomer can read: how many tried, how many got one, time to sell out, ack latency,
 time to confirm, declines released, and whether every invariant held. Uses REDIS_URL /
-DATABASE_URL when they answer, else private servers under --data-dir. Exits 1 if any
-invariant fails. --html writes the flood report.`;
+DATABASE_URL when they answer, else private servers under --data-dir. Without --rate it first
+calibrates: a 6 s ramp against a sold-out product measures what this machine's generator can
+send next to the stack, and the sale runs at half of that, so the figures are the server's.
+Exits 1 if any invariant fails, 4 if the generator still fell behind (inconclusive). --html
+writes the flood report.`;
   static override examples = [
     '<%= config.bin %> demo',
     '<%= config.bin %> demo --stock 500 --users 10000 --rate 2000 --html report.html',
+    '<%= config.bin %> demo --users 50000   # the rate is calibrated to this machine first',
   ];
   static override enableJsonFlag = true;
   static override flags = {
@@ -53,8 +78,8 @@ invariant fails. --html writes the flood report.`;
       min: 1,
     }),
     rate: Flags.integer({
-      description: 'arrivals per second (open model)',
-      default: 2_000,
+      description:
+        "arrivals per second (open model) [default: calibrated: half of what this machine's generator sustains next to the stack, measured first]",
       min: 1,
     }),
     product: Flags.string({
@@ -97,29 +122,61 @@ invariant fails. --html writes the flood report.`;
       const pool = await connectPostgres(env.DATABASE_URL ?? '', { max: 2 });
       const redis = await connectRedis(env.REDIS_URL ?? '');
       try {
-        await seedProduct(
-          { pool, redis, keyPrefix: config.keyPrefix },
-          {
-            productId: flags.product,
-            stock: flags.stock,
-            name: 'Limited edition sneaker',
-            priceCents: 12_900,
+        const ctx = { pool, redis, keyPrefix: config.keyPrefix };
+        await seedProduct(ctx, {
+          productId: flags.product,
+          stock: flags.stock,
+          name: 'Limited edition sneaker',
+          priceCents: 12_900,
+          reset: true,
+        });
+        // Sold out from the start: the calibration gets the API's cheapest answer, and buys
+        // nothing of the sale's own product.
+        if (flags.rate === undefined)
+          await seedProduct(ctx, {
+            productId: CALIBRATION_PRODUCT,
+            stock: 0,
+            name: 'Calibration (sold out)',
+            priceCents: 100,
             reset: true,
-          },
-        );
+          });
       } finally {
         redis.disconnect();
         await pool.end();
       }
-      const seconds = Math.max(1, Math.ceil(flags.users / flags.rate));
+      let rate = flags.rate;
+      if (rate === undefined) {
+        say(
+          `calibrating: how fast can this machine's generator send next to the stack? (${CALIBRATION.seconds} s ramp to ${CALIBRATION.maxRate}/s against a sold-out product)`,
+        );
+        const probe = await runFloodChild(
+          [
+            '--url',
+            stack.apiUrl,
+            '--product',
+            CALIBRATION_PRODUCT,
+            '--stages',
+            `${CALIBRATION.seconds}s:${CALIBRATION.maxRate}`,
+            '--users',
+            '200000',
+            '--no-audit',
+            // Falling behind is what it looks for, not a reason to stop.
+            '--max-send-lag',
+            '60000',
+          ],
+          env,
+        );
+        const calibration = calibrate(probe.timeline, CALIBRATION);
+        rate = calibration.rate;
+        say(
+          `calibrated: the generator kept its schedule up to ${calibration.sustainedRate}/s (send lag and p99 within ${CALIBRATION.boundMs} ms); the sale runs at ${rate}/s (${CALIBRATION.share * 100} %, bounded ${CALIBRATION.minRate}-${CALIBRATION.maxDemoRate}), so its figures are the server's. --rate overrides`,
+        );
+      }
+      const seconds = Math.max(1, Math.ceil(flags.users / rate));
       say(
-        `selling ${flags.stock} units to ${flags.users} buyers arriving at ${flags.rate}/s (${seconds} s); storefront: ${stack.apiUrl}/?product=${flags.product}&user=you`,
+        `selling ${flags.stock} units to ${flags.users} buyers arriving at ${rate}/s (${seconds} s); storefront: ${stack.apiUrl}/?product=${flags.product}&user=you`,
       );
       const args = [
-        RUN_JS,
-        'flood',
-        '--json',
-        '--quiet',
         '--url',
         stack.apiUrl,
         '--product',
@@ -127,7 +184,7 @@ invariant fails. --html writes the flood report.`;
         '--users',
         String(flags.users),
         '--rate',
-        String(flags.rate),
+        String(rate),
         '--requests',
         String(flags.users),
         '--follow',
@@ -135,18 +192,7 @@ invariant fails. --html writes the flood report.`;
         '60s',
       ];
       if (flags.html !== undefined) args.push('--html', flags.html);
-      const summary = await new Promise<FloodSummary>((resolve, reject) => {
-        const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
-        let out = '';
-        child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-        child.once('exit', (code) => {
-          try {
-            resolve(JSON.parse(out) as FloodSummary);
-          } catch {
-            reject(new Error(`flood exited with ${code} without a summary: ${out.slice(0, 500)}`));
-          }
-        });
-      });
+      const summary = await runFloodChild(args, env);
       if (!this.jsonEnabled()) {
         this.log(
           renderDemoSummary(summary, {
@@ -158,6 +204,7 @@ invariant fails. --html writes the flood report.`;
       }
       if (summary.audit?.ok !== true || summary.idempotency.secondReservations > 0)
         process.exitCode = 1;
+      else if (summary.generator.limited) process.exitCode = EXIT.inconclusive;
       return summary;
     } finally {
       say('stopping the stack');

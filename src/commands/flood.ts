@@ -9,9 +9,16 @@ import { connectPostgres, type Pool } from '../db/pool.js';
 import { UsageError } from '../domain/errors.js';
 import { connectRedis, type Redis } from '../redis/client.js';
 import { PRODUCT_ID } from '../redis/keys.js';
-import { parseSeconds, parseSpike, ShapeSyntaxError } from '../load/arrivals.js';
+import {
+  parseSeconds,
+  parseSpike,
+  parseStages,
+  ShapeSyntaxError,
+  stagesSeconds,
+} from '../load/arrivals.js';
 import { runFlood, type FloodOptions, type LoadModel } from '../load/flood.js';
 import { OUTCOME_CLASSES } from '../load/outcomes.js';
+import { WHOLE } from '../load/slices.js';
 import { renderHtmlReport } from '../load/report-html.js';
 import { renderProgress, renderSummary } from '../load/report-text.js';
 import type { FloodSummary } from '../load/summary.js';
@@ -36,7 +43,8 @@ accepted order to paid / payment_failed (SSE, with polling beyond --follow-strea
 the audit runs (--no-audit skips it) and --threshold gates are checked.
 
 Exit codes: 0 pass, 1 an invariant is violated (audit failed or a key reserved twice),
-2 bad input or a service cannot be reached, 3 a threshold was missed.
+2 bad input or a service cannot be reached, 3 a threshold was missed, 4 inconclusive: the
+generator could not keep to its schedule, so its figures include its own delay (never a pass).
 
 Thresholds: METRIC OP NUMBER[UNIT], e.g. 'p99<50' (ms, every answered request),
 'p99:accepted<=20ms', 'errors=0', 'error_rate<1%', 'orders=1000', 'second_reservations=0',
@@ -62,13 +70,19 @@ Thresholds: METRIC OP NUMBER[UNIT], e.g. 'p99<50' (ms, every answered request),
     rate: Flags.integer({
       description: 'open model: arrivals per second (at full rate)',
       min: 1,
-      exclusive: ['connections'],
+      exclusive: ['connections', 'stages'],
+      helpGroup: 'SHAPE',
+    }),
+    stages: Flags.string({
+      description:
+        'open model: linear ramps between targets, DURATION:RATE,... from 0 (as k6 ramping-arrival-rate), e.g. 10s:1000,30s:5000,10s:0; the run lasts as long as the stages unless --duration/--requests stop it sooner',
+      exclusive: ['connections', 'rate', 'ramp'],
       helpGroup: 'SHAPE',
     }),
     connections: Flags.integer({
       description: 'closed model: connections, each with one buy in flight (autocannon)',
       min: 1,
-      exclusive: ['rate'],
+      exclusive: ['rate', 'stages'],
       helpGroup: 'SHAPE',
     }),
     ramp: Flags.string({
@@ -80,7 +94,6 @@ Thresholds: METRIC OP NUMBER[UNIT], e.g. 'p99<50' (ms, every answered request),
       description:
         'open model: multiply the rate by FACTOR from START for LENGTH (default 1s): FACTORx@START[:LENGTH], e.g. 5x@10s:2s; repeatable',
       multiple: true,
-      dependsOn: ['rate'],
       helpGroup: 'SHAPE',
     }),
     arrivals: Flags.string({
@@ -132,6 +145,13 @@ Thresholds: METRIC OP NUMBER[UNIT], e.g. 'p99<50' (ms, every answered request),
       description: 'open model: requests out at once (beyond it the run is flagged)',
       default: 1000,
       min: 1,
+    }),
+    pipelining: Flags.integer({
+      description:
+        'open model: requests written on one connection before its answer (1: none; a crowd does not pipeline)',
+      default: 1,
+      min: 1,
+      max: 64,
     }),
     'max-send-lag': Flags.integer({
       description:
@@ -248,6 +268,7 @@ interface FloodFlags {
   product: string;
   qty: number;
   rate?: number | undefined;
+  stages?: string | undefined;
   connections?: number | undefined;
   ramp?: string | undefined;
   spike?: string[] | undefined;
@@ -261,6 +282,7 @@ interface FloodFlags {
   seed?: number | undefined;
   timeout: string;
   'max-in-flight': number;
+  pipelining: number;
   'max-send-lag': number;
   follow: boolean;
   'follow-streams': number;
@@ -302,12 +324,32 @@ function buildOptions(flags: FloodFlags, jwtSecret: string, port: number): Flood
       `--retry-ratio must be a fraction from 0 to below 1, got ${flags['retry-ratio']}`,
     );
 
+  const stages = flags.stages === undefined ? undefined : parseStages(flags.stages);
   const durationSeconds =
-    flags.requests === undefined ? parseSeconds(flags.duration ?? '10s', '--duration') : undefined;
+    flags.requests === undefined
+      ? flags.duration === undefined && stages !== undefined
+        ? stagesSeconds(stages)
+        : parseSeconds(flags.duration ?? '10s', '--duration')
+      : undefined;
   if (durationSeconds !== undefined && !(durationSeconds > 0))
     throw new UsageError('--duration must be positive');
+  if (flags.spike !== undefined && flags.rate === undefined && stages === undefined)
+    throw new UsageError('--spike needs --rate or --stages (it multiplies an open-model rate)');
   let model: LoadModel;
-  if (flags.rate !== undefined) {
+  if (stages !== undefined) {
+    model = {
+      kind: 'open',
+      shape: {
+        rate: Math.max(...stages.map((stage) => stage.target)),
+        rampSeconds: 0,
+        spikes: (flags.spike ?? []).map(parseSpike),
+        stages,
+      },
+      arrivals: flags.arrivals === 'poisson' ? 'poisson' : 'uniform',
+      durationSeconds,
+      requests: flags.requests,
+    };
+  } else if (flags.rate !== undefined) {
     model = {
       kind: 'open',
       shape: {
@@ -334,7 +376,7 @@ function buildOptions(flags: FloodFlags, jwtSecret: string, port: number): Flood
     };
   } else {
     throw new UsageError(
-      'give --rate <arrivals/s> (open model) or --connections <n> (closed model)',
+      'give --rate <arrivals/s> or --stages <duration:rate,...> (open model), or --connections <n> (closed model)',
     );
   }
 
@@ -358,6 +400,8 @@ function buildOptions(flags: FloodFlags, jwtSecret: string, port: number): Flood
     seed: flags.seed ?? randomInt(2 ** 31),
     timeoutMs: parseSeconds(flags.timeout, '--timeout') * 1000,
     maxInFlight: flags['max-in-flight'],
+    pipelining: flags.pipelining,
+    slice: WHOLE,
     maxSendLagMs: flags['max-send-lag'],
     follow: flags.follow
       ? {

@@ -13,12 +13,23 @@ export interface Spike {
   forSeconds: number;
 }
 
+/** One stage of `--stages`: the rate goes linearly to `target` over `durationSeconds`. */
+export interface Stage {
+  durationSeconds: number;
+  target: number;
+}
+
 export interface RateShape {
-  /** Arrivals per second once ramped up. */
+  /** Arrivals per second once ramped up (with stages: their highest target). */
   rate: number;
   /** Seconds of linear ramp from 0 to `rate` (0: start at full rate). */
   rampSeconds: number;
   spikes: readonly Spike[];
+  /**
+   * k6's ramping-arrival-rate: from 0, each stage ramps linearly from the previous target to
+   * its own; past the last stage the rate is 0. Replaces `rate` and `rampSeconds` when given.
+   */
+  stages?: readonly Stage[] | undefined;
 }
 
 export class ShapeSyntaxError extends Error {
@@ -61,6 +72,31 @@ export function parseSpike(text: string): Spike {
   return { factor, atSeconds, forSeconds };
 }
 
+/** `--stages 10s:1000,30s:5000,10s:0`: DURATION:TARGET, comma-separated, durations positive. */
+export function parseStages(text: string): Stage[] {
+  const parts = text.split(',').map((p) => p.trim());
+  const stages = parts.map((part) => {
+    const match = /^([^:]+):(\d+(?:\.\d+)?)$/.exec(part);
+    if (match === null)
+      throw new ShapeSyntaxError(
+        `--stages must look like 10s:1000,30s:5000,10s:0 (duration:arrivals per second, ...), got ${JSON.stringify(part)} in ${JSON.stringify(text)}`,
+      );
+    const durationSeconds = parseSeconds(match[1] ?? '', '--stages duration');
+    if (!(durationSeconds > 0))
+      throw new ShapeSyntaxError(
+        `--stages durations must be positive, got ${JSON.stringify(part)}`,
+      );
+    return { durationSeconds, target: Number(match[2]) };
+  });
+  if (!stages.some((stage) => stage.target > 0))
+    throw new ShapeSyntaxError(`--stages must reach a rate above 0, got ${JSON.stringify(text)}`);
+  return stages;
+}
+
+/** How long the stages last together. */
+export const stagesSeconds = (stages: readonly Stage[]): number =>
+  stages.reduce((sum, stage) => sum + stage.durationSeconds, 0);
+
 interface Segment {
   start: number;
   end: number;
@@ -78,13 +114,22 @@ export class ArrivalSchedule {
    * @param horizonSeconds where the schedule ends (the run's duration); undefined runs forever
    *   (a run bounded by a request count).
    */
+  readonly horizonSeconds: number | undefined;
+
   constructor(
     readonly shape: RateShape,
-    readonly horizonSeconds: number | undefined,
+    horizon: number | undefined,
   ) {
     if (!(shape.rate > 0)) throw new ShapeSyntaxError('the rate must be positive');
+    // Stages end the schedule: past the last one the rate is 0.
+    const stagesEnd = shape.stages === undefined ? undefined : stagesSeconds(shape.stages);
+    const horizonSeconds =
+      stagesEnd === undefined ? horizon : Math.min(horizon ?? Infinity, stagesEnd);
+    this.horizonSeconds = horizonSeconds;
     const points = new Set<number>([0]);
     if (shape.rampSeconds > 0) points.add(shape.rampSeconds);
+    let stageEnd = 0;
+    for (const stage of shape.stages ?? []) points.add((stageEnd += stage.durationSeconds));
     for (const spike of shape.spikes) {
       points.add(spike.atSeconds);
       points.add(spike.atSeconds + spike.forSeconds);
@@ -101,14 +146,17 @@ export class ArrivalSchedule {
       // Spikes are constant over a segment (their edges are breakpoints); sample the middle.
       const factor = this.spikeFactor(Number.isFinite(end) ? (start + end) / 2 : start + 0.5);
       const r0 = this.baseRate(start) * factor;
-      const r1 = (Number.isFinite(end) ? this.baseRate(end) : this.shape.rate) * factor;
+      // The rate is continuous at stage and ramp edges, so its value at `end` is the limit
+      // from inside the segment. Open-ended: the last rate goes on.
+      const r1 = (Number.isFinite(end) ? this.baseRate(end) : this.baseRate(start)) * factor;
       this.segments.push({ start, end, r0, r1, before });
       if (Number.isFinite(end)) before += ((r0 + r1) / 2) * (end - start);
     }
   }
 
   private baseRate(t: number): number {
-    const { rate, rampSeconds } = this.shape;
+    const { rate, rampSeconds, stages } = this.shape;
+    if (stages !== undefined) return stageRate(stages, t);
     return rampSeconds > 0 && t < rampSeconds ? (rate * t) / rampSeconds : rate;
   }
 
@@ -158,6 +206,20 @@ export class ArrivalSchedule {
   meanRate(seconds: number): number {
     return seconds > 0 ? this.expectedArrivals(seconds) / seconds : 0;
   }
+}
+
+/** The rate of `stages` at t: linear from the previous stage's target (0 first) to this one's. */
+function stageRate(stages: readonly Stage[], t: number): number {
+  let from = 0;
+  let start = 0;
+  for (const stage of stages) {
+    const end = start + stage.durationSeconds;
+    if (t < end) return from + ((stage.target - from) * (t - start)) / stage.durationSeconds;
+    from = stage.target;
+    start = end;
+  }
+  // At the very end of the last stage its target is the limit from the left.
+  return t === start ? from : 0;
 }
 
 /** A small seedable PRNG (mulberry32): runs with the same --seed send the same sequence. */

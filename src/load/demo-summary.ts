@@ -1,3 +1,5 @@
+import { OUTCOME_CLASSES, OUTCOME_LABELS } from './outcomes.js';
+import { GENERATOR_LIMITED } from './report-text.js';
 import type { FloodSummary } from './summary.js';
 
 const n = (value: number) => value.toLocaleString('en-US');
@@ -16,11 +18,18 @@ export function renderDemoSummary(
   const audit = summary.audit;
   const soldOut = summary.outcomes.sold_out.count;
   const failedChecks = audit?.checks.filter((c) => !c.ok) ?? [];
+  // Every request in exactly one class, the rare ones included: a handful of 5xx or network
+  // errors in a 20,000-buyer sale must show up as what they were.
+  const answers = OUTCOME_CLASSES.filter((c) => summary.outcomes[c].count > 0)
+    .map((c) => `${n(summary.outcomes[c].count)} ${OUTCOME_LABELS[c]}`)
+    .join(', ');
   const lines = [
     '',
+    ...(summary.generator.limited ? [GENERATOR_LIMITED, ''] : []),
     `A flash sale of ${n(context.stock)} units`,
     `  tried to buy          ${n(summary.requests.first)} buyers (${n(summary.requests.sent)} requests at ${n(Math.round(summary.rate.achieved))}/s)`,
     `  got one               ${n(accepted)} orders accepted; ${n(soldOut)} told "sold out"`,
+    `  answers               ${answers === '' ? 'none' : answers}`,
     `  sold out after        ${s(summary.sale.timeToSellOutMs)} from the first accepted buy`,
     `  ack latency           p50 ${ms(summary.outcomes.accepted.latencyMs?.p50)}, p99 ${ms(summary.outcomes.accepted.latencyMs?.p99)} (202 answers)`,
   ];
@@ -39,8 +48,8 @@ export function renderDemoSummary(
         ? `  invariants            OK: all ${audit.checks.length} checks hold (no oversell, nothing lost, one charge per order)`
         : `  invariants            FAILED: ${failedChecks.map((c) => `${c.name} (expected ${c.expected}, got ${c.actual})`).join('; ')}`,
     summary.generator.limited
-      ? `  load generator        fell behind its schedule (this machine's cores are shared by every process; latencies include that wait): ${summary.generator.reasons[0] ?? ''}`
-      : '  load generator        kept to its schedule',
+      ? `  load generator        INCONCLUSIVE: fell behind its schedule (this machine's cores are shared by every process; latencies include that wait): ${summary.generator.reasons.join('; ')}`
+      : `  load generator        kept to its schedule (send lag p99 ${ms(summary.generator.sendLagMs?.p99)}, ${summary.generator.cpuUsPerRequest ?? '-'} µs CPU per request)`,
     `  whole demo            ${context.wallSeconds.toFixed(1)} s`,
     '',
   );

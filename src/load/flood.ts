@@ -2,11 +2,12 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { AuditReport } from '../audit/audit.js';
 import { describe as describeError, UsageError } from '../domain/errors.js';
 import { ArrivalSchedule, seededRandom, type ArrivalProcess, type RateShape } from './arrivals.js';
-import { OrderFollower } from './follow.js';
+import { startFollower } from './follow-thread.js';
 import { latencyStats } from './latency.js';
-import { runOpenModel } from './open-model.js';
+import { connectOpenModel, connectionsToWarm } from './open-model.js';
 import { OUTCOME_CLASSES, type OutcomeClass } from './outcomes.js';
 import { PurchasePlan } from './plan.js';
+import type { Slice } from './slices.js';
 import { FloodRecorder } from './recorder.js';
 import {
   SUMMARY_VERSION,
@@ -49,6 +50,10 @@ export interface FloodOptions {
   seed: number;
   timeoutMs: number;
   maxInFlight: number;
+  /** Open model: requests written on one connection before its answer (1: no pipelining). */
+  pipelining: number;
+  /** The share of the sale's buyers this process runs (--part, --threads); WHOLE by default. */
+  slice: Slice;
   /** The generator is flagged when its send lag or event-loop delay p99 exceeds this. */
   maxSendLagMs: number;
   follow:
@@ -121,34 +126,64 @@ export async function runFlood(
     (schedule !== undefined && model.durationSeconds !== undefined
       ? Math.ceil(schedule.expectedArrivals(model.durationSeconds))
       : options.users);
+  const tokenTtlSeconds =
+    3600 + Math.ceil((model.durationSeconds ?? 3600) + (options.follow?.timeoutMs ?? 0) / 1000);
   const plan = new PurchasePlan({
     jwtSecret: options.jwtSecret,
     users: options.users,
     userPrefix: options.userPrefix,
     keyPrefix: options.keyPrefix,
-    tokenTtlSeconds:
-      3600 + Math.ceil((model.durationSeconds ?? 3600) + (options.follow?.timeoutMs ?? 0) / 1000),
+    tokenTtlSeconds,
     productId: options.productId,
     qty: options.qty,
     retryRatio: options.retryRatio,
     random,
-    premint: Math.min(expectedArrivals, 200_000),
+    // The open model signs the tokens of the buyers it will use in prepare(); the closed model
+    // signs the first ones now and the rest on first use.
+    premint: model.kind === 'closed' ? Math.min(expectedArrivals, 200_000) : 0,
   });
+  // Every arrival of the open model, prepared before the clock starts.
+  const prepared =
+    model.kind === 'open' && schedule !== undefined
+      ? plan.prepare({
+          schedule,
+          process: model.arrivals,
+          limit: model.requests,
+          slice: options.slice,
+        })
+      : undefined;
+
+  const target = { url: options.url, timeoutMs: options.timeoutMs };
+  const maxConnections = Math.ceil(options.maxInFlight / options.pipelining);
+  const openModel =
+    prepared === undefined
+      ? undefined
+      : await connectOpenModel(target, plan.body, {
+          arrivals: prepared,
+          doubleClick: options.doubleClick,
+          maxInFlight: options.maxInFlight,
+          pipelining: options.pipelining,
+          warmUp: {
+            connections: connectionsToWarm(prepared.times, maxConnections),
+            path: `/products/${encodeURIComponent(options.productId)}`,
+          },
+        });
 
   const startedWall = new Date();
   const recorder = new FloodRecorder();
-  const target = { url: options.url, timeoutMs: options.timeoutMs };
   const follower =
     options.follow === undefined
       ? undefined
-      : new OrderFollower(
+      : startFollower(
           {
             url: options.url,
             productId: options.productId,
             maxStreams: options.follow.maxStreams,
             pollIntervalMs: options.follow.pollIntervalMs,
             pollConcurrency: options.follow.pollConcurrency,
-            token: (user) => plan.token(user),
+            jwtSecret: options.jwtSecret,
+            tokenTtlSeconds,
+            userPrefix: options.userPrefix,
           },
           recorder,
         );
@@ -184,23 +219,13 @@ export async function runFlood(
   }, 1000);
   const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   loop.enable();
+  // The generator's own CPU over the load phase (every thread of this process): what a request
+  // costs the side that sends it, to compare with what it costs the server.
+  const cpuAtStart = process.cpuUsage();
 
   try {
-    if (model.kind === 'open' && schedule !== undefined) {
-      await runOpenModel(
-        target,
-        plan,
-        recorder,
-        {
-          schedule,
-          process: model.arrivals,
-          random,
-          arrivals: model.requests,
-          doubleClick: options.doubleClick,
-          maxInFlight: options.maxInFlight,
-        },
-        signal,
-      );
+    if (openModel !== undefined) {
+      await openModel(recorder, signal);
     } else if (model.kind === 'closed') {
       // Loaded only when used: autocannon and its dependencies take a while to import.
       const { runClosedModel } = await import('./closed-model.js');
@@ -220,6 +245,8 @@ export async function runFlood(
     loop.disable();
     recorder.timeline.close();
     const loadEndedAt = performance.now();
+    const cpu = process.cpuUsage(cpuAtStart);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
 
     if (follower !== undefined && options.follow !== undefined) {
       phase = 'follow';
@@ -309,6 +336,10 @@ export async function runFlood(
         rate: model.kind === 'open' ? model.shape.rate : null,
         rampSeconds: model.kind === 'open' ? model.shape.rampSeconds : 0,
         spikes: model.kind === 'open' ? [...model.shape.spikes] : [],
+        stages:
+          model.kind === 'open' && model.shape.stages !== undefined
+            ? [...model.shape.stages]
+            : null,
         arrivals: model.kind === 'open' ? model.arrivals : null,
         connections: model.kind === 'closed' ? model.connections : null,
         durationSeconds: model.durationSeconds ?? null,
@@ -365,14 +396,21 @@ export async function runFlood(
         eventLoopDelayMs,
         maxInFlight: recorder.maxInFlight,
         inFlightCapHits: recorder.inFlightCapHits,
+        cpuSeconds: round(cpuSeconds, 3),
+        cpuUsPerRequest: recorder.sent > 0 ? round((cpuSeconds * 1e6) / recorder.sent, 1) : null,
       },
       timeline: recorder.timeline.rows,
       audit,
       thresholds: [],
-      verdict: { ok: true, exitCode: 0, reasons: [] },
+      verdict: { ok: true, status: 'pass', exitCode: 0, reasons: [] },
     };
     summary.thresholds = evaluateThresholds(options.thresholds, floodMetrics(summary));
-    summary.verdict = verdict(recorder.secondReservations, audit, summary.thresholds);
+    summary.verdict = verdict({
+      secondReservations: recorder.secondReservations,
+      audit,
+      thresholds: summary.thresholds,
+      generatorLimits: reasons,
+    });
     return summary;
   } finally {
     clearInterval(progress);

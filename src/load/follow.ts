@@ -2,7 +2,15 @@ import { Agent, request } from 'node:http';
 import { EventSource } from 'eventsource';
 import { TERMINAL_STATUSES, type OrderStatus } from '../domain/order-status.js';
 import { latencyStats, newHistogram, recordMs, type LatencyStats } from './latency.js';
-import type { AcceptedOrder, FloodRecorder } from './recorder.js';
+import type { AcceptedOrder } from './recorder.js';
+
+/** What the follower tells the run: the FloodRecorder, or its stand-in in a follow thread. */
+export interface FollowSink {
+  readonly startedAt: number;
+  readonly firstAcceptedAt: number | undefined;
+  soldOut(at: number, source: 'stock_stream'): void;
+  confirmed(at: number): void;
+}
 
 // --follow: every accepted order is tracked to a terminal state (paid or payment_failed).
 // The first `maxStreams` open orders each get an SSE stream (GET /order/:id/stream, exact
@@ -105,7 +113,7 @@ export class OrderFollower {
 
   constructor(
     private readonly options: FollowOptions,
-    private readonly recorder: FloodRecorder,
+    private readonly recorder: FollowSink,
   ) {
     this.agent = new Agent({ keepAlive: true, maxSockets: options.pollConcurrency });
     this.timer = setInterval(() => this.poll(), Math.min(100, options.pollIntervalMs));
@@ -185,7 +193,7 @@ export class OrderFollower {
     if (status === 'paid') {
       recordMs(this.confirm, now - followed.order.clickAt);
       this.lastConfirmedAt = now;
-      this.recorder.timeline.confirmed(now);
+      this.recorder.confirmed(now);
     }
     if (this.open.size === 0) this.idle?.();
   }

@@ -33,6 +33,9 @@ export interface TimelineRow {
   max: number | null;
   /** Followed orders seen confirmed in this second. */
   confirmed: number;
+  /** The generator's worst send lag in this second (ms), and the most requests out at once. */
+  sendLagMax: number;
+  inFlightMax: number;
 }
 
 const zeroOutcomes = (): Record<OutcomeClass, number> =>
@@ -62,6 +65,8 @@ export class Timeline {
         p99: null,
         max: null,
         confirmed: 0,
+        sendLagMax: 0,
+        inFlightMax: 0,
       });
     }
     const row = this.rows[second];
@@ -69,8 +74,11 @@ export class Timeline {
     return row;
   }
 
-  sent(at: number): void {
-    this.row(this.secondOf(at)).sent += 1;
+  sent(at: number, lagMs: number, inFlight: number): void {
+    const row = this.row(this.secondOf(at));
+    row.sent += 1;
+    if (lagMs > row.sendLagMax) row.sendLagMax = Math.round(lagMs * 1000) / 1000;
+    if (inFlight > row.inFlightMax) row.inFlightMax = inFlight;
   }
 
   answered(at: number, outcome: OutcomeClass, latencyMs: number | undefined): void {
@@ -156,7 +164,7 @@ export class FloodRecorder {
     this.inFlight += 1;
     if (this.inFlight > this.maxInFlight) this.maxInFlight = this.inFlight;
     this.lastSendAt = at;
-    this.timeline.sent(at);
+    this.timeline.sent(at, lagMs ?? 0, this.inFlight);
     if (lagMs !== undefined) recordMs(this.sendLag, Math.max(0, lagMs));
   }
 
@@ -209,6 +217,11 @@ export class FloodRecorder {
       clickAt: attempt.intendedAt,
       acceptedAt: at,
     });
+  }
+
+  /** A followed order seen confirmed. */
+  confirmed(at: number): void {
+    this.timeline.confirmed(at);
   }
 
   /** The first sign that the product sold out: a 409 sold_out or the stock stream at 0. */

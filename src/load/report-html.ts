@@ -1,6 +1,7 @@
 import { formatMs, type LatencyStats } from './latency.js';
 import { OUTCOME_CLASSES, OUTCOME_COLORS, OUTCOME_LABELS, type OutcomeClass } from './outcomes.js';
 import type { FloodSummary } from './summary.js';
+import { GENERATOR_LIMITED, verdictLine } from './report-text.js';
 
 // `fsale flood --html report.html`: one self-contained file. The charts are inline SVG drawn
 // here (no script, no fonts, no network), so the file opens anywhere, offline, and prints.
@@ -260,7 +261,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px au
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .sub{color:#666;margin:0 0 12px}
 .verdict{padding:10px 14px;border-radius:6px;font-weight:600}
-.pass{background:#e8f5e9;color:#1b5e20}.fail{background:#ffebee;color:#b71c1c}
+.pass{background:#e8f5e9;color:#1b5e20}.fail{background:#ffebee;color:#b71c1c}.inconclusive{background:#fff8e1;color:#8d6e00}
 .warn{background:#fff8e1;color:#8d6e00;padding:8px 12px;border-radius:6px;margin:8px 0}
 table{border-collapse:collapse;margin:8px 0;width:100%}
 th,td{border:1px solid #e0e0e0;padding:4px 8px;text-align:left;font-variant-numeric:tabular-nums}
@@ -412,10 +413,10 @@ export function renderHtmlReport(s: FloodSummary): string {
 <style>${STYLE}</style>
 </head>
 <body>
+${s.generator.limited ? `<p id="generator-limited" class="warn"><strong>${escapeHtml(GENERATOR_LIMITED)}</strong> ${escapeHtml(s.generator.reasons.join('; '))}</p>` : ''}
 <h1>${escapeHtml(title)}</h1>
 <p class="sub">${escapeHtml(s.startedAt)} to ${escapeHtml(s.finishedAt)}</p>
-<p id="verdict" class="verdict ${s.verdict.ok ? 'pass' : 'fail'}">${s.verdict.ok ? 'PASS' : `FAIL (exit ${s.verdict.exitCode}): ${escapeHtml(s.verdict.reasons.join('; '))}`}</p>
-${s.generator.limited ? `<p class="warn">The generator could not keep up, so latencies include its own delay: ${escapeHtml(s.generator.reasons.join('; '))}</p>` : ''}
+<p id="verdict" class="verdict ${s.verdict.status}">${escapeHtml(verdictLine(s.verdict))}</p>
 <h2>Latency over time</h2>
 <p class="sub">${s.latencyOrigin === 'intended_send_time' ? "Measured from each request's intended send time (open model, free of coordinated omission)." : 'Measured from the write (closed model).'}</p>
 ${latency}

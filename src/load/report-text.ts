@@ -2,7 +2,7 @@ import Table from 'cli-table3';
 import type { FloodProgress } from './flood.js';
 import { formatMs, type LatencyStats } from './latency.js';
 import { OUTCOME_CLASSES, OUTCOME_LABELS } from './outcomes.js';
-import type { FloodSummary } from './summary.js';
+import type { FloodSummary, Verdict } from './summary.js';
 
 // The terminal side of a flood: one progress line a second, and the summary tables.
 
@@ -43,9 +43,11 @@ function latencyCells(stats: LatencyStats | null): string[] {
 /** The cli-table3 summary printed at the end of a flood. */
 export function renderSummary(s: FloodSummary): string {
   const out: string[] = [];
+  // Said first, before any figure is read as the server's.
+  if (s.generator.limited) out.push(`${GENERATOR_LIMITED} ${s.generator.reasons.join('; ')}`);
   const load =
     s.load.model === 'open'
-      ? `open model, ${s.load.rate ?? 0} arrivals/s${s.load.rampSeconds > 0 ? `, ramp ${s.load.rampSeconds} s` : ''}${s.load.spikes.map((x) => `, spike ${x.factor}x@${x.atSeconds}s:${x.forSeconds}s`).join('')}`
+      ? `open model, ${s.load.stages !== null ? `stages ${s.load.stages.map((x) => `${x.durationSeconds}s:${x.target}`).join(',')}` : `${s.load.rate ?? 0} arrivals/s`}${s.load.rampSeconds > 0 ? `, ramp ${s.load.rampSeconds} s` : ''}${s.load.spikes.map((x) => `, spike ${x.factor}x@${x.atSeconds}s:${x.forSeconds}s`).join('')}`
       : `closed model, ${s.load.connections ?? 0} connections`;
   out.push(
     `fsale flood: ${s.target.url} product ${s.target.productId} — ${load}, ${s.load.users} users`,
@@ -141,8 +143,16 @@ export function renderSummary(s: FloodSummary): string {
       ]);
     out.push(gates.toString());
   }
-  out.push(
-    s.verdict.ok ? 'PASS' : `FAIL (exit ${s.verdict.exitCode}): ${s.verdict.reasons.join('; ')}`,
-  );
+  out.push(verdictLine(s.verdict));
   return out.join('\n');
+}
+
+/** The first thing a report of a limited run says. */
+export const GENERATOR_LIMITED =
+  'INCONCLUSIVE: the load generator could not keep to its schedule, so the latencies and rates below include its own delay, not only the server’s.';
+
+export function verdictLine(v: Verdict): string {
+  if (v.status === 'pass') return 'PASS';
+  const label = v.status === 'inconclusive' ? 'INCONCLUSIVE' : 'FAIL';
+  return `${label} (exit ${v.exitCode}): ${v.reasons.join('; ')}`;
 }

@@ -1,5 +1,5 @@
 import type { AuditReport, Check } from '../audit/audit.js';
-import type { ArrivalProcess, Spike } from './arrivals.js';
+import type { ArrivalProcess, Spike, Stage } from './arrivals.js';
 import type { FollowSummary } from './follow.js';
 import type { LatencyStats } from './latency.js';
 import { ERROR_CLASSES, OUTCOME_CLASSES, SHED_CLASSES, type OutcomeClass } from './outcomes.js';
@@ -17,6 +17,8 @@ export interface LoadSettings {
   rate: number | null;
   rampSeconds: number;
   spikes: Spike[];
+  /** --stages, else null. */
+  stages: Stage[] | null;
   arrivals: ArrivalProcess | null;
   /** Closed model: connections, each with one request in flight. */
   connections: number | null;
@@ -99,14 +101,26 @@ export interface FloodSummary {
     eventLoopDelayMs: { p50: number; p99: number; max: number } | null;
     maxInFlight: number;
     inFlightCapHits: number;
+    /** CPU this process used while sending (user + system, all threads), and per request sent. */
+    cpuSeconds: number;
+    cpuUsPerRequest: number | null;
   };
   timeline: TimelineRow[];
   audit: AuditSummary | null;
   thresholds: ThresholdResult[];
-  verdict: { ok: boolean; exitCode: 0 | 1 | 2 | 3; reasons: string[] };
+  verdict: Verdict;
 }
 
-export const EXIT = { ok: 0, invariant: 1, unchecked: 2, threshold: 3 } as const;
+export const EXIT = { ok: 0, invariant: 1, unchecked: 2, threshold: 3, inconclusive: 4 } as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+export interface Verdict {
+  /** Only `pass` is ok: an inconclusive run proves nothing about the server either way. */
+  ok: boolean;
+  status: 'pass' | 'fail' | 'inconclusive';
+  exitCode: ExitCode;
+  reasons: string[];
+}
 
 export function countOf(summary: FloodSummary, classes: readonly OutcomeClass[]): number {
   return classes.reduce((sum, c) => sum + summary.outcomes[c].count, 0);
@@ -151,12 +165,23 @@ export function floodMetrics(summary: FloodSummary): Record<string, number | nul
   return metrics;
 }
 
-/** Exit code and reasons: 1 an invariant is violated, 2 the audit could not run, 3 a threshold missed. */
-export function verdict(
-  secondReservations: number,
-  audit: AuditSummary | null,
-  thresholds: readonly ThresholdResult[],
-): FloodSummary['verdict'] {
+export interface VerdictInput {
+  secondReservations: number;
+  audit: AuditSummary | null;
+  thresholds: readonly ThresholdResult[];
+  /** Why the generator could not keep to its schedule (empty: it did). */
+  generatorLimits: readonly string[];
+}
+
+/**
+ * The run's verdict. 1 an invariant is violated, 2 the audit could not run: both are facts
+ * about the system whatever the load looked like. 4 inconclusive: the generator itself could
+ * not keep to its schedule, so every latency and rate includes its own delay; that outranks a
+ * missed threshold (3), which would then be judged on figures that are not the server's, and
+ * it is never a pass even when every threshold held.
+ */
+export function verdict(input: VerdictInput): Verdict {
+  const { secondReservations, audit, thresholds, generatorLimits } = input;
   const reasons: string[] = [];
   if (secondReservations > 0)
     reasons.push(`${secondReservations} idempotency key(s) reserved a second order`);
@@ -165,19 +190,25 @@ export function verdict(
   const invariantBroken = reasons.length > 0;
   const unchecked = audit !== null && !audit.ran;
   if (unchecked) reasons.push(`audit could not run: ${audit.error ?? 'unknown error'}`);
+  const limited = generatorLimits.length > 0;
+  for (const limit of generatorLimits) reasons.push(`generator limited: ${limit}`);
   const missed = thresholds.filter((t) => !t.ok);
   for (const t of missed)
     reasons.push(
       `threshold ${t.expression} missed (actual ${t.actual === null ? 'not measured' : String(t.actual)})`,
     );
-  const exitCode = invariantBroken
+  const exitCode: ExitCode = invariantBroken
     ? EXIT.invariant
     : unchecked
       ? EXIT.unchecked
-      : missed.length > 0
-        ? EXIT.threshold
-        : EXIT.ok;
-  return { ok: exitCode === EXIT.ok, exitCode, reasons };
+      : limited
+        ? EXIT.inconclusive
+        : missed.length > 0
+          ? EXIT.threshold
+          : EXIT.ok;
+  const status =
+    exitCode === EXIT.ok ? 'pass' : exitCode === EXIT.inconclusive ? 'inconclusive' : 'fail';
+  return { ok: exitCode === EXIT.ok, status, exitCode, reasons };
 }
 
 export function auditSummary(report: AuditReport, attempts: number): AuditSummary {

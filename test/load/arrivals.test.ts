@@ -5,6 +5,7 @@ import {
   arrivalTimes,
   parseSeconds,
   parseSpike,
+  parseStages,
   seededRandom,
 } from '../../src/load/arrivals.js';
 
@@ -123,5 +124,47 @@ describe('arrival shapes', () => {
     expect(() => new ArrivalSchedule({ rate: 0, rampSeconds: 0, spikes: [] }, 1)).toThrow(
       ShapeSyntaxError,
     );
+  });
+});
+
+describe('--stages (ramping arrival rate)', () => {
+  it('parses DURATION:TARGET lists and rejects what is not one', () => {
+    expect(parseStages('10s:1000, 30s:5000,500ms:0')).toEqual([
+      { durationSeconds: 10, target: 1000 },
+      { durationSeconds: 30, target: 5000 },
+      { durationSeconds: 0.5, target: 0 },
+    ]);
+    for (const bad of ['10s', '0s:100', '10s:-5', '10s:0', 'x:1', '10s:100,,'])
+      expect(() => parseStages(bad)).toThrow(ShapeSyntaxError);
+  });
+
+  it('ramps linearly between targets: 2s:100,2s:100,2s:0 sends 100 + 200 + 100 arrivals', () => {
+    const stages = parseStages('2s:100,2s:100,2s:0');
+    const schedule = new ArrivalSchedule(
+      { rate: 100, rampSeconds: 0, spikes: [], stages },
+      undefined,
+    );
+    expect(schedule.horizonSeconds).toBe(6);
+    expect(schedule.rateAt(1)).toBeCloseTo(50, 9);
+    expect(schedule.rateAt(3)).toBeCloseTo(100, 9);
+    expect(schedule.rateAt(5)).toBeCloseTo(50, 9);
+    expect(schedule.expectedArrivals(6)).toBeCloseTo(400, 9);
+    const ts = times(schedule);
+    expect(ts).toHaveLength(400);
+    expect(perSecond(ts, 6)).toEqual([25, 75, 100, 100, 75, 25]);
+  });
+
+  it('spikes multiply a staged rate as they do a constant one', () => {
+    const schedule = new ArrivalSchedule(
+      {
+        rate: 100,
+        rampSeconds: 0,
+        spikes: [{ factor: 3, atSeconds: 1, forSeconds: 1 }],
+        stages: parseStages('3s:100'),
+      },
+      undefined,
+    );
+    expect(schedule.rateAt(1.5)).toBeCloseTo(((100 * 1.5) / 3) * 3, 6);
+    expect(schedule.rateAt(2.5)).toBeCloseTo((100 * 2.5) / 3, 6);
   });
 });

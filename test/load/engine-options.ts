@@ -1,5 +1,6 @@
 // Engine options for flood tests that drive runFlood directly (no CLI, no audit).
 import type { FloodOptions, LoadModel } from '../../src/load/flood.js';
+import { WHOLE } from '../../src/load/slices.js';
 import { TEST_JWT_SECRET } from '../helpers/services.js';
 
 export function engineOptions(url: string, model: LoadModel): FloodOptions {
@@ -17,6 +18,8 @@ export function engineOptions(url: string, model: LoadModel): FloodOptions {
     seed: 1,
     timeoutMs: 10_000,
     maxInFlight: 1000,
+    pipelining: 1,
+    slice: WHOLE,
     maxSendLagMs: 50,
     follow: undefined,
     thresholds: [],

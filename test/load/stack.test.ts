@@ -25,6 +25,13 @@ function parseSummary(stdout: string): FloodSummary {
   return summary;
 }
 
+/**
+ * These floods prove what the system does with the orders, not how fast a loaded CI machine
+ * can send them: a generator falling behind (an inconclusive run, exit 4, tested in
+ * verdict.test.ts) is allowed up to 2 s here, so that a busy runner does not fail the invariants.
+ */
+const TOLERATE_A_SLOW_GENERATOR = ['--max-send-lag', '2000'];
+
 const sumOfOutcomes = (summary: FloodSummary) =>
   OUTCOME_CLASSES.reduce((sum, c) => sum + summary.outcomes[c].count, 0);
 
@@ -95,6 +102,7 @@ describe('fsale flood against the whole stack: API, order worker, payment worker
         'orders=300',
         '--quiet',
         '--json',
+        ...TOLERATE_A_SLOW_GENERATOR,
       ],
       env,
     );
@@ -170,6 +178,7 @@ describe('fsale flood against the whole stack: API, order worker, payment worker
         '600',
         '--quiet',
         '--json',
+        ...TOLERATE_A_SLOW_GENERATOR,
       ],
       env,
     );
@@ -204,6 +213,7 @@ describe('fsale flood against the whole stack: API, order worker, payment worker
         '250',
         '--quiet',
         '--json',
+        ...TOLERATE_A_SLOW_GENERATOR,
       ],
       env,
     );
