@@ -7,6 +7,7 @@ export const OUTCOME_CLASSES = [
   'conflict',
   'rate_limited',
   'overloaded',
+  'outcome_unknown',
   'client_error',
   'server_error',
   'network_error',
@@ -22,6 +23,7 @@ export const OUTCOME_LABELS: Readonly<Record<OutcomeClass, string>> = {
   conflict: '409 other',
   rate_limited: '429 rate limited',
   overloaded: '503 overloaded',
+  outcome_unknown: '503 may have been accepted',
   client_error: 'other 4xx',
   server_error: '5xx',
   network_error: 'network error',
@@ -34,14 +36,21 @@ export const OUTCOME_COLORS: Readonly<Record<OutcomeClass, string>> = {
   conflict: '#ffb300',
   rate_limited: '#8e24aa',
   overloaded: '#fb8c00',
+  outcome_unknown: '#c62828',
   client_error: '#6d4c41',
   server_error: '#d32f2f',
   network_error: '#000000',
   other: '#1e88e5',
 };
 
-/** Classes that mean something went wrong (not a sale outcome and not deliberate load shedding). */
+/**
+ * Classes that mean something went wrong (not a sale outcome and not deliberate load shedding).
+ * `outcome_unknown` is one: the API lost Redis's answer to a buy it had sent (the buy may have
+ * been accepted; a retry with the same key learns it), counted apart so it is never mistaken
+ * for load shedding.
+ */
 export const ERROR_CLASSES: readonly OutcomeClass[] = [
+  'outcome_unknown',
   'client_error',
   'server_error',
   'network_error',
@@ -68,7 +77,7 @@ export function classify(status: number, problem: string | undefined): OutcomeCl
   if (status === 202 || status === 201) return 'accepted';
   if (status === 409) return problem === 'sold_out' ? 'sold_out' : 'conflict';
   if (status === 429) return 'rate_limited';
-  if (status === 503) return 'overloaded';
+  if (status === 503) return problem === 'outcome_unknown' ? 'outcome_unknown' : 'overloaded';
   if (status >= 500 && status < 600) return 'server_error';
   if (status >= 400 && status < 500) return 'client_error';
   return 'other';

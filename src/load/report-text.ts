@@ -12,6 +12,7 @@ const SHORT: Record<string, string> = {
   conflict: '409',
   rate_limited: '429',
   overloaded: '503',
+  outcome_unknown: '503?',
   client_error: '4xx',
   server_error: '5xx',
   network_error: 'err',

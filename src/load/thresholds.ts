@@ -29,7 +29,8 @@ export const METRICS: Readonly<Record<string, MetricInfo>> = {
   sent: { kind: 'count', description: 'HTTP requests sent' },
   errors: {
     kind: 'count',
-    description: 'network errors + 5xx other than 503 + 4xx other than 409/429 + other statuses',
+    description:
+      'network errors + 5xx other than a shed 503 + 503 outcome_unknown + 4xx other than 409/429 + other statuses',
   },
   error_rate: { kind: 'ratio', description: 'errors / sent' },
   shed: { kind: 'count', description: '429 + 503 answers (load shedding)' },
@@ -39,7 +40,11 @@ export const METRICS: Readonly<Record<string, MetricInfo>> = {
   sold_out: { kind: 'count', description: '409 sold_out answers' },
   conflict: { kind: 'count', description: '409 answers other than sold_out' },
   rate_limited: { kind: 'count', description: '429 answers' },
-  overloaded: { kind: 'count', description: '503 answers' },
+  overloaded: { kind: 'count', description: '503 answers (overloaded or Redis unavailable)' },
+  outcome_unknown: {
+    kind: 'count',
+    description: '503 outcome_unknown: the buy may have been accepted (Redis answer lost)',
+  },
   client_error: { kind: 'count', description: '4xx answers other than 409 and 429' },
   server_error: { kind: 'count', description: '5xx answers other than 503' },
   network_error: { kind: 'count', description: 'requests with no HTTP answer' },
