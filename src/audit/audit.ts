@@ -5,7 +5,7 @@ import { parseOrderEntry, unpersistedEntries } from '../domain/order-entry.js';
 import { productKeys, productsKey } from '../redis/keys.js';
 import type { LedgerEntry } from './ledger.js';
 
-// The invariants of DESIGN section 4, checked against PostgreSQL, Redis and the gateway ledger.
+// The invariants of docs/ARCHITECTURE.md section 5, checked against PostgreSQL, Redis and the gateway ledger.
 
 export interface Check {
   name: string;

@@ -84,7 +84,7 @@ describe('scenario 2: double click and retry storm', () => {
     for (const { buyer, answers } of pairs) {
       // One first answer, two replays of it, byte for byte. Exception by design: once a
       // process knows the product is sold out it answers a key without a record from memory
-      // and records nothing (DESIGN section 2), so those answers are fresh, and identical.
+      // and records nothing (docs/ARCHITECTURE.md section 6), so those answers are fresh, and identical.
       const fresh = answers.filter((a) => !a.replayed);
       const first = fresh[0];
       const soldOutFromMemory =

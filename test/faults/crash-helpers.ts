@@ -347,7 +347,7 @@ export async function waitCharged(s: TestServices, productId: string, timeoutMs 
   );
 }
 
-/** The audit (DESIGN section 4), with the gateway's ledger when a gateway runs. */
+/** The audit (docs/ARCHITECTURE.md section 5), with the gateway's ledger when a gateway runs. */
 export async function audit(
   s: TestServices,
   gatewayUrl?: string,
