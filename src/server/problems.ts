@@ -33,7 +33,8 @@ export const PROBLEMS = {
   overloaded: { status: 503, title: 'Overloaded: retry shortly' },
   outcome_unknown: {
     status: 503,
-    title: 'The buy may have been accepted: retry with the same Idempotency-Key to learn its answer',
+    title:
+      'The buy may have been accepted: retry with the same Idempotency-Key to learn its answer',
   },
 } as const satisfies Record<string, { status: number; title: string }>;
 
