@@ -18,12 +18,12 @@ import {
   killStrayWorkers,
   persistedIds,
   productState,
-  seed,
   startWorkerProcess,
   stopWorkerProcess,
-  uuidv7,
-  waitUntil,
-} from './order-stream.js';
+} from '../helpers/order-stream.js';
+import { seed } from '../helpers/sale.js';
+import { until } from '../helpers/wait.js';
+import { newOrderId } from '../../src/domain/order-id.js';
 import { startFaultProxy, throughProxy } from '../helpers/fault-proxy.js';
 
 let s: TestServices;
@@ -63,7 +63,7 @@ async function inProcessWorker(
 }
 
 async function settled(productIds: string[], rows: number): Promise<void> {
-  await waitUntil(`${rows} orders persisted and acknowledged`, async () => {
+  await until(`${rows} orders persisted and acknowledged`, async () => {
     const states = await Promise.all(productIds.map((id) => productState(s, id)));
     return (
       states.reduce((n, st) => n + st.rows, 0) === rows && states.every((st) => st.pending === 0)
@@ -73,8 +73,8 @@ async function settled(productIds: string[], rows: number): Promise<void> {
 
 describe('fsale work orders', () => {
   it('persists every order of two products exactly once, takes their stock, acknowledges them', async () => {
-    await seed(s, 'twin-a', 500);
-    await seed(s, 'twin-b', 500);
+    await seed(s, { productId: 'twin-a', stock: 500 });
+    await seed(s, { productId: 'twin-b', stock: 500 });
     const a = await appendOrders(s, 'twin-a', buyers('a', 230));
     const b = await appendOrders(s, 'twin-b', [...buyers('b', 100), ...buyers('bulk', 50, 3)]);
 
@@ -117,7 +117,7 @@ describe('fsale work orders', () => {
   });
 
   it('a redelivered batch changes nothing: no second row, stock taken once', async () => {
-    await seed(s, 'again', 50);
+    await seed(s, { productId: 'again', stock: 50 });
     const ids = await appendOrders(s, 'again', buyers('again', 20));
     const first = await inProcessWorker();
     await settled(['again'], 20);
@@ -126,7 +126,7 @@ describe('fsale work orders', () => {
     // Everything delivered again, as after a crash between COMMIT and XACK.
     await s.redis.xgroup('SETID', productKeys(s.keyPrefix, 'again').orders, ORDER_GROUP, '0');
     const second = await inProcessWorker();
-    await waitUntil('redelivery handled', async () => second.worker.stats().duplicates === 20);
+    await until('redelivery handled', async () => second.worker.stats().duplicates === 20);
     await second.stop();
 
     expect(second.worker.stats()).toMatchObject({ persisted: 0, duplicates: 20, deadLettered: 0 });
@@ -143,8 +143,8 @@ describe('fsale work orders', () => {
     'a worker SIGKILLed %s loses and duplicates nothing once another takes over',
     async (point) => {
       const [p1, p2] = [`kill-${point}-1`, `kill-${point}-2`];
-      await seed(s, p1, 100);
-      await seed(s, p2, 100);
+      await seed(s, { productId: p1, stock: 100 });
+      await seed(s, { productId: p2, stock: 100 });
       const ids1 = await appendOrders(s, p1, [...buyers('k1', 40), ...buyers('k1x', 10, 2)]);
       const ids2 = await appendOrders(s, p2, buyers('k2', 40));
 
@@ -199,7 +199,7 @@ describe('fsale work orders', () => {
   );
 
   it('dead-letters an unparseable entry at once, persists an entry delivered too often on its own, and keeps going', async () => {
-    await seed(s, 'poison', 100);
+    await seed(s, { productId: 'poison', stock: 100 });
     const keys = productKeys(s.keyPrefix, 'poison');
     // An order some consumer keeps failing on: delivered 5 times already, idle for a minute.
     const [cursed] = await appendOrders(s, 'poison', [{ user: 'cursed' }]);
@@ -240,7 +240,7 @@ describe('fsale work orders', () => {
       '--block-ms',
       '100',
     ]);
-    await waitUntil('poison handled', async () => {
+    await until('poison handled', async () => {
       const st = await productState(s, 'poison');
       return st.rows === 11 && st.deadLetters === 1 && st.pending === 0;
     });
@@ -266,7 +266,7 @@ describe('fsale work orders', () => {
   });
 
   it("a PostgreSQL outage longer than the claim idle time: workers claim each other's entries, and none is dead-lettered for its delivery count", async () => {
-    await seed(s, 'claimed', 100);
+    await seed(s, { productId: 'claimed', stock: 100 });
     const keys = productKeys(s.keyPrefix, 'claimed');
     const proxy = await startFaultProxy('127.0.0.1', Number(new URL(s.databaseUrl).port || 5432));
     const pool = await connectPostgres(throughProxy(s.databaseUrl, proxy), { max: 3 });
@@ -274,21 +274,18 @@ describe('fsale work orders', () => {
     await proxy.cut();
     const first = await inProcessWorker({ ...options, consumer: 'first' }, { pool });
     const ids = await appendOrders(s, 'claimed', buyers('out', 10));
-    await waitUntil('the first worker to hold every entry', async () => {
+    await until('the first worker to hold every entry', async () => {
       return (await productState(s, 'claimed')).pending === 10;
     });
     // An idle second worker takes them over after the idle time (a second delivery each),
     // then the first one stops while PostgreSQL is still away.
     const second = await inProcessWorker({ ...options, consumer: 'second' }, { pool });
-    await waitUntil(
-      'the second worker to claim them',
-      async () => second.worker.stats().claimed >= 10,
-    );
+    await until('the second worker to claim them', async () => second.worker.stats().claimed >= 10);
     await first.worker.stop();
     await proxy.restore();
     try {
       await settled(['claimed'], 10);
-      await waitUntil('every entry acknowledged', async () => {
+      await until('every entry acknowledged', async () => {
         return (await productState(s, 'claimed')).pending === 0;
       });
       expect(await persistedIds(s, 'claimed')).toEqual(new Set(ids));
@@ -302,7 +299,7 @@ describe('fsale work orders', () => {
   });
 
   it('SIGTERM commits and acknowledges the batch in hand, then exits 0', async () => {
-    await seed(s, 'busy', 100_000);
+    await seed(s, { productId: 'busy', stock: 100_000 });
     const keys = productKeys(s.keyPrefix, 'busy');
     const worker = startWorkerProcess(s, ['--batch', '50', '--block-ms', '100']);
     const production = { on: true };
@@ -336,16 +333,13 @@ describe('fsale work orders', () => {
   });
 
   it('dead-letters only the orders the PG stock guard refuses, one by one, and persists the rest', async () => {
-    await seed(s, 'guarded', 10);
+    await seed(s, { productId: 'guarded', stock: 10 });
     // PostgreSQL holds less than Redis sold: an invariant violation the guard must catch.
     await s.pool.query('UPDATE products SET remaining = 3 WHERE id = $1', ['guarded']);
     const ids = await appendOrders(s, 'guarded', buyers('g', 6));
     const w = await inProcessWorker();
     await settled(['guarded'], 3);
-    await waitUntil(
-      'dead letters',
-      async () => (await productState(s, 'guarded')).deadLetters === 3,
-    );
+    await until('dead letters', async () => (await productState(s, 'guarded')).deadLetters === 3);
     await w.stop();
 
     expect(await productState(s, 'guarded')).toMatchObject({ rows: 3, remaining: 0, pending: 0 });
@@ -357,11 +351,11 @@ describe('fsale work orders', () => {
   });
 
   it('supersedes an order whose idempotency key another order holds (released, the key answered by the holder), and skips a repeated id', async () => {
-    await seed(s, 'dupkey', 10);
+    await seed(s, { productId: 'dupkey', stock: 10 });
     const keys = productKeys(s.keyPrefix, 'dupkey');
-    const first = uuidv7();
-    const twin = uuidv7();
-    const repeated = uuidv7();
+    const first = newOrderId();
+    const twin = newOrderId();
+    const repeated = newOrderId();
     await appendOrders(s, 'dupkey', [
       { id: first, user: 'u1', key: 'same' },
       { id: twin, user: 'u1', key: 'same' },
@@ -369,7 +363,7 @@ describe('fsale work orders', () => {
       { id: repeated, user: 'u2', key: `key-${repeated}` },
     ]);
     const w = await inProcessWorker();
-    await waitUntil('handled', async () => {
+    await until('handled', async () => {
       const st = await productState(s, 'dupkey');
       return st.pending === 0 && (await s.redis.hlen(keys.superseded)) === 1;
     });
@@ -400,7 +394,7 @@ describe('fsale work orders', () => {
   it('picks up a product seeded while it runs', async () => {
     const w = await inProcessWorker({ productsRefreshMs: 100 });
     await new Promise((resolve) => setTimeout(resolve, 300));
-    await seed(s, 'latecomer', 10);
+    await seed(s, { productId: 'latecomer', stock: 10 });
     await appendOrders(s, 'latecomer', buyers('late', 4));
     await settled(['latecomer'], 4);
     await w.stop();
@@ -408,7 +402,7 @@ describe('fsale work orders', () => {
   });
 
   it('rides out a PostgreSQL outage: nothing acknowledged until committed, no crash', async () => {
-    await seed(s, 'pg-outage', 100);
+    await seed(s, { productId: 'pg-outage', stock: 100 });
     const proxy = await startFaultProxy('127.0.0.1', Number(new URL(s.databaseUrl).port || 5432));
     const pool = await connectPostgres(throughProxy(s.databaseUrl, proxy), { max: 3 });
     const w = await inProcessWorker({}, { pool });
@@ -418,7 +412,7 @@ describe('fsale work orders', () => {
 
       await proxy.cut();
       await appendOrders(s, 'pg-outage', buyers('during', 10));
-      await waitUntil('retries', async () => w.worker.stats().retries >= 2);
+      await until('retries', async () => w.worker.stats().retries >= 2);
       const during = await productState(s, 'pg-outage');
       expect(during.rows).toBe(5);
       expect(during.pending).toBe(10); // delivered, held, not acknowledged
@@ -436,7 +430,7 @@ describe('fsale work orders', () => {
   });
 
   it('rides out a Redis outage and resumes where it was', async () => {
-    await seed(s, 'redis-outage', 100);
+    await seed(s, { productId: 'redis-outage', stock: 100 });
     const proxy = await startFaultProxy('127.0.0.1', Number(new URL(s.redisUrl).port || 6379));
     const w = await inProcessWorker({}, { redisUrl: throughProxy(s.redisUrl, proxy) });
     try {
@@ -445,7 +439,7 @@ describe('fsale work orders', () => {
 
       await proxy.cut();
       await appendOrders(s, 'redis-outage', buyers('during', 10));
-      await waitUntil('retries', async () => w.worker.stats().retries >= 2);
+      await until('retries', async () => w.worker.stats().retries >= 2);
       expect((await productState(s, 'redis-outage')).rows).toBe(5);
 
       await proxy.restore();
