@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core';
 import { FsaleCommand, serviceFlags } from '../cli/base.js';
 import { printStatus, runUntilStopped } from '../cli/long-running.js';
 import { connectPostgres } from '../db/pool.js';
-import { GatewayClient } from '../gateway/client.js';
+import { PaymentProvider } from '../payments/provider-client.js';
 import { connectRedis } from '../redis/client.js';
 import {
   rebuildRedis,
@@ -69,7 +69,7 @@ buys accepted during a rebuild would be overwritten.`;
       pool,
       redis,
       keyPrefix: config.keyPrefix,
-      gateway: new GatewayClient(config.gatewayUrl),
+      gateway: new PaymentProvider(config.gatewayUrl),
     };
     try {
       if (flags['rebuild-redis']) {

@@ -7,7 +7,7 @@
 // order is persisted once, the worker keeps going, and the audit reports the dead letters.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { productKeys, productsKey } from '../../src/redis/keys.js';
-import { parseDeadLetter, type DeadLetter } from '../../src/workers/dead-letter.js';
+import { parseDeadLetter, type DeadLetter } from '../../src/redis/dead-letters.js';
 import { isAlive } from '../helpers/process.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import { seed } from '../helpers/sale.js';

@@ -2,7 +2,8 @@
 import type { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import { runAudit, type AuditReport } from '../../src/audit/audit.js';
-import { fetchLedger, type LedgerEntry } from '../../src/audit/ledger.js';
+import { fetchLedger } from '../../src/audit/ledger.js';
+import type { RecordedCharge } from '../../src/payments/provider-client.js';
 import type { Pool } from '../../src/db/pool.js';
 import type { TestServices } from './services.js';
 
@@ -31,7 +32,7 @@ export function expectAuditOk(report: AuditReport): void {
 }
 
 /** Successful charges per order key in the gateway's ledger. */
-export function successfulCharges(ledger: LedgerEntry[]): Map<string, number> {
+export function successfulCharges(ledger: RecordedCharge[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const c of ledger) {
     if (c.status === 'succeeded') counts.set(c.orderId, (counts.get(c.orderId) ?? 0) + 1);

@@ -2,15 +2,25 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import { connectPostgres } from '../../src/db/pool.js';
 import { connectRedis } from '../../src/redis/client.js';
-import { idempotencyKey, ORDER_GROUP, productKeys } from '../../src/redis/keys.js';
+import {
+  ORDER_EVENT_NAMES,
+  parseOrderEvent,
+  type OrderEvent,
+} from '../../src/domain/order-status.js';
+import {
+  idempotencyKey,
+  ORDER_GROUP,
+  orderEventsChannel,
+  productKeys,
+} from '../../src/redis/keys.js';
 import { acceptedRecord } from '../../src/sale/buy.js';
-import { parseDeadLetter, type DeadLetter } from '../../src/workers/dead-letter.js';
+import { parseDeadLetter, type DeadLetter } from '../../src/redis/dead-letters.js';
 import {
   startOrderWorker,
   type OrderWorker,
   type OrderWorkerOptions,
 } from '../../src/workers/orders.js';
-import { parseReadReply } from '../../src/workers/stream-replies.js';
+import { parseReadReply } from '../../src/redis/streams.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import {
   appendOrders,
@@ -22,7 +32,7 @@ import {
   stopWorkerProcess,
 } from '../helpers/order-stream.js';
 import { seed } from '../helpers/sale.js';
-import { until } from '../helpers/wait.js';
+import { sleep, until } from '../helpers/wait.js';
 import { newOrderId } from '../../src/domain/order-id.js';
 import { startFaultProxy, throughProxy } from '../helpers/fault-proxy.js';
 
@@ -389,6 +399,39 @@ describe('fsale work orders', () => {
       superseded: 1,
     });
     expect(w.log.join('\n')).toContain(`order ${twin} superseded by ${first}`);
+  });
+
+  it('announces order_persisted for each inserted order after its COMMIT, and not for a redelivery', async () => {
+    await seed(s, { productId: 'announced', stock: 20 });
+    const subscriber = await connectRedis(s.redisUrl);
+    const seen: Array<{ event: OrderEvent; inPg: Promise<boolean> }> = [];
+    subscriber.on('message', (_channel: string, message: string) => {
+      const event = parseOrderEvent(message);
+      if (event?.productId !== 'announced') return;
+      const inPg = s.pool
+        .query('SELECT 1 FROM orders WHERE id = $1', [event.orderId])
+        .then((r) => r.rowCount === 1);
+      seen.push({ event, inPg });
+    });
+    await subscriber.subscribe(orderEventsChannel(s.keyPrefix));
+    const ids = await appendOrders(s, 'announced', buyers('announced', 12));
+    const w = await inProcessWorker();
+    try {
+      await until('12 order_persisted events', () => seen.length >= 12);
+      await w.stop();
+      // A second worker re-reads nothing new; a redelivery of persisted orders announces nothing.
+      const again = await inProcessWorker();
+      await sleep(300);
+      await again.stop();
+      expect(seen.map(({ event }) => event.orderId).sort()).toEqual([...ids].sort());
+      expect(seen.every(({ event }) => event.status === 'pending')).toBe(true);
+      expect(seen.every(({ event }) => ORDER_EVENT_NAMES[event.status] === 'order_persisted')).toBe(
+        true,
+      );
+      expect(await Promise.all(seen.map(({ inPg }) => inPg))).toEqual(ids.map(() => true));
+    } finally {
+      subscriber.disconnect();
+    }
   });
 
   it('picks up a product seeded while it runs', async () => {

@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core';
 import { FsaleCommand, serviceFlags } from '../../cli/base.js';
 import { runUntilStopped } from '../../cli/long-running.js';
 import { connectPostgres } from '../../db/pool.js';
-import { GatewayClient } from '../../gateway/client.js';
+import { PaymentProvider } from '../../payments/provider-client.js';
 import { connectRedis } from '../../redis/client.js';
 import {
   PAYMENT_WORKER_DEFAULTS,
@@ -80,7 +80,13 @@ handed back. Status every --status-interval-ms: JSON lines off a terminal or wit
       throw error;
     });
     const worker = startPaymentWorker(
-      { pool, redis, keyPrefix: config.keyPrefix, gateway: new GatewayClient(config.gatewayUrl) },
+      {
+        pool,
+        redis,
+        keyPrefix: config.keyPrefix,
+        gateway: new PaymentProvider(config.gatewayUrl),
+        log: (line) => process.stderr.write(`fsale work payments: ${line}\n`),
+      },
       {
         concurrency: flags.concurrency,
         timeoutMs: flags.timeout,
@@ -94,7 +100,7 @@ handed back. Status every --status-interval-ms: JSON lines off a terminal or wit
         printFinal: !this.jsonEnabled(),
         jsonLines: this.jsonEnabled() || !process.stdout.isTTY,
         intervalMs: flags['status-interval-ms'],
-        status: () => ({ ...worker.stats }),
+        status: () => worker.stats(),
         human: (s) =>
           `paid ${s.paid} declined ${s.declined} unknown ${s.unknown} in flight ${s.inFlight} retries ${s.retries} handed back ${s.handedBack} stale ${s.stale} errors ${s.errors}`,
         stop: () => worker.stop(),
