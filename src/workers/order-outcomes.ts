@@ -15,7 +15,8 @@ import { describe } from '../domain/errors.js';
 import { parseOrderEntry, type OrderEntry } from '../domain/order-entry.js';
 import { DeadLetterReason } from '../redis/dead-letters.js';
 import type { ProductKeys } from '../redis/keys.js';
-import type { StreamEntry } from '../redis/streams.js';
+import type { SettledEntries, StreamEntry } from '../redis/streams.js';
+import { acceptedRecord } from '../sale/buy.js';
 
 export interface ProductStream {
   productId: string;
@@ -186,4 +187,47 @@ export async function reservedByBuy(
     });
     return false;
   });
+}
+
+/** What to settle on each stream: every entry acknowledged, with its dead letters and supersedes. */
+export function settlementsByStream(
+  deliveries: Delivery[],
+  dead: DeadLettered[],
+  superseded: Superseded[],
+  consumer: string,
+  at: number,
+): Map<ProductStream, SettledEntries> {
+  const byStream = new Map<ProductStream, SettledEntries>();
+  const slot = (product: ProductStream) => {
+    let found = byStream.get(product);
+    if (found === undefined) {
+      found = { ids: [], deadLetters: [], superseded: [] };
+      byStream.set(product, found);
+    }
+    return found;
+  };
+  for (const { product, entry } of deliveries) slot(product).ids.push(entry.id);
+  for (const { delivery, reason, detail } of dead) {
+    slot(delivery.product).deadLetters.push({
+      origin: delivery.entry.id,
+      reason,
+      detail,
+      deliveries: delivery.deliveries,
+      consumer,
+      at,
+      fields: delivery.entry.fields,
+    });
+  }
+  for (const { delivery, order, holder, holderQty } of superseded) {
+    slot(delivery.product).superseded.push({
+      orderId: order.id,
+      productId: order.productId,
+      userId: order.userId,
+      qty: order.qty,
+      idempotencyKey: order.idempotencyKey,
+      holder,
+      holderRecord: acceptedRecord(holder, order.productId, holderQty),
+    });
+  }
+  return byStream;
 }

@@ -8,10 +8,8 @@
 // nothing that was already committed: rows conflict on their id and only inserted rows
 // decrement the stock. Nothing is acknowledged before it is committed or dead-lettered, and
 // nothing is ever trimmed from an order stream.
-import { hostname } from 'node:os';
 import hdr from 'hdr-histogram-js';
 import { describe } from '../domain/errors.js';
-import { OrderStatus } from '../domain/order-status.js';
 import { productKeys } from '../redis/keys.js';
 import { saleProductIds } from '../redis/sale-state.js';
 import {
@@ -21,21 +19,26 @@ import {
   entryTime,
   readOrderGroup,
   settleEntries,
-  type SettledEntries,
   type StreamEntry,
 } from '../redis/streams.js';
-import { acceptedRecord } from '../sale/buy.js';
-import { publishOrderEvent } from '../sale/order-events.js';
+import { announcePersisted } from '../sale/order-events.js';
 import type { Stores } from '../stores.js';
 import {
   persistSorted,
   reservedByBuy,
+  settlementsByStream,
   sortDeliveries,
   type DeadLettered,
   type Delivery,
   type ProductStream,
   type Superseded,
 } from './order-outcomes.js';
+import {
+  defaultConsumerName,
+  ORDER_WORKER_DEFAULTS,
+  type OrderWorkerFault,
+  type OrderWorkerOptions,
+} from './order-worker-settings.js';
 import { integerOption, WorkerRuntime, logToStderr } from './runtime.js';
 
 /**
@@ -46,50 +49,6 @@ export interface OrderWorkerContext extends Stores {
   /** One line per notable event (outage, recovery, dead letter). Default: stderr. */
   log?: ((line: string) => void) | undefined;
 }
-
-/**
- * Test-only crash points (`FSALE_FAULT=orders:<point>`): the worker kills itself with
- * SIGKILL there, on the first batch, to prove a crash at that moment loses and duplicates
- * nothing.
- */
-export type OrderWorkerFault = 'before-commit' | 'after-commit';
-
-export interface OrderWorkerOptions {
-  /** Consumer name in the group; unique per process. Default `<hostname>-<pid>`. */
-  consumer?: string | undefined;
-  /** COUNT of each XREADGROUP, per stream. */
-  batch?: number | undefined;
-  /**
-   * Batches in flight at once (each in its own PG transaction): the next batch is read and
-   * inserted while the previous one commits and is acknowledged.
-   */
-  concurrency?: number | undefined;
-  /** How long one XREADGROUP waits for new entries. Bounds how long `stop()` takes when idle. */
-  blockMs?: number | undefined;
-  /** Entries pending longer than this are taken over with XAUTOCLAIM (their consumer died). */
-  claimIdleMs?: number | undefined;
-  /**
-   * An entry delivered more often than this is persisted in a transaction of its own, apart
-   * from its batch, and dead-lettered only if PostgreSQL refuses its data.
-   */
-  maxDeliveries?: number | undefined;
-  /** How often the set of products is re-read, to pick up newly seeded ones. */
-  productsRefreshMs?: number | undefined;
-  fault?: OrderWorkerFault | undefined;
-  /** What a fault does; default: SIGKILL this process. */
-  onFault?: ((fault: OrderWorkerFault) => void) | undefined;
-}
-
-export const ORDER_WORKER_DEFAULTS = {
-  batch: 500,
-  concurrency: 2,
-  blockMs: 1_000,
-  // Comfortably above the worst batch time (tens of milliseconds, seconds in a bad moment):
-  // claiming from a live but slow consumer is harmless (persisting is idempotent) but wasteful.
-  claimIdleMs: 30_000,
-  maxDeliveries: 5,
-  productsRefreshMs: 1_000,
-} as const;
 
 export interface OrderWorkerStats {
   consumer: string;
@@ -125,17 +84,6 @@ export interface OrderWorker {
   stop(): Promise<void>;
   /** Settles when the worker has stopped. */
   readonly done: Promise<void>;
-}
-
-/** Reads `FSALE_FAULT`: `orders:before-commit` or `orders:after-commit`; others are not ours. */
-export function orderWorkerFault(value: string | undefined): OrderWorkerFault | undefined {
-  if (value === 'orders:before-commit') return 'before-commit';
-  if (value === 'orders:after-commit') return 'after-commit';
-  return undefined;
-}
-
-export function defaultConsumerName(): string {
-  return `${hostname()}-${process.pid}`;
 }
 
 export function startOrderWorker(
@@ -405,26 +353,9 @@ class OrderStreamConsumer implements OrderWorker {
         `order ${order.id} superseded by ${holder}, which holds its idempotency key: reservation released`,
       );
     }
-    this.announcePersisted(outcome.insertedOrders);
-  }
-
-  /**
-   * `order_persisted` for each order this batch inserted, after its COMMIT (so a listener that
-   * reads the order finds it). Fire and forget: a missed notification is only late news, the
-   * order's owner still reads `pending` from GET /order/:id, and it must not hold the batch.
-   */
-  private announcePersisted(orders: readonly { id: string; userId: string; productId: string }[]) {
-    if (orders.length === 0) return;
-    const at = Date.now();
-    for (const order of orders) {
-      void publishOrderEvent(this.ctx.redis, this.ctx.keyPrefix, {
-        orderId: order.id,
-        userId: order.userId,
-        productId: order.productId,
-        status: OrderStatus.Pending,
-        at,
-      }).catch(() => undefined);
-    }
+    // After the COMMIT, so a listener that reads the order finds it; fire and forget (a missed
+    // notification is only late news) so that it never holds the batch.
+    void announcePersisted(this.ctx.redis, this.ctx.keyPrefix, outcome.insertedOrders);
   }
 
   /** Dead-letters, supersedes and acknowledges, atomically per stream (one MULTI per product). */
@@ -433,39 +364,7 @@ class OrderStreamConsumer implements OrderWorker {
     dead: DeadLettered[],
     superseded: Superseded[],
   ): Promise<true> {
-    const byStream = new Map<ProductStream, SettledEntries>();
-    const slot = (product: ProductStream) => {
-      let found = byStream.get(product);
-      if (found === undefined) {
-        found = { ids: [], deadLetters: [], superseded: [] };
-        byStream.set(product, found);
-      }
-      return found;
-    };
-    const at = Date.now();
-    for (const { product, entry } of deliveries) slot(product).ids.push(entry.id);
-    for (const { delivery, reason, detail } of dead) {
-      slot(delivery.product).deadLetters.push({
-        origin: delivery.entry.id,
-        reason,
-        detail,
-        deliveries: delivery.deliveries,
-        consumer: this.consumer,
-        at,
-        fields: delivery.entry.fields,
-      });
-    }
-    for (const { delivery, order, holder, holderQty } of superseded) {
-      slot(delivery.product).superseded.push({
-        orderId: order.id,
-        productId: order.productId,
-        userId: order.userId,
-        qty: order.qty,
-        idempotencyKey: order.idempotencyKey,
-        holder,
-        holderRecord: acceptedRecord(holder, order.productId, holderQty),
-      });
-    }
+    const byStream = settlementsByStream(deliveries, dead, superseded, this.consumer, Date.now());
     await Promise.all(
       [...byStream].map(([product, settled]) =>
         settleEntries(this.ctx.redis, product.stream, product.keys, settled),

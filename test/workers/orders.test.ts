@@ -15,11 +15,8 @@ import {
 } from '../../src/redis/keys.js';
 import { acceptedRecord } from '../../src/sale/buy.js';
 import { parseDeadLetter, type DeadLetter } from '../../src/redis/dead-letters.js';
-import {
-  startOrderWorker,
-  type OrderWorker,
-  type OrderWorkerOptions,
-} from '../../src/workers/orders.js';
+import type { OrderWorkerOptions } from '../../src/workers/order-worker-settings.js';
+import { startOrderWorker, type OrderWorker } from '../../src/workers/orders.js';
 import { parseReadReply } from '../../src/redis/streams.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import {

@@ -8,9 +8,8 @@ import {
   defaultConsumerName,
   ORDER_WORKER_DEFAULTS,
   orderWorkerFault,
-  startOrderWorker,
-  type OrderWorkerStats,
-} from '../../workers/orders.js';
+} from '../../workers/order-worker-settings.js';
+import { startOrderWorker, type OrderWorkerStats } from '../../workers/orders.js';
 
 export interface OrderWorkerReport extends OrderWorkerStats {
   ts: string;
