@@ -413,9 +413,11 @@ describe('fsale work orders', () => {
     await subscriber.subscribe(orderEventsChannel(s.keyPrefix));
     const ids = await appendOrders(s, 'announced', buyers('announced', 12));
     const w = await inProcessWorker();
+    let stopped = false;
     try {
       await until('12 order_persisted events', () => seen.length >= 12);
       await w.stop();
+      stopped = true;
       // A second worker re-reads nothing new; a redelivery of persisted orders announces nothing.
       const again = await inProcessWorker();
       await sleep(300);
@@ -427,6 +429,7 @@ describe('fsale work orders', () => {
       );
       expect(await Promise.all(seen.map(({ inPg }) => inPg))).toEqual(ids.map(() => true));
     } finally {
+      if (!stopped) await w.stop();
       subscriber.disconnect();
     }
   });

@@ -60,9 +60,11 @@ describe('payment worker and Retry-After', () => {
     try {
       await until(
         'the order to be paid',
+        // The worker counts a charge once its settlement (COMMIT, then the publish) returned:
+        // wait for both, or the count is read between the two.
         async () =>
           (await s.pool.query("SELECT 1 FROM orders WHERE id = $1 AND status = 'paid'", [orderId]))
-            .rowCount === 1,
+            .rowCount === 1 && worker.stats().paid === 1,
         30_000,
       );
       const [first, second] = provider.arrivals;
