@@ -99,6 +99,8 @@ export interface RedisServerOptions {
   port?: number;
   /** AOF persistence (fsync every second), as a production sale would run it. */
   appendOnly?: boolean;
+  /** More redis-server options (a cluster node's), appended as given. */
+  extraArgs?: readonly string[];
 }
 
 export async function startRedisServer(given: RedisServerOptions): Promise<LocalService> {
@@ -129,6 +131,7 @@ export async function startRedisServer(given: RedisServerOptions): Promise<Local
       'no',
       '--logfile',
       join(options.dataDir, 'redis.log'),
+      ...(options.extraArgs ?? []),
     ],
     { stdio: 'ignore' },
   );

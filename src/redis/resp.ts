@@ -40,6 +40,12 @@ export function luaScript(source: string, numberOfKeys: number): LuaScript {
   return { source, numberOfKeys, sha: createHash('sha1').update(source).digest('hex') };
 }
 
+/** `--durability replica`: a write counts once this many replicas have it (WAIT). */
+export interface Durability {
+  replicas: number;
+  timeoutMs: number;
+}
+
 export interface RespOptions {
   /** Shown in CLIENT LIST. */
   name: string;
@@ -149,17 +155,54 @@ export class RespClient {
     return this.send(encode(args));
   }
 
-  /** Runs a script by SHA; after a Redis restart or SCRIPT FLUSH, once more by source. */
+  /**
+   * Runs a script by SHA; after a Redis restart or SCRIPT FLUSH, once more by source. With
+   * `durability`, WAIT follows the script on the same connection in the same write, and the
+   * reply counts only once `durability.replicas` replicas have the script's writes: fewer
+   * within `durability.timeoutMs` rejects with a NOREPLICAS error that `mayHaveRun` (the
+   * script ran on the master; a failover now could lose what it did).
+   */
   async evalScript(
     script: LuaScript,
     keysThenArgs: readonly (string | number)[],
+    durability?: Durability,
   ): Promise<RespReply> {
     try {
-      return await this.call(['EVALSHA', script.sha, script.numberOfKeys, ...keysThenArgs]);
+      return await this.runDurably(
+        ['EVALSHA', script.sha, script.numberOfKeys, ...keysThenArgs],
+        durability,
+      );
     } catch (error) {
       if (!(error instanceof RedisReplyError) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return this.call(['EVAL', script.source, script.numberOfKeys, ...keysThenArgs]);
+      return this.runDurably(
+        ['EVAL', script.source, script.numberOfKeys, ...keysThenArgs],
+        durability,
+      );
     }
+  }
+
+  private async runDurably(
+    args: readonly (string | number)[],
+    durability: Durability | undefined,
+  ): Promise<RespReply> {
+    if (durability === undefined || durability.replicas <= 0) return this.call(args);
+    const reply = this.call(args);
+    const acked = this.call(['WAIT', durability.replicas, durability.timeoutMs]);
+    // A script error (NOSCRIPT) must win over the WAIT that followed it.
+    const result = await reply.catch(async (error: unknown) => {
+      await acked.catch(() => undefined);
+      throw error;
+    });
+    const replicas = await acked;
+    if (typeof replicas !== 'number' || replicas < durability.replicas) {
+      throw Object.assign(
+        new RedisReplyError(
+          `NOREPLICAS ${String(replicas)} of ${durability.replicas} replicas acknowledged within ${durability.timeoutMs} ms`,
+        ),
+        { mayHaveRun: true },
+      );
+    }
+    return result;
   }
 
   /** Waits for the replies of commands already sent, then closes; no reconnect after this. */

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { ChainableCommander, Redis, Result } from 'ioredis';
 import { idempotencyKey, rateLimitKey, type ProductKeys } from './keys.js';
-import { luaScript, type LuaScript, type RespClient, type RespReply } from './resp.js';
+import type { BuyPathRedis } from './resp-cluster.js';
+import { luaScript, type LuaScript, type RespReply } from './resp.js';
 
 // Each Lua script is one file under ./lua named `<name>-<numberOfKeys>.lua`, with a header
 // documenting its KEYS and ARGV. The buy script runs on the API's hot-path client
@@ -76,7 +77,7 @@ function buyScriptReply(reply: RespReply): BuyScriptReply {
 
 /** One buy in one round trip: see the header of buy-7.lua. */
 export async function runBuyScript(
-  redis: RespClient,
+  redis: BuyPathRedis,
   keys: ProductKeys,
   args: BuyScriptArgs,
 ): Promise<BuyScriptReply> {

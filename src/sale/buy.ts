@@ -1,5 +1,5 @@
 import { idempotencyKey, productKeys, type ProductKeys } from '../redis/keys.js';
-import type { RespClient } from '../redis/resp.js';
+import type { BuyPathRedis } from '../redis/resp-cluster.js';
 import { runBuyScript } from '../redis/scripts.js';
 
 /**
@@ -72,7 +72,7 @@ export function acceptedRecord(orderId: string, productId: string, qty: number):
 
 /** Reserves stock for one buy in one Redis round trip (the buy script). */
 export async function reserveStock(
-  redis: RespClient,
+  redis: BuyPathRedis,
   prefix: string,
   request: BuyRequest,
   policy: BuyPolicy = DEFAULT_BUY_POLICY,
@@ -103,7 +103,7 @@ export async function reserveStock(
  * as the script would).
  */
 export async function replayStoredAnswer(
-  redis: RespClient,
+  redis: BuyPathRedis,
   prefix: string,
   request: Pick<BuyRequest, 'productId' | 'userId' | 'qty' | 'idempotencyKey'>,
 ): Promise<BuyResult | undefined> {

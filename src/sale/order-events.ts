@@ -12,7 +12,8 @@ export async function publishOrderEvent(
 }
 
 /**
- * `order_persisted` for each order the order worker just committed. Never throws: a missed
+ * `order_persisted` for each order the order worker just committed, in one pipeline (one write
+ * for a whole batch: a drain publishes one event per order). Never throws: a missed
  * notification is only late news (GET /order/:id answers `pending` all the same).
  */
 export async function announcePersisted(
@@ -20,16 +21,19 @@ export async function announcePersisted(
   prefix: string,
   orders: readonly { id: string; userId: string; productId: string }[],
 ): Promise<void> {
+  if (orders.length === 0) return;
   const at = Date.now();
-  await Promise.all(
-    orders.map((order) =>
-      publishOrderEvent(redis, prefix, {
-        orderId: order.id,
-        userId: order.userId,
-        productId: order.productId,
-        status: OrderStatus.Pending,
-        at,
-      }).catch(() => undefined),
-    ),
-  );
+  const channel = orderEventsChannel(prefix);
+  const pipeline = redis.pipeline();
+  for (const order of orders) {
+    const event: OrderEvent = {
+      orderId: order.id,
+      userId: order.userId,
+      productId: order.productId,
+      status: OrderStatus.Pending,
+      at,
+    };
+    pipeline.publish(channel, JSON.stringify(event));
+  }
+  await pipeline.exec().catch(() => undefined);
 }

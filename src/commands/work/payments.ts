@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { FsaleCommand, serviceFlags } from '../../cli/base.js';
+import { FsaleCommand, gatewayUrlFlag, serviceFlags } from '../../cli/base.js';
 import { runUntilStopped } from '../../cli/long-running.js';
 import { connectPostgres } from '../../db/pool.js';
 import { PaymentProvider } from '../../payments/provider-client.js';
@@ -29,10 +29,7 @@ handed back. Status every --status-interval-ms: JSON lines off a terminal or wit
   static override enableJsonFlag = true;
   static override flags = {
     ...serviceFlags,
-    'gateway-url': Flags.string({
-      description: 'payment gateway [env: FSALE_GATEWAY_URL, default: http://127.0.0.1:3100]',
-      helpGroup: 'SERVICES',
-    }),
+    ...gatewayUrlFlag,
     concurrency: Flags.integer({
       description: 'charges in flight at once',
       default: PAYMENT_WORKER_DEFAULTS.concurrency,

@@ -1,0 +1,57 @@
+// The local Redis Cluster harness (3 masters + 3 replicas from the Debian binary) and the
+// cluster facts the rest of the system relies on.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedisCluster, type LocalCluster } from '../../src/infra/local-cluster.js';
+import { productKeys } from '../../src/redis/keys.js';
+import { keySlot } from '../../src/redis/slots.js';
+
+let dataDir: string;
+let cluster: LocalCluster;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'fsale-cluster-'));
+  cluster = await startRedisCluster({ dataDir });
+});
+
+afterAll(async () => {
+  await cluster.stop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('a local Redis Cluster', () => {
+  it('has 3 masters and 3 replicas covering every slot', async () => {
+    expect(cluster.nodes).toHaveLength(6);
+    expect(cluster.url).toMatch(/^redis:\/\/127\.0\.0\.1:\d+(,127\.0\.0\.1:\d+){5}$/);
+    const node = new Redis({ port: cluster.nodes[0]?.port ?? 0 });
+    try {
+      const info = String(await node.call('CLUSTER', 'INFO'));
+      expect(info).toContain('cluster_state:ok');
+      expect(info).toContain('cluster_slots_assigned:16384');
+      expect(info).toContain('cluster_size:3');
+    } finally {
+      node.disconnect();
+    }
+  });
+
+  it('computes the slot of every key exactly as CLUSTER KEYSLOT does', async () => {
+    const node = new Redis({ port: cluster.nodes[0]?.port ?? 0 });
+    try {
+      const keys: string[] = [
+        'a',
+        'ünïcødé{tag}x',
+        '{}',
+        'foo{}{bar}',
+        ...Object.values<string>({ ...productKeys('fsale', 'p1') }),
+        ...Array.from({ length: 300 }, (_, i) => `k${i}:{p:${i * 7919}}:x`),
+      ];
+      const slots = await Promise.all(keys.map((k) => node.call('CLUSTER', 'KEYSLOT', k)));
+      expect(keys.map(keySlot)).toEqual(slots.map(Number));
+    } finally {
+      node.disconnect();
+    }
+  });
+});
