@@ -3,13 +3,8 @@ import type { Pool } from '../db/pool.js';
 import { inTransaction } from '../db/pool.js';
 import { UsageError } from '../domain/errors.js';
 import { deleteMatching } from '../redis/client.js';
-import {
-  ORDER_GROUP,
-  PRODUCT_ID,
-  productKeyPattern,
-  productKeys,
-  productsKey,
-} from '../redis/keys.js';
+import { PRODUCT_ID, productKeyPattern, productKeys, productsKey } from '../redis/keys.js';
+import { ensureOrderGroup } from '../redis/streams.js';
 
 export interface SeedInput {
   productId: string;
@@ -158,13 +153,4 @@ export async function seedProduct(
     deletedOrders,
     deletedKeys,
   };
-}
-
-/** Creates the order workers' consumer group (and the stream) if they do not exist yet. */
-export async function ensureOrderGroup(redis: Redis, stream: string): Promise<void> {
-  try {
-    await redis.xgroup('CREATE', stream, ORDER_GROUP, '0', 'MKSTREAM');
-  } catch (error) {
-    if (!(error instanceof Error) || !error.message.startsWith('BUSYGROUP')) throw error;
-  }
 }

@@ -3,18 +3,18 @@ import { ORDER_AMOUNT_CENTS_SQL, toOrderRecord } from '../db/orders.js';
 import { inRepeatableRead, type Pool } from '../db/pool.js';
 import { HOLDING_STATUSES } from '../domain/order-status.js';
 import { parseOrderEntry, unpersistedEntries } from '../domain/order-entry.js';
-import type { GatewayClient, LedgerAnswer } from '../gateway/client.js';
+import type { PaymentProvider, LedgerAnswer } from '../payments/provider-client.js';
 import { idempotencyKey, productKeys, productsKey, type ProductKeys } from '../redis/keys.js';
 import { acceptedRecord } from '../sale/buy.js';
 import { applyReleaseToRedis } from '../sale/release.js';
-import { ensureOrderGroup } from '../sale/seed.js';
+import { ensureOrderGroup } from '../redis/streams.js';
 import { settleFailed, settlePaid } from '../sale/settle.js';
 
 export interface ReconcileContext {
   pool: Pool;
   redis: Redis;
   keyPrefix: string;
-  gateway: GatewayClient;
+  gateway: PaymentProvider;
 }
 
 export interface ReconcileReport {
