@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Redis } from '../redis/client.js';
 import type { Pool } from '../db/pool.js';
 import { HOLDING_STATUSES } from '../domain/order-status.js';
 import { parseOrderEntry, unpersistedEntries } from '../domain/order-entry.js';

@@ -1,5 +1,5 @@
 // The per-product sale state the workers and the API read outside the buy script.
-import type { Redis } from 'ioredis';
+import type { Redis } from './client.js';
 import { PRODUCT_ID, productsKey } from './keys.js';
 
 /** The products seeded under `prefix` (the streams the order workers read), sorted. */

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { ChainableCommander, Redis, Result } from 'ioredis';
+import type { ChainableCommander, Result } from 'ioredis';
+import type { Redis } from './client.js';
 import { idempotencyKey, rateLimitKey, type ProductKeys } from './keys.js';
 import type { BuyPathRedis } from './resp-cluster.js';
 import { luaScript, type LuaScript, type RespReply } from './resp.js';

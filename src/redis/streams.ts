@@ -1,7 +1,7 @@
 // The order streams' plumbing: the consumer group, the reads and claims of the order worker
 // with their replies checked once, at the edge (ioredis types them as `unknown[]`, so the worker
 // never indexes into an unchecked reply), and the one MULTI that settles a handled batch.
-import type { Redis } from 'ioredis';
+import { isCluster, type Redis } from './client.js';
 import { idempotencyKey, ORDER_GROUP, type ProductKeys } from './keys.js';
 import { deadLetterFields, type DeadLetter } from './dead-letters.js';
 import { queueReleaseUnits, type OrderUnits } from './scripts.js';
@@ -129,8 +129,32 @@ export interface GroupRead {
   blockMs?: number | undefined;
 }
 
-/** XREADGROUP on the order group. */
+/**
+ * XREADGROUP on the order group. On a Redis Cluster every product stream lives in a slot of
+ * its own and one XREADGROUP may only name streams of one slot: each stream is read on its own
+ * master, all at once, without BLOCK (a blocked read would hold the connection to its node);
+ * when none has anything, the read waits a short moment instead, bounded by `blockMs`.
+ */
 export async function readOrderGroup(redis: Redis, read: GroupRead): Promise<StreamEntries[]> {
+  if (!isCluster(redis) || read.streams.length <= 1) return readStreams(redis, read);
+  const replies = await Promise.all(
+    read.streams.map((stream) =>
+      readStreams(redis, { ...read, streams: [stream], blockMs: undefined }),
+    ),
+  );
+  const entries = replies.flat();
+  if (entries.length === 0 && read.blockMs !== undefined) {
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.min(read.blockMs ?? 0, CLUSTER_IDLE_WAIT_MS)),
+    );
+  }
+  return entries;
+}
+
+/** How long an idle order worker on a cluster waits between two rounds of reads. */
+const CLUSTER_IDLE_WAIT_MS = 50;
+
+async function readStreams(redis: Redis, read: GroupRead): Promise<StreamEntries[]> {
   const ids = read.streams.map(() => (read.from === 'new' ? '>' : '0'));
   const head = ['GROUP', ORDER_GROUP, read.consumer, 'COUNT', read.count] as const;
   const reply =

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Redis } from '../redis/client.js';
 import { OrderStatus, type OrderEvent } from '../domain/order-status.js';
 import { orderEventsChannel } from '../redis/keys.js';
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Redis } from '../redis/client.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { productKeys } from '../redis/keys.js';
 import { releaseUnits } from '../redis/scripts.js';

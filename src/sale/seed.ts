@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Redis } from '../redis/client.js';
 import type { Pool } from '../db/pool.js';
 import { inTransaction } from '../db/pool.js';
 import { UsageError } from '../domain/errors.js';
@@ -137,9 +137,11 @@ export async function seedProduct(
       limit: sale.perUserLimit,
       starts: sale.startsAt.getTime(),
     })
-    .sadd(productsKey(ctx.keyPrefix), sale.productId)
     .publish(keys.stockChannel, String(sale.stock))
     .exec();
+  // Apart from the product's MULTI: the products set lives in another slot on a Redis Cluster.
+  // Announced last, so a worker that finds the product finds its keys.
+  await ctx.redis.sadd(productsKey(ctx.keyPrefix), sale.productId);
   await ensureOrderGroup(ctx.redis, keys.orders);
 
   return {

@@ -25,7 +25,7 @@
 //   stock from products.remaining and the per-user counts from the orders that hold stock,
 //   which include every committed sync order. It must run while the API is stopped (a mirror
 //   applied during the rebuild would be overwritten), as for any rebuild.
-import type { Redis } from 'ioredis';
+import type { Redis } from '../redis/client.js';
 import type { Pool } from '../db/pool.js';
 import { productKeys, type ProductKeys } from '../redis/keys.js';
 import { countBuyAttempt, mirrorUnits, refundBuyAttempt } from '../redis/scripts.js';

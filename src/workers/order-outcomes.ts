@@ -2,7 +2,7 @@
 // orders (dead letters), how a batch PostgreSQL refuses is narrowed down to its bad rows, and
 // which orders are superseded by an earlier order holding their idempotency key. The consumer
 // (src/workers/orders.ts) reads and acknowledges; this decides.
-import type { Redis } from 'ioredis';
+import type { Redis } from '../redis/client.js';
 import { isDataError, isStockGuardViolation } from '../db/errors.js';
 import {
   persistOrders,

@@ -1,5 +1,5 @@
 // The audit of `fsale audit` as a test assertion.
-import type { Redis } from 'ioredis';
+import type { Redis } from '../../src/redis/client.js';
 import { expect } from 'vitest';
 import { runAudit, type AuditReport } from '../../src/audit/audit.js';
 import { fetchLedger } from '../../src/audit/ledger.js';
