@@ -3,7 +3,7 @@ import type { ChainableCommander, Result } from 'ioredis';
 import type { Redis } from './client.js';
 import { idempotencyKey, rateLimitKey, type ProductKeys } from './keys.js';
 import type { BuyPathRedis } from './resp-cluster.js';
-import { luaScript, type LuaScript, type RespReply } from './resp.js';
+import { luaScript, type Durability, type LuaScript, type RespReply } from './resp.js';
 
 // Each Lua script is one file under ./lua named `<name>-<numberOfKeys>.lua`, with a header
 // documenting its KEYS and ARGV. The buy script runs on the API's hot-path client
@@ -51,6 +51,8 @@ export interface BuyScriptArgs {
   /** Requests per user per window; 0 disables the limit. */
   rateLimit: number;
   rateWindowMs: number;
+  /** Replicas that must have the script's writes before its reply counts (WAIT). */
+  durability?: Durability | undefined;
 }
 
 export interface BuyScriptReply {
@@ -82,23 +84,27 @@ export async function runBuyScript(
   keys: ProductKeys,
   args: BuyScriptArgs,
 ): Promise<BuyScriptReply> {
-  const reply = await redis.evalScript(BUY_SCRIPT, [
-    keys.stock,
-    keys.sale,
-    keys.bought,
-    keys.orders,
-    idempotencyKey(keys, args.userId, args.idempotencyKey),
-    rateLimitKey(keys, args.userId),
-    keys.owners,
-    args.orderId,
-    args.userId,
-    args.qty,
-    args.idempotencyKey,
-    args.fingerprint,
-    keys.stockChannel,
-    args.rateLimit,
-    args.rateWindowMs,
-  ]);
+  const reply = await redis.evalScript(
+    BUY_SCRIPT,
+    [
+      keys.stock,
+      keys.sale,
+      keys.bought,
+      keys.orders,
+      idempotencyKey(keys, args.userId, args.idempotencyKey),
+      rateLimitKey(keys, args.userId),
+      keys.owners,
+      args.orderId,
+      args.userId,
+      args.qty,
+      args.idempotencyKey,
+      args.fingerprint,
+      keys.stockChannel,
+      args.rateLimit,
+      args.rateWindowMs,
+    ],
+    args.durability,
+  );
   return buyScriptReply(reply);
 }
 

@@ -1,5 +1,6 @@
 import { idempotencyKey, productKeys, type ProductKeys } from '../redis/keys.js';
 import type { BuyPathRedis } from '../redis/resp-cluster.js';
+import type { Durability } from '../redis/resp.js';
 import { runBuyScript } from '../redis/scripts.js';
 
 /**
@@ -49,7 +50,20 @@ export interface BuyPolicy {
   /** Buys per user per product per window; 0 disables the limit. */
   rateLimit: number;
   rateWindowMs: number;
+  /**
+   * `serve --durability replica`: an accept counts (202) only once this many replicas have the
+   * buy's writes (WAIT on the buy's connection, in the same write as the script). Fewer within
+   * the timeout answers 503 outcome_unknown: the unit may be reserved; a retry with the same
+   * key is safe. Undefined: answer as soon as the master has it (`--durability none`).
+   */
+  durability?: Durability | undefined;
 }
+
+/** `serve --durability`: see BuyPolicy.durability. */
+export const DURABILITY_MODES = ['none', 'replica'] as const;
+
+/** How long a buy waits for a replica under `--durability replica` by default. */
+export const DEFAULT_DURABILITY_TIMEOUT_MS = 500;
 
 export const DEFAULT_BUY_POLICY: BuyPolicy = {
   rateLimit: 20,
@@ -86,6 +100,7 @@ export async function reserveStock(
     fingerprint: fingerprint(request.productId, request.qty),
     rateLimit: policy.rateLimit,
     rateWindowMs: policy.rateWindowMs,
+    durability: policy.durability,
   });
   return {
     code: code as BuyCode,

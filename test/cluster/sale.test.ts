@@ -110,4 +110,40 @@ describe('a sale on a Redis Cluster', () => {
     expect(late.status).toBe(409);
     for (const p of products) expectAuditOk(await audit(onCluster, undefined, p));
   });
+
+  it('with --durability replica a 202 waits for a replica; a stopped replica gives 503 outcome_unknown and the retry gets the one order', async () => {
+    const productId = 'durable';
+    await seedProduct(ctx(), { productId, stock: 10, perUserLimit: 5 });
+    const durable = await startApi(onCluster, {
+      buyPolicy: { rateLimit: 0, durability: { replicas: 1, timeoutMs: 300 } },
+    });
+    const token = tokenFor('careful');
+    const ok = await buy(durable, { token, productId, key: freshKey() });
+    expect(ok.status, ok.body).toBe(202);
+
+    const keys = productKeys(s.keyPrefix, productId);
+    const master = await cluster.masterOf(keySlot(keys.stock));
+    const primary = await connectRedis(`redis://127.0.0.1:${master.port}`);
+    const info = await primary.info('replication');
+    primary.disconnect();
+    const replicaPort = Number(/slave0:ip=[^,]+,port=(\d+)/.exec(info)?.[1]);
+    const replica = cluster.nodes.find((n) => n.port === replicaPort);
+    if (replica === undefined) throw new Error('no replica of the product master');
+    const key = freshKey();
+    process.kill(replica.pid, 'SIGSTOP');
+    let unsure;
+    try {
+      unsure = await buy(durable, { token, productId, key });
+    } finally {
+      process.kill(replica.pid, 'SIGCONT');
+    }
+    expect(unsure.status, unsure.body).toBe(503);
+    expect(JSON.parse(unsure.body)).toMatchObject({ type: 'urn:fsale:problem:outcome_unknown' });
+    // The master did take it: the retry with the same key is its replay, not a second unit.
+    const retry = await buy(durable, { token, productId, key });
+    expect(retry.status, retry.body).toBe(202);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(await redis.xlen(keys.orders)).toBe(2);
+    expect(await redis.get(keys.stock)).toBe('8');
+  });
 });
