@@ -1,6 +1,8 @@
 // Finds Redis and PostgreSQL for the test run: TEST_REDIS_URL / TEST_DATABASE_URL when set,
 // else the machine's services on their standard ports when they answer, else private
 // redis-server and postgres processes on free ports, stopped when the run ends.
+// TEST_REDIS=cluster runs the tests on a private local Redis Cluster (3 masters + 3 replicas)
+// instead (`npm run test:cluster`).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +13,7 @@ import {
   startRedisServer,
   type LocalService,
 } from '../src/infra/local-services.js';
+import { startRedisCluster, type LocalCluster } from '../src/infra/local-cluster.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -24,7 +27,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const started: LocalService[] = [];
 
   let redisUrl = process.env.TEST_REDIS_URL;
-  if (redisUrl === undefined) {
+  let cluster: LocalCluster | undefined;
+  if (process.env.TEST_REDIS === 'cluster') {
+    cluster = await startRedisCluster({ dataDir: await mkdtemp(join(tmpdir(), 'fsale-cluster-')) });
+    redisUrl = cluster.url;
+  } else if (redisUrl === undefined) {
     if (await isListening('redis://127.0.0.1:6379')) redisUrl = 'redis://127.0.0.1:6379';
     else {
       const redis = await startRedisServer({
@@ -51,11 +58,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   project.provide('redisUrl', redisUrl);
   project.provide('databaseUrl', databaseUrl);
-  if (started.length > 0) {
-    console.log(`tests use private servers: ${started.map((s) => s.url).join(', ')}`);
+  if (started.length > 0 || cluster !== undefined) {
+    const urls = [...started.map((s) => s.url), ...(cluster === undefined ? [] : [cluster.url])];
+    console.log(`tests use private servers: ${urls.join(', ')}`);
   }
 
   return async () => {
+    await cluster?.stop();
     for (const service of started) {
       await service.stop();
       await rm(service.dataDir, { recursive: true, force: true });

@@ -81,24 +81,41 @@ function redisAuth(url: string): { username?: string; password?: string; tls?: o
   };
 }
 
-/**
- * Deletes every key matching `pattern`, in batches, without blocking Redis (SCAN, not KEYS);
- * on a cluster, on every master. Keys are deleted one by one on a cluster (a multi-key UNLINK
- * must stay within one slot).
- */
-export async function deleteMatching(redis: Redis, pattern: string): Promise<number> {
-  const nodes = isCluster(redis) ? redis.nodes('master') : [redis];
-  let deleted = 0;
-  for (const node of nodes) {
+/** Calls `each` with every batch of keys matching `pattern` (SCAN: Redis is never blocked). */
+async function forEachKeyBatch(
+  redis: Redis,
+  pattern: string,
+  each: (keys: string[]) => Promise<void>,
+): Promise<void> {
+  // A cluster's keys are spread over its masters: each is scanned in turn.
+  for (const node of isCluster(redis) ? redis.nodes('master') : [redis]) {
     let cursor = '0';
     do {
       const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
       cursor = next;
-      if (keys.length === 0) continue;
-      if (isCluster(redis)) {
-        for (const key of keys) deleted += await redis.unlink(key);
-      } else deleted += await node.unlink(...keys);
+      if (keys.length > 0) await each(keys);
     } while (cursor !== '0');
   }
+}
+
+/** Every key matching `pattern` (for tests and diagnostics: it holds them all in memory). */
+export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  await forEachKeyBatch(redis, pattern, async (keys) => {
+    found.push(...keys);
+  });
+  return found;
+}
+
+/**
+ * Deletes every key matching `pattern`, in batches. On a cluster keys go one by one (a
+ * multi-key UNLINK must stay within one slot).
+ */
+export async function deleteMatching(redis: Redis, pattern: string): Promise<number> {
+  let deleted = 0;
+  await forEachKeyBatch(redis, pattern, async (keys) => {
+    if (!isCluster(redis)) deleted += await redis.unlink(...keys);
+    else for (const key of keys) deleted += await redis.unlink(key);
+  });
   return deleted;
 }

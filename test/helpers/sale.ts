@@ -1,6 +1,7 @@
 // A running API on a free port over this test file's prefix and database.
 import { mintTokens } from '../../src/auth/tokens.js';
 import { buildApp, type App, type AppOptions } from '../../src/server/app.js';
+import { scanKeys } from '../../src/redis/client.js';
 import { productKeys } from '../../src/redis/keys.js';
 import { seedProduct, type SeedInput } from '../../src/sale/seed.js';
 import { send, type HttpResponse } from './http.js';
@@ -69,7 +70,7 @@ export async function saleState(s: TestServices, productId: string) {
     s.redis.xlen(keys.orders),
     s.redis.hgetall(keys.bought),
     s.redis.hlen(keys.owners),
-    s.redis.keys(`${keys.idempotencyPrefix}*`).then((k) => k.length),
+    scanKeys(s.redis, `${keys.idempotencyPrefix}*`).then((k) => k.length),
   ]);
   return { stock, streamLength, bought, owners, idempotencyRecords };
 }

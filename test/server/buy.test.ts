@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
+import { scanKeys } from '../../src/redis/client.js';
 import { idempotencyKey, productKeys } from '../../src/redis/keys.js';
 import { BUY_MODES } from '../../src/sale/buy.js';
 import { settleFailed } from '../../src/sale/settle.js';
@@ -38,18 +39,12 @@ describe.each(BUY_MODES)('POST /order/buy in %s mode', (mode) => {
 
   /** The product's Redis keys and the bytes they take (MEMORY USAGE), for memory bounds. */
   async function productFootprint(productId: string): Promise<{ keys: number; bytes: number }> {
-    const pattern = `${s.keyPrefix}:{p:${productId}}:*`;
-    let cursor = '0';
-    let keys = 0;
+    const found = await scanKeys(s.redis, `${s.keyPrefix}:{p:${productId}}:*`);
     let bytes = 0;
-    do {
-      const [next, found] = await s.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      for (const key of found) {
-        keys += 1;
-        bytes += Number(await s.redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
-      }
-    } while (cursor !== '0');
+    for (const key of found) {
+      bytes += Number(await s.redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
+    }
+    const keys = found.length;
     return { keys, bytes };
   }
 
