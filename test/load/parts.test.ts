@@ -164,6 +164,7 @@ describe('one sale as three parts run at once on this machine, merged, against t
     expect(merged.latencyMs?.count).toBe(union.totalCount);
     // The stock the parts knew (read before the run, minus every part's orders) ends at 0.
     expect(merged.stock?.samples.at(-1)?.remaining).toBe(0);
+    expect(await readFile(html, 'utf8')).toContain('id="stock-chart"');
 
     // What is not the parts of one sale is refused, in one line, exit 2.
     const twice = await runCli(
