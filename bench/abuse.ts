@@ -19,7 +19,7 @@ import {
   startSlowloris,
   type StalledSseClients,
   type Slowloris,
-} from '../test/faults/abuse-traffic.js';
+} from '../test/helpers/abuse-traffic.js';
 import {
   benchScope,
   buyRequests,

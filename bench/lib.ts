@@ -124,7 +124,9 @@ export function cpuSeconds(pid: number): number {
 }
 
 /** CPU seconds the Redis server has used (user + sys), from INFO cpu. */
-export async function redisCpuSeconds(redis: Redis): Promise<number> {
+export async function redisCpuSeconds(redis: {
+  info(section: 'cpu'): Promise<string>;
+}): Promise<number> {
   const info = await redis.info('cpu');
   const read = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? NaN);
   return read('used_cpu_user') + read('used_cpu_sys');

@@ -1,6 +1,7 @@
 // The one place where flags and environment variables become typed configuration.
 // Precedence: flags > environment > defaults. Everything is validated here, once, so a bad
 // value is a one-line error at start naming the variable, never a crash later.
+import { parseRedisTarget } from './redis/target.js';
 
 export const DEFAULTS = {
   redisUrl: 'redis://127.0.0.1:6379',
@@ -81,6 +82,16 @@ function url(value: string, source: string, protocols: readonly string[]): strin
   return value;
 }
 
+/** One node (`redis://host:port/db`) or a Redis Cluster by its seed nodes (`redis://h1:p1,h2:p2`). */
+function redisTarget(value: string, source: string): string {
+  try {
+    parseRedisTarget(value);
+  } catch (error) {
+    throw new ConfigError(source, (error as Error).message);
+  }
+  return value;
+}
+
 export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const redis = pick('redisUrl', flags, env);
   const database = pick('databaseUrl', flags, env);
@@ -90,7 +101,7 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
   const secret = pick('jwtSecret', flags, env);
 
   const config: Config = {
-    redisUrl: url(redis.value ?? DEFAULTS.redisUrl, redis.source, ['redis:', 'rediss:']),
+    redisUrl: redisTarget(redis.value ?? DEFAULTS.redisUrl, redis.source),
     databaseUrl: url(database.value ?? DEFAULTS.databaseUrl, database.source, [
       'postgres:',
       'postgresql:',

@@ -33,6 +33,8 @@ describe('config', () => {
   it.each([
     ['REDIS_URL', 'not a url', /REDIS_URL: not a valid URL/],
     ['REDIS_URL', 'http://127.0.0.1:6379', /REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL/],
+    ['REDIS_URL', 'redis://a:7000,b', /REDIS_URL: a cluster seed node needs host:port/],
+    ['REDIS_URL', 'redis://a:7000,b:7001/2', /REDIS_URL: a Redis Cluster has only database 0/],
     ['DATABASE_URL', 'mysql://x/y', /DATABASE_URL: expected a postgres/],
     ['FSALE_GATEWAY_URL', 'ftp://x', /FSALE_GATEWAY_URL: expected a http/],
     ['FSALE_KEY_PREFIX', 'has space', /FSALE_KEY_PREFIX: must be 1-64/],
@@ -43,6 +45,11 @@ describe('config', () => {
   ])('rejects %s=%j with an error naming the variable', (name, value, message) => {
     expect(() => loadConfig({}, { [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({}, { [name]: value })).toThrow(message);
+  });
+
+  it('takes a Redis Cluster as its seed nodes in REDIS_URL', () => {
+    const url = 'redis://10.0.0.1:7000,10.0.0.2:7001';
+    expect(loadConfig({}, { REDIS_URL: url }).redisUrl).toBe(url);
   });
 
   it('names the flag when the bad value came from a flag', () => {

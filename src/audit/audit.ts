@@ -1,11 +1,11 @@
-import type { Redis } from 'ioredis';
+import type { Redis } from '../redis/client.js';
 import type { Pool } from '../db/pool.js';
 import { HOLDING_STATUSES } from '../domain/order-status.js';
 import { parseOrderEntry, unpersistedEntries } from '../domain/order-entry.js';
 import { productKeys, productsKey } from '../redis/keys.js';
-import type { LedgerEntry } from './ledger.js';
+import type { RecordedCharge } from '../payments/provider-client.js';
 
-// The invariants of DESIGN section 4, checked against PostgreSQL, Redis and the gateway ledger.
+// The invariants of docs/ARCHITECTURE.md section 5, checked against PostgreSQL, Redis and the gateway ledger.
 
 export interface Check {
   name: string;
@@ -24,7 +24,7 @@ export interface AuditContext {
   redis: Redis;
   keyPrefix: string;
   /** Every charge the gateway recorded; undefined skips the ledger checks. */
-  ledger?: LedgerEntry[] | undefined;
+  ledger?: RecordedCharge[] | undefined;
 }
 
 export interface AuditOptions {

@@ -1,28 +1,13 @@
 import { ServiceUnavailableError } from '../domain/errors.js';
+import { PaymentProvider, type RecordedCharge } from '../payments/provider-client.js';
 
-export interface LedgerEntry {
-  key: string;
-  status: 'succeeded' | 'declined' | 'voided';
-  chargeId?: string;
-  orderId: string;
-  amountCents: number;
-}
-
-/** Every charge the gateway recorded (GET /charges, page by page). */
-export async function fetchLedger(gatewayUrl: string): Promise<LedgerEntry[]> {
-  const entries: LedgerEntry[] = [];
-  let after = '0';
+/**
+ * The provider's whole ledger for the audit: an unreachable provider is a service outage
+ * (exit 2), not a failed invariant.
+ */
+export async function fetchLedger(gatewayUrl: string): Promise<RecordedCharge[]> {
   try {
-    for (;;) {
-      const response = await fetch(new URL(`/charges?after=${after}&limit=1000`, gatewayUrl), {
-        signal: AbortSignal.timeout(10_000),
-      });
-      if (!response.ok) throw new Error(`GET /charges answered ${response.status}`);
-      const page = (await response.json()) as { charges: LedgerEntry[]; next: string | null };
-      entries.push(...page.charges);
-      if (page.next === null) return entries;
-      after = page.next;
-    }
+    return await new PaymentProvider(gatewayUrl).ledger();
   } catch (error) {
     throw new ServiceUnavailableError('gateway', gatewayUrl, error);
   }

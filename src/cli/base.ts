@@ -27,6 +27,14 @@ export const jwtSecretFlag = {
   }),
 };
 
+/** The payment provider, for the commands that charge, reconcile or audit. */
+export const gatewayUrlFlag = {
+  'gateway-url': Flags.string({
+    description: 'payment gateway [env: FSALE_GATEWAY_URL, default: http://127.0.0.1:3100]',
+    helpGroup: 'SERVICES',
+  }),
+};
+
 export interface ServiceFlagValues {
   'redis-url'?: string | undefined;
   'database-url'?: string | undefined;

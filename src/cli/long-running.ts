@@ -14,6 +14,12 @@ export interface LongRunningOptions<S extends object> {
   done?: Promise<void>;
   /** Print a final 'stopped' line (off when oclif's --json prints the returned status). */
   printFinal: boolean;
+  /** A first line: `json` as a 'started' JSON line, `human` on a terminal. */
+  started?: { json: object; human: string };
+  /** What the first signal does, e.g. "stopping after the batch in hand". */
+  onStop?: string;
+  /** What an immediate exit on the second signal leaves behind. */
+  onExit?: string;
 }
 
 export function printStatus<S extends object>(
@@ -33,29 +39,45 @@ export async function runUntilStopped<S extends object>(
   options: LongRunningOptions<S>,
 ): Promise<S> {
   const log = (line: string) => process.stderr.write(`${options.name}: ${line}\n`);
+  if (options.started !== undefined) {
+    process.stdout.write(
+      options.jsonLines
+        ? `${JSON.stringify({ ts: new Date().toISOString(), event: 'started', ...options.started.json })}\n`
+        : `${options.started.human}\n`,
+    );
+  }
   const timer = setInterval(
     () => printStatus(options.jsonLines, 'status', options.status(), options.human),
     options.intervalMs,
   );
   let stopping: Promise<void> | undefined;
   let signals = 0;
+  // Kept until the work has stopped: a second signal while stopping must still exit at once.
+  let unlisten = (): void => undefined;
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       signals += 1;
       if (signals > 1) {
-        log(`${signal} again: exiting now`);
+        log(
+          `${signal} again: exiting now${options.onExit === undefined ? '' : `; ${options.onExit}`}`,
+        );
         process.exit(signal === 'SIGINT' ? 130 : 143);
       }
-      log(`${signal}: finishing the work in hand`);
+      log(`${signal}: ${options.onStop ?? 'finishing the work in hand'}`);
       stopping ??= options.stop();
       void stopping.then(resolve);
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     void options.done?.then(resolve);
+    unlisten = () => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    };
   });
   clearInterval(timer);
   await stopping;
+  unlisten();
   const final = options.status();
   if (options.printFinal) printStatus(options.jsonLines, 'stopped', final, options.human);
   return final;

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import Table from 'cli-table3';
-import { FsaleCommand, serviceFlags } from '../cli/base.js';
+import { FsaleCommand, gatewayUrlFlag, serviceFlags } from '../cli/base.js';
 import { runAudit, type AuditReport } from '../audit/audit.js';
 import { fetchLedger } from '../audit/ledger.js';
 import { connectPostgres } from '../db/pool.js';
@@ -22,10 +22,7 @@ Exit codes: 0 all hold, 1 an invariant is violated, 2 a service cannot be reache
   static override enableJsonFlag = true;
   static override flags = {
     ...serviceFlags,
-    'gateway-url': Flags.string({
-      description: 'payment gateway [env: FSALE_GATEWAY_URL, default: http://127.0.0.1:3100]',
-      helpGroup: 'SERVICES',
-    }),
+    ...gatewayUrlFlag,
     product: Flags.string({ description: 'audit only this product' }),
     gateway: Flags.boolean({
       description: "check the gateway's ledger (--no-gateway skips it)",

@@ -1,8 +1,8 @@
 import { Flags } from '@oclif/core';
-import { FsaleCommand, serviceFlags } from '../cli/base.js';
+import { FsaleCommand, gatewayUrlFlag, serviceFlags } from '../cli/base.js';
 import { printStatus, runUntilStopped } from '../cli/long-running.js';
 import { connectPostgres } from '../db/pool.js';
-import { GatewayClient } from '../gateway/client.js';
+import { PaymentProvider } from '../payments/provider-client.js';
 import { connectRedis } from '../redis/client.js';
 import {
   rebuildRedis,
@@ -34,10 +34,7 @@ buys accepted during a rebuild would be overwritten.`;
   static override enableJsonFlag = true;
   static override flags = {
     ...serviceFlags,
-    'gateway-url': Flags.string({
-      description: 'payment gateway [env: FSALE_GATEWAY_URL, default: http://127.0.0.1:3100]',
-      helpGroup: 'SERVICES',
-    }),
+    ...gatewayUrlFlag,
     once: Flags.boolean({ description: 'one pass, then exit', exclusive: ['interval'] }),
     interval: Flags.integer({ description: 'ms between passes', default: 5_000, min: 10 }),
     'rebuild-redis': Flags.boolean({
@@ -69,7 +66,7 @@ buys accepted during a rebuild would be overwritten.`;
       pool,
       redis,
       keyPrefix: config.keyPrefix,
-      gateway: new GatewayClient(config.gatewayUrl),
+      gateway: new PaymentProvider(config.gatewayUrl),
     };
     try {
       if (flags['rebuild-redis']) {

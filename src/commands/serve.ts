@@ -5,7 +5,12 @@ import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
 import { requireJwtSecret } from '../config.js';
 import { DEFAULT_TOKEN_POLICY } from '../auth/tokens.js';
 import { UsageError } from '../domain/errors.js';
-import { BUY_MODES, DEFAULT_BUY_POLICY } from '../sale/buy.js';
+import {
+  BUY_MODES,
+  DEFAULT_BUY_POLICY,
+  DEFAULT_DURABILITY_TIMEOUT_MS,
+  DURABILITY_MODES,
+} from '../sale/buy.js';
 import {
   DEFAULT_BACKPRESSURE,
   DEFAULT_MAX_PG_WAITING,
@@ -154,6 +159,17 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       default: true,
       allowNo: true,
     }),
+    durability: Flags.option({
+      options: DURABILITY_MODES,
+      description:
+        'none: a buy is acknowledged (202) once the Redis master has it; replica: only once a replica has it too (WAIT 1), so a failover cannot lose it (503 outcome_unknown when no replica acknowledges in --durability-timeout-ms; a retry with the same key is safe). See docs/ARCHITECTURE.md, durability',
+      default: 'none' as const,
+    })(),
+    'durability-timeout-ms': Flags.integer({
+      description: 'with --durability replica: how long a buy waits for a replica',
+      default: DEFAULT_DURABILITY_TIMEOUT_MS,
+      min: 1,
+    }),
     'max-token-ttl': Flags.integer({
       description:
         'refuse a token whose exp is more than this many seconds away (a leaked long-lived token stays useless)',
@@ -257,7 +273,14 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       mode: flags.mode,
       ...(flags['pg-pool-size'] === undefined ? {} : { pgPoolSize: flags['pg-pool-size'] }),
       maxPgWaiting: flags['max-pg-waiting'],
-      buyPolicy: { rateLimit: flags['rate-limit'], rateWindowMs: flags['rate-window-ms'] },
+      buyPolicy: {
+        rateLimit: flags['rate-limit'],
+        rateWindowMs: flags['rate-window-ms'],
+        durability:
+          flags.durability === 'replica'
+            ? { replicas: 1, timeoutMs: flags['durability-timeout-ms'] }
+            : undefined,
+      },
       demoAuth: flags['demo-auth'],
       autoPipelining: flags['auto-pipelining'],
       ...(flags['trust-proxy'] === undefined ? {} : { trustProxy: flags['trust-proxy'] }),

@@ -28,6 +28,11 @@ export interface LocalCluster {
   url: string;
   /** The node currently serving `slot` as master (asks the cluster). */
   masterOf(slot: number): Promise<LocalService>;
+  /**
+   * Starts a stopped (or killed) node again on its port and data directory: it rejoins the
+   * cluster from its nodes.conf, as a replica of whoever took over its slots.
+   */
+  restart(node: LocalService): Promise<LocalService>;
   stop(): Promise<void>;
 }
 
@@ -77,29 +82,30 @@ export async function startRedisCluster(given: RedisClusterOptions): Promise<Loc
   if (cli === undefined) throw new Error('redis-cli not found (apt install redis-tools)');
   const dataDir = resolve(given.dataDir);
   const nodes: LocalService[] = [];
+  const startNode = (nodeDir: string, port?: number) =>
+    startRedisServer({
+      dataDir: nodeDir,
+      ...(port === undefined ? {} : { port }),
+      appendOnly: given.appendOnly ?? false,
+      extraArgs: [
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-node-timeout',
+        String(nodeTimeoutMs),
+        // A replica takes over however long it was cut off from its master: in a test the
+        // master is killed on purpose and the replica is current.
+        '--cluster-replica-validity-factor',
+        '0',
+      ],
+    });
   const stop = async () => {
     await Promise.all(nodes.map((node) => node.stop()));
   };
   try {
     for (let i = 0; i < masters * (1 + replicas); i += 1) {
-      nodes.push(
-        await startRedisServer({
-          dataDir: join(dataDir, `node-${i}`),
-          appendOnly: given.appendOnly ?? false,
-          extraArgs: [
-            '--cluster-enabled',
-            'yes',
-            '--cluster-config-file',
-            'nodes.conf',
-            '--cluster-node-timeout',
-            String(nodeTimeoutMs),
-            // A replica takes over however long it was cut off from its master: in a test
-            // the master is killed on purpose and the replica is current.
-            '--cluster-replica-validity-factor',
-            '0',
-          ],
-        }),
-      );
+      nodes.push(await startNode(join(dataDir, `node-${i}`)));
     }
     await run(cli, [
       '--cluster',
@@ -158,6 +164,13 @@ export async function startRedisCluster(given: RedisClusterOptions): Promise<Loc
         }
       }
       throw new Error(`no master found for slot ${slot}`);
+    },
+    async restart(node) {
+      const index = nodes.findIndex((n) => n.port === node.port);
+      if (index === -1) throw new Error(`node ${node.port} is not part of this cluster`);
+      const started = await startNode(node.dataDir, node.port);
+      nodes[index] = started;
+      return started;
     },
     stop,
   };

@@ -1,9 +1,20 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis as NodeRedis } from 'ioredis';
 import { ServiceUnavailableError } from '../domain/errors.js';
 import { reconnectDelayMs } from './resp.js';
 import { defineScripts } from './scripts.js';
+import { nodeAddress, parseRedisTarget } from './target.js';
 
-export type { Redis };
+/**
+ * A Redis connection for everything but the buy path: one node, or a Redis Cluster (REDIS_URL
+ * names seed nodes, `redis://h1:p1,h2:p2`). The cluster client sends each command to the master
+ * of its key's slot; every multi-key command and MULTI fsale sends stays within one product's
+ * hash tag, so within one slot.
+ */
+export type Redis = NodeRedis | Cluster;
+
+export function isCluster(redis: Redis): redis is Cluster {
+  return redis instanceof Cluster;
+}
 
 export interface RedisOptions {
   /** Shown in CLIENT LIST, so an operator can tell fsale's connections apart. */
@@ -19,15 +30,35 @@ export interface RedisOptions {
  * a request during a Redis outage fails at once (the API answers 503) instead of piling up.
  */
 export async function connectRedis(url: string, options: RedisOptions = {}): Promise<Redis> {
-  const redis = new Redis(url, {
-    lazyConnect: true,
+  const target = parseRedisTarget(url);
+  const node = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 5_000,
     connectionName: options.name ?? 'fsale',
-    enableAutoPipelining: options.autoPipelining === true,
     retryStrategy: options.persistent === true ? reconnectDelayMs : () => null,
-  });
+  };
+  const redis: Redis =
+    target.kind === 'node'
+      ? new NodeRedis(url, {
+          ...node,
+          lazyConnect: true,
+          enableAutoPipelining: options.autoPipelining === true,
+        })
+      : new Cluster(
+          target.nodes.map((seed) => {
+            const [host = '', port = ''] = nodeAddress(seed).split(':');
+            return { host, port: Number(port) };
+          }),
+          {
+            lazyConnect: true,
+            enableOfflineQueue: false,
+            enableAutoPipelining: options.autoPipelining === true,
+            // Slot map refreshes and redirections (MOVED/ASK, a failover) are ioredis's.
+            clusterRetryStrategy: options.persistent === true ? reconnectDelayMs : () => null,
+            redisOptions: { ...redisAuth(target.nodes[0] ?? ''), ...node },
+          },
+        );
   defineScripts(redis);
   // Errors surface on the commands that hit them; an unhandled 'error' event would crash us.
   redis.on('error', () => undefined);
@@ -40,14 +71,34 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
   return redis;
 }
 
-/** Deletes every key matching `pattern`, in batches, without blocking Redis (SCAN, not KEYS). */
+/** Credentials and TLS of a seed URL, for the cluster's node connections. */
+function redisAuth(url: string): { username?: string; password?: string; tls?: object } {
+  const parsed = new URL(url);
+  return {
+    ...(parsed.username === '' ? {} : { username: decodeURIComponent(parsed.username) }),
+    ...(parsed.password === '' ? {} : { password: decodeURIComponent(parsed.password) }),
+    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}
+
+/**
+ * Deletes every key matching `pattern`, in batches, without blocking Redis (SCAN, not KEYS);
+ * on a cluster, on every master. Keys are deleted one by one on a cluster (a multi-key UNLINK
+ * must stay within one slot).
+ */
 export async function deleteMatching(redis: Redis, pattern: string): Promise<number> {
-  let cursor = '0';
+  const nodes = isCluster(redis) ? redis.nodes('master') : [redis];
   let deleted = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) deleted += await redis.unlink(...keys);
-  } while (cursor !== '0');
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      if (isCluster(redis)) {
+        for (const key of keys) deleted += await redis.unlink(key);
+      } else deleted += await node.unlink(...keys);
+    } while (cursor !== '0');
+  }
   return deleted;
 }

@@ -23,7 +23,7 @@ import {
   type RespReply,
 } from './resp.js';
 import { keySlot, SLOT_COUNT } from './slots.js';
-import { nodeAddress, nodeUrl } from './target.js';
+import { nodeAddress, nodeUrl, parseRedisTarget } from './target.js';
 
 const REFRESH_EVERY_MS = 2_000;
 const MIN_REFRESH_GAP_MS = 100;
@@ -39,6 +39,14 @@ export interface BuyPathRedis {
   ): Promise<RespReply>;
   quit(): Promise<void>;
   disconnect(): void;
+}
+
+/** The buy path's client for a Redis URL: a RespClient for one node, a RespCluster for seeds. */
+export function connectBuyPath(url: string, options: RespOptions): Promise<BuyPathRedis> {
+  const target = parseRedisTarget(url);
+  return target.kind === 'node'
+    ? RespClient.connect(url, options)
+    : RespCluster.connect(target.nodes, options);
 }
 
 /** A slot without a known master: nothing was sent, the caller answers 503. */

@@ -9,9 +9,13 @@ const FORM = /^(rediss?):\/\/(?:([^@/]*)@)?([^/?#]+)(\/[^?#]*)?$/;
 
 /** Parses and validates a Redis URL; throws an Error whose message says what is wrong. */
 export function parseRedisTarget(url: string): RedisTarget {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    throw new Error(`not a valid URL: ${JSON.stringify(url)}`);
+  }
   const match = FORM.exec(url);
-  if (match === null)
+  if (match === null) {
     throw new Error(`expected a redis:// or rediss:// URL, got ${JSON.stringify(url)}`);
+  }
   const [, scheme, auth, hosts = '', path = ''] = match;
   const list = hosts.split(',');
   if (list.length === 1) {

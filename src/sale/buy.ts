@@ -1,7 +1,7 @@
-import { idempotencyKey, productKeys, rateLimitKey, type ProductKeys } from '../redis/keys.js';
+import { idempotencyKey, productKeys, type ProductKeys } from '../redis/keys.js';
 import type { BuyPathRedis } from '../redis/resp-cluster.js';
-import type { RespReply } from '../redis/resp.js';
-import { BUY_SCRIPT, type BuyScriptReply } from '../redis/scripts.js';
+import type { Durability } from '../redis/resp.js';
+import { runBuyScript } from '../redis/scripts.js';
 
 /**
  * How the API takes a buy. `queue` (Approach 2, the default): one Redis script reserves the
@@ -50,7 +50,20 @@ export interface BuyPolicy {
   /** Buys per user per product per window; 0 disables the limit. */
   rateLimit: number;
   rateWindowMs: number;
+  /**
+   * `serve --durability replica`: an accept counts (202) only once this many replicas have the
+   * buy's writes (WAIT on the buy's connection, in the same write as the script). Fewer within
+   * the timeout answers 503 outcome_unknown: the unit may be reserved; a retry with the same
+   * key is safe. Undefined: answer as soon as the master has it (`--durability none`).
+   */
+  durability?: Durability | undefined;
 }
+
+/** `serve --durability`: see BuyPolicy.durability. */
+export const DURABILITY_MODES = ['none', 'replica'] as const;
+
+/** How long a buy waits for a replica under `--durability replica` by default. */
+export const DEFAULT_DURABILITY_TIMEOUT_MS = 500;
 
 export const DEFAULT_BUY_POLICY: BuyPolicy = {
   rateLimit: 20,
@@ -71,20 +84,6 @@ export function acceptedRecord(orderId: string, productId: string, qty: number):
   return `${BuyCode.Accepted}|${orderId}|${fingerprint(productId, qty)}`;
 }
 
-function buyScriptReply(reply: RespReply): BuyScriptReply {
-  if (
-    Array.isArray(reply) &&
-    reply.length === 4 &&
-    typeof reply[0] === 'number' &&
-    typeof reply[1] === 'number' &&
-    typeof reply[2] === 'string' &&
-    typeof reply[3] === 'number'
-  ) {
-    return [reply[0], reply[1], reply[2], reply[3]];
-  }
-  throw new Error(`unexpected reply from the buy script: ${JSON.stringify(reply)}`);
-}
-
 /** Reserves stock for one buy in one Redis round trip (the buy script). */
 export async function reserveStock(
   redis: BuyPathRedis,
@@ -93,29 +92,21 @@ export async function reserveStock(
   policy: BuyPolicy = DEFAULT_BUY_POLICY,
   keys: ProductKeys = productKeys(prefix, request.productId),
 ): Promise<BuyResult> {
-  const reply = await redis.evalScript(BUY_SCRIPT, [
-    keys.stock,
-    keys.sale,
-    keys.bought,
-    keys.orders,
-    idempotencyKey(keys, request.userId, request.idempotencyKey),
-    rateLimitKey(keys, request.userId),
-    keys.owners,
-    request.orderId,
-    request.userId,
-    request.qty,
-    request.idempotencyKey,
-    fingerprint(request.productId, request.qty),
-    keys.stockChannel,
-    policy.rateLimit,
-    policy.rateWindowMs,
-  ]);
-  const [code, replayed, orderId, extra] = buyScriptReply(reply);
+  const { code, replayed, orderId, extra } = await runBuyScript(redis, keys, {
+    orderId: request.orderId,
+    userId: request.userId,
+    qty: request.qty,
+    idempotencyKey: request.idempotencyKey,
+    fingerprint: fingerprint(request.productId, request.qty),
+    rateLimit: policy.rateLimit,
+    rateWindowMs: policy.rateWindowMs,
+    durability: policy.durability,
+  });
   return {
     code: code as BuyCode,
-    replayed: replayed === 1,
+    replayed,
     orderId,
-    remaining: code === BuyCode.Accepted && replayed === 0 ? extra : -1,
+    remaining: code === BuyCode.Accepted && !replayed ? extra : -1,
     retryAfterMs: code === BuyCode.RateLimited ? extra : 0,
   };
 }

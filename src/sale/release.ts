@@ -1,6 +1,7 @@
-import type { Redis } from 'ioredis';
+import type { Redis } from '../redis/client.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { productKeys } from '../redis/keys.js';
+import { releaseUnits } from '../redis/scripts.js';
 
 export interface Reservation {
   orderId: string;
@@ -44,19 +45,10 @@ export async function applyReleaseToRedis(
   reservation: Reservation,
 ): Promise<boolean> {
   const keys = productKeys(prefix, reservation.productId);
-  const [applied] = await redis.release(
-    keys.stock,
-    keys.bought,
-    keys.released,
-    keys.sale,
-    reservation.orderId,
-    reservation.userId,
-    reservation.qty,
-    keys.stockChannel,
-  );
+  const applied = await releaseUnits(redis, keys, reservation);
   await pool.query(
     'UPDATE stock_releases SET redis_applied_at = now() WHERE order_id = $1 AND redis_applied_at IS NULL',
     [reservation.orderId],
   );
-  return applied === 1;
+  return applied;
 }

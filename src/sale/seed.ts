@@ -1,15 +1,10 @@
-import type { Redis } from 'ioredis';
+import type { Redis } from '../redis/client.js';
 import type { Pool } from '../db/pool.js';
 import { inTransaction } from '../db/pool.js';
 import { UsageError } from '../domain/errors.js';
 import { deleteMatching } from '../redis/client.js';
-import {
-  ORDER_GROUP,
-  PRODUCT_ID,
-  productKeyPattern,
-  productKeys,
-  productsKey,
-} from '../redis/keys.js';
+import { PRODUCT_ID, productKeyPattern, productKeys, productsKey } from '../redis/keys.js';
+import { ensureOrderGroup } from '../redis/streams.js';
 
 export interface SeedInput {
   productId: string;
@@ -142,9 +137,11 @@ export async function seedProduct(
       limit: sale.perUserLimit,
       starts: sale.startsAt.getTime(),
     })
-    .sadd(productsKey(ctx.keyPrefix), sale.productId)
     .publish(keys.stockChannel, String(sale.stock))
     .exec();
+  // Apart from the product's MULTI: the products set lives in another slot on a Redis Cluster.
+  // Announced last, so a worker that finds the product finds its keys.
+  await ctx.redis.sadd(productsKey(ctx.keyPrefix), sale.productId);
   await ensureOrderGroup(ctx.redis, keys.orders);
 
   return {
@@ -158,13 +155,4 @@ export async function seedProduct(
     deletedOrders,
     deletedKeys,
   };
-}
-
-/** Creates the order workers' consumer group (and the stream) if they do not exist yet. */
-export async function ensureOrderGroup(redis: Redis, stream: string): Promise<void> {
-  try {
-    await redis.xgroup('CREATE', stream, ORDER_GROUP, '0', 'MKSTREAM');
-  } catch (error) {
-    if (!(error instanceof Error) || !error.message.startsWith('BUSYGROUP')) throw error;
-  }
 }

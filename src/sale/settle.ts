@@ -1,59 +1,16 @@
-import type { Redis } from 'ioredis';
 import { transitionOrder, type OrderRecord } from '../db/orders.js';
-import { inTransaction, type Pool, type PoolClient } from '../db/pool.js';
+import { recordPayment, type PaymentAttempt } from '../db/payments.js';
+import { inTransaction } from '../db/pool.js';
 import type { StoredOrderStatus } from '../domain/order-status.js';
 import { publishOrderEvent } from './order-events.js';
+import type { Stores } from '../stores.js';
 import { applyReleaseToRedis, recordRelease } from './release.js';
 
 // Moving an order to its next status, shared by the payment worker and reconcile. Each step is
 // one PG transaction around a guarded transition; what follows the commit (Redis release,
 // publish) is idempotent and re-applied by reconcile if a crash cuts it short.
 
-export interface SettleContext {
-  pool: Pool;
-  redis: Redis;
-  keyPrefix: string;
-}
-
-export interface PaymentAttempt {
-  outcome: 'paid' | 'declined' | 'retryable' | 'unknown';
-  httpStatus?: number | undefined;
-  chargeId?: string | undefined;
-  latencyMs: number;
-}
-
-/** Appends one row to the order's payment history (attempt numbers are per order). */
-export async function recordPayment(
-  db: Pool | PoolClient,
-  orderId: string,
-  attempt: PaymentAttempt,
-): Promise<void> {
-  for (let tries = 0; ; tries++) {
-    try {
-      await db.query(
-        `INSERT INTO payments (order_id, attempt, outcome, http_status, gateway_charge_id, latency_ms)
-         SELECT $1, coalesce(max(attempt), 0) + 1, $2, $3, $4, $5 FROM payments WHERE order_id = $1`,
-        [
-          orderId,
-          attempt.outcome,
-          attempt.httpStatus ?? null,
-          attempt.chargeId ?? null,
-          attempt.latencyMs,
-        ],
-      );
-      return;
-    } catch (error) {
-      // Two workers recording at once (a stale one and its replacement) race for the number.
-      if ((error as { code?: string }).code !== '23505' || tries >= 3) throw error;
-    }
-  }
-}
-
-async function announce(
-  ctx: SettleContext,
-  order: OrderRecord,
-  status: StoredOrderStatus,
-): Promise<void> {
+async function announce(ctx: Stores, order: OrderRecord, status: StoredOrderStatus): Promise<void> {
   await publishOrderEvent(ctx.redis, ctx.keyPrefix, {
     orderId: order.id,
     userId: order.userId,
@@ -65,7 +22,7 @@ async function announce(
 
 /** `from` → paid. False when the order had already left `from` (a stale worker). */
 export async function settlePaid(
-  ctx: SettleContext,
+  ctx: Stores,
   order: OrderRecord,
   from: StoredOrderStatus,
   attempt: PaymentAttempt | undefined,
@@ -81,7 +38,7 @@ export async function settlePaid(
 
 /** `from` → payment_failed, and the reservation released exactly once in PG then Redis. */
 export async function settleFailed(
-  ctx: SettleContext,
+  ctx: Stores,
   order: OrderRecord,
   from: StoredOrderStatus,
   reason: string,
@@ -111,7 +68,7 @@ export async function settleFailed(
 
 /** pending → needs_reconciliation: the outcome is unknown, the stock stays held. */
 export async function settleUnknown(
-  ctx: SettleContext,
+  ctx: Stores,
   order: OrderRecord,
   attempt: PaymentAttempt,
 ): Promise<boolean> {

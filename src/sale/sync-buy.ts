@@ -25,9 +25,11 @@
 //   stock from products.remaining and the per-user counts from the orders that hold stock,
 //   which include every committed sync order. It must run while the API is stopped (a mirror
 //   applied during the rebuild would be overwritten), as for any rebuild.
-import type { Redis } from 'ioredis';
+import type { Redis } from '../redis/client.js';
 import type { Pool } from '../db/pool.js';
-import { productKeys, rateLimitKey, type ProductKeys } from '../redis/keys.js';
+import { productKeys, type ProductKeys } from '../redis/keys.js';
+import { countBuyAttempt, mirrorUnits, refundBuyAttempt } from '../redis/scripts.js';
+import type { Stores } from '../stores.js';
 import {
   BuyCode,
   DEFAULT_BUY_POLICY,
@@ -45,10 +47,7 @@ export interface MirroredOrder {
   qty: number;
 }
 
-export interface SyncBuyContext {
-  pool: Pool;
-  redis: Redis;
-  keyPrefix: string;
+export interface SyncBuyContext extends Stores {
   mirror: StockMirror;
 }
 
@@ -82,13 +81,7 @@ export async function placeOrder(
   let verdict = -1;
   let retryAfterMs = 0;
   if (policy.rateLimit > 0) {
-    [verdict, retryAfterMs] = await ctx.redis.throttle(
-      keys.sale,
-      rateLimitKey(keys, request.userId),
-      policy.rateLimit,
-      policy.rateWindowMs,
-      1,
-    );
+    ({ verdict, retryAfterMs } = await countBuyAttempt(ctx.redis, keys, request.userId, policy));
   }
   const { rows } = await ctx.pool.query<SyncBuyRow>({
     name: 'fsale-sync-buy',
@@ -114,9 +107,7 @@ export async function placeOrder(
   };
   if (verdict !== -1 && (result.replayed || NOT_AN_ATTEMPT.has(code))) {
     // Best effort: a lost refund only makes this user's window one request shorter.
-    void ctx.redis
-      .throttle(keys.sale, rateLimitKey(keys, request.userId), 0, 0, -1)
-      .catch(() => undefined);
+    void refundBuyAttempt(ctx.redis, keys, request.userId).catch(() => undefined);
   }
   if (code === BuyCode.Accepted && !result.replayed) {
     await ctx.mirror.apply({
@@ -161,16 +152,7 @@ export async function mirrorOrder(
   order: MirroredOrder,
   keys: ProductKeys = productKeys(prefix, order.productId),
 ): Promise<boolean> {
-  const [applied] = await redis.mirror(
-    keys.stock,
-    keys.bought,
-    keys.owners,
-    order.orderId,
-    order.userId,
-    order.qty,
-    keys.stockChannel,
-  );
-  return applied === 1;
+  return mirrorUnits(redis, keys, order);
 }
 
 /**

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { connectPostgres, type Pool } from '../db/pool.js';
 import { isServiceOutage } from '../domain/errors.js';
 import { connectRedis, type Redis } from '../redis/client.js';
-import { RespClient } from '../redis/resp.js';
+import { connectBuyPath, type BuyPathRedis } from '../redis/resp-cluster.js';
 import { DEFAULT_BUY_POLICY, type BuyMode, type BuyPolicy } from '../sale/buy.js';
 import { StockMirror } from '../sale/sync-buy.js';
 import type { TokenPolicy } from '../auth/tokens.js';
@@ -65,7 +65,7 @@ export interface AppOptions {
 export interface SaleContext {
   redis: Redis;
   /** The buy path's own lean connection (src/redis/resp.ts): the buy script and replays. */
-  buyRedis: RespClient;
+  buyRedis: BuyPathRedis;
   pool: Pool;
   keyPrefix: string;
   feed: SaleFeed;
@@ -135,7 +135,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     applicationName: 'fsale serve',
   });
   let redis: Redis | undefined;
-  let buyRedis: RespClient | undefined;
+  let buyRedis: BuyPathRedis | undefined;
   let feed: SaleFeed | undefined;
   try {
     // Sync mode's rate limit and mirror commands go through ioredis: batched the same way.
@@ -145,7 +145,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
       persistent: true,
       autoPipelining: batch,
     });
-    buyRedis = await RespClient.connect(options.redisUrl, { name: 'fsale-api-buy', batch });
+    buyRedis = await connectBuyPath(options.redisUrl, { name: 'fsale-api-buy', batch });
     feed = await SaleFeed.open(options.redisUrl, options.keyPrefix);
   } catch (error) {
     redis?.disconnect();

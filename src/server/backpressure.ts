@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import type { Redis } from 'ioredis';
+import type { Redis } from '../redis/client.js';
 import { ORDER_GROUP, productKeys, productsKey } from '../redis/keys.js';
 
 export interface BackpressureOptions {
@@ -72,20 +72,16 @@ export class Backpressure {
     this.histogram.reset();
     const products = await this.redis.smembers(productsKey(this.prefix));
     const queue = new Map<string, number>();
-    if (products.length > 0) {
-      const pipeline = this.redis.pipeline();
-      for (const id of products) {
+    // One pipeline per product: on a Redis Cluster each product's keys live in its own slot.
+    await Promise.all(
+      products.map(async (id) => {
         const keys = productKeys(this.prefix, id);
-        pipeline.xlen(keys.orders);
-        pipeline.xinfo('GROUPS', keys.orders);
-      }
-      const replies = (await pipeline.exec()) ?? [];
-      products.forEach((id, i) => {
-        const length = Number(replies[2 * i]?.[1] ?? 0);
-        const groups = replies[2 * i + 1];
+        const [lengthReply, groups] =
+          (await this.redis.pipeline().xlen(keys.orders).xinfo('GROUPS', keys.orders).exec()) ?? [];
+        const length = Number(lengthReply?.[1] ?? 0);
         queue.set(id, groups?.[0] ? length : groupBacklog(groups?.[1], length));
-      });
-    }
+      }),
+    );
     const total = [...queue.values()].reduce((a, b) => a + b, 0);
     this.state.queue = queue;
     this.state.eventLoopDelayMs = delayMs;

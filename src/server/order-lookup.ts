@@ -50,11 +50,11 @@ async function queuedOrderProduct(
   userId: string,
 ): Promise<string | undefined> {
   const products = await ctx.redis.smembers(productsKey(ctx.keyPrefix));
-  if (products.length === 0) return undefined;
-  const pipeline = ctx.redis.pipeline();
-  for (const productId of products) pipeline.hget(productKeys(ctx.keyPrefix, productId).owners, id);
-  const owners = (await pipeline.exec()) ?? [];
-  return products[owners.findIndex(([, owner]) => owner === userId)];
+  // One HGET per product: on a Redis Cluster the owner indexes live in different slots.
+  const owners = await Promise.all(
+    products.map((productId) => ctx.redis.hget(productKeys(ctx.keyPrefix, productId).owners, id)),
+  );
+  return products[owners.indexOf(userId)];
 }
 
 /**

@@ -1,22 +1,22 @@
 import { setMaxListeners } from 'node:events';
-import type { Redis } from 'ioredis';
-import { ORDER_AMOUNT_CENTS_SQL, toOrderRecord, type OrderRecord } from '../db/orders.js';
-import type { Pool } from '../db/pool.js';
-import type { GatewayClient } from '../gateway/client.js';
 import {
+  endPaymentLeases,
+  extendPaymentLease,
+  leasePaymentJobs,
   recordPayment,
-  settleFailed,
-  settlePaid,
-  settleUnknown,
   type PaymentAttempt,
-} from '../sale/settle.js';
-import { backoffMs } from './failures.js';
+  type PaymentJob,
+} from '../db/payments.js';
+import { describe } from '../domain/errors.js';
+import type { PaymentProvider } from '../payments/provider-client.js';
+import { settleFailed, settlePaid, settleUnknown } from '../sale/settle.js';
+import type { Stores } from '../stores.js';
+import { backoffMs, integerOption, logToStderr, sleep, WorkerRuntime } from './runtime.js';
 
-export interface PaymentWorkerContext {
-  pool: Pool;
-  redis: Redis;
-  keyPrefix: string;
-  gateway: GatewayClient;
+export interface PaymentWorkerContext extends Stores {
+  gateway: PaymentProvider;
+  /** One line per notable event (outage, recovery, a settlement that failed). Default: stderr. */
+  log?: ((line: string) => void) | undefined;
 }
 
 export interface PaymentWorkerOptions {
@@ -57,28 +57,25 @@ export interface PaymentWorkerStats {
 }
 
 export interface PaymentWorker {
-  stats: PaymentWorkerStats;
+  /** A snapshot of the counters. */
+  stats(): PaymentWorkerStats;
   /** Stops taking jobs, lets in-flight charges finish (up to one timeout), hands back the rest. */
   stop(): Promise<void>;
   done: Promise<void>;
 }
 
-interface Job extends OrderRecord {
-  amountCents: number;
+/** Every option an integer: at least 1, or 0 for the retries. */
+function validated(options: Partial<PaymentWorkerOptions>): PaymentWorkerOptions {
+  const d = PAYMENT_WORKER_DEFAULTS;
+  return {
+    concurrency: integerOption('concurrency', options.concurrency, d.concurrency),
+    timeoutMs: integerOption('timeout', options.timeoutMs, d.timeoutMs),
+    maxRetries: integerOption('max-retries', options.maxRetries, d.maxRetries, 0),
+    maxBackoffMs: integerOption('max-backoff-ms', options.maxBackoffMs, d.maxBackoffMs),
+    retryLaterMs: integerOption('retry-later-ms', options.retryLaterMs, d.retryLaterMs),
+    pollMs: integerOption('poll-ms', options.pollMs, d.pollMs),
+  };
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const wake = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', wake);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', wake, { once: true });
-  });
 
 /**
  * Charges persisted orders. Pending orders are the queue: a worker leases a batch (so a crash
@@ -90,7 +87,8 @@ export function startPaymentWorker(
   ctx: PaymentWorkerContext,
   options: Partial<PaymentWorkerOptions> = {},
 ): PaymentWorker {
-  const opts = { ...PAYMENT_WORKER_DEFAULTS, ...options };
+  const opts = validated(options);
+  const runtime = new WorkerRuntime(ctx.log ?? logToStderr);
   // A lease must outlive the slowest job: every retry timing out, plus the backoffs.
   const leaseMs = (opts.timeoutMs + opts.maxBackoffMs) * (opts.maxRetries + 1) + opts.timeoutMs;
   const stats: PaymentWorkerStats = {
@@ -105,38 +103,13 @@ export function startPaymentWorker(
     inFlight: 0,
   };
   const running = new Map<string, Promise<void>>();
+  // Aborts the charges in flight: only once they had their time to finish (see stop).
   const abort = new AbortController();
-  // Every in-flight charge listens to it (via AbortSignal.any): up to `concurrency` at once.
+  // Every in-flight charge listens to it (via its own timer's controller): up to `concurrency`.
   setMaxListeners(0, abort.signal);
-  let stopping = false;
+  let lastSettleError = '';
 
-  async function claim(limit: number): Promise<Job[]> {
-    const { rows } = await ctx.pool.query<{
-      id: string;
-      product_id: string;
-      user_id: string;
-      qty: number;
-      status: 'pending';
-      amount_cents: string;
-    }>(
-      `UPDATE orders o
-          SET payment_lease_until = now() + $2 * interval '1 millisecond',
-              payment_attempts = payment_attempts + 1
-         FROM products p
-        WHERE p.id = o.product_id
-          AND o.id IN (SELECT id FROM orders
-                        WHERE status = 'pending'
-                          AND (payment_lease_until IS NULL OR payment_lease_until < now())
-                        ORDER BY persisted_at
-                        LIMIT $1
-                        FOR UPDATE SKIP LOCKED)
-      RETURNING o.id, o.product_id, o.user_id, o.qty, o.status, ${ORDER_AMOUNT_CENTS_SQL} AS amount_cents`,
-      [limit, leaseMs],
-    );
-    return rows.map((row) => ({ ...toOrderRecord(row), amountCents: Number(row.amount_cents) }));
-  }
-
-  async function charge(job: Job): Promise<void> {
+  async function charge(job: PaymentJob): Promise<void> {
     for (let retry = 0; ; retry++) {
       const outcome = await ctx.gateway.charge(
         job.id,
@@ -174,11 +147,7 @@ export function startPaymentWorker(
       // until then, so no worker (this one included) charges it before the provider said.
       if (retry >= opts.maxRetries || waitMs > opts.maxBackoffMs) {
         const laterMs = retry >= opts.maxRetries ? Math.max(opts.retryLaterMs, waitMs) : waitMs;
-        await ctx.pool.query(
-          `UPDATE orders SET payment_lease_until = now() + $2 * interval '1 millisecond'
-            WHERE id = $1 AND status = 'pending'`,
-          [job.id, laterMs],
-        );
+        await extendPaymentLease(ctx.pool, job.id, laterMs);
         stats.handedBack += 1;
         return;
       }
@@ -187,39 +156,35 @@ export function startPaymentWorker(
     }
   }
 
-  async function handBack(ids: string[]): Promise<void> {
-    if (ids.length === 0) return;
-    await ctx.pool
-      .query(
-        `UPDATE orders SET payment_lease_until = NULL WHERE id = ANY($1::uuid[]) AND status = 'pending'`,
-        [ids],
-      )
-      .catch(() => undefined); // if PG is gone too, the leases simply run out
-  }
-
   async function loop(): Promise<void> {
-    let failures = 0;
-    while (!stopping) {
+    while (!runtime.stopping()) {
       const free = opts.concurrency - running.size;
       if (free <= 0) {
         await Promise.race(running.values());
         continue;
       }
-      let jobs: Job[];
+      let jobs: PaymentJob[];
       try {
-        jobs = await claim(free);
-        failures = 0;
-      } catch {
+        jobs = await leasePaymentJobs(ctx.pool, free, leaseMs);
+        runtime.recovered('PostgreSQL');
+      } catch (error) {
         stats.errors += 1;
-        await sleep(backoffMs(failures++, 5_000), abort.signal);
+        await runtime.failed('PostgreSQL', error);
         continue;
       }
       stats.claimed += jobs.length;
       for (const job of jobs) {
         const work = charge(job)
-          .catch(() => {
+          .catch((error: unknown) => {
             // PG or Redis failed mid-settlement: the lease runs out and another try settles it.
             stats.errors += 1;
+            const message = describe(error);
+            if (message !== lastSettleError) {
+              runtime.log(
+                `a charge could not be settled (${message}); retried once its lease runs out`,
+              );
+              lastSettleError = message;
+            }
           })
           .finally(() => {
             running.delete(job.id);
@@ -228,16 +193,16 @@ export function startPaymentWorker(
         running.set(job.id, work);
       }
       stats.inFlight = running.size;
-      if (jobs.length === 0) await sleep(opts.pollMs, abort.signal);
+      if (jobs.length === 0) await runtime.pause(opts.pollMs);
     }
   }
 
   const done = loop();
   return {
-    stats,
+    stats: () => ({ ...stats }),
     done,
     async stop() {
-      stopping = true;
+      runtime.requestStop();
       const finished = Promise.all(running.values()).then(() => true);
       const inTime = await Promise.race([
         finished,
@@ -247,7 +212,9 @@ export function startPaymentWorker(
         const unfinished = [...running.keys()];
         abort.abort();
         await Promise.all(running.values());
-        await handBack(unfinished);
+        // If PostgreSQL is gone too, the leases simply run out.
+        if (unfinished.length > 0)
+          await endPaymentLeases(ctx.pool, unfinished).catch(() => undefined);
       } else {
         abort.abort();
       }

@@ -1,20 +1,20 @@
-import type { Redis } from 'ioredis';
+import type { Redis } from '../redis/client.js';
 import { ORDER_AMOUNT_CENTS_SQL, toOrderRecord } from '../db/orders.js';
 import { inRepeatableRead, type Pool } from '../db/pool.js';
 import { HOLDING_STATUSES } from '../domain/order-status.js';
 import { parseOrderEntry, unpersistedEntries } from '../domain/order-entry.js';
-import type { GatewayClient, LedgerAnswer } from '../gateway/client.js';
+import type { PaymentProvider, LedgerAnswer } from '../payments/provider-client.js';
 import { idempotencyKey, productKeys, productsKey, type ProductKeys } from '../redis/keys.js';
 import { acceptedRecord } from '../sale/buy.js';
 import { applyReleaseToRedis } from '../sale/release.js';
-import { ensureOrderGroup } from '../sale/seed.js';
+import { ensureOrderGroup } from '../redis/streams.js';
 import { settleFailed, settlePaid } from '../sale/settle.js';
 
 export interface ReconcileContext {
   pool: Pool;
   redis: Redis;
   keyPrefix: string;
-  gateway: GatewayClient;
+  gateway: PaymentProvider;
 }
 
 export interface ReconcileReport {
@@ -236,14 +236,15 @@ export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Prom
         total: snapshot.product.stock_total,
         limit: snapshot.product.per_user_limit,
         starts: snapshot.product.starts_at.getTime(),
-      })
-      .sadd(productsKey(ctx.keyPrefix), productId);
+      });
     if (bought.size > 0) multi.hset(keys.bought, Object.fromEntries(bought));
     // Superseded orders were released by the worker (their ids are not in PostgreSQL).
     const released = [...snapshot.releases.map((r) => r.order_id), ...supersededIds];
     if (released.length > 0) multi.sadd(keys.released, ...released);
     multi.publish(keys.stockChannel, String(stock));
     await multi.exec();
+    // Apart from the MULTI: the products set lives in another slot on a Redis Cluster.
+    await ctx.redis.sadd(productsKey(ctx.keyPrefix), productId);
     await restoreIdempotencyRecords(
       ctx.redis,
       keys,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
 import { runAudit, type AuditReport } from '../../src/audit/audit.js';
-import type { LedgerEntry } from '../../src/audit/ledger.js';
+import type { RecordedCharge } from '../../src/payments/provider-client.js';
 import { productKeys } from '../../src/redis/keys.js';
 import { runCli } from '../helpers/cli.js';
 import { buy, freshKey, seed, startApi, type RunningApi } from '../helpers/sale.js';
@@ -30,8 +30,8 @@ async function persistStream(s: TestServices, productId: string): Promise<string
 }
 
 /** Marks orders paid, with the matching PG payment rows and gateway ledger entries. */
-async function payAll(s: TestServices, ids: string[]): Promise<LedgerEntry[]> {
-  const ledger: LedgerEntry[] = [];
+async function payAll(s: TestServices, ids: string[]): Promise<RecordedCharge[]> {
+  const ledger: RecordedCharge[] = [];
   for (const id of ids) {
     const chargeId = `ch_${id.slice(0, 8)}`;
     await s.pool.query("UPDATE orders SET status = 'paid' WHERE id = $1", [id]);

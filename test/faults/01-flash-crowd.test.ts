@@ -6,26 +6,24 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { fetchLedger } from '../../src/audit/ledger.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import { seed } from '../helpers/sale.js';
+import { audit, expectAuditOk, successfulCharges } from '../helpers/audit.js';
+import { buyers, crowd, tally } from '../helpers/crowd.js';
 import {
-  audit,
-  buyers,
-  crowd,
-  expectAuditOk,
   pgOrders,
-  reconcileOnce,
   redisStock,
+  streamState,
+  waitCharged,
+  waitDrained,
+} from '../helpers/sale-state.js';
+import {
+  reconcileOnce,
   startGateway,
   startOrderWorker,
   startPaymentWorker,
   startServe,
   stopProcess,
-  streamState,
-  successfulCharges,
-  tally,
-  until,
-  waitCharged,
-  waitDrained,
-} from './crash-helpers.js';
+} from '../helpers/stack.js';
+import { until } from '../helpers/wait.js';
 
 const BUYERS = 20_000;
 const STOCK = 500;

@@ -8,22 +8,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import { seed } from '../helpers/sale.js';
-import {
-  audit,
-  buyOnce,
-  buyers,
-  expectAuditOk,
-  pgOrders,
-  redisStock,
-  startOrderWorker,
-  startServe,
-  stopProcess,
-  streamState,
-  tally,
-  waitDrained,
-  type BuyAnswer,
-  type Buyer,
-} from './crash-helpers.js';
+import { audit, expectAuditOk } from '../helpers/audit.js';
+import { buyers, buyOnce, tally, type BuyAnswer, type Buyer } from '../helpers/crowd.js';
+import { pgOrders, redisStock, streamState, waitDrained } from '../helpers/sale-state.js';
+import { startOrderWorker, startServe, stopProcess } from '../helpers/stack.js';
 
 const USERS = 1_500;
 const STOCK = 2_000; // less than the 3,000 keys within the limit: the storm runs into the sell-out

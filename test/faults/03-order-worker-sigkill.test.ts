@@ -9,26 +9,19 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import { seed } from '../helpers/sale.js';
+import { audit, expectAuditOk } from '../helpers/audit.js';
+import { buyers, crowd, tally } from '../helpers/crowd.js';
+import { faultSeed, prng } from '../helpers/fault-schedule.js';
 import {
-  audit,
-  buyers,
-  crowd,
-  expectAuditOk,
-  faultSeed,
   killProcess,
-  pgOrders,
-  prng,
-  redisStock,
+  NO_LOAD_SHEDDING,
   startOrderWorker,
   startServe,
   stopProcess,
-  streamState,
-  tally,
-  until,
-  waitDrained,
   type Worker,
-  NO_LOAD_SHEDDING,
-} from './crash-helpers.js';
+} from '../helpers/stack.js';
+import { pgOrders, redisStock, streamState, waitDrained } from '../helpers/sale-state.js';
+import { until } from '../helpers/wait.js';
 
 const ROUNDS = 20;
 const STOCK = 10_000;

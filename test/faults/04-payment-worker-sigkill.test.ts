@@ -9,29 +9,21 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { fetchLedger } from '../../src/audit/ledger.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import { seed } from '../helpers/sale.js';
+import { audit, expectAuditOk, successfulCharges } from '../helpers/audit.js';
+import { buyers, crowd, tally } from '../helpers/crowd.js';
+import { faultSeed, prng } from '../helpers/fault-schedule.js';
 import {
-  audit,
-  buyers,
-  crowd,
-  expectAuditOk,
-  faultSeed,
   killProcess,
-  pgOrders,
-  prng,
+  NO_LOAD_SHEDDING,
   reconcileOnce,
-  redisStock,
   startGateway,
   startOrderWorker,
   startPaymentWorker,
   startServe,
   stopProcess,
-  successfulCharges,
-  tally,
-  until,
-  waitCharged,
-  waitDrained,
-  NO_LOAD_SHEDDING,
-} from './crash-helpers.js';
+} from '../helpers/stack.js';
+import { pgOrders, redisStock, waitCharged, waitDrained } from '../helpers/sale-state.js';
+import { until } from '../helpers/wait.js';
 
 const ORDERS = 300;
 const KILLS = 3;

@@ -11,30 +11,24 @@ import { connectPostgres } from '../../src/db/pool.js';
 import { isAlive } from '../helpers/process.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import { seed } from '../helpers/sale.js';
+import { audit, expectAuditOk, successfulCharges } from '../helpers/audit.js';
+import { buyers, buyOnce, tally, type BuyAnswer } from '../helpers/crowd.js';
 import {
-  audit,
-  buyOnce,
-  buyers,
   createDatabase,
-  expectAuditOk,
-  pgOrders,
+  startPrivatePostgres,
+  type PrivatePostgres,
+} from '../helpers/private-postgres.js';
+import { pgOrders, redisStock, waitCharged, waitDrained } from '../helpers/sale-state.js';
+import {
+  NO_LOAD_SHEDDING,
   reconcileOnce,
-  redisStock,
   startGateway,
   startOrderWorker,
   startPaymentWorker,
-  startPrivatePostgres,
   startServe,
   stopProcess,
-  successfulCharges,
-  tally,
-  until,
-  waitCharged,
-  waitDrained,
-  type BuyAnswer,
-  type PrivatePostgres,
-  NO_LOAD_SHEDDING,
-} from './crash-helpers.js';
+} from '../helpers/stack.js';
+import { until } from '../helpers/wait.js';
 
 const BUYERS = 2_400;
 const STOCK = 3_000;

@@ -25,14 +25,9 @@ import { send, type HttpResponse } from '../helpers/http.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
 import { freshKey } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
-import {
-  expectAuditOk,
-  sleep,
-  startApiProcess,
-  stopProcess,
-  until,
-  type ApiProcess,
-} from './abuse-helpers.js';
+import { expectAuditPasses } from '../helpers/audit.js';
+import { sleep, until } from '../helpers/wait.js';
+import { startApiProcess, stopProcess, type ApiProcess } from '../helpers/stack.js';
 
 interface PrivateRedis {
   server: LocalService;
@@ -304,7 +299,7 @@ describe('scenario 6a: Redis with AOF SIGKILLed mid-sale and started again', () 
     // Orders can exceed the 202s: a buy whose reply was cut by the kill may still have reserved.
     expect(rows[0]?.n).toBeGreaterThanOrEqual(accepted.length);
     console.log(`scenario 6a: ${accepted.length} accepted, orders ${JSON.stringify(byStatus)}`);
-    await expectAuditOk({ ...s, redis: redis.client, gatewayUrl: stack.gatewayUrl });
+    await expectAuditPasses({ ...s, redis: redis.client, gatewayUrl: stack.gatewayUrl });
   });
 });
 
@@ -425,7 +420,7 @@ describe('scenario 6b: Redis without persistence loses everything; rebuild-redis
       [HOLDING_STATUSES],
     );
     expect(rows[0]?.units).toBeLessThanOrEqual(rows[0]?.total ?? 0);
-    await expectAuditOk({ ...s, redis: redis.client, gatewayUrl: stack.gatewayUrl });
+    await expectAuditPasses({ ...s, redis: redis.client, gatewayUrl: stack.gatewayUrl });
   });
 });
 

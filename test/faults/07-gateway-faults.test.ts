@@ -12,7 +12,9 @@ import { startFaultProxy, type FaultMode, type FaultProxy } from '../helpers/fau
 import { startCli, type CliProcess } from '../helpers/process.js';
 import { buy, freshKey, seed, startApi, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
-import { expectAuditOk, stopProcess, until } from './abuse-helpers.js';
+import { expectAuditPasses } from '../helpers/audit.js';
+import { stopProcess } from '../helpers/stack.js';
+import { until } from '../helpers/wait.js';
 
 const PRODUCT = 'g7';
 const BATCH = 40;
@@ -170,6 +172,6 @@ describe('scenario 7: gateway hangs, 503/429 storms, slow responses and resets',
       "SELECT id FROM orders WHERE status = 'paid' ORDER BY id",
     );
     expect([...succeeded].sort()).toEqual(paid.rows.map((r) => r.id));
-    await expectAuditOk({ ...s, gatewayUrl });
+    await expectAuditPasses({ ...s, gatewayUrl });
   });
 });

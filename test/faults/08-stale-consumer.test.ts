@@ -12,29 +12,22 @@ import { fetchLedger } from '../../src/audit/ledger.js';
 import { ORDER_GROUP, productKeys } from '../../src/redis/keys.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import { seed } from '../helpers/sale.js';
+import { audit, expectAuditOk, successfulCharges } from '../helpers/audit.js';
+import { buyers, crowd, tally } from '../helpers/crowd.js';
+import { pgOrders, streamState, waitCharged, waitDrained } from '../helpers/sale-state.js';
 import {
-  audit,
-  buyers,
-  crowd,
-  expectAuditOk,
-  pgOrders,
+  NO_LOAD_SHEDDING,
   reconcileUntilTerminal,
-  startFreezingProxy,
   startGateway,
   startOrderWorker,
   startPaymentWorker,
   startServe,
   stopProcess,
-  streamState,
-  successfulCharges,
-  tally,
-  until,
-  waitCharged,
-  waitDrained,
   type Service,
   type Worker,
-  NO_LOAD_SHEDDING,
-} from './crash-helpers.js';
+} from '../helpers/stack.js';
+import { startFreezingProxy } from '../helpers/freezing-proxy.js';
+import { until } from '../helpers/wait.js';
 
 let s: TestServices;
 let api: Service;

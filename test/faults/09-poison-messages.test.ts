@@ -7,25 +7,15 @@
 // order is persisted once, the worker keeps going, and the audit reports the dead letters.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { productKeys, productsKey } from '../../src/redis/keys.js';
-import { parseDeadLetter, type DeadLetter } from '../../src/workers/dead-letter.js';
+import { parseDeadLetter, type DeadLetter } from '../../src/redis/dead-letters.js';
 import { isAlive } from '../helpers/process.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import { seed } from '../helpers/sale.js';
-import {
-  audit,
-  buyers,
-  crowd,
-  pgOrders,
-  redisStock,
-  startOrderWorker,
-  startServe,
-  stopProcess,
-  streamState,
-  tally,
-  until,
-  waitDrained,
-  NO_LOAD_SHEDDING,
-} from './crash-helpers.js';
+import { audit } from '../helpers/audit.js';
+import { buyers, crowd, tally } from '../helpers/crowd.js';
+import { pgOrders, redisStock, streamState, waitDrained } from '../helpers/sale-state.js';
+import { NO_LOAD_SHEDDING, startOrderWorker, startServe, stopProcess } from '../helpers/stack.js';
+import { until } from '../helpers/wait.js';
 
 const UUID = '0190a0a0-0000-7000-8000-000000000001';
 const NOW = String(Date.now());

@@ -9,25 +9,19 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
 import { productKeys } from '../../src/redis/keys.js';
 import { send } from '../helpers/http.js';
-import { isAlive, startCli } from '../helpers/process.js';
 import { buy, freshKey, seed } from '../helpers/sale.js';
 import { connectSse } from '../helpers/sse-client.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
-import {
-  expectAuditOk,
-  rssBytes,
-  sleep,
-  startApiProcess,
-  stopProcess,
-  until,
-  type ApiProcess,
-} from './abuse-helpers.js';
+import { expectAuditPasses } from '../helpers/audit.js';
+import { isAlive, rssBytes, startCli } from '../helpers/process.js';
+import { sleep, until } from '../helpers/wait.js';
+import { startApiProcess, stopProcess, type ApiProcess } from '../helpers/stack.js';
 import {
   heldPeers,
   openStalledSseClients,
   sendOversized,
   startSlowloris,
-} from './abuse-traffic.js';
+} from '../helpers/abuse-traffic.js';
 
 const PRODUCT = 'a11';
 const STOCK = 1_000;
@@ -232,6 +226,6 @@ describe('scenario 11: never-reading SSE clients, Slowloris and oversized bodies
     } finally {
       await stopProcess(worker);
     }
-    await expectAuditOk(s);
+    await expectAuditPasses(s);
   });
 });

@@ -9,24 +9,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { descendants } from '../helpers/process.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import { seed } from '../helpers/sale.js';
-import {
-  audit,
-  buyOnce,
-  buyers,
-  crowd,
-  expectAuditOk,
-  pgOrders,
-  redisStock,
-  startOrderWorker,
-  startServe,
-  stopProcess,
-  streamState,
-  tally,
-  until,
-  waitDrained,
-  type BuyAnswer,
-  NO_LOAD_SHEDDING,
-} from './crash-helpers.js';
+import { audit, expectAuditOk } from '../helpers/audit.js';
+import { buyers, buyOnce, crowd, tally, type BuyAnswer } from '../helpers/crowd.js';
+import { pgOrders, redisStock, streamState, waitDrained } from '../helpers/sale-state.js';
+import { NO_LOAD_SHEDDING, startOrderWorker, startServe, stopProcess } from '../helpers/stack.js';
+import { until } from '../helpers/wait.js';
 
 const BUYERS = 6_000;
 const STOCK = 100_000;

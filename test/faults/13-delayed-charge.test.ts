@@ -13,13 +13,9 @@ import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
 import { buy, freshKey, seed, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
-import {
-  audit,
-  expectAuditOk,
-  reconcileUntilTerminal,
-  stopProcess,
-  until,
-} from './crash-helpers.js';
+import { audit, expectAuditOk } from '../helpers/audit.js';
+import { reconcileUntilTerminal, stopProcess } from '../helpers/stack.js';
+import { until } from '../helpers/wait.js';
 
 const PRODUCT = 'late13';
 const UNITS = 10;

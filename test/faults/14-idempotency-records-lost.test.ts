@@ -19,15 +19,10 @@ import { send, type HttpResponse } from '../helpers/http.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
 import { seed, tokenFor } from '../helpers/sale.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
-import { startApiProcess, type ApiProcess } from './abuse-helpers.js';
-import {
-  audit,
-  expectAuditOk,
-  pgOrders,
-  stopProcess,
-  until,
-  waitDrained,
-} from './crash-helpers.js';
+import { startApiProcess, stopProcess, type ApiProcess } from '../helpers/stack.js';
+import { audit, expectAuditOk } from '../helpers/audit.js';
+import { pgOrders, waitDrained } from '../helpers/sale-state.js';
+import { until } from '../helpers/wait.js';
 
 const PRODUCT = 'idem14';
 const BUYERS = 60;

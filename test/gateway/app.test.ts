@@ -8,6 +8,7 @@ import {
   type Outcome,
   type OutcomeRates,
 } from '../../src/gateway/behaviour.js';
+import { until } from '../helpers/wait.js';
 
 const SEED = 4242;
 /** Fast enough for tests: a 650 ms median becomes 0.65 ms. */
@@ -86,14 +87,6 @@ const is =
   (kind: Outcome['kind'], charged?: boolean) =>
   (o: Outcome): boolean =>
     o.kind === kind && (charged === undefined || (o.kind === 'hang' && o.charged === charged));
-
-async function until(check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error('condition never became true');
-}
 
 describe('fsale gateway over HTTP', () => {
   it('charges a new key once (201) and replays the same charge on a retry (200)', async () => {
@@ -243,7 +236,12 @@ describe('fsale gateway over HTTP', () => {
     // Latency ~65 s: the first charge stays in flight for the whole test.
     const base = await startGateway({ speed: 0.01, rates: NO_FAILURES });
     const first = charge(base, 'slow', { orderId: 'o1', amountCents: 100 });
-    await until(async () => (await ledgerOf(base, 'slow')).status === 409);
+    await until(
+      'the gateway to get there',
+      async () => (await ledgerOf(base, 'slow')).status === 409,
+      10_000,
+      5,
+    );
     const inFlight = await ledgerOf(base, 'slow');
     expect(inFlight.body).toMatchObject({ type: 'urn:fsale:gateway:charge_in_progress' });
     expect(inFlight.headers.get('retry-after')).toBe('1');
@@ -260,7 +258,12 @@ describe('fsale gateway over HTTP', () => {
     const app = buildGateway({ seed: SEED, speed: SPEED, rates: { ...NO_FAILURES, hang: 1 } });
     const base = await listenGateway(app, '127.0.0.1', 0);
     const hung = charge(base, 'hung', { orderId: 'o', amountCents: 1 });
-    await until(async () => (await ledgerOf(base, 'hung')).body.attempts === 1);
+    await until(
+      'the gateway to get there',
+      async () => (await ledgerOf(base, 'hung')).body.attempts === 1,
+      10_000,
+      5,
+    );
     await app.close();
     await expect(hung).rejects.toThrow();
   });
@@ -354,7 +357,12 @@ describe('fsale gateway over HTTP', () => {
 
     // speed 1: the charge waits out a real latency, so the void meets it in flight.
     const inFlight = charge(base, 'slow', { orderId: 'slow', amountCents: 1999 });
-    await until(async () => (await ledgerOf(base, 'slow')).status === 409);
+    await until(
+      'the gateway to get there',
+      async () => (await ledgerOf(base, 'slow')).status === 409,
+      10_000,
+      5,
+    );
     const meanwhile = await voidKey(base, 'slow');
     expect(meanwhile.status).toBe(409);
     expect(meanwhile.body).toMatchObject({ type: 'urn:fsale:gateway:charge_in_progress' });

@@ -1,4 +1,4 @@
-// The sale invariants (DESIGN section 4) computed directly from PG and Redis, for tests.
+// The sale invariants (docs/ARCHITECTURE.md section 5) computed directly from PG and Redis, for tests.
 import { productKeys } from '../../src/redis/keys.js';
 import type { TestServices } from './services.js';
 

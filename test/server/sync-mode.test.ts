@@ -18,18 +18,7 @@ import { buy, freshKey, saleState, seed, startApi, tokenFor } from '../helpers/s
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
 import { connectSse } from '../helpers/sse-client.js';
 import { persistedOrders, pgState } from './modes.js';
-
-async function until(
-  check: () => Promise<boolean>,
-  what: string,
-  timeoutMs = 120_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+import { until } from '../helpers/wait.js';
 
 const failed = (report: AuditReport) => report.checks.filter((c) => !c.ok).map((c) => c.name);
 
@@ -78,12 +67,12 @@ describe('sync mode', () => {
       );
       expect(rows[0]?.n).toBe(accepted.length);
 
-      await until(async () => {
+      await until('every order to leave pending', async () => {
         const { rows: open } = await s.pool.query<{ n: number }>(
           "SELECT count(*)::int AS n FROM orders WHERE product_id = 'sync-e2e' AND status = 'pending'",
         );
         return open[0]?.n === 0;
-      }, 'every order to leave pending');
+      });
 
       // Declines released units: buy them until sold out, as the crowd would.
       const rebuy = mintTokens(
@@ -94,17 +83,17 @@ describe('sync mode', () => {
       await Promise.all(
         rebuy.map((token) => buy({ url }, { token, productId: 'sync-e2e', key: freshKey() })),
       );
-      await until(async () => {
+      await until('the rebuys to settle', async () => {
         const n = await saleNumbers(s, 'sync-e2e');
         return (n.byStatus.pending ?? 0) === 0;
-      }, 'the rebuys to settle');
+      });
       expect((await runCli(['reconcile', '--once', '--json'], env)).code).toBe(0);
 
       // The live stock over SSE follows PostgreSQL: its last event is what PG has left.
       const n = await saleNumbers(s, 'sync-e2e');
       await until(
-        async () => stock.events.at(-1)?.id === String(n.pgRemaining),
         'the stock stream to catch up',
+        async () => stock.events.at(-1)?.id === String(n.pgRemaining),
         10_000,
       );
       stock.close();
@@ -186,9 +175,9 @@ describe('sync mode', () => {
       expect(mirror.backlog).toBe(1);
       expect(await saleState(s, 'mirror')).toMatchObject({ stock: '10', bought: {} });
       // The connection closes asynchronously; it can be opened again once it has ended.
-      await until(async () => redis.status === 'end', 'the connection to close', 10_000);
+      await until('the connection to close', async () => redis.status === 'end', 10_000);
       await redis.connect();
-      await until(async () => mirror.backlog === 0, 'the mirror to be retried', 10_000);
+      await until('the mirror to be retried', async () => mirror.backlog === 0, 10_000);
       // Applying it again (a retry whose first reply was lost) changes nothing.
       await mirror.apply(order);
       expect(await saleState(s, 'mirror')).toMatchObject({ stock: '9', bought: { m1: '1' } });

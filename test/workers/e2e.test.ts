@@ -6,18 +6,7 @@ import { startCli, type CliProcess } from '../helpers/process.js';
 import { runCli } from '../helpers/cli.js';
 import { buy, freshKey, seed, startApi, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
-
-async function until(
-  check: () => Promise<boolean>,
-  what: string,
-  timeoutMs = 120_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+import { until } from '../helpers/wait.js';
 
 describe('a whole sale: API, order worker, payment worker, gateway, reconcile', () => {
   let s: TestServices;
@@ -60,13 +49,13 @@ describe('a whole sale: API, order worker, payment worker, gateway, reconcile', 
     expect(accepted.length + responses.filter((r) => r.status === 409).length).toBe(3000);
 
     // Every acknowledged order reaches PostgreSQL, and leaves `pending`.
-    await until(async () => {
+    await until('every order to leave pending', async () => {
       const { rows } = await s.pool.query<{ n: number }>(
         "SELECT count(*)::int AS n FROM orders WHERE id = ANY($1::uuid[]) AND status <> 'pending'",
         [accepted],
       );
       return rows[0]?.n === accepted.length;
-    }, 'every order to leave pending');
+    });
 
     // Declines released units, which were sold again: buy them until sold out.
     const rebuy = mintTokens(
@@ -76,10 +65,10 @@ describe('a whole sale: API, order worker, payment worker, gateway, reconcile', 
     );
     await Promise.all(rebuy.map((token) => buy(api, { token, productId: 'e2e', key: freshKey() })));
 
-    await until(async () => {
+    await until('the rebuys to settle', async () => {
       const n = await saleNumbers(s, 'e2e');
       return n.unpersisted === 0 && (n.byStatus.pending ?? 0) === 0;
-    }, 'the rebuys to settle');
+    });
 
     const reconcile = await runCli(['reconcile', '--once', '--json'], env);
     expect(reconcile.code).toBe(0);

@@ -2,15 +2,22 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import { connectPostgres } from '../../src/db/pool.js';
 import { connectRedis } from '../../src/redis/client.js';
-import { idempotencyKey, ORDER_GROUP, productKeys } from '../../src/redis/keys.js';
-import { acceptedRecord } from '../../src/sale/buy.js';
-import { parseDeadLetter, type DeadLetter } from '../../src/workers/dead-letter.js';
 import {
-  startOrderWorker,
-  type OrderWorker,
-  type OrderWorkerOptions,
-} from '../../src/workers/orders.js';
-import { parseReadReply } from '../../src/workers/stream-replies.js';
+  ORDER_EVENT_NAMES,
+  parseOrderEvent,
+  type OrderEvent,
+} from '../../src/domain/order-status.js';
+import {
+  idempotencyKey,
+  ORDER_GROUP,
+  orderEventsChannel,
+  productKeys,
+} from '../../src/redis/keys.js';
+import { acceptedRecord } from '../../src/sale/buy.js';
+import { parseDeadLetter, type DeadLetter } from '../../src/redis/dead-letters.js';
+import type { OrderWorkerOptions } from '../../src/workers/order-worker-settings.js';
+import { startOrderWorker, type OrderWorker } from '../../src/workers/orders.js';
+import { parseReadReply } from '../../src/redis/streams.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import {
   appendOrders,
@@ -18,12 +25,12 @@ import {
   killStrayWorkers,
   persistedIds,
   productState,
-  seed,
   startWorkerProcess,
   stopWorkerProcess,
-  uuidv7,
-  waitUntil,
-} from './order-stream.js';
+} from '../helpers/order-stream.js';
+import { seed } from '../helpers/sale.js';
+import { sleep, until } from '../helpers/wait.js';
+import { newOrderId } from '../../src/domain/order-id.js';
 import { startFaultProxy, throughProxy } from '../helpers/fault-proxy.js';
 
 let s: TestServices;
@@ -63,7 +70,7 @@ async function inProcessWorker(
 }
 
 async function settled(productIds: string[], rows: number): Promise<void> {
-  await waitUntil(`${rows} orders persisted and acknowledged`, async () => {
+  await until(`${rows} orders persisted and acknowledged`, async () => {
     const states = await Promise.all(productIds.map((id) => productState(s, id)));
     return (
       states.reduce((n, st) => n + st.rows, 0) === rows && states.every((st) => st.pending === 0)
@@ -73,8 +80,8 @@ async function settled(productIds: string[], rows: number): Promise<void> {
 
 describe('fsale work orders', () => {
   it('persists every order of two products exactly once, takes their stock, acknowledges them', async () => {
-    await seed(s, 'twin-a', 500);
-    await seed(s, 'twin-b', 500);
+    await seed(s, { productId: 'twin-a', stock: 500 });
+    await seed(s, { productId: 'twin-b', stock: 500 });
     const a = await appendOrders(s, 'twin-a', buyers('a', 230));
     const b = await appendOrders(s, 'twin-b', [...buyers('b', 100), ...buyers('bulk', 50, 3)]);
 
@@ -117,7 +124,7 @@ describe('fsale work orders', () => {
   });
 
   it('a redelivered batch changes nothing: no second row, stock taken once', async () => {
-    await seed(s, 'again', 50);
+    await seed(s, { productId: 'again', stock: 50 });
     const ids = await appendOrders(s, 'again', buyers('again', 20));
     const first = await inProcessWorker();
     await settled(['again'], 20);
@@ -126,7 +133,7 @@ describe('fsale work orders', () => {
     // Everything delivered again, as after a crash between COMMIT and XACK.
     await s.redis.xgroup('SETID', productKeys(s.keyPrefix, 'again').orders, ORDER_GROUP, '0');
     const second = await inProcessWorker();
-    await waitUntil('redelivery handled', async () => second.worker.stats().duplicates === 20);
+    await until('redelivery handled', async () => second.worker.stats().duplicates === 20);
     await second.stop();
 
     expect(second.worker.stats()).toMatchObject({ persisted: 0, duplicates: 20, deadLettered: 0 });
@@ -143,8 +150,8 @@ describe('fsale work orders', () => {
     'a worker SIGKILLed %s loses and duplicates nothing once another takes over',
     async (point) => {
       const [p1, p2] = [`kill-${point}-1`, `kill-${point}-2`];
-      await seed(s, p1, 100);
-      await seed(s, p2, 100);
+      await seed(s, { productId: p1, stock: 100 });
+      await seed(s, { productId: p2, stock: 100 });
       const ids1 = await appendOrders(s, p1, [...buyers('k1', 40), ...buyers('k1x', 10, 2)]);
       const ids2 = await appendOrders(s, p2, buyers('k2', 40));
 
@@ -199,7 +206,7 @@ describe('fsale work orders', () => {
   );
 
   it('dead-letters an unparseable entry at once, persists an entry delivered too often on its own, and keeps going', async () => {
-    await seed(s, 'poison', 100);
+    await seed(s, { productId: 'poison', stock: 100 });
     const keys = productKeys(s.keyPrefix, 'poison');
     // An order some consumer keeps failing on: delivered 5 times already, idle for a minute.
     const [cursed] = await appendOrders(s, 'poison', [{ user: 'cursed' }]);
@@ -240,7 +247,7 @@ describe('fsale work orders', () => {
       '--block-ms',
       '100',
     ]);
-    await waitUntil('poison handled', async () => {
+    await until('poison handled', async () => {
       const st = await productState(s, 'poison');
       return st.rows === 11 && st.deadLetters === 1 && st.pending === 0;
     });
@@ -266,7 +273,7 @@ describe('fsale work orders', () => {
   });
 
   it("a PostgreSQL outage longer than the claim idle time: workers claim each other's entries, and none is dead-lettered for its delivery count", async () => {
-    await seed(s, 'claimed', 100);
+    await seed(s, { productId: 'claimed', stock: 100 });
     const keys = productKeys(s.keyPrefix, 'claimed');
     const proxy = await startFaultProxy('127.0.0.1', Number(new URL(s.databaseUrl).port || 5432));
     const pool = await connectPostgres(throughProxy(s.databaseUrl, proxy), { max: 3 });
@@ -274,21 +281,18 @@ describe('fsale work orders', () => {
     await proxy.cut();
     const first = await inProcessWorker({ ...options, consumer: 'first' }, { pool });
     const ids = await appendOrders(s, 'claimed', buyers('out', 10));
-    await waitUntil('the first worker to hold every entry', async () => {
+    await until('the first worker to hold every entry', async () => {
       return (await productState(s, 'claimed')).pending === 10;
     });
     // An idle second worker takes them over after the idle time (a second delivery each),
     // then the first one stops while PostgreSQL is still away.
     const second = await inProcessWorker({ ...options, consumer: 'second' }, { pool });
-    await waitUntil(
-      'the second worker to claim them',
-      async () => second.worker.stats().claimed >= 10,
-    );
+    await until('the second worker to claim them', async () => second.worker.stats().claimed >= 10);
     await first.worker.stop();
     await proxy.restore();
     try {
       await settled(['claimed'], 10);
-      await waitUntil('every entry acknowledged', async () => {
+      await until('every entry acknowledged', async () => {
         return (await productState(s, 'claimed')).pending === 0;
       });
       expect(await persistedIds(s, 'claimed')).toEqual(new Set(ids));
@@ -302,7 +306,7 @@ describe('fsale work orders', () => {
   });
 
   it('SIGTERM commits and acknowledges the batch in hand, then exits 0', async () => {
-    await seed(s, 'busy', 100_000);
+    await seed(s, { productId: 'busy', stock: 100_000 });
     const keys = productKeys(s.keyPrefix, 'busy');
     const worker = startWorkerProcess(s, ['--batch', '50', '--block-ms', '100']);
     const production = { on: true };
@@ -336,16 +340,13 @@ describe('fsale work orders', () => {
   });
 
   it('dead-letters only the orders the PG stock guard refuses, one by one, and persists the rest', async () => {
-    await seed(s, 'guarded', 10);
+    await seed(s, { productId: 'guarded', stock: 10 });
     // PostgreSQL holds less than Redis sold: an invariant violation the guard must catch.
     await s.pool.query('UPDATE products SET remaining = 3 WHERE id = $1', ['guarded']);
     const ids = await appendOrders(s, 'guarded', buyers('g', 6));
     const w = await inProcessWorker();
     await settled(['guarded'], 3);
-    await waitUntil(
-      'dead letters',
-      async () => (await productState(s, 'guarded')).deadLetters === 3,
-    );
+    await until('dead letters', async () => (await productState(s, 'guarded')).deadLetters === 3);
     await w.stop();
 
     expect(await productState(s, 'guarded')).toMatchObject({ rows: 3, remaining: 0, pending: 0 });
@@ -357,11 +358,11 @@ describe('fsale work orders', () => {
   });
 
   it('supersedes an order whose idempotency key another order holds (released, the key answered by the holder), and skips a repeated id', async () => {
-    await seed(s, 'dupkey', 10);
+    await seed(s, { productId: 'dupkey', stock: 10 });
     const keys = productKeys(s.keyPrefix, 'dupkey');
-    const first = uuidv7();
-    const twin = uuidv7();
-    const repeated = uuidv7();
+    const first = newOrderId();
+    const twin = newOrderId();
+    const repeated = newOrderId();
     await appendOrders(s, 'dupkey', [
       { id: first, user: 'u1', key: 'same' },
       { id: twin, user: 'u1', key: 'same' },
@@ -369,7 +370,7 @@ describe('fsale work orders', () => {
       { id: repeated, user: 'u2', key: `key-${repeated}` },
     ]);
     const w = await inProcessWorker();
-    await waitUntil('handled', async () => {
+    await until('handled', async () => {
       const st = await productState(s, 'dupkey');
       return st.pending === 0 && (await s.redis.hlen(keys.superseded)) === 1;
     });
@@ -397,10 +398,46 @@ describe('fsale work orders', () => {
     expect(w.log.join('\n')).toContain(`order ${twin} superseded by ${first}`);
   });
 
+  it('announces order_persisted for each inserted order after its COMMIT, and not for a redelivery', async () => {
+    await seed(s, { productId: 'announced', stock: 20 });
+    const subscriber = await connectRedis(s.redisUrl);
+    const seen: Array<{ event: OrderEvent; inPg: Promise<boolean> }> = [];
+    subscriber.on('message', (_channel: string, message: string) => {
+      const event = parseOrderEvent(message);
+      if (event?.productId !== 'announced') return;
+      const inPg = s.pool
+        .query('SELECT 1 FROM orders WHERE id = $1', [event.orderId])
+        .then((r) => r.rowCount === 1);
+      seen.push({ event, inPg });
+    });
+    await subscriber.subscribe(orderEventsChannel(s.keyPrefix));
+    const ids = await appendOrders(s, 'announced', buyers('announced', 12));
+    const w = await inProcessWorker();
+    let stopped = false;
+    try {
+      await until('12 order_persisted events', () => seen.length >= 12);
+      await w.stop();
+      stopped = true;
+      // A second worker re-reads nothing new; a redelivery of persisted orders announces nothing.
+      const again = await inProcessWorker();
+      await sleep(300);
+      await again.stop();
+      expect(seen.map(({ event }) => event.orderId).sort()).toEqual([...ids].sort());
+      expect(seen.every(({ event }) => event.status === 'pending')).toBe(true);
+      expect(seen.every(({ event }) => ORDER_EVENT_NAMES[event.status] === 'order_persisted')).toBe(
+        true,
+      );
+      expect(await Promise.all(seen.map(({ inPg }) => inPg))).toEqual(ids.map(() => true));
+    } finally {
+      if (!stopped) await w.stop();
+      subscriber.disconnect();
+    }
+  });
+
   it('picks up a product seeded while it runs', async () => {
     const w = await inProcessWorker({ productsRefreshMs: 100 });
     await new Promise((resolve) => setTimeout(resolve, 300));
-    await seed(s, 'latecomer', 10);
+    await seed(s, { productId: 'latecomer', stock: 10 });
     await appendOrders(s, 'latecomer', buyers('late', 4));
     await settled(['latecomer'], 4);
     await w.stop();
@@ -408,7 +445,7 @@ describe('fsale work orders', () => {
   });
 
   it('rides out a PostgreSQL outage: nothing acknowledged until committed, no crash', async () => {
-    await seed(s, 'pg-outage', 100);
+    await seed(s, { productId: 'pg-outage', stock: 100 });
     const proxy = await startFaultProxy('127.0.0.1', Number(new URL(s.databaseUrl).port || 5432));
     const pool = await connectPostgres(throughProxy(s.databaseUrl, proxy), { max: 3 });
     const w = await inProcessWorker({}, { pool });
@@ -418,7 +455,7 @@ describe('fsale work orders', () => {
 
       await proxy.cut();
       await appendOrders(s, 'pg-outage', buyers('during', 10));
-      await waitUntil('retries', async () => w.worker.stats().retries >= 2);
+      await until('retries', async () => w.worker.stats().retries >= 2);
       const during = await productState(s, 'pg-outage');
       expect(during.rows).toBe(5);
       expect(during.pending).toBe(10); // delivered, held, not acknowledged
@@ -436,7 +473,7 @@ describe('fsale work orders', () => {
   });
 
   it('rides out a Redis outage and resumes where it was', async () => {
-    await seed(s, 'redis-outage', 100);
+    await seed(s, { productId: 'redis-outage', stock: 100 });
     const proxy = await startFaultProxy('127.0.0.1', Number(new URL(s.redisUrl).port || 6379));
     const w = await inProcessWorker({}, { redisUrl: throughProxy(s.redisUrl, proxy) });
     try {
@@ -445,7 +482,7 @@ describe('fsale work orders', () => {
 
       await proxy.cut();
       await appendOrders(s, 'redis-outage', buyers('during', 10));
-      await waitUntil('retries', async () => w.worker.stats().retries >= 2);
+      await until('retries', async () => w.worker.stats().retries >= 2);
       expect((await productState(s, 'redis-outage')).rows).toBe(5);
 
       await proxy.restore();

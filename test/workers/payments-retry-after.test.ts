@@ -4,7 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { GatewayClient } from '../../src/gateway/client.js';
+import { PaymentProvider } from '../../src/payments/provider-client.js';
 import { startPaymentWorker } from '../../src/workers/payments.js';
 import { seed } from '../helpers/sale.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
@@ -53,23 +53,25 @@ describe('payment worker and Retry-After', () => {
         pool: s.pool,
         redis: s.redis,
         keyPrefix: s.keyPrefix,
-        gateway: new GatewayClient(provider.url),
+        gateway: new PaymentProvider(provider.url),
       },
       { timeoutMs: 200, maxBackoffMs: 100, maxRetries: 2, pollMs: 50 },
     );
     try {
       await until(
         'the order to be paid',
+        // The worker counts a charge once its settlement (COMMIT, then the publish) returned:
+        // wait for both, or the count is read between the two.
         async () =>
           (await s.pool.query("SELECT 1 FROM orders WHERE id = $1 AND status = 'paid'", [orderId]))
-            .rowCount === 1,
+            .rowCount === 1 && worker.stats().paid === 1,
         30_000,
       );
       const [first, second] = provider.arrivals;
       expect(provider.arrivals).toHaveLength(2);
       // Not before the provider said (a little slack for clock granularity).
       expect((second ?? 0) - (first ?? 0)).toBeGreaterThanOrEqual(3_900);
-      expect(worker.stats).toMatchObject({ paid: 1, handedBack: 1, stale: 0, errors: 0 });
+      expect(worker.stats()).toMatchObject({ paid: 1, handedBack: 1, stale: 0, errors: 0 });
     } finally {
       await worker.stop();
       provider.server.close();

@@ -10,18 +10,7 @@ import { fetchLedger as readLedger } from '../../src/audit/ledger.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
 import { buy, freshKey, seed, startApi, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
-
-async function until(
-  check: () => Promise<boolean>,
-  what: string,
-  timeoutMs = 120_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { until } from '../helpers/wait.js';
 
 async function statusCount(s: TestServices, productId: string, status: string): Promise<number> {
   const { rows } = await s.pool.query<{ n: number }>(
@@ -89,8 +78,8 @@ describe('payments and recovery', () => {
     ];
     const first = startCli(paymentArgs, env);
     await until(
-      async () => (await statusCount(s, 'kill', 'paid')) >= 30,
       'some charges to complete',
+      async () => (await statusCount(s, 'kill', 'paid')) >= 30,
     );
     const leased = await s.pool.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM orders WHERE product_id = 'kill' AND status = 'pending' AND payment_lease_until > now()",
@@ -101,8 +90,8 @@ describe('payments and recovery', () => {
 
     const second = startCli(paymentArgs, env);
     await until(
-      async () => (await statusCount(s, 'kill', 'pending')) === 0,
       'the restarted worker to take over the leases',
+      async () => (await statusCount(s, 'kill', 'pending')) === 0,
     );
     second.child.kill('SIGTERM');
     expect((await second.exited).code).toBe(0);
@@ -134,8 +123,8 @@ describe('payments and recovery', () => {
     await seed(s, { productId: 'once', stock: 10 });
     const [orderId] = await buyAll(api, 'once', 1, 'o');
     await until(
-      async () => (await statusCount(s, 'once', 'pending')) === 1,
       'the order to be persisted',
+      async () => (await statusCount(s, 'once', 'pending')) === 1,
     );
     const order = {
       id: orderId ?? '',
@@ -172,8 +161,8 @@ describe('payments and recovery', () => {
     const early = await buyAll(api, 'lost', 300, 'l');
     expect(early).toHaveLength(300);
     await until(
-      async () => (await saleNumbers(s, 'lost')).unpersisted === 0,
       'the early orders to be persisted',
+      async () => (await saleNumbers(s, 'lost')).unpersisted === 0,
     );
 
     await deleteMatching(s.redis, productKeyPattern(s.keyPrefix, 'lost'));
@@ -194,8 +183,8 @@ describe('payments and recovery', () => {
     const late = await buyAll(api, 'lost', 400, 'late');
     expect(late).toHaveLength(200);
     await until(
-      async () => (await saleNumbers(s, 'lost')).unpersisted === 0,
       'the late orders to be persisted',
+      async () => (await saleNumbers(s, 'lost')).unpersisted === 0,
     );
     const n = await saleNumbers(s, 'lost');
     expect(n.heldInPg).toBe(500);

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { FsaleCommand, serviceFlags } from '../../cli/base.js';
+import { runUntilStopped } from '../../cli/long-running.js';
 import { connectPostgres } from '../../db/pool.js';
 import { connectRedis } from '../../redis/client.js';
 import { ORDER_GROUP } from '../../redis/keys.js';
@@ -7,10 +8,8 @@ import {
   defaultConsumerName,
   ORDER_WORKER_DEFAULTS,
   orderWorkerFault,
-  startOrderWorker,
-  type OrderWorker,
-  type OrderWorkerStats,
-} from '../../workers/orders.js';
+} from '../../workers/order-worker-settings.js';
+import { startOrderWorker, type OrderWorkerStats } from '../../workers/orders.js';
 
 export interface OrderWorkerReport extends OrderWorkerStats {
   ts: string;
@@ -78,7 +77,6 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
   async run(): Promise<OrderWorkerReport> {
     const { flags } = await this.parse(WorkOrders);
     const config = this.settings(flags);
-    const jsonLines = this.jsonEnabled() || !process.stdout.isTTY;
     const consumer = flags.consumer ?? defaultConsumerName();
     const log = (line: string) => process.stderr.write(`fsale work orders: ${line}\n`);
 
@@ -94,9 +92,8 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
       throw error;
     });
 
-    let worker: OrderWorker;
     try {
-      worker = startOrderWorker(
+      const worker = startOrderWorker(
         { pool, redis, keyPrefix: config.keyPrefix, log },
         {
           consumer,
@@ -109,74 +106,54 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
           fault: orderWorkerFault(process.env.FSALE_FAULT),
         },
       );
-    } catch (error) {
-      redis.disconnect();
-      await pool.end();
-      throw error;
-    }
-
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals += 1;
-      if (signals > 1) {
-        log(`${signal} again: exiting now; the batch in hand stays pending and is redelivered`);
-        process.exit(signal === 'SIGINT' ? 130 : 143);
-      }
-      log(`${signal}: stopping after the batch in hand`);
-      void worker.stop();
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-
-    let previous = { at: performance.now(), persisted: 0 };
-    const report = (event: OrderWorkerReport['event']): OrderWorkerReport => {
-      const stats = worker.stats();
-      const now = performance.now();
-      const seconds = (now - previous.at) / 1000;
-      const rate = seconds > 0 ? Math.round((stats.persisted - previous.persisted) / seconds) : 0;
-      previous = { at: now, persisted: stats.persisted };
-      return { ts: new Date().toISOString(), event, rate, ...stats };
-    };
-    const print = (line: OrderWorkerReport) => {
-      if (jsonLines) process.stdout.write(`${JSON.stringify(line)}\n`);
-      else process.stdout.write(`${humanLine(line)}\n`);
-    };
-
-    if (jsonLines) {
-      process.stdout.write(
-        `${JSON.stringify({
-          ts: new Date().toISOString(),
-          event: 'started',
-          consumer,
-          keyPrefix: config.keyPrefix,
-          batch: flags.batch,
-          concurrency: flags.concurrency,
-          claimIdleMs: flags['claim-idle-ms'],
-          maxDeliveries: flags['max-deliveries'],
-        })}\n`,
-      );
-    } else {
-      process.stdout.write(`consuming orders as ${consumer} (Ctrl-C to stop)\n`);
-    }
-    const timer = setInterval(() => print(report('status')), flags['status-interval-ms']);
-
-    try {
-      await worker.done;
+      let previous = { at: performance.now(), persisted: 0 };
+      let stopped = false;
+      const report = (): Omit<OrderWorkerReport, 'ts'> => {
+        const stats = worker.stats();
+        const now = performance.now();
+        const seconds = (now - previous.at) / 1000;
+        const rate = seconds > 0 ? Math.round((stats.persisted - previous.persisted) / seconds) : 0;
+        previous = { at: now, persisted: stats.persisted };
+        return { event: stopped ? 'stopped' : 'status', rate, ...stats };
+      };
+      const final = await runUntilStopped<Omit<OrderWorkerReport, 'ts'>>({
+        name: 'fsale work orders',
+        printFinal: !this.jsonEnabled(),
+        jsonLines: this.jsonEnabled() || !process.stdout.isTTY,
+        intervalMs: flags['status-interval-ms'],
+        status: report,
+        human: humanLine,
+        started: {
+          json: {
+            consumer,
+            keyPrefix: config.keyPrefix,
+            batch: flags.batch,
+            concurrency: flags.concurrency,
+            claimIdleMs: flags['claim-idle-ms'],
+            maxDeliveries: flags['max-deliveries'],
+          },
+          human: `consuming orders as ${consumer} (Ctrl-C to stop)`,
+        },
+        onStop: 'stopping after the batch in hand',
+        onExit: 'the batch in hand stays pending and is redelivered',
+        stop: async () => {
+          await worker.stop();
+          stopped = true;
+        },
+        done: worker.done.then(() => {
+          stopped = true;
+        }),
+      });
+      // With --json oclif prints the returned value (through logJson above).
+      return { ts: new Date().toISOString(), ...final };
     } finally {
-      clearInterval(timer);
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
       redis.disconnect();
       await pool.end();
     }
-    const final = report('stopped');
-    // With --json oclif prints the returned value (through logJson above).
-    if (!this.jsonEnabled()) print(final);
-    return final;
   }
 }
 
-function humanLine(line: OrderWorkerReport): string {
+function humanLine(line: Omit<OrderWorkerReport, 'ts'>): string {
   const n = (value: number) => value.toLocaleString('en-US');
   return [
     `${line.event === 'stopped' ? 'stopped:' : ''} persisted ${n(line.persisted)}`.trim() +

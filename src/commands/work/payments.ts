@@ -1,8 +1,8 @@
 import { Flags } from '@oclif/core';
-import { FsaleCommand, serviceFlags } from '../../cli/base.js';
+import { FsaleCommand, gatewayUrlFlag, serviceFlags } from '../../cli/base.js';
 import { runUntilStopped } from '../../cli/long-running.js';
 import { connectPostgres } from '../../db/pool.js';
-import { GatewayClient } from '../../gateway/client.js';
+import { PaymentProvider } from '../../payments/provider-client.js';
 import { connectRedis } from '../../redis/client.js';
 import {
   PAYMENT_WORKER_DEFAULTS,
@@ -29,10 +29,7 @@ handed back. Status every --status-interval-ms: JSON lines off a terminal or wit
   static override enableJsonFlag = true;
   static override flags = {
     ...serviceFlags,
-    'gateway-url': Flags.string({
-      description: 'payment gateway [env: FSALE_GATEWAY_URL, default: http://127.0.0.1:3100]',
-      helpGroup: 'SERVICES',
-    }),
+    ...gatewayUrlFlag,
     concurrency: Flags.integer({
       description: 'charges in flight at once',
       default: PAYMENT_WORKER_DEFAULTS.concurrency,
@@ -80,7 +77,13 @@ handed back. Status every --status-interval-ms: JSON lines off a terminal or wit
       throw error;
     });
     const worker = startPaymentWorker(
-      { pool, redis, keyPrefix: config.keyPrefix, gateway: new GatewayClient(config.gatewayUrl) },
+      {
+        pool,
+        redis,
+        keyPrefix: config.keyPrefix,
+        gateway: new PaymentProvider(config.gatewayUrl),
+        log: (line) => process.stderr.write(`fsale work payments: ${line}\n`),
+      },
       {
         concurrency: flags.concurrency,
         timeoutMs: flags.timeout,
@@ -94,7 +97,7 @@ handed back. Status every --status-interval-ms: JSON lines off a terminal or wit
         printFinal: !this.jsonEnabled(),
         jsonLines: this.jsonEnabled() || !process.stdout.isTTY,
         intervalMs: flags['status-interval-ms'],
-        status: () => ({ ...worker.stats }),
+        status: () => worker.stats(),
         human: (s) =>
           `paid ${s.paid} declined ${s.declined} unknown ${s.unknown} in flight ${s.inFlight} retries ${s.retries} handed back ${s.handedBack} stale ${s.stale} errors ${s.errors}`,
         stop: () => worker.stop(),

@@ -3,15 +3,9 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import { newOrderId } from '../../domain/order-id.js';
 import { PRODUCT_ID } from '../../redis/keys.js';
-import {
-  BuyCode,
-  replayStoredAnswer,
-  reserveStock,
-  type BuyMode,
-  type BuyResult,
-} from '../../sale/buy.js';
+import { BuyCode, type BuyResult } from '../../sale/buy.js';
 import { mayHaveRun } from '../../redis/resp.js';
-import { placeOrder, storedSyncAnswer } from '../../sale/sync-buy.js';
+import { buyStrategy, type BuyStrategy } from '../buy-modes.js';
 import { sendProblem, type ProblemType } from '../problems.js';
 
 export const MAX_QTY = 1000;
@@ -48,23 +42,18 @@ const OUTCOME_LABEL: Record<BuyCode, string> = {
 };
 
 /**
- * What an accept answers: in queue mode the order is only queued (202); in sync mode it is
- * already persisted and waits for its payment (201).
- */
-const ACCEPTED: Readonly<Record<BuyMode, { status: 201 | 202; orderStatus: string }>> = {
-  queue: { status: 202, orderStatus: 'queued' },
-  sync: { status: 201, orderStatus: 'pending' },
-};
-
-/**
  * The answer to a buy, rendered only from (mode, code, orderId): a replay with the same
  * Idempotency-Key gets the same bytes as the first answer, plus Idempotent-Replayed.
  */
-function sendBuyResult(reply: FastifyReply, mode: BuyMode, result: BuyResult): FastifyReply {
+function sendBuyResult(
+  reply: FastifyReply,
+  strategy: BuyStrategy,
+  result: BuyResult,
+): FastifyReply {
   if (result.replayed) reply.header('idempotent-replayed', 'true');
   if (result.code === BuyCode.Accepted) {
     const statusUrl = `/order/${result.orderId}`;
-    const { status, orderStatus } = ACCEPTED[mode];
+    const { status, orderStatus } = strategy.accepted;
     return reply
       .code(status)
       .header('location', statusUrl)
@@ -83,9 +72,8 @@ function sendBuyResult(reply: FastifyReply, mode: BuyMode, result: BuyResult): F
 }
 
 export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { redis, buyRedis, pool, keyPrefix, soldOut, backpressure, metrics, policy } = app.sale;
-  const { authenticate, mode } = app.sale;
-  const sync = { pool, redis, keyPrefix, mirror: app.sale.mirror };
+  const { soldOut, backpressure, metrics, authenticate } = app.sale;
+  const strategy = buyStrategy(app.sale);
 
   app.post(
     '/order/buy',
@@ -93,13 +81,7 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       // Refuse before touching Redis: accepting more than the workers can persist only grows
       // the backlog (and the time to confirmation) for everyone.
-      if (backpressure.overloaded) {
-        metrics.buyOutcomes.inc({ outcome: 'overloaded' });
-        return sendProblem(reply, 'overloaded', undefined, 1);
-      }
-      // Sync mode's backlog is the queue for a PostgreSQL connection: past a bound, waiting
-      // longer only turns into timeouts.
-      if (mode === 'sync' && pool.waitingCount > app.sale.maxPgWaiting) {
+      if (backpressure.overloaded || strategy.overloaded()) {
         metrics.buyOutcomes.inc({ outcome: 'overloaded' });
         return sendProblem(reply, 'overloaded', undefined, 1);
       }
@@ -113,10 +95,7 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
       if (soldOut.isSoldOut(productId)) {
         const known = { productId, userId, qty, idempotencyKey: key };
-        const stored =
-          mode === 'sync'
-            ? await storedSyncAnswer(pool, known)
-            : await replayStoredAnswer(buyRedis, keyPrefix, known);
+        const stored = await strategy.storedAnswer(known);
         if (stored === undefined) {
           metrics.buyOutcomes.inc({ outcome: 'sold_out' });
           return sendProblem(reply, 'sold_out');
@@ -124,16 +103,13 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         metrics.buyOutcomes.inc({
           outcome: stored.replayed ? 'replayed' : OUTCOME_LABEL[stored.code],
         });
-        return sendBuyResult(reply, mode, stored);
+        return sendBuyResult(reply, strategy, stored);
       }
 
       const buy = { productId, userId, qty, idempotencyKey: key, orderId: newOrderId() };
       let result: BuyResult;
       try {
-        result =
-          mode === 'sync'
-            ? await placeOrder(sync, buy, policy)
-            : await reserveStock(buyRedis, keyPrefix, buy, policy);
+        result = await strategy.buy(buy);
       } catch (error) {
         // The script was sent and its reply lost (the connection broke or stalled): the unit
         // may be reserved. A retry with the same key is safe and gets the real answer.
@@ -155,7 +131,7 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       metrics.buyOutcomes.inc({
         outcome: result.replayed ? 'replayed' : OUTCOME_LABEL[result.code],
       });
-      return sendBuyResult(reply, mode, result);
+      return sendBuyResult(reply, strategy, result);
     },
   );
 };

@@ -1,6 +1,7 @@
-// How the payment worker and reconcile talk to the payment provider (`fsale gateway` or any
-// provider with the same contract: POST /charges with Idempotency-Key, GET /charges/:key,
-// POST /charges/:key/void).
+// How fsale talks to the payment provider (`fsale gateway` or any provider with the same
+// contract: POST /charges with Idempotency-Key, GET /charges/:key, POST /charges/:key/void,
+// GET /charges?after=): the payment worker charges, reconcile looks up and voids, the audit
+// reads the whole ledger. The mock provider itself lives in src/gateway/.
 
 export type ChargeOutcome =
   | { kind: 'paid'; chargeId: string; status: number; latencyMs: number }
@@ -23,7 +24,7 @@ export type LedgerAnswer =
   | { state: 'none' }
   | { state: 'in_progress' };
 
-/** Gateway problem types the client tells apart (src/gateway/problems.ts). */
+/** Provider problem types the client tells apart (src/gateway/problems.ts). */
 const VOIDED = 'urn:fsale:gateway:charge_voided';
 const EXISTS = 'urn:fsale:gateway:charge_exists';
 
@@ -33,7 +34,19 @@ const EXISTS = 'urn:fsale:gateway:charge_exists';
  */
 export const MAX_RETRY_AFTER_MS = 10 * 60_000;
 
-export class GatewayClient {
+/**
+ * A charge as the provider's ledger lists it (GET /charges). Not the mock provider's own
+ * ledger entry (src/gateway/ledger.ts), which carries more than the contract promises.
+ */
+export interface RecordedCharge {
+  key: string;
+  status: 'succeeded' | 'declined' | 'voided';
+  chargeId?: string;
+  orderId: string;
+  amountCents: number;
+}
+
+export class PaymentProvider {
   constructor(readonly baseUrl: string) {}
 
   async charge(
@@ -139,6 +152,22 @@ export class GatewayClient {
     if (response.status === 409 && body.type === EXISTS) return ledgerState(key, body.charge);
     if (response.status === 409) return { state: 'in_progress' };
     throw new Error(`gateway void answered ${response.status} for ${key}`);
+  }
+
+  /** Every charge the provider recorded, page by page. */
+  async ledger(pageTimeoutMs = 10_000): Promise<RecordedCharge[]> {
+    const charges: RecordedCharge[] = [];
+    let after = '0';
+    for (;;) {
+      const response = await fetch(new URL(`/charges?after=${after}&limit=1000`, this.baseUrl), {
+        signal: AbortSignal.timeout(pageTimeoutMs),
+      });
+      if (!response.ok) throw new Error(`GET /charges answered ${response.status}`);
+      const page = (await response.json()) as { charges: RecordedCharge[]; next: string | null };
+      charges.push(...page.charges);
+      if (page.next === null) return charges;
+      after = page.next;
+    }
   }
 }
 

@@ -2,9 +2,9 @@ import { createServer, type Server } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GatewayClient } from '../../src/gateway/client.js';
+import { PaymentProvider } from '../../src/payments/provider-client.js';
 
-describe('GatewayClient', () => {
+describe('PaymentProvider', () => {
   let server: Server;
   let url: string;
   beforeAll(async () => {
@@ -20,7 +20,7 @@ describe('GatewayClient', () => {
   });
 
   it('gives up on a charge that never answers, for every one of many concurrent charges, across garbage collections', async () => {
-    const client = new GatewayClient(url);
+    const client = new PaymentProvider(url);
     const parent = new AbortController(); // a worker's shutdown signal, never fired here
     const charges = Array.from({ length: 100 }, (_, i) =>
       client.charge(`order-${i}`, 100, 300, parent.signal),
@@ -45,7 +45,7 @@ describe('GatewayClient', () => {
   });
 
   it('stops a charge at once when its worker shuts down', async () => {
-    const client = new GatewayClient(url);
+    const client = new PaymentProvider(url);
     const parent = new AbortController();
     const charge = client.charge('order-x', 100, 60_000, parent.signal);
     parent.abort();

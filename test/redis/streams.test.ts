@@ -5,7 +5,7 @@ import {
   parsePendingReply,
   parseReadReply,
   UnexpectedReplyError,
-} from '../../src/workers/stream-replies.js';
+} from '../../src/redis/streams.js';
 
 describe('stream replies', () => {
   it('reads an XREADGROUP reply, a timeout, and a deleted entry in a history read', () => {

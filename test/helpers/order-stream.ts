@@ -2,23 +2,12 @@
 // script appends them (with Redis stock taken, so the sale stays consistent), the worker as
 // a real child process, and a view of where every order ended up.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { expect } from 'vitest';
 import { ORDER_GROUP, productKeys } from '../../src/redis/keys.js';
-import { seedProduct } from '../../src/sale/seed.js';
-import { RUN_JS } from '../helpers/cli.js';
-import type { TestServices } from '../helpers/services.js';
-
-/** A UUIDv7 like the API generates (time-ordered). */
-export function uuidv7(ms = Date.now()): string {
-  const bytes = randomBytes(16);
-  bytes.writeUIntBE(ms, 0, 6);
-  bytes.writeUInt8(((bytes[6] ?? 0) & 0x0f) | 0x70, 6);
-  bytes.writeUInt8(((bytes[8] ?? 0) & 0x3f) | 0x80, 8);
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
+import { newOrderId } from '../../src/domain/order-id.js';
+import { RUN_JS } from './cli.js';
+import type { TestServices } from './services.js';
 
 export interface PlannedOrder {
   id?: string;
@@ -27,13 +16,9 @@ export interface PlannedOrder {
   key?: string;
 }
 
-export async function seed(s: TestServices, productId: string, stock: number): Promise<void> {
-  await seedProduct({ pool: s.pool, redis: s.redis, keyPrefix: s.keyPrefix }, { productId, stock });
-}
-
 /**
  * Appends orders the way the buy script does: DECRBY stock, then XADD
- * `id <uuidv7> user <u> qty <n> key <k> at <ms>`, in one MULTI. Returns the order ids.
+ * `id <UUIDv7> user <u> qty <n> key <k> at <ms>`, in one MULTI. Returns the order ids.
  */
 export async function appendOrders(
   s: TestServices,
@@ -44,7 +29,7 @@ export async function appendOrders(
   const multi = s.redis.multi();
   const ids: string[] = [];
   for (const order of orders) {
-    const id = order.id ?? uuidv7();
+    const id = order.id ?? newOrderId();
     const qty = order.qty ?? 1;
     ids.push(id);
     // What the buy script does: take the units, index the owner, append the order.
@@ -114,18 +99,6 @@ export async function persistedIds(s: TestServices, productId: string): Promise<
     [productId],
   );
   return new Set(rows.map((row) => row.id));
-}
-
-export async function waitUntil(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 export interface StatusLine {

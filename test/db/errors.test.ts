@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs, isDataError, isStockGuardViolation } from '../../src/workers/failures.js';
+import { isDataError, isStockGuardViolation } from '../../src/db/errors.js';
+import { backoffMs } from '../../src/workers/runtime.js';
 
 describe('worker failures', () => {
   it('treats refused data as the row’s fault and everything else as a moment to wait out', () => {

@@ -3,7 +3,7 @@ import {
   deadLetterFields,
   parseDeadLetter,
   type DeadLetter,
-} from '../../src/workers/dead-letter.js';
+} from '../../src/redis/dead-letters.js';
 
 const letter: DeadLetter = {
   origin: '1700000000000-0',

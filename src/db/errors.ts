@@ -24,12 +24,3 @@ export function isDataError(error: unknown): boolean {
 export function isStockGuardViolation(error: unknown): boolean {
   return sqlState(error) === '23514' && (error as PgErrorFields).table === 'products';
 }
-
-/**
- * Exponential backoff with jitter: 100 ms, 200 ms, ... capped at `capMs`, each drawn
- * uniformly from the upper half so that many workers recovering together spread out.
- */
-export function backoffMs(attempt: number, capMs = 5_000, random: () => number = Math.random) {
-  const ceiling = Math.min(capMs, 100 * 2 ** Math.min(attempt, 16));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}

@@ -1,0 +1,47 @@
+// The two ways the API takes a buy, each a small strategy chosen once when the route is built
+// (docs/ARCHITECTURE.md section 2): `queue` reserves in Redis and lets the order worker persist
+// (202); `sync` runs one PostgreSQL transaction (201).
+import {
+  replayStoredAnswer,
+  reserveStock,
+  type BuyMode,
+  type BuyRequest,
+  type BuyResult,
+} from '../sale/buy.js';
+import { placeOrder, storedSyncAnswer } from '../sale/sync-buy.js';
+import type { SaleContext } from './app.js';
+
+export interface BuyStrategy {
+  mode: BuyMode;
+  /** What an accept answers: queued (202) in queue mode, already persisted (201) in sync mode. */
+  accepted: { status: 201 | 202; orderStatus: string };
+  /** This mode's own backlog is past its bound: answer 503 before taking the buy. */
+  overloaded(): boolean;
+  /** The sold-out fast path: the stored answer of (product, user, key), if it has one. */
+  storedAnswer(request: Omit<BuyRequest, 'orderId'>): Promise<BuyResult | undefined>;
+  buy(request: BuyRequest): Promise<BuyResult>;
+}
+
+export function buyStrategy(sale: SaleContext): BuyStrategy {
+  const { pool, redis, buyRedis, keyPrefix, policy, mirror, maxPgWaiting } = sale;
+  if (sale.mode === 'sync') {
+    const stores = { pool, redis, keyPrefix, mirror };
+    return {
+      mode: 'sync',
+      accepted: { status: 201, orderStatus: 'pending' },
+      // Sync mode's backlog is the queue for a PostgreSQL connection: past a bound, waiting
+      // longer only turns into timeouts.
+      overloaded: () => pool.waitingCount > maxPgWaiting,
+      storedAnswer: (request) => storedSyncAnswer(pool, request),
+      buy: (request) => placeOrder(stores, request, policy),
+    };
+  }
+  return {
+    mode: 'queue',
+    accepted: { status: 202, orderStatus: 'queued' },
+    // The order stream's lag is watched by Backpressure for both modes.
+    overloaded: () => false,
+    storedAnswer: (request) => replayStoredAnswer(buyRedis, keyPrefix, request),
+    buy: (request) => reserveStock(buyRedis, keyPrefix, request, policy),
+  };
+}

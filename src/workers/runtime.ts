@@ -1,0 +1,127 @@
+// What every long-running worker shares (the order and payment workers, reconcile's loop):
+// a stop that wakes every pause at once, one backoff, outage logging (a line when a service
+// starts failing or fails differently, one when it recovers, never one per retry) and the
+// validation of numeric options. See docs/ARCHITECTURE.md section 1.
+import { describe, UsageError } from '../domain/errors.js';
+
+export type Service = 'Redis' | 'PostgreSQL';
+
+/**
+ * Exponential backoff with jitter: 100 ms, 200 ms, ... capped at `capMs`, each drawn
+ * uniformly from the upper half so that many workers recovering together spread out.
+ */
+export function backoffMs(attempt: number, capMs = 5_000, random: () => number = Math.random) {
+  const ceiling = Math.min(capMs, 100 * 2 ** Math.min(attempt, 16));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/** Waits `ms`, or less if `signal` aborts first. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted === true) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const wake = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', wake);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', wake, { once: true });
+  });
+}
+
+/** `value` (or `fallback` when unset) as an integer of at least `min`; a UsageError otherwise. */
+export function integerOption(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  min = 1,
+): number {
+  const chosen = value ?? fallback;
+  if (!Number.isSafeInteger(chosen) || chosen < min) {
+    const what = min === 1 ? 'a positive integer' : `an integer of at least ${min}`;
+    throw new UsageError(`${name} must be ${what}, got ${chosen}`);
+  }
+  return chosen;
+}
+
+export const logToStderr = (line: string): void => void process.stderr.write(`${line}\n`);
+
+export class WorkerRuntime {
+  /** Failed attempts (a service unreachable, a deadlock, ...) that were retried. */
+  retries = 0;
+  private readonly stopSignal = new AbortController();
+  private readonly failing = new Map<
+    Service,
+    { since: number; message: string; attempt: number }
+  >();
+
+  constructor(readonly log: (line: string) => void = logToStderr) {}
+
+  /** A method, not a field read: it changes while work is awaited, which narrowing ignores. */
+  stopping(): boolean {
+    return this.stopSignal.signal.aborted;
+  }
+
+  /** Aborted when the worker is asked to stop. */
+  get signal(): AbortSignal {
+    return this.stopSignal.signal;
+  }
+
+  /** Asks the worker to stop: every pause in progress ends now, later ones return at once. */
+  requestStop(): void {
+    this.stopSignal.abort();
+  }
+
+  pause(ms: number): Promise<void> {
+    return sleep(ms, this.stopSignal.signal);
+  }
+
+  /** Counts and logs a failed attempt, then backs off (cut short by a stop). */
+  async failed(service: Service, error: unknown, capMs = 5_000): Promise<void> {
+    this.retries += 1;
+    const message = describe(error);
+    const previous = this.failing.get(service);
+    if (previous?.message !== message)
+      this.log(`${service} error: ${message}; retrying with backoff`);
+    const attempt = (previous?.attempt ?? 0) + 1;
+    this.failing.set(service, { since: previous?.since ?? Date.now(), message, attempt });
+    await this.pause(backoffMs(attempt, capMs));
+  }
+
+  /** Logs the end of an outage, if `service` was failing. */
+  recovered(service: Service): void {
+    const previous = this.failing.get(service);
+    if (previous === undefined) return;
+    this.failing.delete(service);
+    this.log(`${service} recovered after ${((Date.now() - previous.since) / 1000).toFixed(1)} s`);
+  }
+
+  /**
+   * Runs `work` until it succeeds, backing off between attempts; undefined when asked to stop
+   * while it fails (`leftBehind` says what stays undone, e.g. "a batch not committed").
+   */
+  async retrying<T>(
+    service: Service,
+    leftBehind: string,
+    work: () => Promise<T>,
+  ): Promise<T | undefined> {
+    for (;;) {
+      try {
+        const result = await work();
+        this.recovered(service);
+        return result;
+      } catch (error) {
+        if (this.stopping()) {
+          this.log(
+            `stopping with ${leftBehind}: ${describe(error)}; it stays pending and is redelivered`,
+          );
+          return undefined;
+        }
+        await this.failed(service, error);
+        if (this.stopping()) return undefined;
+      }
+    }
+  }
+}

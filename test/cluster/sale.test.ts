@@ -1,0 +1,149 @@
+// A whole queue-mode sale on a real local Redis Cluster (3 masters + 3 replicas): seed without
+// cross-slot transactions, the API's buy path routed by slot, the sold-out fast path and the
+// owner lookup across products in different slots, the order worker reading each product's
+// stream on its own master, and the audit. No command of any of them may be CROSSSLOT.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintTokens } from '../../src/auth/tokens.js';
+import { startRedisCluster, type LocalCluster } from '../../src/infra/local-cluster.js';
+import { connectRedis, type Redis } from '../../src/redis/client.js';
+import { productKeys } from '../../src/redis/keys.js';
+import { keySlot } from '../../src/redis/slots.js';
+import { seedProduct } from '../../src/sale/seed.js';
+import { startOrderWorker } from '../../src/workers/orders.js';
+import { audit, expectAuditOk } from '../helpers/audit.js';
+import { send } from '../helpers/http.js';
+import { buy, freshKey, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
+import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
+import { until } from '../helpers/wait.js';
+
+let dataDir: string;
+let cluster: LocalCluster;
+let s: TestServices;
+/** The test's services with the cluster as their Redis. */
+let onCluster: TestServices;
+let redis: Redis;
+let api: RunningApi;
+
+beforeAll(async () => {
+  s = await useTestServices();
+  dataDir = await mkdtemp(join(tmpdir(), 'fsale-cluster-sale-'));
+  cluster = await startRedisCluster({ dataDir });
+  redis = await connectRedis(cluster.url, { persistent: true });
+  onCluster = { ...s, redis, redisUrl: cluster.url };
+  api = await startApi(onCluster, { buyPolicy: { rateLimit: 0 } });
+});
+
+afterAll(async () => {
+  await api.app.close();
+  redis.disconnect();
+  await cluster.stop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+const ctx = () => ({ pool: s.pool, redis, keyPrefix: s.keyPrefix });
+
+describe('a sale on a Redis Cluster', () => {
+  it('sells exactly the stock of two products on different masters, persists every order, audits clean', async () => {
+    const products = ['north', 'south'];
+    for (const productId of products) {
+      await seedProduct(ctx(), { productId, stock: 150, perUserLimit: 1 });
+    }
+    const owners = await Promise.all(
+      products.map((p) => cluster.masterOf(keySlot(productKeys(s.keyPrefix, p).stock))),
+    );
+    expect(new Set(owners.map((o) => o.port)).size).toBe(2);
+
+    const users = Array.from({ length: 1000 }, (_, i) => `cu${i}`);
+    const tokens = mintTokens(TEST_JWT_SECRET, users, 600);
+    const answers = await Promise.all(
+      tokens.map((token, i) =>
+        buy(api, { token, productId: products[i % 2] ?? '', key: freshKey() }),
+      ),
+    );
+    const byStatus: Record<number, number> = {};
+    for (const r of answers) byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
+    expect(byStatus).toEqual({ 202: 300, 409: 700 });
+
+    // Before any worker: a queued order is found through the owner index of its product.
+    const first = answers.findIndex((r) => r.status === 202);
+    const firstId = (JSON.parse(answers[first]?.body ?? '{}') as { orderId: string }).orderId;
+    const view = await send(api.url, {
+      path: `/order/${firstId}`,
+      headers: { authorization: `Bearer ${tokens[first] ?? ''}` },
+    });
+    expect(JSON.parse(view.body)).toMatchObject({ orderId: firstId, status: 'queued' });
+
+    const worker = startOrderWorker({ ...ctx(), log: () => undefined }, { blockMs: 100 });
+    try {
+      await until('every order persisted', async () => {
+        const { rows } = await s.pool.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM orders WHERE product_id = ANY($1)',
+          [products],
+        );
+        return rows[0]?.n === 300;
+      });
+      await until('every entry acknowledged', async () => {
+        const pending = await Promise.all(
+          products.map(async (p) => {
+            const [count] = (await redis.xpending(
+              productKeys(s.keyPrefix, p).orders,
+              'persist',
+            )) as [number];
+            return count;
+          }),
+        );
+        return pending.every((n) => n === 0);
+      });
+    } finally {
+      await worker.stop();
+    }
+    expect(worker.stats()).toMatchObject({ persisted: 300, deadLettered: 0 });
+
+    // The sold-out fast path knows both products are gone (the stock feed works on a cluster).
+    await until('both products known sold out', () =>
+      products.every((p) => api.app.sale.soldOut.isSoldOut(p)),
+    );
+    const late = await buy(api, { token: tokenFor('late'), productId: 'north', key: freshKey() });
+    expect(late.status).toBe(409);
+    for (const p of products) expectAuditOk(await audit(onCluster, undefined, p));
+  });
+
+  it('with --durability replica a 202 waits for a replica; a stopped replica gives 503 outcome_unknown and the retry gets the one order', async () => {
+    const productId = 'durable';
+    await seedProduct(ctx(), { productId, stock: 10, perUserLimit: 5 });
+    const durable = await startApi(onCluster, {
+      buyPolicy: { rateLimit: 0, durability: { replicas: 1, timeoutMs: 300 } },
+    });
+    const token = tokenFor('careful');
+    const ok = await buy(durable, { token, productId, key: freshKey() });
+    expect(ok.status, ok.body).toBe(202);
+
+    const keys = productKeys(s.keyPrefix, productId);
+    const master = await cluster.masterOf(keySlot(keys.stock));
+    const primary = await connectRedis(`redis://127.0.0.1:${master.port}`);
+    const info = await primary.info('replication');
+    primary.disconnect();
+    const replicaPort = Number(/slave0:ip=[^,]+,port=(\d+)/.exec(info)?.[1]);
+    const replica = cluster.nodes.find((n) => n.port === replicaPort);
+    if (replica === undefined) throw new Error('no replica of the product master');
+    const key = freshKey();
+    process.kill(replica.pid, 'SIGSTOP');
+    let unsure;
+    try {
+      unsure = await buy(durable, { token, productId, key });
+    } finally {
+      process.kill(replica.pid, 'SIGCONT');
+    }
+    expect(unsure.status, unsure.body).toBe(503);
+    expect(JSON.parse(unsure.body)).toMatchObject({ type: 'urn:fsale:problem:outcome_unknown' });
+    // The master did take it: the retry with the same key is its replay, not a second unit.
+    const retry = await buy(durable, { token, productId, key });
+    expect(retry.status, retry.body).toBe(202);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(await redis.xlen(keys.orders)).toBe(2);
+    expect(await redis.get(keys.stock)).toBe('8');
+  });
+});
