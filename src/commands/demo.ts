@@ -112,6 +112,7 @@ writes the flood report.`;
       orderWorkers: flags['order-workers'],
       paymentWorkers: flags['payment-workers'],
       demoAuth: true,
+      redisCluster: flags['redis-cluster'],
       onLine: (name, line) => {
         if (flags.verbose) process.stderr.write(prefix(name, line) + '\n');
       },

@@ -37,6 +37,10 @@ export const stackFlags = {
     description: 'where private redis/postgres keep their data',
     default: '.fsale',
   }),
+  'redis-cluster': Flags.boolean({
+    description:
+      'start a private local Redis Cluster (3 masters + 3 replicas, AOF on, data under --data-dir) and run the whole stack on it, instead of REDIS_URL',
+  }),
 };
 
 export default class Up extends FsaleCommand {
@@ -53,6 +57,7 @@ stops the API first, then the workers, the gateway and any private server, and e
     '<%= config.bin %> up',
     '<%= config.bin %> up --api-workers 2 --payment-workers 2 --gateway-speed 10 --port 8080',
     'REDIS_URL=redis://10.0.0.5:6379 <%= config.bin %> up --demo-auth',
+    '<%= config.bin %> up --redis-cluster --demo-auth   # the whole sale on a private local Redis Cluster',
   ];
   static override flags = {
     ...serviceFlags,
@@ -86,6 +91,7 @@ stops the API first, then the workers, the gateway and any private server, and e
       orderWorkers: flags['order-workers'],
       paymentWorkers: flags['payment-workers'],
       demoAuth: flags['demo-auth'],
+      redisCluster: flags['redis-cluster'],
       onLine: (name, line) => process.stdout.write(prefix(name, line) + '\n'),
       onNotice: say,
     });

@@ -1,5 +1,7 @@
 import { join } from 'node:path';
 import { UsageError } from '../domain/errors.js';
+import { startRedisCluster } from '../infra/local-cluster.js';
+import { parseRedisTarget } from '../redis/target.js';
 import {
   findBinary,
   isListening,
@@ -26,6 +28,7 @@ export async function resolveServices(
   redisUrl: string,
   databaseUrl: string,
   dataDir: string,
+  options: { redisCluster?: boolean } = {},
 ): Promise<ResolvedServices> {
   const started: LocalService[] = [];
   const notes: string[] = [];
@@ -34,7 +37,21 @@ export async function resolveServices(
   };
   try {
     let redis = redisUrl;
-    if (!(await isListening(redisUrl))) {
+    const target = parseRedisTarget(redisUrl);
+    // A cluster answers when any seed node does (the clients learn the rest from it).
+    const seeds = target.kind === 'node' ? [redisUrl] : target.nodes;
+    if (options.redisCluster === true) {
+      // Always private: a cluster of our own, as the tests run it (AOF on here).
+      const cluster = await startRedisCluster({
+        dataDir: join(dataDir, 'redis-cluster'),
+        appendOnly: true,
+      });
+      started.push(...cluster.nodes);
+      redis = cluster.url;
+      notes.push(
+        `started a private Redis Cluster of 3 masters and 3 replicas at ${cluster.url} (AOF on, data in ${join(dataDir, 'redis-cluster')})`,
+      );
+    } else if (!(await Promise.all(seeds.map((seed) => isListening(seed)))).some(Boolean)) {
       if (findBinary('redis-server') === undefined) {
         throw new UsageError(
           `nothing answers at REDIS_URL ${redisUrl} and redis-server is not installed: apt install redis-server (or set REDIS_URL)`,

@@ -24,6 +24,8 @@ export interface StackOptions {
   orderWorkers: number;
   paymentWorkers: number;
   demoAuth: boolean;
+  /** Start a private local Redis Cluster (3 masters + 3 replicas) instead of using REDIS_URL. */
+  redisCluster?: boolean | undefined;
   /** Every line a child prints, prefixed with its name. */
   onLine: (name: string, line: string) => void;
   /** Stack news: services started, processes up, a process that died. */
@@ -72,6 +74,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     options.redisUrl,
     options.databaseUrl,
     options.dataDir,
+    { redisCluster: options.redisCluster === true },
   );
   for (const note of services.notes) options.onNotice(note);
   const children: Child[] = [];

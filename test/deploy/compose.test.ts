@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { parseRedisTarget } from '../../src/redis/target.js';
 import { runCli } from '../helpers/cli.js';
 import { MissingVariableError, interpolate, references } from './interpolate.js';
 
@@ -166,6 +167,8 @@ describe('docker-compose.yml', () => {
         'reconcile',
         'redis',
         'seed',
+        ...[1, 2, 3, 4, 5, 6].map((n) => `redis-node-${n}`),
+        'redis-cluster-create',
       ].sort(),
     );
     const redis = compose.services.redis?.command?.join(' ') ?? '';
@@ -174,6 +177,33 @@ describe('docker-compose.yml', () => {
     expect(compose.services.nginx?.volumes).toEqual(
       expect.arrayContaining([expect.stringMatching(/^\.\/deploy\/nginx\.conf:/)]),
     );
+  });
+
+  it('has an optional Redis Cluster profile: six cluster nodes with AOF and a memory bound, and the create step', () => {
+    const nodes = Object.entries(compose.services).filter(([name]) =>
+      name.startsWith('redis-node-'),
+    );
+    expect(nodes).toHaveLength(6);
+    for (const [, node] of nodes) {
+      expect(node.profiles).toEqual(['cluster']);
+      const command = node.command?.join(' ') ?? '';
+      expect(command).toMatch(/--cluster-enabled yes/);
+      expect(command).toMatch(/--appendonly yes/);
+      expect(command).toMatch(/--maxmemory \S+ --maxmemory-policy noeviction/);
+    }
+    const create = compose.services['redis-cluster-create'];
+    expect(create?.profiles).toEqual(['cluster']);
+    expect(String(create?.command)).toMatch(
+      /--cluster create( redis-node-\d:6379){6} --cluster-replicas 1/,
+    );
+    // fsale reaches it through FSALE_REDIS_URL, a seed list that parses as a cluster.
+    const resolved = composeWith({
+      ...SECRETS,
+      FSALE_REDIS_URL: 'redis://redis-node-1:6379,redis-node-2:6379,redis-node-3:6379',
+    });
+    const url = resolved.services.api?.environment?.REDIS_URL ?? '';
+    expect(parseRedisTarget(url).kind).toBe('cluster');
+    expect(composeWith(SECRETS).services.api?.environment?.REDIS_URL).toBe('redis://redis:6379');
   });
 
   // Every fsale service runs a real command with real flags: `fsale <command> --help` lists them.

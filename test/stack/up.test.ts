@@ -2,6 +2,8 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectRedis } from '../../src/redis/client.js';
+import { seedProduct } from '../../src/sale/seed.js';
 import { send } from '../helpers/http.js';
 import { descendants, isAlive, startCli } from '../helpers/process.js';
 import { seed, tokenFor } from '../helpers/sale.js';
@@ -85,6 +87,53 @@ describe('fsale up', () => {
       const tree = descendants(up.pid);
       up.child.kill('SIGINT');
       expect((await up.exited).code).toBe(0);
+      for (const pid of tree) expect(isAlive(pid), `pid ${pid} outlived fsale up`).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--redis-cluster runs the whole stack on a private local Redis Cluster and stops it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fsale-up-cluster-'));
+    try {
+      const up = startCli([...upArgs(dir), '--redis-cluster'], s.env);
+      const apiUrl = await up.waitFor(/ready: API (http:\/\/\S+),/);
+      const clusterUrl =
+        /private Redis Cluster of 3 masters and 3 replicas at (redis:\/\/\S+) /.exec(
+          up.output(),
+        )?.[1];
+      expect(clusterUrl).toMatch(/^redis:\/\/127\.0\.0\.1:\d+(,127\.0\.0\.1:\d+){5}$/);
+      const redis = await connectRedis(clusterUrl ?? '');
+      try {
+        await seedProduct(
+          { pool: s.pool, redis, keyPrefix: s.keyPrefix },
+          { productId: 'upc', stock: 5 },
+        );
+      } finally {
+        redis.disconnect();
+      }
+      const r = await send(apiUrl, {
+        method: 'POST',
+        path: '/order/buy',
+        headers: { authorization: `Bearer ${tokenFor('clusterbuyer')}`, 'idempotency-key': 'k1' },
+        body: { productId: 'upc', qty: 1 },
+      });
+      expect(r.status, r.body).toBe(202);
+      const { orderId } = JSON.parse(r.body) as { orderId: string };
+      await expect
+        .poll(
+          async () =>
+            (
+              await s.pool.query<{ status: string }>('SELECT status FROM orders WHERE id = $1', [
+                orderId,
+              ])
+            ).rows[0]?.status,
+          { timeout: 60_000 },
+        )
+        .toMatch(/^(paid|payment_failed)$/);
+      const tree = descendants(up.pid);
+      up.child.kill('SIGTERM');
+      expect(await up.exited).toEqual({ code: 0, signal: null });
       for (const pid of tree) expect(isAlive(pid), `pid ${pid} outlived fsale up`).toBe(false);
     } finally {
       await rm(dir, { recursive: true, force: true });
