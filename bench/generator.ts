@@ -9,7 +9,9 @@
 // this process over the run; flood: its summary's load-phase figure) and flood's send lag
 // p99. Rounds are taken in turn so that a slow spell of this shared VM hits every tool; the
 // table shows each figure's range over the rounds, and the ratios are per round. Usage:
-//   npm run bench:generator [-- --duration 5 --rounds 2 --connections 50 --json]
+// --threads N runs flood with N worker threads (default 1: one core is the server's on a
+// 2-core machine; `--threads 2` shows what a second thread buys when the cores are shared).
+//   npm run bench:generator [-- --duration 5 --rounds 2 --connections 50 --threads 1 --json]
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -27,6 +29,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '2' },
     connections: { type: 'string', default: '50' },
     steps: { type: 'string', default: '0.25,0.5,0.7,0.9,1' },
+    threads: { type: 'string', default: '1' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -34,8 +37,18 @@ const duration = Number(args.duration);
 const rounds = Number(args.rounds);
 const connections = Number(args.connections);
 const steps = args.steps.split(',').map(Number);
-if (!(duration >= 3) || !Number.isInteger(rounds) || rounds < 1 || steps.some((s) => !(s > 0)))
-  throw new Error('--duration >= 3 s, --rounds a positive integer, --steps positive fractions');
+const threads = Number(args.threads);
+if (
+  !(duration >= 3) ||
+  !Number.isInteger(rounds) ||
+  rounds < 1 ||
+  steps.some((s) => !(s > 0)) ||
+  !Number.isInteger(threads) ||
+  threads < 1
+)
+  throw new Error(
+    '--duration >= 3 s, --rounds and --threads positive integers, --steps positive fractions',
+  );
 const log = (line: string) => (args.json ? process.stderr.write(line + '\n') : console.log(line));
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -126,6 +139,8 @@ async function flood(url: string, rate: number): Promise<FloodStep> {
       `${duration}s`,
       '--users',
       '100000',
+      '--threads',
+      String(threads),
       '--no-audit',
       '--json',
       '--quiet',
@@ -223,6 +238,7 @@ const ratios = results.map((r) => ({
 const summary = {
   benchmark: 'generator',
   connections,
+  threads,
   durationSeconds: duration,
   rounds: results,
   ratios,

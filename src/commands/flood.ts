@@ -18,7 +18,8 @@ import {
 } from '../load/arrivals.js';
 import { runFlood, type FloodOptions, type LoadModel } from '../load/flood.js';
 import { OUTCOME_CLASSES } from '../load/outcomes.js';
-import { WHOLE } from '../load/slices.js';
+import { defaultThreads } from '../load/flood-thread.js';
+import { parsePart, parseStartAt, SliceSyntaxError, WHOLE } from '../load/slices.js';
 import { renderHtmlReport } from '../load/report-html.js';
 import { renderProgress, renderSummary } from '../load/report-text.js';
 import type { FloodSummary } from '../load/summary.js';
@@ -42,6 +43,16 @@ key: the report counts replays and any second reservation (must be 0). --follow 
 accepted order to paid / payment_failed (SSE, with polling beyond --follow-streams). At the end
 the audit runs (--no-audit skips it) and --threshold gates are checked.
 
+All cores: --threads N splits the open model's schedule by user between N worker threads
+that start on one instant; their histograms, counts and timelines merge into one summary.
+The default is one thread per core but one (left to a server on the same machine), at most
+4, at least 1: ${defaultThreads()} on this machine.
+
+Many machines: run \`flood --part K/N --start-at <ISO time> --json > partK.json\` on each of
+N machines (same shape flags, same --seed or --start-at): part K sends the arrivals of the
+users u with u mod N = K-1, so no two parts share a buyer, from the same instant. Then
+\`fsale report merge part*.json\` merges them into one summary and one verdict.
+
 Exit codes: 0 pass, 1 an invariant is violated (audit failed or a key reserved twice),
 2 bad input or a service cannot be reached, 3 a threshold was missed, 4 inconclusive: the
 generator could not keep to its schedule, so its figures include its own delay (never a pass).
@@ -51,6 +62,8 @@ Thresholds: METRIC OP NUMBER[UNIT], e.g. 'p99<50' (ms, every answered request),
 'rate>=900', 'confirm_p99<5s'. See README "fsale flood" for every metric.`;
   static override examples = [
     '<%= config.bin %> flood --product p1 --rate 2000 --duration 30s --users 50000',
+    '<%= config.bin %> flood --product p1 --rate 20000 --duration 30s --users 500000 --threads 4',
+    '<%= config.bin %> flood --product p1 --rate 60000 --duration 30s --users 1000000 --part 2/3 --start-at 2026-12-01T12:00:00Z --json > part2.json',
     '<%= config.bin %> flood --product p1 --rate 500 --ramp 10s --spike 5x@15s:3s --duration 30s --follow --html report.html',
     "<%= config.bin %> flood --product p1 --connections 64 --requests 20000 --threshold 'p99<50' --threshold 'errors=0'",
     '<%= config.bin %> flood --product p1 --rate 1000 --duration 10s --retry-ratio 0.1 --double-click --json > run.json',
@@ -159,6 +172,22 @@ Thresholds: METRIC OP NUMBER[UNIT], e.g. 'p99<50' (ms, every answered request),
       default: 50,
       min: 1,
     }),
+    threads: Flags.integer({
+      description: `open model: worker threads sending the schedule, each a slice of the users [default: one per core but one, at most 4, at least 1: ${defaultThreads()} here]`,
+      min: 1,
+      max: 64,
+      helpGroup: 'SCALE',
+    }),
+    part: Flags.string({
+      description:
+        'open model: run part K of N of the sale (1-based, e.g. 2/3): the users u with u mod N = K-1, none shared with another part; merge the parts with fsale report merge',
+      helpGroup: 'SCALE',
+    }),
+    'start-at': Flags.string({
+      description:
+        'start the schedule at this wall-clock time (ISO with zone, e.g. 2026-12-01T12:00:00Z; at most 24 h ahead), every part of a sale at the same one; also seeds --seed when not given',
+      helpGroup: 'SCALE',
+    }),
     follow: Flags.boolean({
       description: 'track every accepted order to paid / payment_failed',
       default: false,
@@ -232,6 +261,10 @@ Thresholds: METRIC OP NUMBER[UNIT], e.g. 'p99<50' (ms, every answered request),
           );
       }
       const tty = process.stderr.isTTY;
+      if (options.startAt !== undefined && !flags.quiet)
+        process.stderr.write(
+          `waiting for --start-at ${new Date(options.startAt).toISOString()} (part ${options.slice.index + 1}/${options.slice.count})\n`,
+        );
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       const summary = await runFlood(
@@ -289,6 +322,9 @@ interface FloodFlags {
   'poll-interval': number;
   'follow-timeout': string;
   threshold?: string[] | undefined;
+  threads?: number | undefined;
+  part?: string | undefined;
+  'start-at'?: string | undefined;
 }
 
 /** Flags to engine options; a malformed shape or threshold is a usage error (exit 2). */
@@ -296,7 +332,11 @@ function floodOptions(flags: FloodFlags, jwtSecret: string, port: number): Flood
   try {
     return buildOptions(flags, jwtSecret, port);
   } catch (error) {
-    if (error instanceof ShapeSyntaxError || error instanceof ThresholdSyntaxError)
+    if (
+      error instanceof ShapeSyntaxError ||
+      error instanceof ThresholdSyntaxError ||
+      error instanceof SliceSyntaxError
+    )
       throw new UsageError(error.message);
     throw error;
   }
@@ -380,6 +420,23 @@ function buildOptions(flags: FloodFlags, jwtSecret: string, port: number): Flood
     );
   }
 
+  const open = model.kind === 'open';
+  if (!open && (flags.threads ?? 1) > 1)
+    throw new UsageError(
+      '--threads needs the open model (--rate or --stages): closed-model connections are one loop',
+    );
+  if (!open && flags.part !== undefined)
+    throw new UsageError('--part needs the open model (--rate or --stages)');
+  const slice = flags.part === undefined ? WHOLE : parsePart(flags.part);
+  const startAt =
+    flags['start-at'] === undefined ? undefined : parseStartAt(flags['start-at'], Date.now());
+  // Every part must walk the same schedule (Poisson gaps and retries are drawn from the seed).
+  if (slice.count > 1 && flags.seed === undefined && startAt === undefined)
+    throw new UsageError(
+      '--part needs --seed N (the same on every part) or --start-at, which seeds it, so that every part walks the same schedule',
+    );
+  const seed = flags.seed ?? (startAt === undefined ? randomInt(2 ** 31) : startAt % 2 ** 31);
+
   const runId = randomBytes(4).toString('hex');
   const userPrefix = flags['user-prefix'] ?? `flood-${runId}-`;
   if (!/^[A-Za-z0-9_.@-]{0,100}$/.test(userPrefix))
@@ -397,11 +454,13 @@ function buildOptions(flags: FloodFlags, jwtSecret: string, port: number): Flood
     jwtSecret,
     retryRatio,
     doubleClick: flags['double-click'],
-    seed: flags.seed ?? randomInt(2 ** 31),
+    seed,
     timeoutMs: parseSeconds(flags.timeout, '--timeout') * 1000,
     maxInFlight: flags['max-in-flight'],
     pipelining: flags.pipelining,
-    slice: WHOLE,
+    slice,
+    threads: open ? (flags.threads ?? defaultThreads()) : 1,
+    startAt,
     maxSendLagMs: flags['max-send-lag'],
     follow: flags.follow
       ? {

@@ -26,6 +26,7 @@ export type FollowerOptions = Omit<FollowOptions, 'token'> & {
 };
 
 interface ThreadData {
+  kind: 'follow';
   /** A URL does not survive the copy to a thread; its href does. */
   options: Omit<FollowerOptions, 'url'> & { url: string };
   mainOrigin: number;
@@ -41,8 +42,9 @@ type ToThread =
 type FromThread =
   | { type: 'soldOut'; at: number }
   | { type: 'confirmed'; at: number }
+  | { type: 'stock'; at: number; remaining: number }
   | { type: 'unsettled'; count: number }
-  | { type: 'settled'; summary: FollowSummary };
+  | { type: 'settled'; summary: FollowSummary; confirmHistogram: string };
 
 /** The follower as the flood uses it, in this thread or in its own. */
 export interface Follower {
@@ -50,6 +52,8 @@ export interface Follower {
   watchStock(): void;
   settle(timeoutMs: number, signal: AbortSignal): Promise<void>;
   summary(): FollowSummary;
+  /** The time-to-confirm histogram, encoded. */
+  confirmHistogram(): string;
   readonly unsettled: number;
   close(): void;
 }
@@ -81,7 +85,7 @@ class ThreadedFollower implements Follower {
   private readonly worker: Worker;
   private pending: AcceptedOrder[] = [];
   private flushing = false;
-  private last: FollowSummary | undefined;
+  private last: { summary: FollowSummary; confirmHistogram: string } | undefined;
   private settled: (() => void) | undefined;
   private failure: Error | undefined;
   unsettled = 0;
@@ -91,6 +95,7 @@ class ThreadedFollower implements Follower {
     private readonly recorder: FloodRecorder,
   ) {
     const data: ThreadData = {
+      kind: 'follow',
       options: { ...options, url: options.url.href },
       mainOrigin: performance.timeOrigin,
       startedAt: recorder.startedAt,
@@ -110,11 +115,13 @@ class ThreadedFollower implements Follower {
         return this.recorder.soldOut(message.at, 'stock_stream');
       case 'confirmed':
         return this.recorder.confirmed(message.at);
+      case 'stock':
+        return this.recorder.stockSeen(message.at, message.remaining);
       case 'unsettled':
         this.unsettled = message.count;
         return;
       case 'settled':
-        this.last = message.summary;
+        this.last = { summary: message.summary, confirmHistogram: message.confirmHistogram };
         this.unsettled = message.summary.unsettled;
         this.settled?.();
         return;
@@ -158,7 +165,12 @@ class ThreadedFollower implements Follower {
 
   summary(): FollowSummary {
     if (this.last === undefined) throw new Error('the follow thread has not settled');
-    return this.last;
+    return this.last.summary;
+  }
+
+  confirmHistogram(): string {
+    if (this.last === undefined) throw new Error('the follow thread has not settled');
+    return this.last.confirmHistogram;
   }
 
   close(): void {
@@ -177,6 +189,7 @@ function runThread(data: ThreadData, port: NonNullable<typeof parentPort>): void
     firstAcceptedAt: undefined,
     soldOut: (at) => send({ type: 'soldOut', at: toMain(at) }),
     confirmed: (at) => send({ type: 'confirmed', at: toMain(at) }),
+    stockSeen: (at, remaining) => send({ type: 'stock', at: toMain(at), remaining }),
   };
   const mint = createTokenMinter(data.options.jwtSecret, data.options.tokenTtlSeconds);
   const tokens = new Map<number, string>();
@@ -213,8 +226,9 @@ function runThread(data: ThreadData, port: NonNullable<typeof parentPort>): void
         void follower.settle(message.timeoutMs, stop.signal).then(() => {
           clearInterval(progress);
           const summary = follower.summary();
+          const confirmHistogram = follower.confirmHistogram();
           follower.close();
-          send({ type: 'settled', summary });
+          send({ type: 'settled', summary, confirmHistogram });
           port.close();
         });
         return;
@@ -225,4 +239,9 @@ function runThread(data: ThreadData, port: NonNullable<typeof parentPort>): void
   });
 }
 
-if (!isMainThread && parentPort !== null) runThread(workerData as ThreadData, parentPort);
+// This module is also loaded by flood threads (--threads), whose workerData is theirs.
+const isFollowThread = (data: unknown): data is ThreadData =>
+  typeof data === 'object' && data !== null && (data as { kind?: unknown }).kind === 'follow';
+
+if (!isMainThread && parentPort !== null && isFollowThread(workerData))
+  runThread(workerData, parentPort);

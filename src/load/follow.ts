@@ -1,7 +1,13 @@
 import { Agent, request } from 'node:http';
 import { EventSource } from 'eventsource';
 import { TERMINAL_STATUSES, type OrderStatus } from '../domain/order-status.js';
-import { latencyStats, newHistogram, recordMs, type LatencyStats } from './latency.js';
+import {
+  encodeHistogram,
+  latencyStats,
+  newHistogram,
+  recordMs,
+  type LatencyStats,
+} from './latency.js';
 import type { AcceptedOrder } from './recorder.js';
 
 /** What the follower tells the run: the FloodRecorder, or its stand-in in a follow thread. */
@@ -10,6 +16,8 @@ export interface FollowSink {
   readonly firstAcceptedAt: number | undefined;
   soldOut(at: number, source: 'stock_stream'): void;
   confirmed(at: number): void;
+  /** Stock remaining, as the stock stream said at `at`. */
+  stockSeen(at: number, remaining: number): void;
 }
 
 // --follow: every accepted order is tracked to a terminal state (paid or payment_failed).
@@ -128,7 +136,9 @@ export class OrderFollower {
     const source = new EventSource(url);
     source.addEventListener('stock', (event) => {
       const data = JSON.parse(eventData(event)) as { remaining?: number; soldOut?: boolean };
-      if (data.soldOut === true) this.recorder.soldOut(performance.now(), 'stock_stream');
+      const now = performance.now();
+      if (typeof data.remaining === 'number') this.recorder.stockSeen(now, data.remaining);
+      if (data.soldOut === true) this.recorder.soldOut(now, 'stock_stream');
     });
     // A missing stream only costs the stock-stream sign; the 409 sold_out answers remain.
     source.addEventListener('error', () => {
@@ -278,6 +288,11 @@ export class OrderFollower {
   /** Followed orders not terminal yet. */
   get unsettled(): number {
     return this.open.size;
+  }
+
+  /** The time-to-confirm histogram, encoded (lossless, for merging threads and parts). */
+  confirmHistogram(): string {
+    return encodeHistogram(this.confirm);
   }
 
   summary(): FollowSummary {

@@ -55,3 +55,42 @@ export function formatMs(ms: number | null | undefined): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;
   return `${(ms / 1000).toFixed(2)} s`;
 }
+
+// Histograms cross threads and machines as HdrHistogram's own compressed V2 encoding in
+// base64 (what HdrHistogram's Java, Go and C libraries read too): every bucket count is kept,
+// so a merged histogram is the histogram of the union, not an average of percentiles.
+
+/** One histogram as text, lossless (empty histograms too). */
+export function encodeHistogram(histogram: Histogram): string {
+  return hdr.encodeIntoCompressedBase64(histogram);
+}
+
+/** Adds every encoded histogram into one new histogram (null entries are skipped). */
+export function mergeEncoded(encoded: readonly (string | null | undefined)[]): Histogram {
+  const merged = newHistogram();
+  for (const text of encoded) {
+    if (text === null || text === undefined) continue;
+    const part = hdr.decodeFromCompressedBase64(text);
+    if (part.totalCount > 0) merged.add(part);
+  }
+  return merged;
+}
+
+/**
+ * The statistics of merged parts. Percentiles and the mean come from the merged buckets;
+ * min and max from the parts' exact figures (a decoded histogram only knows a value's bucket).
+ */
+export function mergedStats(
+  histogram: Histogram,
+  parts: readonly (LatencyStats | null)[],
+): LatencyStats | null {
+  const stats = latencyStats(histogram);
+  if (stats === null) return null;
+  const known = parts.filter((p): p is LatencyStats => p !== null);
+  if (known.length === 0) return stats;
+  return {
+    ...stats,
+    min: Math.min(...known.map((p) => p.min)),
+    max: Math.max(...known.map((p) => p.max)),
+  };
+}

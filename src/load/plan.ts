@@ -42,6 +42,8 @@ export interface PlanOptions {
 /** Every arrival of a run (or of its slice), ready to send. */
 export interface PreparedArrivals {
   count: number;
+  /** Arrivals of the whole sale's schedule, of which `count` are this slice's. */
+  wholeCount: number;
   /** Intended send time of each arrival, ms from the start of the run. */
   times: Float64Array;
   purchases: Purchase[];
@@ -137,7 +139,8 @@ export class PurchasePlan {
     const times: number[] = [];
     const purchases: Purchase[] = [];
     const kinds: AttemptKind[] = [];
-    for (let k = 0, t = nextTime(); t !== undefined; k++, t = nextTime()) {
+    let k = 0;
+    for (let t = nextTime(); t !== undefined; k++, t = nextTime()) {
       const user = userOfArrival(k, this.options.users);
       if (slice !== WHOLE && !ownsUser(slice, user)) continue;
       if (times.length >= MAX_PREPARED_ARRIVALS)
@@ -157,7 +160,13 @@ export class PurchasePlan {
       purchases.push(purchase);
       kinds.push('first');
     }
-    return { count: times.length, times: Float64Array.from(times), purchases, kinds };
+    return {
+      count: times.length,
+      wholeCount: k,
+      times: Float64Array.from(times),
+      purchases,
+      kinds,
+    };
   }
 
   private retryPick(): Purchase | undefined {

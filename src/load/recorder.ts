@@ -1,5 +1,5 @@
 import type { Histogram } from './latency.js';
-import { latencyStats, newHistogram, recordMs } from './latency.js';
+import { encodeHistogram, latencyStats, newHistogram, recordMs } from './latency.js';
 import {
   OUTCOME_CLASSES,
   acceptedOrderId,
@@ -21,6 +21,7 @@ export interface AcceptedOrder {
 }
 
 export interface TimelineRow {
+  /** Start of the row's bucket, seconds from the start (0, 1, 2... or 0.1, 0.2... when fine). */
   second: number;
   /** Arrivals the schedule asked for in this second (open model), else null. */
   target: number | null;
@@ -41,22 +42,35 @@ export interface TimelineRow {
 const zeroOutcomes = (): Record<OutcomeClass, number> =>
   Object.fromEntries(OUTCOME_CLASSES.map((c) => [c, 0])) as Record<OutcomeClass, number>;
 
-/** Per-second counts, and the latency of each second's answers (one histogram, reused). */
+/** A run planned shorter than this also gets a timeline in FINE_BUCKET_MS buckets. */
+export const FINE_TIMELINE_BELOW_SECONDS = 10;
+export const FINE_BUCKET_MS = 100;
+
+/**
+ * Counts per bucket of time (a second, or 100 ms for a short run's fine timeline), and the
+ * latency of each bucket's answers: one histogram, reused, whose buckets are kept encoded
+ * (`encoded[i]`, lossless) so that the rows of threads and machines can be merged.
+ */
 export class Timeline {
   readonly rows: TimelineRow[] = [];
+  /** Each row's latency histogram (encodeHistogram), null when nothing was answered in it. */
+  readonly encoded: (string | null)[] = [];
   private readonly current: Histogram = newHistogram();
-  private currentSecond = -1;
+  private currentBucket = -1;
 
-  constructor(private readonly startedAt: number) {}
+  constructor(
+    private readonly startedAt: number,
+    readonly bucketMs = 1000,
+  ) {}
 
   secondOf(at: number): number {
-    return Math.max(0, Math.floor((at - this.startedAt) / 1000));
+    return Math.max(0, Math.floor((at - this.startedAt) / this.bucketMs));
   }
 
-  row(second: number): TimelineRow {
-    for (let s = this.rows.length; s <= second; s++) {
+  row(bucket: number): TimelineRow {
+    for (let b = this.rows.length; b <= bucket; b++) {
       this.rows.push({
-        second: s,
+        second: Math.round(b * this.bucketMs) / 1000,
         target: null,
         sent: 0,
         answered: 0,
@@ -68,9 +82,10 @@ export class Timeline {
         sendLagMax: 0,
         inFlightMax: 0,
       });
+      this.encoded.push(null);
     }
-    const row = this.rows[second];
-    if (row === undefined) throw new Error(`no timeline row ${second}`);
+    const row = this.rows[bucket];
+    if (row === undefined) throw new Error(`no timeline row ${bucket}`);
     return row;
   }
 
@@ -82,15 +97,15 @@ export class Timeline {
   }
 
   answered(at: number, outcome: OutcomeClass, latencyMs: number | undefined): void {
-    const second = this.secondOf(at);
-    const row = this.row(second);
+    const bucket = this.secondOf(at);
+    const row = this.row(bucket);
     row.outcomes[outcome] += 1;
     if (latencyMs === undefined) return;
     row.answered += 1;
-    // Answers arrive in time order, so only the current second's histogram is ever open.
-    if (second !== this.currentSecond) {
+    // Answers arrive in time order, so only the current bucket's histogram is ever open.
+    if (bucket !== this.currentBucket) {
       this.close();
-      this.currentSecond = second;
+      this.currentBucket = bucket;
     }
     recordMs(this.current, latencyMs);
   }
@@ -99,28 +114,54 @@ export class Timeline {
     this.row(this.secondOf(at)).confirmed += 1;
   }
 
-  /** Writes the open second's latency into its row. */
+  /** Writes the open bucket's latency into its row. */
   close(): void {
     const stats = latencyStats(this.current);
-    const row = this.rows[this.currentSecond];
+    const row = this.rows[this.currentBucket];
     if (stats !== null && row !== undefined) {
       row.p50 = stats.p50;
       row.p99 = stats.p99;
       row.max = stats.max;
+      this.encoded[this.currentBucket] = encodeHistogram(this.current);
     }
     this.current.reset();
   }
 }
+
+/** Stock remaining as the stock stream told it, at most one sample per bucket (the last). */
+export interface StockSample {
+  /** ms from the start of the run. */
+  atMs: number;
+  remaining: number;
+}
+
+const STOCK_SAMPLE_MS = 100;
 
 export interface SecondReservation {
   key: string;
   orderIds: string[];
 }
 
+export interface RecorderOptions {
+  /** performance.now() of the run's start (default: now); threads and parts share one. */
+  startedAt?: number | undefined;
+  /** Also keep a timeline in FINE_BUCKET_MS buckets (short runs). */
+  fine?: boolean | undefined;
+}
+
 export class FloodRecorder {
-  readonly startedAt = performance.now();
-  readonly startedWall = Date.now();
-  readonly timeline = new Timeline(this.startedAt);
+  readonly startedAt: number;
+  readonly startedWall: number;
+  readonly timeline: Timeline;
+  readonly fine: Timeline | undefined;
+  readonly stock: StockSample[] = [];
+
+  constructor(options: RecorderOptions = {}) {
+    this.startedAt = options.startedAt ?? performance.now();
+    this.startedWall = Math.round(performance.timeOrigin + this.startedAt);
+    this.timeline = new Timeline(this.startedAt);
+    this.fine = options.fine === true ? new Timeline(this.startedAt, FINE_BUCKET_MS) : undefined;
+  }
 
   sent = 0;
   readonly sentByKind: Record<AttemptKind, number> = { first: 0, retry: 0, double_click: 0 };
@@ -139,6 +180,8 @@ export class FloodRecorder {
   /** Idempotency key → the first order id it was answered with. */
   private readonly keyOrders = new Map<string, string>();
   readonly orderIds = new Set<string>();
+  /** When each new order id was accepted, ms from the start. */
+  readonly orderTimes: number[] = [];
   secondReservations = 0;
   readonly secondReservationExamples: SecondReservation[] = [];
 
@@ -165,6 +208,7 @@ export class FloodRecorder {
     if (this.inFlight > this.maxInFlight) this.maxInFlight = this.inFlight;
     this.lastSendAt = at;
     this.timeline.sent(at, lagMs ?? 0, this.inFlight);
+    this.fine?.sent(at, lagMs ?? 0, this.inFlight);
     if (lagMs !== undefined) recordMs(this.sendLag, Math.max(0, lagMs));
   }
 
@@ -185,6 +229,7 @@ export class FloodRecorder {
     recordMs(this.byClass[outcome], latencyMs);
     recordMs(this.all, latencyMs);
     this.timeline.answered(at, outcome, latencyMs);
+    this.fine?.answered(at, outcome, latencyMs);
     this.statusCodes.set(status, (this.statusCodes.get(status) ?? 0) + 1);
     if (problem !== undefined) this.problems.set(problem, (this.problems.get(problem) ?? 0) + 1);
     if (replayed) this.replays += 1;
@@ -211,6 +256,7 @@ export class FloodRecorder {
     }
     if (this.orderIds.has(orderId)) return;
     this.orderIds.add(orderId);
+    this.orderTimes.push(Math.max(0, Math.round(at - this.startedAt)));
     this.onAccepted?.({
       orderId,
       user: attempt.purchase.user,
@@ -222,6 +268,22 @@ export class FloodRecorder {
   /** A followed order seen confirmed. */
   confirmed(at: number): void {
     this.timeline.confirmed(at);
+    this.fine?.confirmed(at);
+  }
+
+  /** The stock stream's remaining count, seen at `at`. */
+  stockSeen(at: number, remaining: number): void {
+    const atMs = Math.max(0, Math.round(at - this.startedAt));
+    const last = this.stock.at(-1);
+    if (
+      last !== undefined &&
+      Math.floor(last.atMs / STOCK_SAMPLE_MS) === Math.floor(atMs / STOCK_SAMPLE_MS)
+    ) {
+      last.remaining = remaining;
+      return;
+    }
+    if (last?.remaining === remaining) return;
+    this.stock.push({ atMs, remaining });
   }
 
   /** The first sign that the product sold out: a 409 sold_out or the stock stream at 0. */
@@ -239,6 +301,7 @@ export class FloodRecorder {
     this.counts.network_error += 1;
     recordMs(this.byClass.network_error, at - attempt.intendedAt);
     this.timeline.answered(at, 'network_error', undefined);
+    this.fine?.answered(at, 'network_error', undefined);
     const code = networkErrorCode(error);
     this.networkErrors.set(code, (this.networkErrors.get(code) ?? 0) + 1);
   }

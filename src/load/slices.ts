@@ -58,3 +58,29 @@ export function arrivalsInSlice(slice: Slice, total: number, users: number): num
     if (ownsUser(slice, userOfArrival(k, users))) count += 1;
   return count;
 }
+
+/** --start-at may lie at most this far ahead: a sale is scheduled today, not next month. */
+export const MAX_START_AHEAD_MS = 24 * 3600_000;
+
+/**
+ * `--start-at 2026-12-01T12:00:00Z` (an ISO time with a zone, or epoch ms) to epoch ms, in the
+ * future and at most a day ahead. Every part of a sale waits for the same instant, so their
+ * schedules line up to within the machines' clock skew (NTP keeps it to milliseconds).
+ */
+export function parseStartAt(text: string, now: number): number {
+  const trimmed = text.trim();
+  const at = /^\d{12,}$/.test(trimmed) ? Number(trimmed) : Date.parse(trimmed);
+  if (!Number.isFinite(at) || (!/^\d+$/.test(trimmed) && !/(Z|[+-]\d\d:?\d\d)$/i.test(trimmed)))
+    throw new SliceSyntaxError(
+      `--start-at must be an ISO time with its zone (2026-12-01T12:00:00Z) or epoch ms, got ${JSON.stringify(text)}`,
+    );
+  if (at <= now)
+    throw new SliceSyntaxError(
+      `--start-at ${new Date(at).toISOString()} is in the past (now ${new Date(now).toISOString()})`,
+    );
+  if (at - now > MAX_START_AHEAD_MS)
+    throw new SliceSyntaxError(
+      `--start-at ${new Date(at).toISOString()} is more than 24 h ahead (now ${new Date(now).toISOString()})`,
+    );
+  return at;
+}

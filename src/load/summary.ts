@@ -3,8 +3,9 @@ import type { ArrivalProcess, Spike, Stage } from './arrivals.js';
 import type { FollowSummary } from './follow.js';
 import type { LatencyStats } from './latency.js';
 import { ERROR_CLASSES, OUTCOME_CLASSES, SHED_CLASSES, type OutcomeClass } from './outcomes.js';
-import type { SecondReservation, TimelineRow } from './recorder.js';
-import type { ThresholdResult } from './thresholds.js';
+import type { SecondReservation, StockSample, TimelineRow } from './recorder.js';
+import type { Slice } from './slices.js';
+import { evaluateThresholds, type Threshold, type ThresholdResult } from './thresholds.js';
 
 // The versioned result of a flood (`fsale flood --json`). Its JSON Schema is
 // src/load/summary.schema.json; a change that removes or renames a field bumps `version`.
@@ -32,6 +33,54 @@ export interface LoadSettings {
   maxInFlight: number | null;
   seed: number;
   follow: boolean;
+  /** The share of the sale this run sent: part K/N is {index: K-1, count: N}; {0, 1} is all. */
+  slice: Slice;
+  /** Worker threads that sent the load (each a sub-slice of `slice`). */
+  threads: number;
+  /** --start-at: the wall-clock time the run waited for (ISO), else null. */
+  startAt: string | null;
+}
+
+/** The name of the histogram encoding: HdrHistogram's compressed V2 format, base64. */
+export const HISTOGRAM_ENCODING = 'hdr-v2-compressed-base64';
+
+/**
+ * Every histogram behind the summary's figures, lossless, so that summaries of threads and
+ * machines merge into the figures of their union (`fsale report merge`). Values are µs.
+ */
+export interface SummaryHistograms {
+  encoding: typeof HISTOGRAM_ENCODING;
+  unit: 'us';
+  all: string;
+  byClass: Record<OutcomeClass, string>;
+  sendLag: string;
+  /** Click to confirmation (--follow), else null. */
+  confirm: string | null;
+  /** The latency of each timeline row's answers (null: none answered in it). */
+  timeline: (string | null)[];
+  /** The same for timelineFine's rows, or null when there is no fine timeline. */
+  timelineFine: (string | null)[] | null;
+}
+
+export interface StockTimeline {
+  /**
+   * `stock_stream`: what GET /stock/:id/stream said (with --follow); `orders`: the stock read
+   * before the run minus the orders this run was accepted (all a run without --follow knows).
+   */
+  source: 'stock_stream' | 'orders';
+  /** Stock remaining before the run, when read. */
+  initial: number | null;
+  /** At most one per 100 ms, each a change. */
+  samples: StockSample[];
+}
+
+/** One summary that `fsale report merge` merged. */
+export interface MergedPart {
+  slice: Slice;
+  startedAt: string;
+  finishedAt: string;
+  sent: number;
+  verdict: Verdict['status'];
 }
 
 export interface OutcomeSummary {
@@ -106,6 +155,13 @@ export interface FloodSummary {
     cpuUsPerRequest: number | null;
   };
   timeline: TimelineRow[];
+  /** A run planned under 10 s also has a timeline in 100 ms buckets. */
+  timelineFine: { bucketMs: number; rows: TimelineRow[] } | null;
+  /** Stock remaining over the run, when known. */
+  stock: StockTimeline | null;
+  histograms: SummaryHistograms;
+  /** The parts a merged summary was made of (`fsale report merge`), else null. */
+  parts: MergedPart[] | null;
   audit: AuditSummary | null;
   thresholds: ThresholdResult[];
   verdict: Verdict;
@@ -213,4 +269,41 @@ export function verdict(input: VerdictInput): Verdict {
 
 export function auditSummary(report: AuditReport, attempts: number): AuditSummary {
   return { ran: true, ok: report.ok, attempts, error: null, checks: report.checks };
+}
+
+/** The summary with its thresholds evaluated and its verdict decided, on its own figures. */
+export function judge(summary: FloodSummary, thresholds: readonly Threshold[]): FloodSummary {
+  const judged = { ...summary };
+  judged.thresholds = evaluateThresholds(thresholds, floodMetrics(judged));
+  judged.verdict = verdict({
+    secondReservations: judged.idempotency.secondReservations,
+    audit: judged.audit,
+    thresholds: judged.thresholds,
+    generatorLimits: judged.generator.reasons,
+  });
+  return judged;
+}
+
+const STOCK_SAMPLE_MS = 100;
+
+/**
+ * Stock remaining as a run without the stock stream knows it: the stock before the run minus
+ * `qty` per order, at the time each was accepted; one sample per 100 ms at most.
+ */
+export function stockFromOrders(
+  initial: number,
+  orderTimes: readonly number[],
+  qty: number,
+): StockSample[] {
+  const samples: StockSample[] = [{ atMs: 0, remaining: initial }];
+  const sorted = [...orderTimes].sort((a, b) => a - b);
+  let remaining = initial;
+  for (const at of sorted) {
+    remaining = Math.max(0, remaining - qty);
+    const bucket = Math.floor(at / STOCK_SAMPLE_MS) * STOCK_SAMPLE_MS;
+    const last = samples.at(-1);
+    if (last !== undefined && last.atMs === bucket) last.remaining = remaining;
+    else samples.push({ atMs: bucket, remaining });
+  }
+  return samples;
 }

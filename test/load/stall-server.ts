@@ -18,6 +18,8 @@ export interface StallOptions {
   stallMs: number;
   /** Status and body of buy n (1-based); default: 202 with a new order id. */
   answer?: (n: number) => { status: number; body: string };
+  /** What GET /products/:id says is left (default: nothing, as an API without the field). */
+  remaining?: number;
 }
 
 export const problem = (type: string, status: number) => ({
@@ -33,7 +35,13 @@ export async function startStallServer(options: StallOptions): Promise<StallServ
     req.resume();
     req.on('end', () => {
       if (req.method !== 'POST') {
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(
+            options.remaining === undefined
+              ? '{}'
+              : JSON.stringify({ remaining: options.remaining }),
+          );
         return;
       }
       buys += 1;
