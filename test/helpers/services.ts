@@ -9,6 +9,9 @@ import { migrate } from '../../src/db/migrate.js';
 import { connectPostgres, type Pool } from '../../src/db/pool.js';
 import { connectRedis, deleteMatching, type Redis } from '../../src/redis/client.js';
 
+/** The run uses a private Redis Cluster (`npm run test:cluster`, TEST_REDIS=cluster). */
+export const ON_CLUSTER = process.env.TEST_REDIS === 'cluster';
+
 export const TEST_JWT_SECRET = 'test-secret-for-fsale-only-0123456789';
 
 export interface TestServices {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { scanKeys } from '../../src/redis/client.js';
 import { idempotencyKey, productKeys, productsKey } from '../../src/redis/keys.js';
 import { runCli } from '../helpers/cli.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
@@ -39,7 +40,7 @@ async function snapshot(s: TestServices, productId: string) {
     stock: await s.redis.get(keys.stock),
     streamLength: await s.redis.xlen(keys.orders),
     buyers: await s.redis.hlen(keys.bought),
-    idempotencyRecords: (await s.redis.keys(`${keys.idempotencyPrefix}*`)).length,
+    idempotencyRecords: (await scanKeys(s.redis, `${keys.idempotencyPrefix}*`)).length,
     sale: await s.redis.hgetall(keys.sale),
   };
 }

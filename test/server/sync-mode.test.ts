@@ -15,7 +15,12 @@ import { runCli } from '../helpers/cli.js';
 import { saleNumbers } from '../helpers/invariants.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
 import { buy, freshKey, saleState, seed, startApi, tokenFor } from '../helpers/sale.js';
-import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
+import {
+  ON_CLUSTER,
+  TEST_JWT_SECRET,
+  useTestServices,
+  type TestServices,
+} from '../helpers/services.js';
 import { connectSse } from '../helpers/sse-client.js';
 import { persistedOrders, pgState } from './modes.js';
 import { until } from '../helpers/wait.js';
@@ -164,28 +169,32 @@ describe('sync mode', () => {
     expect(failed(await runAudit(ctx, { productId: 'crash' }))).toEqual([]);
   });
 
-  it('a mirror that cannot reach Redis is kept and applied exactly once when Redis answers again', async () => {
-    await seed(s, { productId: 'mirror', stock: 10 });
-    const redis = await connectRedis(s.redisUrl, { persistent: true });
-    const mirror = new StockMirror(redis, s.keyPrefix, 50);
-    try {
-      redis.disconnect(false);
-      const order = { orderId: randomUUID(), productId: 'mirror', userId: 'm1', qty: 1 };
-      await mirror.apply(order);
-      expect(mirror.backlog).toBe(1);
-      expect(await saleState(s, 'mirror')).toMatchObject({ stock: '10', bought: {} });
-      // The connection closes asynchronously; it can be opened again once it has ended.
-      await until('the connection to close', async () => redis.status === 'end', 10_000);
-      await redis.connect();
-      await until('the mirror to be retried', async () => mirror.backlog === 0, 10_000);
-      // Applying it again (a retry whose first reply was lost) changes nothing.
-      await mirror.apply(order);
-      expect(await saleState(s, 'mirror')).toMatchObject({ stock: '9', bought: { m1: '1' } });
-    } finally {
-      await mirror.close();
-      redis.disconnect();
-    }
-  });
+  // Drives one node's connection by hand (disconnect, reconnect): not a cluster client's.
+  it.skipIf(ON_CLUSTER)(
+    'a mirror that cannot reach Redis is kept and applied exactly once when Redis answers again',
+    async () => {
+      await seed(s, { productId: 'mirror', stock: 10 });
+      const redis = await connectRedis(s.redisUrl, { persistent: true });
+      const mirror = new StockMirror(redis, s.keyPrefix, 50);
+      try {
+        redis.disconnect(false);
+        const order = { orderId: randomUUID(), productId: 'mirror', userId: 'm1', qty: 1 };
+        await mirror.apply(order);
+        expect(mirror.backlog).toBe(1);
+        expect(await saleState(s, 'mirror')).toMatchObject({ stock: '10', bought: {} });
+        // The connection closes asynchronously; it can be opened again once it has ended.
+        await until('the connection to close', async () => redis.status === 'end', 10_000);
+        await redis.connect();
+        await until('the mirror to be retried', async () => mirror.backlog === 0, 10_000);
+        // Applying it again (a retry whose first reply was lost) changes nothing.
+        await mirror.apply(order);
+        expect(await saleState(s, 'mirror')).toMatchObject({ stock: '9', bought: { m1: '1' } });
+      } finally {
+        await mirror.close();
+        redis.disconnect();
+      }
+    },
+  );
 
   it("a key's answer is its order, for as long as the order exists; a rejection records nothing", async () => {
     await seed(s, { productId: 'aged', stock: 10, perUserLimit: 1 });

@@ -18,7 +18,7 @@ import { parseDeadLetter, type DeadLetter } from '../../src/redis/dead-letters.j
 import type { OrderWorkerOptions } from '../../src/workers/order-worker-settings.js';
 import { startOrderWorker, type OrderWorker } from '../../src/workers/orders.js';
 import { parseReadReply } from '../../src/redis/streams.js';
-import { useTestServices, type TestServices } from '../helpers/services.js';
+import { ON_CLUSTER, useTestServices, type TestServices } from '../helpers/services.js';
 import {
   appendOrders,
   buyers,
@@ -472,7 +472,9 @@ describe('fsale work orders', () => {
     expect(w.log.some((l) => l.startsWith('PostgreSQL recovered'))).toBe(true);
   });
 
-  it('rides out a Redis outage and resumes where it was', async () => {
+  // The fault proxy stands in front of one node; a cluster client learns every node's address
+  // from CLUSTER SLOTS and goes around it (scenario 15 takes a cluster node away instead).
+  it.skipIf(ON_CLUSTER)('rides out a Redis outage and resumes where it was', async () => {
     await seed(s, { productId: 'redis-outage', stock: 100 });
     const proxy = await startFaultProxy('127.0.0.1', Number(new URL(s.redisUrl).port || 6379));
     const w = await inProcessWorker({}, { redisUrl: throughProxy(s.redisUrl, proxy) });
