@@ -8,12 +8,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { fetchLedger } from '../../src/audit/ledger.js';
 import { mintTokens } from '../../src/auth/tokens.js';
 import { runCli } from '../helpers/cli.js';
-import { startFaultProxy, type FaultMode, type FaultProxy } from '../helpers/fault-proxy.js';
-import { startCli, type CliProcess } from '../helpers/process.js';
+import type { FaultMode, FaultProxy } from '../helpers/fault-proxy.js';
 import { buy, freshKey, seed, startApi, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
 import { expectAuditPasses } from '../helpers/audit.js';
-import { stopProcess } from '../helpers/stack.js';
+import { startProxiedPayments } from '../helpers/stack.js';
 import { until } from '../helpers/wait.js';
 
 const PRODUCT = 'g7';
@@ -23,23 +22,14 @@ const TERMINAL_OR_UNKNOWN = ['paid', 'payment_failed', 'needs_reconciliation'];
 describe('scenario 7: gateway hangs, 503/429 storms, slow responses and resets', () => {
   let s: TestServices;
   let api: RunningApi;
-  let gateway: CliProcess;
   let gatewayUrl: string;
   let proxy: FaultProxy;
-  let orders: CliProcess;
-  let payments: CliProcess;
   beforeAll(async () => {
     s = await useTestServices();
     api = await startApi(s, { buyPolicy: { rateLimit: 0 } });
-    gateway = startCli(['gateway', '--port', '0', '--seed', '77', '--speed', '100'], s.env);
-    gatewayUrl = await gateway.waitFor(/listening on (http:\/\/[\d.:]+)/);
-    proxy = await startFaultProxy('127.0.0.1', Number(new URL(gatewayUrl).port));
-    const env = { ...s.env, FSALE_GATEWAY_URL: proxy.url };
-    orders = startCli(['work', 'orders'], env);
-    payments = startCli(
-      [
-        'work',
-        'payments',
+    const stack = await startProxiedPayments(s.env, {
+      seed: 77,
+      paymentArgs: [
         '--timeout',
         '800',
         '--max-retries',
@@ -49,14 +39,9 @@ describe('scenario 7: gateway hangs, 503/429 storms, slow responses and resets',
         '--concurrency',
         '32',
       ],
-      env,
-    );
-    return async () => {
-      await stopProcess(payments);
-      await stopProcess(orders);
-      await proxy.close();
-      await stopProcess(gateway);
-    };
+    });
+    ({ gatewayUrl, proxy } = stack);
+    return () => stack.stop();
   });
 
   let userCounter = 0;

@@ -9,12 +9,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fetchLedger } from '../../src/audit/ledger.js';
 import { runCli } from '../helpers/cli.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { startCli, type CliProcess } from '../helpers/process.js';
+import type { FaultProxy } from '../helpers/fault-proxy.js';
 import { buy, freshKey, seed, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import { audit, expectAuditOk } from '../helpers/audit.js';
-import { reconcileUntilTerminal, stopProcess } from '../helpers/stack.js';
+import { reconcileUntilTerminal, startProxiedPayments } from '../helpers/stack.js';
 import { until } from '../helpers/wait.js';
 
 const PRODUCT = 'late13';
@@ -23,28 +22,18 @@ const UNITS = 10;
 describe('scenario 13: a charge delayed past the worker timeout, reconciled, then delivered', () => {
   let s: TestServices;
   let api: RunningApi;
-  let gateway: CliProcess;
   let gatewayUrl: string;
   let proxy: FaultProxy;
-  let orders: CliProcess;
-  let payments: CliProcess;
   beforeAll(async () => {
     s = await useTestServices();
     api = await startApi(s, { buyPolicy: { rateLimit: 0 } });
-    gateway = startCli(['gateway', '--port', '0', '--seed', '13', '--speed', '100'], s.env);
-    gatewayUrl = await gateway.waitFor(/listening on (http:\/\/[\d.:]+)/);
-    proxy = await startFaultProxy('127.0.0.1', Number(new URL(gatewayUrl).port), {
-      kind: 'hold',
+    const stack = await startProxiedPayments(s.env, {
+      seed: 13,
+      proxyMode: { kind: 'hold' },
+      paymentArgs: ['--timeout', '1000'],
     });
-    const env = { ...s.env, FSALE_GATEWAY_URL: proxy.url };
-    orders = startCli(['work', 'orders'], env);
-    payments = startCli(['work', 'payments', '--timeout', '1000'], env);
-    return async () => {
-      await stopProcess(payments);
-      await stopProcess(orders);
-      await proxy.close();
-      await stopProcess(gateway);
-    };
+    ({ gatewayUrl, proxy } = stack);
+    return () => stack.stop();
   });
 
   async function buyAll(tag: string): Promise<string[]> {

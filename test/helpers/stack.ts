@@ -2,6 +2,7 @@
 import { createInterface } from 'node:readline';
 import { expect } from 'vitest';
 import { runCli } from './cli.js';
+import { startFaultProxy, type FaultMode, type FaultProxy } from './fault-proxy.js';
 import { startCli, type CliProcess } from './process.js';
 import type { TestServices } from './services.js';
 import { sleep } from './wait.js';
@@ -50,6 +51,42 @@ export async function startGateway(
   );
   const url = await proc.waitFor(/listening on (http:\/\/[\d.:]+)/);
   return { proc, url };
+}
+
+/**
+ * The mock gateway behind a fault proxy, and order and payment workers that reach it only
+ * through the proxy: the scenarios in which the provider (or the path to it) misbehaves.
+ */
+export interface ProxiedPayments {
+  /** The gateway itself, for the ledger and for reconcile going around the proxy. */
+  gatewayUrl: string;
+  proxy: FaultProxy;
+  stop(): Promise<void>;
+}
+
+export async function startProxiedPayments(
+  env: Record<string, string>,
+  options: { seed: number; proxyMode?: FaultMode; paymentArgs: string[] },
+): Promise<ProxiedPayments> {
+  const gateway = await startGateway(env, options.seed);
+  const proxy = await startFaultProxy(
+    '127.0.0.1',
+    Number(new URL(gateway.url).port),
+    options.proxyMode,
+  );
+  const through = { ...env, FSALE_GATEWAY_URL: proxy.url };
+  const orders = startCli(['work', 'orders'], through);
+  const payments = startCli(['work', 'payments', ...options.paymentArgs], through);
+  return {
+    gatewayUrl: gateway.url,
+    proxy,
+    async stop() {
+      await stopProcess(payments);
+      await stopProcess(orders);
+      await proxy.close();
+      await stopProcess(gateway.proc);
+    },
+  };
 }
 
 /** A JSON status line of a worker (`work orders --json`, `work payments --json`). */

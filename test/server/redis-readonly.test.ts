@@ -1,11 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisServer, type LocalService } from '../../src/infra/local-services.js';
-import { connectRedis, type Redis } from '../../src/redis/client.js';
-import { seedProduct } from '../../src/sale/seed.js';
-import { buy, freshKey, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
+import type { Redis } from '../../src/redis/client.js';
+import { startPrivateRedisSale, type PrivateRedisSale } from '../helpers/private-redis.js';
+import { buy, freshKey, tokenFor, type RunningApi } from '../helpers/sale.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 
 // A failover leaves the API talking to a Redis that became a read-only replica: every buy is
@@ -13,26 +9,17 @@ import { useTestServices, type TestServices } from '../helpers/services.js';
 // and must change nothing; once the node is a primary again, buys go through.
 
 let s: TestServices;
-let dataDir: string;
-let server: LocalService;
+let sale: PrivateRedisSale;
 let admin: Redis;
 let api: RunningApi;
 
 beforeAll(async () => {
   s = await useTestServices();
-  dataDir = await mkdtemp(join(tmpdir(), 'fsale-readonly-'));
-  server = await startRedisServer({ dataDir });
-  admin = await connectRedis(server.url);
-  const ctx = { pool: s.pool, redis: admin, keyPrefix: s.keyPrefix };
-  await seedProduct(ctx, { productId: 'ro1', stock: 10 });
-  api = await startApi(s, { redisUrl: server.url });
+  sale = await startPrivateRedisSale(s, 'readonly', { productId: 'ro1', stock: 10 });
+  ({ admin, api } = sale);
 });
 
-afterAll(async () => {
-  admin.disconnect();
-  await server.stop();
-  await rm(dataDir, { recursive: true, force: true });
-});
+afterAll(() => sale.stop());
 
 describe('a buy while Redis is a read-only replica', () => {
   it('answers 503 with Retry-After and changes nothing, then buys once Redis is a primary again', async () => {

@@ -1,12 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisServer, type LocalService } from '../../src/infra/local-services.js';
-import { connectRedis, type Redis } from '../../src/redis/client.js';
+import type { Redis } from '../../src/redis/client.js';
 import { productKeys } from '../../src/redis/keys.js';
-import { seedProduct } from '../../src/sale/seed.js';
-import { buy, freshKey, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
+import { startPrivateRedisSale, type PrivateRedisSale } from '../helpers/private-redis.js';
+import { buy, freshKey, tokenFor, type RunningApi } from '../helpers/sale.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import { until } from '../helpers/wait.js';
 
@@ -16,29 +12,18 @@ import { until } from '../helpers/wait.js';
 // 503 that says the buy may have been accepted, and a retry with the same key gets the truth.
 
 let s: TestServices;
-let dataDir: string;
-let server: LocalService;
+let sale: PrivateRedisSale;
+let server: PrivateRedisSale['server'];
 let admin: Redis;
 let api: RunningApi;
 
 beforeAll(async () => {
   s = await useTestServices();
-  dataDir = await mkdtemp(join(tmpdir(), 'fsale-stall-'));
-  server = await startRedisServer({ dataDir });
-  admin = await connectRedis(server.url, { persistent: true });
-  await seedProduct(
-    { pool: s.pool, redis: admin, keyPrefix: s.keyPrefix },
-    { productId: 'st1', stock: 10 },
-  );
-  api = await startApi(s, { redisUrl: server.url });
+  sale = await startPrivateRedisSale(s, 'stall', { productId: 'st1', stock: 10 });
+  ({ server, admin, api } = sale);
 });
 
-afterAll(async () => {
-  process.kill(server.pid, 'SIGCONT');
-  admin.disconnect();
-  await server.stop();
-  await rm(dataDir, { recursive: true, force: true });
-});
+afterAll(() => sale.stop());
 
 describe('a buy whose Redis stops answering', () => {
   it('answers 503 outcome_unknown ("may have been accepted"); the retry with the same key gets the one order', async () => {
