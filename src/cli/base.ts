@@ -1,6 +1,7 @@
 import { Command, Errors, Flags } from '@oclif/core';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { ServiceUnavailableError, UsageError } from '../domain/errors.js';
+import { DEFAULT_ADMIN_HOST } from '../server/admin.js';
 
 /** Flags every command that talks to the services accepts; they override the environment. */
 export const serviceFlags = {
@@ -17,6 +18,25 @@ export const serviceFlags = {
     description:
       'prefix of every Redis key, so several sales share one Redis [env: FSALE_KEY_PREFIX, default: fsale]',
     helpGroup: 'SERVICES',
+  }),
+};
+
+/**
+ * The admin listener of every long-running process (serve, the workers, reconcile): internals
+ * (metrics, health, detailed readiness) on a port of their own, loopback by default.
+ */
+export const adminFlags = {
+  'admin-port': Flags.integer({
+    description:
+      'serve GET /metrics and /healthz (serve: also a detailed /readyz) on this port, apart from any public one; 0 picks a free one [default: no admin listener]',
+    min: 0,
+    max: 65535,
+    helpGroup: 'ADMIN',
+  }),
+  'admin-host': Flags.string({
+    description: 'address the admin listener binds; keep it off the public network',
+    default: DEFAULT_ADMIN_HOST,
+    helpGroup: 'ADMIN',
   }),
 };
 

@@ -1,6 +1,13 @@
 // What every long-running worker command shares: status lines on an interval (JSON lines when
 // stdout is not a terminal or with --json, a short human line otherwise), and a graceful stop
 // on the first SIGTERM/SIGINT (a second one exits at once).
+import {
+  jsonAnswer,
+  metricsAnswer,
+  startAdminListener,
+  type AdminRoutes,
+} from '../server/admin.js';
+import { statusRegistry } from './status-metrics.js';
 
 export interface LongRunningOptions<S extends object> {
   name: string;
@@ -20,6 +27,13 @@ export interface LongRunningOptions<S extends object> {
   onStop?: string;
   /** What an immediate exit on the second signal leaves behind. */
   onExit?: string;
+  /**
+   * An admin listener (`--admin-port`): GET /metrics from the status (`metrics.counters` are
+   * the status fields that only grow) and GET /healthz, for probes and Prometheus.
+   */
+  admin?:
+    | { host: string; port: number; metrics: { worker: string; counters: readonly string[] } }
+    | undefined;
 }
 
 export function printStatus<S extends object>(
@@ -39,6 +53,15 @@ export async function runUntilStopped<S extends object>(
   options: LongRunningOptions<S>,
 ): Promise<S> {
   const log = (line: string) => process.stderr.write(`${options.name}: ${line}\n`);
+  const admin =
+    options.admin === undefined
+      ? undefined
+      : await startAdminListener({
+          host: options.admin.host,
+          port: options.admin.port,
+          routes: adminRoutes(options.admin.metrics, options.status),
+        });
+  if (admin !== undefined) log(`admin listener on ${admin.url} (/metrics, /healthz)`);
   if (options.started !== undefined) {
     process.stdout.write(
       options.jsonLines
@@ -78,7 +101,20 @@ export async function runUntilStopped<S extends object>(
   clearInterval(timer);
   await stopping;
   unlisten();
+  await admin?.close();
   const final = options.status();
   if (options.printFinal) printStatus(options.jsonLines, 'stopped', final, options.human);
   return final;
+}
+
+function adminRoutes(
+  metrics: { worker: string; counters: readonly string[] },
+  status: () => object,
+): AdminRoutes {
+  const registry = statusRegistry(metrics.worker, status, metrics.counters);
+  return {
+    '/metrics': () => metricsAnswer(registry),
+    // Alive and answering: the worker's own loop retries its services' outages.
+    '/healthz': async () => jsonAnswer(200, { status: 'ok' }),
+  };
 }

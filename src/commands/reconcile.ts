@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { FsaleCommand, gatewayUrlFlag, serviceFlags } from '../cli/base.js';
+import { adminFlags, FsaleCommand, gatewayUrlFlag, serviceFlags } from '../cli/base.js';
 import { printStatus, runUntilStopped } from '../cli/long-running.js';
 import { connectPostgres } from '../db/pool.js';
 import { PaymentProvider } from '../payments/provider-client.js';
@@ -34,6 +34,7 @@ buys accepted during a rebuild would be overwritten.`;
   static override enableJsonFlag = true;
   static override flags = {
     ...serviceFlags,
+    ...adminFlags,
     ...gatewayUrlFlag,
     once: Flags.boolean({ description: 'one pass, then exit', exclusive: ['interval'] }),
     interval: Flags.integer({ description: 'ms between passes', default: 5_000, min: 10 }),
@@ -121,6 +122,17 @@ buys accepted during a rebuild would be overwritten.`;
           wake();
           await loop;
         },
+        admin:
+          flags['admin-port'] === undefined
+            ? undefined
+            : {
+                host: flags['admin-host'],
+                port: flags['admin-port'],
+                metrics: {
+                  worker: 'reconcile',
+                  counters: ['passes', 'paid', 'failed', 'deferred', 'releasesApplied'],
+                },
+              },
       });
     } finally {
       redis.disconnect();

@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
 import { isIP } from 'node:net';
 import { Flags } from '@oclif/core';
-import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
+import { adminFlags, FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
 import { requireJwtSecret } from '../config.js';
 import { DEFAULT_TOKEN_POLICY } from '../auth/tokens.js';
 import { UsageError } from '../domain/errors.js';
@@ -26,7 +26,6 @@ import {
   STOCK_STREAM_SHARE,
   openFileLimit,
 } from '../server/sse-budget.js';
-import { DEFAULT_ADMIN_HOST } from '../server/admin.js';
 import { isLoopbackHost, serveSingle, servePrimary, type ServeOptions } from '../server/serve.js';
 
 const MS_PER_UNIT = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
@@ -107,16 +106,7 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       max: 65535,
     }),
     host: Flags.string({ description: 'address to bind', default: '127.0.0.1' }),
-    'admin-port': Flags.integer({
-      description:
-        'serve GET /metrics, /readyz (detailed) and /healthz on this port, apart from the public one; 0 picks a free one [default: no admin listener]',
-      min: 0,
-      max: 65535,
-    }),
-    'admin-host': Flags.string({
-      description: 'address the admin listener binds; keep it off the public network',
-      default: DEFAULT_ADMIN_HOST,
-    }),
+    ...adminFlags,
     workers: Flags.integer({
       description: 'API processes sharing the port',
       default: 1,

@@ -129,6 +129,20 @@ describe('deploy/k8s', () => {
     });
   });
 
+  it.each(['fsale-orders', 'fsale-payments', 'fsale-reconcile'])(
+    '%s is probed and scraped on its admin port',
+    (name) => {
+      const deployment = named('Deployment', name) as Manifest;
+      const [worker] = containersOf(deployment);
+      expect(worker?.args).toEqual(expect.arrayContaining(['--admin-port', '9464']));
+      expect(worker?.livenessProbe?.httpGet?.port).toBe('admin');
+      const template = deployment.spec?.template as {
+        metadata?: { annotations?: Record<string, string> };
+      };
+      expect(template.metadata?.annotations?.['prometheus.io/port']).toBe('9464');
+    },
+  );
+
   it("KEDA scales the order workers on the lag of the worker's own stream and group", () => {
     const scaled = named('ScaledObject', 'fsale-orders') as Manifest;
     expect(scaled.spec).toMatchObject({ scaleTargetRef: { name: 'fsale-orders' } });

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { FsaleCommand, serviceFlags } from '../../cli/base.js';
+import { adminFlags, FsaleCommand, serviceFlags } from '../../cli/base.js';
 import { runUntilStopped } from '../../cli/long-running.js';
 import { connectPostgres } from '../../db/pool.js';
 import { connectRedis } from '../../redis/client.js';
@@ -31,6 +31,7 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
   static override enableJsonFlag = true;
   static override flags = {
     ...serviceFlags,
+    ...adminFlags,
     batch: Flags.integer({
       description: 'entries read per stream per batch (one PG transaction per batch)',
       default: ORDER_WORKER_DEFAULTS.batch,
@@ -136,6 +137,26 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
         },
         onStop: 'stopping after the batch in hand',
         onExit: 'the batch in hand stays pending and is redelivered',
+        admin:
+          flags['admin-port'] === undefined
+            ? undefined
+            : {
+                host: flags['admin-host'],
+                port: flags['admin-port'],
+                metrics: {
+                  worker: 'orders',
+                  counters: [
+                    'persisted',
+                    'duplicates',
+                    'deadLettered',
+                    'superseded',
+                    'claimed',
+                    'batches',
+                    'retries',
+                  ],
+                },
+              },
+
         stop: async () => {
           await worker.stop();
           stopped = true;

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { FsaleCommand, gatewayUrlFlag, serviceFlags } from '../../cli/base.js';
+import { adminFlags, FsaleCommand, gatewayUrlFlag, serviceFlags } from '../../cli/base.js';
 import { runUntilStopped } from '../../cli/long-running.js';
 import { connectPostgres } from '../../db/pool.js';
 import { PaymentProvider } from '../../payments/provider-client.js';
@@ -29,6 +29,7 @@ handed back. Status every --status-interval-ms: JSON lines off a terminal or wit
   static override enableJsonFlag = true;
   static override flags = {
     ...serviceFlags,
+    ...adminFlags,
     ...gatewayUrlFlag,
     concurrency: Flags.integer({
       description: 'charges in flight at once',
@@ -101,6 +102,26 @@ handed back. Status every --status-interval-ms: JSON lines off a terminal or wit
         human: (s) =>
           `paid ${s.paid} declined ${s.declined} unknown ${s.unknown} in flight ${s.inFlight} retries ${s.retries} handed back ${s.handedBack} stale ${s.stale} errors ${s.errors}`,
         stop: () => worker.stop(),
+        admin:
+          flags['admin-port'] === undefined
+            ? undefined
+            : {
+                host: flags['admin-host'],
+                port: flags['admin-port'],
+                metrics: {
+                  worker: 'payments',
+                  counters: [
+                    'claimed',
+                    'paid',
+                    'declined',
+                    'unknown',
+                    'retries',
+                    'handedBack',
+                    'stale',
+                    'errors',
+                  ],
+                },
+              },
       });
     } finally {
       redis.disconnect();
