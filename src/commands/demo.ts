@@ -202,6 +202,7 @@ writes the flood report.`;
           }),
         );
         if (flags.html !== undefined) this.log(`report: ${flags.html}`);
+        this.log(whatNext(flags.product, flags.html));
       }
       if (summary.audit?.ok !== true || summary.idempotency.secondReservations > 0)
         process.exitCode = 1;
@@ -212,4 +213,18 @@ writes the flood report.`;
       await stack.stop();
     }
   }
+}
+
+/** What a newcomer can try once the demo has shown the sale: the stack, the storefront, watch. */
+function whatNext(product: string, html: string | undefined): string {
+  return [
+    '',
+    'What to try next:',
+    '  fsale up --demo-auth                       the same stack, left running (Ctrl-C stops it)',
+    `  open http://127.0.0.1:3000/?product=${product}   its storefront: buy, and watch the order get paid`,
+    `  fsale watch --product ${product}   live stock, accepted/s and confirmed/s in the terminal`,
+    html === undefined
+      ? '  fsale demo --html report.html             the same sale, with charts in one HTML file'
+      : `  open ${html}                 this sale's charts`,
+  ].join('\n');
 }
