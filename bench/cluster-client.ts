@@ -13,7 +13,7 @@ import { startRedisCluster } from '../src/infra/local-cluster.js';
 import { productKeys } from '../src/redis/keys.js';
 import { RespCluster, type BuyPathRedis } from '../src/redis/resp-cluster.js';
 import type { RespReply } from '../src/redis/resp.js';
-import { parseRedisTarget } from '../src/redis/target.js';
+import { nodeHostPort, parseRedisTarget } from '../src/redis/target.js';
 import { BuyCode, reserveStock } from '../src/sale/buy.js';
 import { newOrderId } from '../src/domain/order-id.js';
 import { printTable } from './lib.js';
@@ -64,13 +64,7 @@ const local = await startRedisCluster({ dataDir });
 const target = parseRedisTarget(local.url);
 if (target.kind !== 'cluster') throw new Error('expected a cluster');
 const ours = await RespCluster.connect(target.nodes, { name: 'bench-resp-cluster' });
-const ioredis = new Cluster(
-  target.nodes.map((n) => {
-    const url = new URL(n);
-    return { host: url.hostname, port: Number(url.port) };
-  }),
-  { enableAutoPipelining: true },
-);
+const ioredis = new Cluster(target.nodes.map(nodeHostPort), { enableAutoPipelining: true });
 await ioredis.ping();
 const clients: { name: string; redis: BuyPathRedis; cpuUs: number[]; rates: number[] }[] = [
   { name: 'RespCluster (ours)', redis: ours, cpuUs: [], rates: [] },

@@ -1,7 +1,7 @@
 // How fsale talks to the payment provider (`fsale gateway` or any provider with the same
 // contract: POST /charges with Idempotency-Key, GET /charges/:key, POST /charges/:key/void,
-// GET /charges?after=): the payment worker charges, reconcile looks up and voids, the audit
-// reads the whole ledger. The mock provider itself lives in src/gateway/.
+// GET /charges?after=): the payment worker charges, reconcile voids (which answers with the
+// charge when one got there first), the audit reads the whole ledger. The mock provider itself lives in src/gateway/.
 
 export type ChargeOutcome =
   | { kind: 'paid'; chargeId: string; status: number; latencyMs: number }
@@ -15,13 +15,11 @@ export type ChargeOutcome =
 export type LedgerAnswer =
   | { state: 'succeeded'; chargeId: string }
   | { state: 'declined' }
-  /** No charge with the key was made, and none can be any more. */
-  | { state: 'voided' }
   /**
-   * No charge with the key has reached the provider yet. Not proof that none will: a request
-   * may still be on its way. Only `voided` is.
+   * No charge with the key was made, and none can be any more. (A ledger without a charge for
+   * the key is no proof that none will come, a request may still be on its way: only a void is.)
    */
-  | { state: 'none' }
+  | { state: 'voided' }
   | { state: 'in_progress' };
 
 /** Provider problem types the client tells apart (src/gateway/problems.ts). */
@@ -121,17 +119,6 @@ export class PaymentProvider {
     }
   }
 
-  /** What the provider's ledger says happened to the charge with this key. */
-  async lookup(key: string, timeoutMs = 5_000): Promise<LedgerAnswer> {
-    const response = await fetch(new URL(`/charges/${encodeURIComponent(key)}`, this.baseUrl), {
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    if (response.status === 404) return { state: 'none' };
-    if (response.status === 409) return { state: 'in_progress' };
-    if (!response.ok) throw new Error(`gateway ledger answered ${response.status} for ${key}`);
-    return ledgerState(key, await response.json());
-  }
-
   /**
    * Voids the key so that no charge with it can happen any more, even one still on its way;
    * answers what the ledger holds for the key afterwards: `voided` (now or before), the charge
@@ -171,7 +158,7 @@ export class PaymentProvider {
   }
 }
 
-/** A ledger record (GET /charges/:key, or the charge a void found) as a LedgerAnswer. */
+/** A ledger record (a void's, or the charge a void found) as a LedgerAnswer. */
 function ledgerState(key: string, record: unknown): LedgerAnswer {
   const { status, chargeId } = (record ?? {}) as { status?: unknown; chargeId?: unknown };
   if (status === 'succeeded' && typeof chargeId === 'string')

@@ -2,7 +2,7 @@ import { Cluster, Redis as NodeRedis } from 'ioredis';
 import { ServiceUnavailableError } from '../domain/errors.js';
 import { reconnectDelayMs } from './resp.js';
 import { defineScripts } from './scripts.js';
-import { nodeAddress, parseRedisTarget } from './target.js';
+import { nodeHostPort, parseRedisTarget } from './target.js';
 
 /**
  * A Redis connection for everything but the buy path: one node, or a Redis Cluster (REDIS_URL
@@ -45,20 +45,14 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
           lazyConnect: true,
           enableAutoPipelining: options.autoPipelining === true,
         })
-      : new Cluster(
-          target.nodes.map((seed) => {
-            const [host = '', port = ''] = nodeAddress(seed).split(':');
-            return { host, port: Number(port) };
-          }),
-          {
-            lazyConnect: true,
-            enableOfflineQueue: false,
-            enableAutoPipelining: options.autoPipelining === true,
-            // Slot map refreshes and redirections (MOVED/ASK, a failover) are ioredis's.
-            clusterRetryStrategy: options.persistent === true ? reconnectDelayMs : () => null,
-            redisOptions: { ...redisAuth(target.nodes[0] ?? ''), ...node },
-          },
-        );
+      : new Cluster(target.nodes.map(nodeHostPort), {
+          lazyConnect: true,
+          enableOfflineQueue: false,
+          enableAutoPipelining: options.autoPipelining === true,
+          // Slot map refreshes and redirections (MOVED/ASK, a failover) are ioredis's.
+          clusterRetryStrategy: options.persistent === true ? reconnectDelayMs : () => null,
+          redisOptions: { ...redisAuth(target.nodes[0] ?? ''), ...node },
+        });
   defineScripts(redis);
   // Errors surface on the commands that hit them; an unhandled 'error' event would crash us.
   redis.on('error', () => undefined);

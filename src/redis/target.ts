@@ -46,10 +46,16 @@ export function parseRedisTarget(url: string): RedisTarget {
   return { kind: 'cluster', nodes };
 }
 
+/** Host and port of a node URL. */
+export function nodeHostPort(url: string): { host: string; port: number } {
+  const parsed = new URL(url);
+  return { host: parsed.hostname, port: Number(parsed.port || '6379') };
+}
+
 /** `host:port` of a node URL, the name a cluster gives its nodes. */
 export function nodeAddress(url: string): string {
-  const parsed = new URL(url);
-  return `${parsed.hostname}:${parsed.port || '6379'}`;
+  const { host, port } = nodeHostPort(url);
+  return `${host}:${port}`;
 }
 
 /** The URL of node `address` with the scheme and credentials of `like`. */

@@ -34,14 +34,14 @@ export interface ReconcileReport {
 const BATCH = 500;
 
 /**
- * One reconciliation pass: settles every needs_reconciliation order by asking the gateway's
- * ledger with the same idempotency key (the order id), then re-applies releases that reached
- * PostgreSQL but not Redis.
+ * One reconciliation pass: settles every needs_reconciliation order by voiding its key (the
+ * order id) at the gateway, then re-applies releases that reached PostgreSQL but not Redis.
  *
  * "No charge recorded" is never taken as "never charged": the worker's request may still be
  * on its way (a proxy, an egress queue, a slow provider) and would charge after the unit was
- * resold. Such an order is voided at the gateway first, which makes any later charge with its
- * key refused, and released only once the gateway confirms the void.
+ * resold. The void makes any later charge with the key refused, and answers with the charge
+ * instead when one got there first (paid or declined) or is being decided (deferred); the unit
+ * is released only once the void is confirmed.
  */
 export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileReport> {
   const report: ReconcileReport = { paid: 0, failed: 0, deferred: 0, releasesApplied: 0 };
@@ -66,15 +66,13 @@ export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileRep
       const order = toOrderRecord(row);
       let answer: LedgerAnswer;
       try {
-        answer = await ctx.gateway.lookup(order.id);
-        if (answer.state === 'none')
-          answer = await ctx.gateway.void(order.id, Number(row.amount_cents));
+        // One request settles it: the void answers with the charge if one got there first.
+        answer = await ctx.gateway.void(order.id, Number(row.amount_cents));
       } catch {
         report.deferred += 1;
         continue;
       }
       switch (answer.state) {
-        case 'none':
         case 'in_progress':
           report.deferred += 1;
           break;
