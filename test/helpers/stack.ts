@@ -1,9 +1,15 @@
 // The stack as child processes of the built CLI (dist/): API, gateway, workers, reconcile.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { expect } from 'vitest';
+import { buildGateway, listenGateway } from '../../src/gateway/app.js';
+import type { OutcomeRates } from '../../src/gateway/behaviour.js';
 import { runCli } from './cli.js';
 import { startFaultProxy, type FaultMode, type FaultProxy } from './fault-proxy.js';
 import { startCli, type CliProcess } from './process.js';
+import { startApi, type RunningApi } from './sale.js';
 import type { TestServices } from './services.js';
 import { sleep } from './wait.js';
 
@@ -85,6 +91,43 @@ export async function startProxiedPayments(
       await stopProcess(orders);
       await proxy.close();
       await stopProcess(gateway.proc);
+    },
+  };
+}
+
+/**
+ * The whole stack for `fsale flood` tests: an in-process API, the in-process mock gateway with
+ * the given model, order and payment workers as processes, and a scratch directory for reports.
+ */
+export interface FloodStack {
+  api: RunningApi;
+  /** The test's environment pointing at this stack's gateway. */
+  env: Record<string, string>;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+export async function startFloodStack(
+  s: TestServices,
+  gateway: { seed: number; rates: OutcomeRates },
+): Promise<FloodStack> {
+  const api = await startApi(s);
+  const app = buildGateway({ seed: gateway.seed, speed: 100, rates: gateway.rates });
+  const env = { ...s.env, FSALE_GATEWAY_URL: await listenGateway(app, '127.0.0.1', 0) };
+  const workers = [
+    startCli(['work', 'orders', '--json'], env),
+    startCli(['work', 'payments', '--json'], env),
+  ];
+  const dir = await mkdtemp(join(tmpdir(), 'fsale-flood-'));
+  return {
+    api,
+    env,
+    dir,
+    async stop() {
+      for (const w of workers) w.child.kill('SIGTERM');
+      await Promise.all(workers.map((w) => w.exited));
+      await app.close();
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -1,17 +1,15 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildGateway, listenGateway } from '../../src/gateway/app.js';
+import { startFloodStack } from '../helpers/stack.js';
 import { newHistogram } from '../../src/load/latency.js';
 import { OUTCOME_CLASSES } from '../../src/load/outcomes.js';
 import type { FloodSummary } from '../../src/load/summary.js';
 import { runCli } from '../helpers/cli.js';
 import { saleNumbers } from '../helpers/invariants.js';
-import { startCli, type CliProcess } from '../helpers/process.js';
-import { seed, startApi, type RunningApi } from '../helpers/sale.js';
+import { seed, type RunningApi } from '../helpers/sale.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 
 const schema = JSON.parse(
@@ -41,28 +39,14 @@ describe('one sale as three parts run at once on this machine, merged, against t
   let api: RunningApi;
   let env: Record<string, string>;
   let dir: string;
-  const workers: CliProcess[] = [];
   beforeAll(async () => {
     s = await useTestServices();
-    api = await startApi(s);
-    const gateway = buildGateway({
+    const stack = await startFloodStack(s, {
       seed: 3,
-      speed: 100,
       rates: { hang: 0, unavailable: 0, rateLimited: 0, declined: 0 },
     });
-    const gatewayUrl = await listenGateway(gateway, '127.0.0.1', 0);
-    env = { ...s.env, FSALE_GATEWAY_URL: gatewayUrl };
-    workers.push(
-      startCli(['work', 'orders', '--json'], env),
-      startCli(['work', 'payments', '--json'], env),
-    );
-    dir = await mkdtemp(join(tmpdir(), 'fsale-parts-'));
-    return async () => {
-      for (const w of workers) w.child.kill('SIGTERM');
-      await Promise.all(workers.map((w) => w.exited));
-      await gateway.close();
-      await rm(dir, { recursive: true, force: true });
-    };
+    ({ api, env, dir } = stack);
+    return () => stack.stop();
   });
 
   const flood = (product: string, extra: string[]) =>

@@ -1,14 +1,12 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildGateway, listenGateway } from '../../src/gateway/app.js';
+import { startFloodStack } from '../helpers/stack.js';
 import { OUTCOME_CLASSES } from '../../src/load/outcomes.js';
 import type { FloodSummary } from '../../src/load/summary.js';
 import { runCli } from '../helpers/cli.js';
 import { saleNumbers } from '../helpers/invariants.js';
-import { startCli, type CliProcess } from '../helpers/process.js';
 import { seed, startApi, type RunningApi } from '../helpers/sale.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 
@@ -40,30 +38,16 @@ describe('fsale flood against the whole stack: API, order worker, payment worker
   let api: RunningApi;
   let env: Record<string, string>;
   let dir: string;
-  const workers: CliProcess[] = [];
   beforeAll(async () => {
     s = await useTestServices();
-    api = await startApi(s);
     // Every charge eventually succeeds (503/429 still happen and are retried): no decline
     // puts a unit back on sale mid-flood, so the number of orders is exactly the stock.
-    const gateway = buildGateway({
+    const stack = await startFloodStack(s, {
       seed: 11,
-      speed: 100,
       rates: { hang: 0, unavailable: 0.02, rateLimited: 0.01, declined: 0 },
     });
-    const gatewayUrl = await listenGateway(gateway, '127.0.0.1', 0);
-    env = { ...s.env, FSALE_GATEWAY_URL: gatewayUrl };
-    workers.push(
-      startCli(['work', 'orders', '--json'], env),
-      startCli(['work', 'payments', '--json'], env),
-    );
-    dir = await mkdtemp(join(tmpdir(), 'fsale-flood-'));
-    return async () => {
-      for (const w of workers) w.child.kill('SIGTERM');
-      await Promise.all(workers.map((w) => w.exited));
-      await gateway.close();
-      await rm(dir, { recursive: true, force: true });
-    };
+    ({ api, env, dir } = stack);
+    return () => stack.stop();
   });
 
   it('1,000 buyers double-clicking and retrying for 300 units: exactly 300 orders, none reserved twice, all confirmed, audit ok', async () => {
