@@ -81,33 +81,42 @@ export async function openStalledSseClients(
   );
   const ports = new Set<number>();
   const statusLines: string[] = [];
+  // One listener for the child's whole life: a chunk that arrives between two waits (the
+  // newline after "ready", say) must still land in `out`, or the next line no longer starts one.
   let out = '';
+  const seen = new Set<() => void>();
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+    for (const check of seen) check();
+  });
   const waitFor = (pattern: RegExp, timeoutMs: number) =>
     new Promise<RegExpExecArray>((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          reject(
-            new Error(
-              `stalled SSE clients: no ${pattern} within ${timeoutMs} ms: ${out.slice(-300)}`,
-            ),
+      const done = () => {
+        clearTimeout(timer);
+        seen.delete(check);
+        child.off('close', onClose);
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(
+          new Error(
+            `stalled SSE clients: no ${pattern} within ${timeoutMs} ms: ${out.slice(-300)}`,
           ),
-        timeoutMs,
-      );
+        );
+      }, timeoutMs);
       const check = () => {
         const match = pattern.exec(out);
         if (match === null) return;
-        clearTimeout(timer);
-        child.stdout.off('data', onData);
+        done();
         resolve(match);
       };
-      const onData = (chunk: Buffer) => {
-        out += chunk.toString();
-        check();
+      // 'close', not 'exit': by then every byte the child wrote has been read.
+      const onClose = (code: number | null) => {
+        done();
+        reject(new Error(`stalled SSE clients exited (${code}): ${out}`));
       };
-      child.stdout.on('data', onData);
-      child.once('exit', (code) =>
-        reject(new Error(`stalled SSE clients exited (${code}): ${out}`)),
-      );
+      seen.add(check);
+      child.once('close', onClose);
       check();
     });
   await waitFor(/^ready$/m, 120_000);
