@@ -102,8 +102,12 @@ export async function servePrimary(
   await new Promise<void>((resolve) => {
     let stopping = false;
     let ready = 0;
+    // Our own count: cluster.workers drops a worker only once it has both exited and
+    // disconnected, and under load 'exit' can come first, so it may still list the last one.
+    const live = new Set<number>();
     const fork = () => {
       const worker = cluster.fork();
+      live.add(worker.id);
       worker.on('message', (message: { type?: string; url?: string }) => {
         if (message.type === 'listening' && message.url !== undefined) {
           ready += 1;
@@ -112,10 +116,11 @@ export async function servePrimary(
       });
     };
     cluster.on('exit', (worker, code, signal) => {
+      live.delete(worker.id);
       const restarting = !stopping;
       events?.workerExited?.(worker.process.pid ?? -1, code, signal, restarting);
       if (restarting) fork();
-      else if (Object.keys(cluster.workers ?? {}).length === 0) resolve();
+      else if (live.size === 0) resolve();
     });
     const stop = (signal: string) => {
       if (stopping) return;
@@ -128,7 +133,7 @@ export async function servePrimary(
       for (const worker of Object.values(cluster.workers ?? {})) {
         if (worker !== undefined && !worker.isDead()) worker.process.kill('SIGTERM');
       }
-      if (Object.keys(cluster.workers ?? {}).length === 0) resolve();
+      if (live.size === 0) resolve();
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
