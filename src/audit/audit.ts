@@ -2,7 +2,8 @@ import type { Redis } from '../redis/client.js';
 import type { Pool } from '../db/pool.js';
 import { HOLDING_STATUSES } from '../domain/order-status.js';
 import { parseOrderEntry, unpersistedEntries } from '../domain/order-entry.js';
-import { productKeys, productsKey } from '../redis/keys.js';
+import { productsKey } from '../redis/keys.js';
+import { readLayout, unitsInTransit } from '../redis/sale-state.js';
 import type { RecordedCharge } from '../payments/provider-client.js';
 
 // The invariants of docs/ARCHITECTURE.md section 5, checked against PostgreSQL, Redis and the gateway ledger.
@@ -56,7 +57,7 @@ async function auditProduct(
   productId: string,
   options: Required<Omit<AuditOptions, 'productId'>>,
 ): Promise<Check[]> {
-  const keys = productKeys(ctx.keyPrefix, productId);
+  const layout = await readLayout(ctx.redis, ctx.keyPrefix, productId);
   const now = Date.now();
   const product = (
     await ctx.pool.query<{ stock_total: number; remaining: number }>(
@@ -67,12 +68,23 @@ async function auditProduct(
   if (product === undefined)
     return [check(`${productId}: product exists`, false, 'a product row', 'none')];
 
-  const [entries, deadLetters, stockText, superseded] = await Promise.all([
-    ctx.redis.xrange(keys.orders, '-', '+'),
-    ctx.redis.xlen(keys.deadLetter),
-    ctx.redis.get(keys.stock),
-    ctx.redis.hkeys(keys.superseded),
-  ]);
+  // Every shard (one on an unsharded product), each in its own slot.
+  const shards = await Promise.all(
+    layout.shards.map((keys) =>
+      Promise.all([
+        ctx.redis.xrange(keys.orders, '-', '+'),
+        ctx.redis.xlen(keys.deadLetter),
+        ctx.redis.get(keys.stock),
+        ctx.redis.hkeys(keys.superseded),
+      ]),
+    ),
+  );
+  const entries = shards.flatMap(([streamEntries]) => streamEntries);
+  const deadLetters = shards.reduce((sum, [, dead]) => sum + dead, 0);
+  const shardStocks = shards.map(([, , stock]) => Number(stock ?? 0));
+  const superseded = shards.flatMap(([, , , ids]) => ids);
+  // Units lent between shards and not yet received are in no shard's stock.
+  const inTransit = await unitsInTransit(ctx.redis, layout);
   const streamed = entries.flatMap(([id, fields]) => {
     const order = parseOrderEntry(productId, fields);
     return order === undefined ? [] : [{ entryId: id, order }];
@@ -95,7 +107,11 @@ async function auditProduct(
         [productId, HOLDING_STATUSES],
       )
     ).rows[0]?.units ?? 0;
-  const redisStock = Number(stockText ?? 0);
+  const redisStock = shardStocks.reduce((sum, stock) => sum + stock, 0) + inTransit;
+  const redisStockShown =
+    layout.shards.length === 1
+      ? String(redisStock)
+      : `(${shardStocks.join(' + ')} in ${layout.shards.length} shards + ${inTransit} in transit)`;
   const duplicates =
     (
       await ctx.pool.query<{ n: number }>(
@@ -132,7 +148,7 @@ async function auditProduct(
       p('conservation (Redis stock + live reservations = stock)'),
       redisStock + held + unpersistedUnits === product.stock_total,
       product.stock_total,
-      `${redisStock} + ${held} + ${unpersistedUnits} = ${redisStock + held + unpersistedUnits}`,
+      `${redisStockShown} + ${held} + ${unpersistedUnits} = ${redisStock + held + unpersistedUnits}`,
     ),
     check(
       p('PG stock guard (remaining = stock - held)'),
@@ -144,7 +160,13 @@ async function auditProduct(
       p('Redis and PG stock agree'),
       redisStock + unpersistedUnits === product.remaining,
       product.remaining,
-      `${redisStock} + ${unpersistedUnits} in flight`,
+      `${redisStockShown} + ${unpersistedUnits} in flight`,
+    ),
+    check(
+      p('no shard below zero units'),
+      shardStocks.every((stock) => stock >= 0),
+      '>= 0 each',
+      shardStocks.join(', '),
     ),
     check(
       p(`every accepted order in PG within ${options.persistGraceMs / 1000} s`),

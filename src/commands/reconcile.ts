@@ -83,9 +83,16 @@ buys accepted during a rebuild would be overwritten.`;
         }
         return report;
       }
-      const totals: Totals = { passes: 0, paid: 0, failed: 0, deferred: 0, releasesApplied: 0 };
+      const totals: Totals = {
+        passes: 0,
+        paid: 0,
+        failed: 0,
+        deferred: 0,
+        releasesApplied: 0,
+        transfersCompleted: 0,
+      };
       const human = (t: Totals) =>
-        `passes ${t.passes}: paid ${t.paid} failed ${t.failed} deferred ${t.deferred} releases re-applied ${t.releasesApplied}`;
+        `passes ${t.passes}: paid ${t.paid} failed ${t.failed} deferred ${t.deferred} releases re-applied ${t.releasesApplied} shard transfers completed ${t.transfersCompleted}`;
       const pass = async () => {
         const r = await reconcileOnce(ctx);
         totals.passes += 1;
@@ -93,6 +100,7 @@ buys accepted during a rebuild would be overwritten.`;
         totals.failed += r.failed;
         totals.deferred = r.deferred;
         totals.releasesApplied += r.releasesApplied;
+        totals.transfersCompleted += r.transfersCompleted;
       };
       if (flags.once) {
         await pass();
@@ -132,7 +140,14 @@ buys accepted during a rebuild would be overwritten.`;
                 port: flags['admin-port'],
                 metrics: {
                   worker: 'reconcile',
-                  counters: ['passes', 'paid', 'failed', 'deferred', 'releasesApplied'],
+                  counters: [
+                    'passes',
+                    'paid',
+                    'failed',
+                    'deferred',
+                    'releasesApplied',
+                    'transfersCompleted',
+                  ],
                 },
               },
       });

@@ -3,6 +3,7 @@ import { FsaleCommand, serviceFlags } from '../cli/base.js';
 import { connectPostgres } from '../db/pool.js';
 import { UsageError } from '../domain/errors.js';
 import { connectRedis } from '../redis/client.js';
+import { MAX_STOCK_SHARDS } from '../redis/sale-state.js';
 import { seedProduct, type SeedResult } from '../sale/seed.js';
 
 export default class Seed extends FsaleCommand {
@@ -16,6 +17,7 @@ untouched).`;
     '<%= config.bin %> seed --product p1 --stock 1000',
     '<%= config.bin %> seed --product p1 --stock 500 --per-user-limit 2 --price-cents 4999 --reset',
     '<%= config.bin %> seed --product p2 --stock 100 --starts-at 2026-12-01T10:00:00Z --json',
+    '<%= config.bin %> seed --product hot --stock 100000 --stock-shards 3 --reset',
   ];
   static override enableJsonFlag = true;
   static override flags = {
@@ -27,6 +29,13 @@ untouched).`;
     'per-user-limit': Flags.integer({ description: 'units one user may buy', default: 1, min: 1 }),
     'starts-at': Flags.string({ description: 'sale start, ISO 8601 [default: now]' }),
     reset: Flags.boolean({ description: "clear this product's orders and sale state first" }),
+    'stock-shards': Flags.integer({
+      description:
+        "split the stock over this many Redis shards, placed on different masters of a Redis Cluster, so one hot product's buys use several Redis cores; each buyer buys on a home shard chosen from the user id, which borrows from the others when it runs out (docs/ARCHITECTURE.md section 10)",
+      default: 1,
+      min: 1,
+      max: MAX_STOCK_SHARDS,
+    }),
   };
 
   async run(): Promise<SeedResult> {
@@ -53,10 +62,12 @@ untouched).`;
             perUserLimit: flags['per-user-limit'],
             startsAt,
             reset: flags.reset,
+            stockShards: flags['stock-shards'],
           },
         );
         this.log(
           `${result.reset ? 'reset' : 'seeded'} ${result.productId}: ${result.stock} units, limit ${result.perUserLimit} per user, starts ${result.startsAt}` +
+            (result.stockShards > 1 ? `, ${result.stockShards} stock shards` : '') +
             (result.reset ? ` (cleared ${result.deletedOrders} orders)` : ''),
         );
         return result;

@@ -4,6 +4,11 @@
 // stock, per-user counts, the order stream and the idempotency record together) is valid
 // on Redis Cluster. Idempotency records therefore live in the product's slot: a key is
 // scoped to (product, user, key).
+//
+// A product seeded with --stock-shards K > 1 has K such key sets: shard 0 under `{p:<id>}`
+// (today's layout, so K = 1 is unchanged) and shard s under `{p:<id>~<s>.<n>}`, n chosen so
+// that the shards' slots sit on different masters (docs/ARCHITECTURE.md section 10). Each
+// buyer has one home shard, which holds their per-user count and idempotency records.
 
 export const PRODUCT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export const USER_ID = /^[A-Za-z0-9_.@-]{1,128}$/;
@@ -35,6 +40,46 @@ export interface ProductKeys {
   idempotencyPrefix: string;
   /** Prefix of the per-user rate limit counters; see `rateLimitKey`. */
   rateLimitPrefix: string;
+  /** Hash: transferId -> "<destination tag>|<units>": units lent to another shard, in transit. */
+  transit: string;
+  /** Set of transfer ids this shard has received (makes a receive idempotent). */
+  received: string;
+  /** Integer bumped by every change that can add units here (receive, release, lend). */
+  moves: string;
+  /** This key set's hash tag, without braces. */
+  tag: string;
+  /** Which shard of the product this is (0 for an unsharded product), and of how many. */
+  shard: number;
+  shards: number;
+}
+
+/** The hash tag of a product's shard 0 (and of every key of an unsharded product). */
+export function baseTag(productId: string): string {
+  return `p:${productId}`;
+}
+
+/** The hash tag of shard `shard` > 0; `spread` moves it to another slot (see chooseShardTags). */
+export function shardTag(productId: string, shard: number, spread: number): string {
+  return `p:${productId}~${shard}.${spread}`;
+}
+
+/**
+ * What a stock publish carries: the units left, prefixed on a sharded product by the shard's
+ * index and the shard count ("3/8:120"), so a subscriber can sum the shards.
+ */
+export function stockMessagePrefix(keys: ProductKeys): string {
+  return keys.shards > 1 ? `${keys.shard}/${keys.shards}:` : '';
+}
+
+/** A stock publish read back: one shard's units left, or the product's when unsharded. */
+export function parseStockMessage(
+  message: string,
+): { left: number; shard: number; shards: number } | undefined {
+  const match = /^(?:(\d+)\/(\d+):)?(-?\d+)$/.exec(message);
+  if (match === null) return undefined;
+  const shards = Number(match[2] ?? 1);
+  const shard = Number(match[1] ?? 0);
+  return shard < shards ? { left: Number(match[3]), shard, shards } : undefined;
 }
 
 /** The product id of a stock channel name, or undefined if it is not one under `prefix`. */
@@ -43,9 +88,22 @@ export function productOfStockChannel(prefix: string, channel: string): string |
   return channel.startsWith(head) ? channel.slice(head.length) : undefined;
 }
 
-export function productKeys(prefix: string, productId: string): ProductKeys {
-  const tag = `${prefix}:{p:${productId}}`;
+/** The keys of an unsharded product (its shard 0), or of the shard `place` names. */
+export function productKeys(
+  prefix: string,
+  productId: string,
+  place: { tag: string; shard: number; shards: number } = {
+    tag: baseTag(productId),
+    shard: 0,
+    shards: 1,
+  },
+): ProductKeys {
+  const tag = `${prefix}:{${place.tag}}`;
   return {
+    ...place,
+    transit: `${tag}:transit`,
+    received: `${tag}:received`,
+    moves: `${tag}:moves`,
     stock: `${tag}:stock`,
     sale: `${tag}:sale`,
     bought: `${tag}:bought`,
@@ -83,9 +141,9 @@ export function orderEventsChannel(prefix: string): string {
   return `${prefix}:order-events`;
 }
 
-/** Pattern matching every key of one product, for `seed --reset`. */
-export function productKeyPattern(prefix: string, productId: string): string {
-  return `${prefix}:{p:${productId}}:*`;
+/** Patterns matching every key of one product (its shards too), for `seed --reset`. */
+export function productKeyPatterns(prefix: string, productId: string): string[] {
+  return [`${prefix}:{${baseTag(productId)}}:*`, `${prefix}:{${baseTag(productId)}~*}:*`];
 }
 
 /** Set of the product ids seeded under a prefix: the streams the order workers read. */

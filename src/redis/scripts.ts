@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { ChainableCommander, Result } from 'ioredis';
 import type { Redis } from './client.js';
-import { idempotencyKey, rateLimitKey, type ProductKeys } from './keys.js';
+import { idempotencyKey, rateLimitKey, stockMessagePrefix, type ProductKeys } from './keys.js';
 import type { BuyPathRedis } from './resp-cluster.js';
 import { luaScript, type Durability, type LuaScript, type RespReply } from './resp.js';
 
@@ -14,7 +14,13 @@ import { luaScript, type Durability, type LuaScript, type RespReply } from './re
 // This file is the one place that knows each script's KEYS and ARGV order: callers pass named
 // arguments and get typed replies.
 
-const SCRIPTS = { release: 4, throttle: 2, mirror: 3 } as const satisfies Record<string, number>;
+const SCRIPTS = {
+  release: 5,
+  throttle: 2,
+  mirror: 3,
+  lend: 3,
+  receive: 3,
+} as const satisfies Record<string, number>;
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -24,6 +30,10 @@ declare module 'ioredis' {
     throttle(...keysThenArgs: (string | number)[]): Result<[number, number], Context>;
     /** Mirrors a sync-mode order into Redis: returns [applied 0|1, units left]. */
     mirror(...keysThenArgs: (string | number)[]): Result<[number, number], Context>;
+    /** Returns [units lent, units left, transfers in transit, moves]. */
+    lend(...keysThenArgs: (string | number)[]): Result<[number, number, number, number], Context>;
+    /** Returns [applied 0|1, units left]. */
+    receive(...keysThenArgs: (string | number)[]): Result<[number, number], Context>;
   }
 }
 
@@ -102,6 +112,8 @@ export async function runBuyScript(
       keys.stockChannel,
       args.rateLimit,
       args.rateWindowMs,
+      keys.shards,
+      stockMessagePrefix(keys),
     ],
     args.durability,
   );
@@ -121,10 +133,12 @@ function releaseArgs(keys: ProductKeys, order: OrderUnits): (string | number)[] 
     keys.bought,
     keys.released,
     keys.sale,
+    keys.moves,
     order.orderId,
     order.userId,
     order.qty,
     keys.stockChannel,
+    stockMessagePrefix(keys),
   ];
 }
 
@@ -161,6 +175,57 @@ export async function mirrorUnits(
     order.userId,
     order.qty,
     keys.stockChannel,
+  );
+  return applied === 1;
+}
+
+/** What one shard answered a lend (lend-3.lua): also its state when nothing was lent. */
+export interface LendReply {
+  lent: number;
+  left: number;
+  /** Transfers from this shard not yet known to be received. */
+  inTransit: number;
+  /** Bumped by every change that adds units to the shard or lends them. */
+  moves: number;
+}
+
+/** Lends up to `need` units (at least that, if it has them) from `from` to `to`; 0 reads only. */
+export async function lendUnits(
+  redis: Redis,
+  from: ProductKeys,
+  to: ProductKeys,
+  transferId: string,
+  need: number,
+): Promise<LendReply> {
+  const [lent, left, inTransit, moves] = await redis.lend(
+    from.stock,
+    from.transit,
+    from.moves,
+    transferId,
+    to.tag,
+    need,
+    from.shards,
+    from.stockChannel,
+    stockMessagePrefix(from),
+  );
+  return { lent, left, inTransit, moves };
+}
+
+/** Receives a transfer's units at `to`, once per transfer (receive-3.lua). */
+export async function receiveUnits(
+  redis: Redis,
+  to: ProductKeys,
+  transferId: string,
+  units: number,
+): Promise<boolean> {
+  const [applied] = await redis.receive(
+    to.stock,
+    to.received,
+    to.moves,
+    transferId,
+    units,
+    to.stockChannel,
+    stockMessagePrefix(to),
   );
   return applied === 1;
 }

@@ -1,7 +1,9 @@
-import { idempotencyKey, productKeys, type ProductKeys } from '../redis/keys.js';
+import { idempotencyKey, productKeys } from '../redis/keys.js';
 import type { BuyPathRedis } from '../redis/resp-cluster.js';
 import type { Durability } from '../redis/resp.js';
-import { runBuyScript } from '../redis/scripts.js';
+import { homeShard } from '../redis/sale-state.js';
+import { runBuyScript, type BuyScriptReply } from '../redis/scripts.js';
+import { borrowUnits, type StockLayouts } from './stock-shards.js';
 
 /**
  * How the API takes a buy. `queue` (Approach 2, the default): one Redis script reserves the
@@ -22,8 +24,22 @@ export const BuyCode = {
   UnknownProduct: 6,
   IdempotencyMismatch: 7,
   RateLimited: 8,
+  /**
+   * A sharded product's tail: the buyer's home shard stayed empty through several rounds of
+   * borrowing because others took the units first. Nothing was reserved; retry shortly.
+   */
+  Contended: 11,
+  /** `serve --mode sync` takes stock from PostgreSQL and does not sell a sharded product. */
+  StockSharded: 12,
 } as const;
 export type BuyCode = (typeof BuyCode)[keyof typeof BuyCode];
+
+/** The buy script's answers that never leave reserveStock (see buy-7.lua). */
+const LAYOUT_CHANGED = 9;
+const SHARD_EMPTY = 10;
+
+/** Rounds of buy-then-borrow before a sharded product's buyer is told to retry (Contended). */
+const MAX_BUY_ROUNDS = 8;
 
 export interface BuyRequest {
   productId: string;
@@ -84,29 +100,71 @@ export function acceptedRecord(orderId: string, productId: string, qty: number):
   return `${BuyCode.Accepted}|${orderId}|${fingerprint(productId, qty)}`;
 }
 
-/** Reserves stock for one buy in one Redis round trip (the buy script). */
+export const rejectedBuy = (code: BuyCode): BuyResult => ({
+  code,
+  replayed: false,
+  orderId: '',
+  remaining: -1,
+  retryAfterMs: 0,
+});
+
+/**
+ * Reserves stock for one buy in one Redis round trip (the buy script), on the buyer's home
+ * shard when the product's stock is sharded. There, a home shard without enough units borrows
+ * from the others and buys again; the buyer is told sold out (or insufficient stock) only once
+ * borrowUnits has shown that the whole product lacked the units (docs/ARCHITECTURE.md
+ * section 10). Without `layouts`, a sharded product is an error.
+ */
 export async function reserveStock(
   redis: BuyPathRedis,
   prefix: string,
   request: BuyRequest,
   policy: BuyPolicy = DEFAULT_BUY_POLICY,
-  keys: ProductKeys = productKeys(prefix, request.productId),
+  layouts?: StockLayouts,
 ): Promise<BuyResult> {
-  const { code, replayed, orderId, extra } = await runBuyScript(redis, keys, {
-    orderId: request.orderId,
-    userId: request.userId,
-    qty: request.qty,
-    idempotencyKey: request.idempotencyKey,
-    fingerprint: fingerprint(request.productId, request.qty),
-    rateLimit: policy.rateLimit,
-    rateWindowMs: policy.rateWindowMs,
-    durability: policy.durability,
-  });
+  let layout = layouts?.known(request.productId);
+  for (let round = 1; ; round++) {
+    const keys =
+      layout === undefined
+        ? productKeys(prefix, request.productId)
+        : homeShard(layout, request.userId);
+    const reply = await runBuyScript(redis, keys, {
+      orderId: request.orderId,
+      userId: request.userId,
+      qty: request.qty,
+      idempotencyKey: request.idempotencyKey,
+      fingerprint: fingerprint(request.productId, request.qty),
+      rateLimit: policy.rateLimit,
+      rateWindowMs: policy.rateWindowMs,
+      durability: policy.durability,
+    });
+    // A layout read before a `seed --reset` with another shard count names keys that are gone.
+    const stale =
+      reply.code === LAYOUT_CHANGED ||
+      (reply.code === BuyCode.UnknownProduct && layout !== undefined);
+    if (stale && round <= 2) {
+      if (layouts === undefined) throw new Error(`product ${request.productId} is stock-sharded`);
+      layout = await layouts.refresh(request.productId);
+      continue;
+    }
+    if (stale) return rejectedBuy(BuyCode.Contended);
+    if (reply.code !== SHARD_EMPTY || layouts === undefined || layout === undefined)
+      return buyResult(reply, layout === undefined);
+    if (round >= MAX_BUY_ROUNDS) return rejectedBuy(BuyCode.Contended);
+    const borrowed = await borrowUnits(layouts.redis, layout, keys, request.qty - reply.extra);
+    if (borrowed.kind === 'short')
+      return rejectedBuy(borrowed.units === 0 ? BuyCode.SoldOut : BuyCode.InsufficientStock);
+  }
+}
+
+function buyResult(reply: BuyScriptReply, unsharded: boolean): BuyResult {
+  const { code, replayed, orderId, extra } = reply;
   return {
     code: code as BuyCode,
     replayed,
     orderId,
-    remaining: code === BuyCode.Accepted && !replayed ? extra : -1,
+    // A shard's units left are not the product's: only an unsharded accept tells them.
+    remaining: code === BuyCode.Accepted && !replayed && unsharded ? extra : -1,
     retryAfterMs: code === BuyCode.RateLimited ? extra : 0,
   };
 }
@@ -121,8 +179,13 @@ export async function replayStoredAnswer(
   redis: BuyPathRedis,
   prefix: string,
   request: Pick<BuyRequest, 'productId' | 'userId' | 'qty' | 'idempotencyKey'>,
+  layouts?: StockLayouts,
 ): Promise<BuyResult | undefined> {
-  const keys = productKeys(prefix, request.productId);
+  const layout = layouts?.known(request.productId);
+  const keys =
+    layout === undefined
+      ? productKeys(prefix, request.productId)
+      : homeShard(layout, request.userId);
   const record = await redis.call([
     'GET',
     idempotencyKey(keys, request.userId, request.idempotencyKey),

@@ -1,6 +1,6 @@
 import type { Redis } from '../redis/client.js';
 import type { Pool, PoolClient } from '../db/pool.js';
-import { productKeys } from '../redis/keys.js';
+import { homeShard, readLayout } from '../redis/sale-state.js';
 import { releaseUnits } from '../redis/scripts.js';
 
 export interface Reservation {
@@ -44,8 +44,9 @@ export async function applyReleaseToRedis(
   prefix: string,
   reservation: Reservation,
 ): Promise<boolean> {
-  const keys = productKeys(prefix, reservation.productId);
-  const applied = await releaseUnits(redis, keys, reservation);
+  // The order's units came from its buyer's home shard (on a sharded product), so they go back there.
+  const layout = await readLayout(redis, prefix, reservation.productId);
+  const applied = await releaseUnits(redis, homeShard(layout, reservation.userId), reservation);
   await pool.query(
     'UPDATE stock_releases SET redis_applied_at = now() WHERE order_id = $1 AND redis_applied_at IS NULL',
     [reservation.orderId],

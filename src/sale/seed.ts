@@ -3,7 +3,15 @@ import type { Pool } from '../db/pool.js';
 import { inTransaction } from '../db/pool.js';
 import { UsageError } from '../domain/errors.js';
 import { deleteMatching } from '../redis/client.js';
-import { PRODUCT_ID, productKeyPattern, productKeys, productsKey } from '../redis/keys.js';
+import { PRODUCT_ID, productKeyPatterns, productsKey } from '../redis/keys.js';
+import {
+  MAX_STOCK_SHARDS,
+  chooseShardTags,
+  readLayout,
+  shardedLayout,
+  splitStock,
+  writeShardState,
+} from '../redis/sale-state.js';
 import { ensureOrderGroup } from '../redis/streams.js';
 
 export interface SeedInput {
@@ -15,6 +23,8 @@ export interface SeedInput {
   startsAt?: Date | undefined;
   /** Clear this product's orders, stream, releases and idempotency records first. */
   reset?: boolean | undefined;
+  /** Split the stock over this many Redis shards (docs/ARCHITECTURE.md section 10); default 1. */
+  stockShards?: number | undefined;
 }
 
 export interface SeedResult {
@@ -25,6 +35,7 @@ export interface SeedResult {
   perUserLimit: number;
   startsAt: string;
   reset: boolean;
+  stockShards: number;
   /** Orders deleted from PostgreSQL (with reset) and this product's keys deleted from Redis. */
   deletedOrders: number;
   deletedKeys: number;
@@ -40,6 +51,7 @@ interface Sale {
   perUserLimit: number;
   startsAt: Date;
   reset: boolean;
+  stockShards: number;
 }
 
 function validate(input: SeedInput): Sale {
@@ -64,6 +76,7 @@ function validate(input: SeedInput): Sale {
     perUserLimit: integer('per-user-limit', input.perUserLimit ?? 1, 1, MAX_STOCK),
     startsAt,
     reset: input.reset === true,
+    stockShards: integer('stock-shards', input.stockShards ?? 1, 1, MAX_STOCK_SHARDS),
   };
 }
 
@@ -78,14 +91,22 @@ export async function seedProduct(
   input: SeedInput,
 ): Promise<SeedResult> {
   const sale = validate(input);
-  const keys = productKeys(ctx.keyPrefix, sale.productId);
 
   if (!sale.reset) {
-    const [streamed, dead, buyers] = await Promise.all([
-      ctx.redis.xlen(keys.orders),
-      ctx.redis.xlen(keys.deadLetter),
-      ctx.redis.hlen(keys.bought),
-    ]);
+    const existing = await readLayout(ctx.redis, ctx.keyPrefix, sale.productId);
+    const counts = await Promise.all(
+      existing.shards.map((keys) =>
+        Promise.all([
+          ctx.redis.xlen(keys.orders),
+          ctx.redis.xlen(keys.deadLetter),
+          ctx.redis.hlen(keys.bought),
+        ]),
+      ),
+    );
+    const [streamed, dead, buyers] = counts.reduce(
+      (sum, shard) => [sum[0] + shard[0], sum[1] + shard[1], sum[2] + shard[2]],
+      [0, 0, 0],
+    );
     const persisted = await ctx.pool.query<{ n: number }>(
       'SELECT count(*)::int AS n FROM orders WHERE product_id = $1',
       [sale.productId],
@@ -111,38 +132,50 @@ export async function seedProduct(
         (await client.query('DELETE FROM orders WHERE product_id = $1', scope)).rowCount ?? 0;
     }
     await client.query(
-      `INSERT INTO products (id, name, price_cents, stock_total, remaining, per_user_limit, starts_at)
-       VALUES ($1, $2, $3, $4, $4, $5, $6)
+      `INSERT INTO products (id, name, price_cents, stock_total, remaining, per_user_limit, starts_at, stock_shards)
+       VALUES ($1, $2, $3, $4, $4, $5, $6, $7)
        ON CONFLICT (id) DO UPDATE SET
          name = EXCLUDED.name, price_cents = EXCLUDED.price_cents,
          stock_total = EXCLUDED.stock_total, remaining = EXCLUDED.remaining,
          per_user_limit = EXCLUDED.per_user_limit, starts_at = EXCLUDED.starts_at,
-         updated_at = now()`,
-      [sale.productId, sale.name, sale.priceCents, sale.stock, sale.perUserLimit, sale.startsAt],
+         stock_shards = EXCLUDED.stock_shards, updated_at = now()`,
+      [
+        sale.productId,
+        sale.name,
+        sale.priceCents,
+        sale.stock,
+        sale.perUserLimit,
+        sale.startsAt,
+        sale.stockShards,
+      ],
     );
     return deleted;
   });
 
   // PG first: if Redis fails here, running seed again converges (it is idempotent). Without
   // reset the product had no orders, so its remaining keys hold only rejections; clear them too.
-  const deletedKeys = await deleteMatching(
-    ctx.redis,
-    productKeyPattern(ctx.keyPrefix, sale.productId),
+  let deletedKeys = 0;
+  for (const pattern of productKeyPatterns(ctx.keyPrefix, sale.productId))
+    deletedKeys += await deleteMatching(ctx.redis, pattern);
+  const layout = shardedLayout(
+    ctx.keyPrefix,
+    sale.productId,
+    chooseShardTags(ctx.redis, sale.productId, sale.stockShards),
   );
-  await ctx.redis
-    .multi()
-    .set(keys.stock, sale.stock)
-    .hset(keys.sale, {
-      total: sale.stock,
-      limit: sale.perUserLimit,
-      starts: sale.startsAt.getTime(),
-    })
-    .publish(keys.stockChannel, String(sale.stock))
-    .exec();
-  // Apart from the product's MULTI: the products set lives in another slot on a Redis Cluster.
+  const stocks = splitStock(sale.stock, sale.stockShards);
+  const settings = {
+    total: sale.stock,
+    limit: sale.perUserLimit,
+    starts: sale.startsAt.getTime(),
+  };
+  // Shard 0 last: it names the others, so a reader that finds the layout finds their keys.
+  for (const keys of [...layout.shards.slice(1), ...layout.shards.slice(0, 1)]) {
+    await writeShardState(ctx.redis, layout, keys, { stock: stocks[keys.shard] ?? 0, settings });
+    await ensureOrderGroup(ctx.redis, keys.orders);
+  }
+  // Apart from the shards' MULTIs: the products set lives in another slot on a Redis Cluster.
   // Announced last, so a worker that finds the product finds its keys.
   await ctx.redis.sadd(productsKey(ctx.keyPrefix), sale.productId);
-  await ensureOrderGroup(ctx.redis, keys.orders);
 
   return {
     productId: sale.productId,
@@ -152,6 +185,7 @@ export async function seedProduct(
     perUserLimit: sale.perUserLimit,
     startsAt: sale.startsAt.toISOString(),
     reset: sale.reset,
+    stockShards: sale.stockShards,
     deletedOrders,
     deletedKeys,
   };

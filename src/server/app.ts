@@ -25,6 +25,7 @@ import { SseHub, resolveSseOptions, type SseHubSettings } from './sse-hub.js';
 import { streamRoutes } from './routes/streams.js';
 import { storefrontRoutes } from './routes/storefront.js';
 import { SaleFeed } from './sale-feed.js';
+import { StockLayouts } from '../sale/stock-shards.js';
 
 export interface AppOptions {
   redisUrl: string;
@@ -82,6 +83,8 @@ export interface SaleContext {
   mode: BuyMode;
   /** Sync mode: mirrors committed orders into Redis (see src/sale/sync-buy.ts). */
   mirror: StockMirror;
+  /** The sharded products' layouts (src/sale/stock-shards.ts). */
+  layouts: StockLayouts;
   maxPgWaiting: number;
 }
 
@@ -146,13 +149,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
       autoPipelining: batch,
     });
     buyRedis = await connectBuyPath(options.redisUrl, { name: 'fsale-api-buy', batch });
-    feed = await SaleFeed.open(options.redisUrl, options.keyPrefix);
+    feed = await SaleFeed.open(options.redisUrl, options.keyPrefix, redis);
   } catch (error) {
     redis?.disconnect();
     buyRedis?.disconnect();
     await pool.end();
     throw error;
   }
+  const layouts = new StockLayouts(redis, options.keyPrefix);
   const backpressure = new Backpressure(redis, options.keyPrefix, {
     ...DEFAULT_BACKPRESSURE,
     ...options.backpressure,
@@ -181,6 +185,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     sse: new SseHub(resolveSseOptions(options.sse)),
     mode,
     mirror: new StockMirror(redis, options.keyPrefix),
+    layouts,
     maxPgWaiting: options.maxPgWaiting ?? DEFAULT_MAX_PG_WAITING,
   };
   app.decorate('sale', sale);

@@ -1,6 +1,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Redis } from '../redis/client.js';
-import { ORDER_GROUP, productKeys, productsKey } from '../redis/keys.js';
+import { ORDER_GROUP } from '../redis/keys.js';
+import { readLayouts } from '../redis/sale-state.js';
 
 export interface BackpressureOptions {
   /** Refuse buys while the order streams hold more unprocessed entries than this. */
@@ -70,16 +71,24 @@ export class Backpressure {
   async sample(): Promise<BackpressureState> {
     const delayMs = this.histogram.percentile(99) / 1e6;
     this.histogram.reset();
-    const products = await this.redis.smembers(productsKey(this.prefix));
+    const layouts = await readLayouts(this.redis, this.prefix);
     const queue = new Map<string, number>();
-    // One pipeline per product: on a Redis Cluster each product's keys live in its own slot.
+    // One pipeline per shard: on a Redis Cluster each shard's keys live in its own slot.
     await Promise.all(
-      products.map(async (id) => {
-        const keys = productKeys(this.prefix, id);
-        const [lengthReply, groups] =
-          (await this.redis.pipeline().xlen(keys.orders).xinfo('GROUPS', keys.orders).exec()) ?? [];
-        const length = Number(lengthReply?.[1] ?? 0);
-        queue.set(id, groups?.[0] ? length : groupBacklog(groups?.[1], length));
+      layouts.map(async ({ productId, shards }) => {
+        const backlogs = await Promise.all(
+          shards.map(async (keys) => {
+            const [lengthReply, groups] =
+              (await this.redis.pipeline().xlen(keys.orders).xinfo('GROUPS', keys.orders).exec()) ??
+              [];
+            const length = Number(lengthReply?.[1] ?? 0);
+            return groups?.[0] ? length : groupBacklog(groups?.[1], length);
+          }),
+        );
+        queue.set(
+          productId,
+          backlogs.reduce((a, b) => a + b, 0),
+        );
       }),
     );
     const total = [...queue.values()].reduce((a, b) => a + b, 0);

@@ -2,6 +2,8 @@
 // (docs/ARCHITECTURE.md section 2): `queue` reserves in Redis and lets the order worker persist
 // (202); `sync` runs one PostgreSQL transaction (201).
 import {
+  BuyCode,
+  rejectedBuy,
   replayStoredAnswer,
   reserveStock,
   type BuyMode,
@@ -23,7 +25,7 @@ export interface BuyStrategy {
 }
 
 export function buyStrategy(sale: SaleContext): BuyStrategy {
-  const { pool, redis, buyRedis, keyPrefix, policy, mirror, maxPgWaiting } = sale;
+  const { pool, redis, buyRedis, keyPrefix, policy, mirror, maxPgWaiting, layouts } = sale;
   if (sale.mode === 'sync') {
     const stores = { pool, redis, keyPrefix, mirror };
     return {
@@ -33,7 +35,10 @@ export function buyStrategy(sale: SaleContext): BuyStrategy {
       // longer only turns into timeouts.
       overloaded: () => pool.waitingCount > maxPgWaiting,
       storedAnswer: (request) => storedSyncAnswer(pool, request),
-      buy: (request) => placeOrder(stores, request, policy),
+      buy: async (request) =>
+        (await layouts.isSharded(request.productId))
+          ? rejectedBuy(BuyCode.StockSharded)
+          : placeOrder(stores, request, policy),
     };
   }
   return {
@@ -41,7 +46,7 @@ export function buyStrategy(sale: SaleContext): BuyStrategy {
     accepted: { status: 202, orderStatus: 'queued' },
     // The order stream's lag is watched by Backpressure for both modes.
     overloaded: () => false,
-    storedAnswer: (request) => replayStoredAnswer(buyRedis, keyPrefix, request),
-    buy: (request) => reserveStock(buyRedis, keyPrefix, request, policy),
+    storedAnswer: (request) => replayStoredAnswer(buyRedis, keyPrefix, request, layouts),
+    buy: (request) => reserveStock(buyRedis, keyPrefix, request, policy, layouts),
   };
 }

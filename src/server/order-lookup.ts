@@ -1,5 +1,6 @@
 import { OrderStatus } from '../domain/order-status.js';
-import { productKeys, productsKey } from '../redis/keys.js';
+import { productsKey } from '../redis/keys.js';
+import { homeShard, type ProductLayout } from '../redis/sale-state.js';
 import type { SaleContext } from './app.js';
 
 export interface OrderView {
@@ -48,13 +49,15 @@ async function queuedOrderProduct(
   ctx: SaleContext,
   id: string,
   userId: string,
-): Promise<string | undefined> {
+): Promise<ProductLayout | undefined> {
   const products = await ctx.redis.smembers(productsKey(ctx.keyPrefix));
-  // One HGET per product: on a Redis Cluster the owner indexes live in different slots.
+  // One HGET per product, on the caller's home shard (where the buy script wrote the owner):
+  // on a Redis Cluster the owner indexes live in different slots.
+  const layouts = await Promise.all(products.map((productId) => ctx.layouts.current(productId)));
   const owners = await Promise.all(
-    products.map((productId) => ctx.redis.hget(productKeys(ctx.keyPrefix, productId).owners, id)),
+    layouts.map((layout) => ctx.redis.hget(homeShard(layout, userId).owners, id)),
   );
-  return products[owners.indexOf(userId)];
+  return layouts[owners.indexOf(userId)];
 }
 
 /**
@@ -71,9 +74,10 @@ export async function findOrder(
 ): Promise<OrderView | undefined> {
   const persisted = await persistedOrder(ctx, id, userId);
   if (persisted !== undefined) return persisted;
-  const productId = await queuedOrderProduct(ctx, id, userId);
-  if (productId === undefined) return undefined;
-  const holder = await ctx.redis.hget(productKeys(ctx.keyPrefix, productId).superseded, id);
+  const layout = await queuedOrderProduct(ctx, id, userId);
+  if (layout === undefined) return undefined;
+  const { productId } = layout;
+  const holder = await ctx.redis.hget(homeShard(layout, userId).superseded, id);
   if (holder !== null) return persistedOrder(ctx, holder, userId);
   // The worker may have persisted it between our two reads: PG has the newer answer.
   return (

@@ -9,6 +9,10 @@ export const PROBLEMS = {
   insufficient_stock: { status: 409, title: 'Fewer units left than requested' },
   limit_reached: { status: 409, title: 'Per-user limit reached' },
   not_open: { status: 409, title: 'The sale has not started' },
+  stock_sharded: {
+    status: 409,
+    title: 'This product is stock-sharded: sync mode does not sell it (serve --mode queue does)',
+  },
   in_flight: { status: 409, title: 'A request with this Idempotency-Key is still in progress' },
   idempotency_key_reused: {
     status: 422,

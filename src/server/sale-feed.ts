@@ -1,10 +1,16 @@
 import { EventEmitter } from 'node:events';
 import { connectRedis, type Redis } from '../redis/client.js';
 import { parseOrderEvent, type OrderEvent } from '../domain/order-status.js';
-import { orderEventsChannel, productOfStockChannel, stockChannelPattern } from '../redis/keys.js';
+import {
+  orderEventsChannel,
+  parseStockMessage,
+  productOfStockChannel,
+  stockChannelPattern,
+} from '../redis/keys.js';
+import { readLayout } from '../redis/sale-state.js';
 
 export interface SaleFeedEvents {
-  /** Units left in a product after a change (buy, release, seed). */
+  /** Units left in a product after a change (buy, release, seed), summed over its shards. */
   stock: [productId: string, remaining: number];
   /** An order changed status (persisted, paid, failed, needs reconciliation). */
   order: [event: OrderEvent];
@@ -18,23 +24,61 @@ export interface SaleFeedEvents {
  * never one Redis connection per client.
  */
 export class SaleFeed extends EventEmitter<SaleFeedEvents> {
+  /** A sharded product's units per shard, as last published (undefined: not heard yet). */
+  private readonly shards = new Map<string, (number | undefined)[]>();
+
   private constructor(
     private readonly subscriber: Redis,
     readonly prefix: string,
+    private readonly reader: Redis,
   ) {
     super();
     this.setMaxListeners(0);
+    this.on('resync', () => this.shards.clear());
   }
 
-  static async open(redisUrl: string, prefix: string): Promise<SaleFeed> {
+  /**
+   * A shard of a sharded product published its units: the product's total is emitted once
+   * every shard's is known. The ones not heard from yet are read once from Redis; a publish
+   * that arrives meanwhile is newer than that read and wins.
+   */
+  private shardChanged(productId: string, stock: { left: number; shard: number; shards: number }) {
+    let known = this.shards.get(productId);
+    if (known?.length !== stock.shards) {
+      known = Array.from({ length: stock.shards }, () => undefined);
+      this.shards.set(productId, known);
+      const filling = known;
+      void readLayout(this.reader, this.prefix, productId)
+        .then((layout) => Promise.all(layout.shards.map((keys) => this.reader.get(keys.stock))))
+        .then((stocks) => {
+          if (stocks.length !== filling.length) return;
+          stocks.forEach((value, shard) => (filling[shard] ??= Number(value ?? 0)));
+          this.emitTotal(productId, filling);
+        })
+        .catch(() => this.shards.delete(productId));
+    }
+    known[stock.shard] = stock.left;
+    this.emitTotal(productId, known);
+  }
+
+  private emitTotal(productId: string, known: (number | undefined)[]): void {
+    if (this.shards.get(productId) !== known || known.some((left) => left === undefined)) return;
+    this.emit(
+      'stock',
+      productId,
+      known.reduce<number>((sum, left) => sum + Math.max(0, left ?? 0), 0),
+    );
+  }
+
+  static async open(redisUrl: string, prefix: string, reader: Redis): Promise<SaleFeed> {
     const subscriber = await connectRedis(redisUrl, { name: 'fsale-sale-feed', persistent: true });
-    const feed = new SaleFeed(subscriber, prefix);
+    const feed = new SaleFeed(subscriber, prefix, reader);
     subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => {
       const productId = productOfStockChannel(prefix, channel);
-      const remaining = Number(message);
-      if (productId !== undefined && Number.isFinite(remaining)) {
-        feed.emit('stock', productId, remaining);
-      }
+      const stock = parseStockMessage(message);
+      if (productId === undefined || stock === undefined) return;
+      if (stock.shards === 1) feed.emit('stock', productId, stock.left);
+      else feed.shardChanged(productId, stock);
     });
     const orders = orderEventsChannel(prefix);
     subscriber.on('message', (channel: string, message: string) => {

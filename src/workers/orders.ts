@@ -10,8 +10,7 @@
 // nothing is ever trimmed from an order stream.
 import hdr from 'hdr-histogram-js';
 import { describe } from '../domain/errors.js';
-import { productKeys } from '../redis/keys.js';
-import { saleProductIds } from '../redis/sale-state.js';
+import { readLayouts } from '../redis/sale-state.js';
 import {
   claimIdleEntries,
   deliveryCounts,
@@ -218,17 +217,19 @@ class OrderStreamConsumer implements OrderWorker {
   private async refreshStreams(): Promise<void> {
     const { redis, keyPrefix } = this.ctx;
     const next = new Map<string, ProductStream>();
-    for (const productId of await saleProductIds(redis, keyPrefix)) {
-      const keys = productKeys(keyPrefix, productId);
-      const known = this.streams.get(keys.orders);
-      if (known !== undefined && !this.regroup) {
-        next.set(keys.orders, known);
-        continue;
+    // One stream per shard of each product; each shard's entries are settled on that shard.
+    for (const { productId, shards } of await readLayouts(redis, keyPrefix)) {
+      for (const keys of shards) {
+        const known = this.streams.get(keys.orders);
+        if (known !== undefined && !this.regroup) {
+          next.set(keys.orders, known);
+          continue;
+        }
+        await ensureOrderGroup(redis, keys.orders);
+        next.set(keys.orders, { productId, stream: keys.orders, keys });
+        // A consumer name reused across restarts may own entries there already.
+        this.history.add(keys.orders);
       }
-      await ensureOrderGroup(redis, keys.orders);
-      next.set(keys.orders, { productId, stream: keys.orders, keys });
-      // A consumer name reused across restarts may own entries there already.
-      this.history.add(keys.orders);
     }
     this.streams = next;
     for (const stream of this.history) if (!next.has(stream)) this.history.delete(stream);

@@ -4,7 +4,17 @@ import { inRepeatableRead, type Pool } from '../db/pool.js';
 import { HOLDING_STATUSES } from '../domain/order-status.js';
 import { parseOrderEntry, unpersistedEntries } from '../domain/order-entry.js';
 import type { PaymentProvider, LedgerAnswer } from '../payments/provider-client.js';
-import { idempotencyKey, productKeys, productsKey, type ProductKeys } from '../redis/keys.js';
+import { idempotencyKey, productsKey, type ProductKeys } from '../redis/keys.js';
+import {
+  chooseShardTags,
+  homeShardIndex,
+  readLayout,
+  readLayouts,
+  shardedLayout,
+  splitStock,
+  writeShardState,
+} from '../redis/sale-state.js';
+import { completeTransfers } from '../sale/stock-shards.js';
 import { acceptedRecord } from '../sale/buy.js';
 import { applyReleaseToRedis } from '../sale/release.js';
 import { ensureOrderGroup } from '../redis/streams.js';
@@ -29,13 +39,16 @@ export interface ReconcileReport {
   deferred: number;
   /** Releases that had reached PostgreSQL but not Redis, now applied. */
   releasesApplied: number;
+  /** Moves of units between a sharded product's shards left half done (a crash), now completed. */
+  transfersCompleted: number;
 }
 
 const BATCH = 500;
 
 /**
  * One reconciliation pass: settles every needs_reconciliation order by voiding its key (the
- * order id) at the gateway, then re-applies releases that reached PostgreSQL but not Redis.
+ * order id) at the gateway, then re-applies releases that reached PostgreSQL but not Redis,
+ * then completes moves of units between shards that a crashed process left in transit.
  *
  * "No charge recorded" is never taken as "never charged": the worker's request may still be
  * on its way (a proxy, an egress queue, a slow provider) and would charge after the unit was
@@ -44,7 +57,13 @@ const BATCH = 500;
  * is released only once the void is confirmed.
  */
 export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileReport> {
-  const report: ReconcileReport = { paid: 0, failed: 0, deferred: 0, releasesApplied: 0 };
+  const report: ReconcileReport = {
+    paid: 0,
+    failed: 0,
+    deferred: 0,
+    releasesApplied: 0,
+    transfersCompleted: 0,
+  };
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
     const { rows } = await ctx.pool.query<{
@@ -114,6 +133,10 @@ export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileRep
     });
     report.releasesApplied += 1;
   }
+  for (const layout of await readLayouts(ctx.redis, ctx.keyPrefix)) {
+    if (layout.shards.length > 1)
+      report.transfersCompleted += await completeTransfers(ctx.redis, layout);
+  }
   return report;
 }
 
@@ -162,17 +185,21 @@ export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Prom
   const report: RebuildReport = { products: [] };
   const { rows: ids } = await ctx.pool.query<{ id: string }>('SELECT id FROM products ORDER BY id');
   for (const { id: productId } of ids) {
-    const keys = productKeys(ctx.keyPrefix, productId);
+    const found = await readLayout(ctx.redis, ctx.keyPrefix, productId);
     // The stream first, then one PG snapshot: an order the worker persists in between is
     // either in the snapshot (counted in remaining) or not (counted as unpersisted), never both.
-    const [entries, supersededIds] = await Promise.all([
-      ctx.redis.xrange(keys.orders, '-', '+'),
-      ctx.redis.hkeys(keys.superseded),
-    ]);
-    const streamed = entries.flatMap(([, fields]) => {
-      const order = parseOrderEntry(productId, fields);
-      return order === undefined ? [] : [{ order }];
-    });
+    const shards = await Promise.all(
+      found.shards.map((keys) =>
+        Promise.all([ctx.redis.xrange(keys.orders, '-', '+'), ctx.redis.hkeys(keys.superseded)]),
+      ),
+    );
+    const supersededIds = shards.flatMap(([, ids]) => ids);
+    const streamed = shards.flatMap(([entries]) =>
+      entries.flatMap(([, fields]) => {
+        const order = parseOrderEntry(productId, fields);
+        return order === undefined ? [] : [{ order }];
+      }),
+    );
     const snapshot = await inRepeatableRead(ctx.pool, async (client) => {
       const product = (
         await client.query<{
@@ -180,9 +207,11 @@ export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Prom
           stock_total: number;
           per_user_limit: number;
           starts_at: Date;
-        }>('SELECT remaining, stock_total, per_user_limit, starts_at FROM products WHERE id = $1', [
-          productId,
-        ])
+          stock_shards: number;
+        }>(
+          'SELECT remaining, stock_total, per_user_limit, starts_at, stock_shards FROM products WHERE id = $1',
+          [productId],
+        )
       ).rows[0];
       const holds = await client.query<{ user_id: string; qty: number }>(
         `SELECT user_id, sum(qty)::int AS qty FROM orders
@@ -199,8 +228,9 @@ export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Prom
         idempotency_key: string;
         qty: number;
       }>('SELECT id, user_id, idempotency_key, qty FROM orders WHERE product_id = $1', [productId]);
-      const releases = await client.query<{ order_id: string }>(
-        'SELECT order_id FROM stock_releases WHERE product_id = $1',
+      const releases = await client.query<{ order_id: string; user_id: string }>(
+        `SELECT r.order_id, o.user_id FROM stock_releases r JOIN orders o ON o.id = r.order_id
+          WHERE r.product_id = $1`,
         [productId],
       );
       // Stock is recomputed from PG, which already counts every release.
@@ -226,38 +256,58 @@ export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Prom
       bought.set(order.userId, (bought.get(order.userId) ?? 0) + order.qty);
     }
     const stock = Math.max(0, snapshot.product.remaining - unpersistedUnits);
-    const multi = ctx.redis
-      .multi()
-      .del(keys.stock, keys.bought, keys.released)
-      .set(keys.stock, stock)
-      .hset(keys.sale, {
-        total: snapshot.product.stock_total,
-        limit: snapshot.product.per_user_limit,
-        starts: snapshot.product.starts_at.getTime(),
-      });
-    if (bought.size > 0) multi.hset(keys.bought, Object.fromEntries(bought));
+    // The shard count is PostgreSQL's; the tags are the ones Redis still has, if it has them.
+    const count = snapshot.product.stock_shards;
+    const layout =
+      found.shards.length === count
+        ? found
+        : shardedLayout(ctx.keyPrefix, productId, chooseShardTags(ctx.redis, productId, count));
+    const home = (userId: string) => homeShardIndex(userId, count);
     // Superseded orders were released by the worker (their ids are not in PostgreSQL).
-    const released = [...snapshot.releases.map((r) => r.order_id), ...supersededIds];
-    if (released.length > 0) multi.sadd(keys.released, ...released);
-    multi.publish(keys.stockChannel, String(stock));
-    await multi.exec();
-    // Apart from the MULTI: the products set lives in another slot on a Redis Cluster.
+    const released = [
+      ...snapshot.releases.map((r) => ({ id: r.order_id, shard: home(r.user_id) })),
+      ...shards.flatMap(([, ids], shard) => ids.map((id) => ({ id, shard }))),
+    ];
+    const stocks = splitStock(stock, count);
+    const settings = {
+      total: snapshot.product.stock_total,
+      limit: snapshot.product.per_user_limit,
+      starts: snapshot.product.starts_at.getTime(),
+    };
+    // Shard 0 last: it names the others (see seedProduct).
+    for (const keys of [...layout.shards.slice(1), ...layout.shards.slice(0, 1)]) {
+      const shardBought = [...bought].filter(([userId]) => home(userId) === keys.shard);
+      const shardReleased = released.filter((r) => r.shard === keys.shard).map((r) => r.id);
+      await writeShardState(
+        ctx.redis,
+        layout,
+        keys,
+        { stock: stocks[keys.shard] ?? 0, settings },
+        (multi) => {
+          // Units in transit are in PG's remaining already: the moves start again from here.
+          multi.del(keys.bought, keys.released, keys.transit, keys.received);
+          if (shardBought.length > 0) multi.hset(keys.bought, Object.fromEntries(shardBought));
+          if (shardReleased.length > 0) multi.sadd(keys.released, ...shardReleased);
+        },
+      );
+      await restoreIdempotencyRecords(
+        ctx.redis,
+        keys,
+        [
+          ...snapshot.accepted.map((r) => ({
+            id: r.id,
+            userId: r.user_id,
+            idempotencyKey: r.idempotency_key,
+            qty: r.qty,
+          })),
+          ...unpersisted.map((s) => s.order),
+        ].filter((order) => home(order.userId) === keys.shard),
+        productId,
+      );
+      await ensureOrderGroup(ctx.redis, keys.orders);
+    }
+    // Apart from the MULTIs: the products set lives in another slot on a Redis Cluster.
     await ctx.redis.sadd(productsKey(ctx.keyPrefix), productId);
-    await restoreIdempotencyRecords(
-      ctx.redis,
-      keys,
-      [
-        ...snapshot.accepted.map((r) => ({
-          id: r.id,
-          userId: r.user_id,
-          idempotencyKey: r.idempotency_key,
-          qty: r.qty,
-        })),
-        ...unpersisted.map((s) => s.order),
-      ],
-      productId,
-    );
-    await ensureOrderGroup(ctx.redis, keys.orders);
     report.products.push({
       productId,
       stock,

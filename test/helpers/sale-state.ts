@@ -1,6 +1,9 @@
 // Where a sale's orders are, read directly from Redis and PostgreSQL: the stream and its
 // group, the orders by status, the stock; and waits for the workers to catch up.
+import type { Redis } from '../../src/redis/client.js';
 import { ORDER_GROUP, productKeys } from '../../src/redis/keys.js';
+import { settleTransfer, type ProductLayout } from '../../src/redis/sale-state.js';
+import { lendUnits, receiveUnits } from '../../src/redis/scripts.js';
 import type { TestServices } from './services.js';
 import { until } from './wait.js';
 
@@ -105,4 +108,20 @@ export async function waitCharged(s: TestServices, productId: string, timeoutMs 
     async () => ((await pgOrders(s, productId)).byStatus.pending ?? 0) === 0,
     timeoutMs,
   );
+}
+
+/**
+ * Moves every unit of a sharded product onto shard `to`, the way the API's borrowing does
+ * (lend, receive, settle), so tests can start a sale at its tail.
+ */
+export async function gatherUnits(redis: Redis, layout: ProductLayout, to: number): Promise<void> {
+  const destination = layout.shards[to];
+  if (destination === undefined) throw new Error(`no shard ${to}`);
+  for (const from of layout.shards) {
+    if (from === destination) continue;
+    const id = `gather-${from.shard}-${to}`;
+    const { lent } = await lendUnits(redis, from, destination, id, Number.MAX_SAFE_INTEGER);
+    if (lent > 0) await receiveUnits(redis, destination, id, lent);
+    await settleTransfer(redis, from, id);
+  }
 }

@@ -45,7 +45,7 @@ describe('a local Redis Cluster', () => {
         'ünïcødé{tag}x',
         '{}',
         'foo{}{bar}',
-        ...Object.values<string>({ ...productKeys('fsale', 'p1') }),
+        ...Object.values(productKeys('fsale', 'p1')).filter((k) => typeof k === 'string'),
         ...Array.from({ length: 300 }, (_, i) => `k${i}:{p:${i * 7919}}:x`),
       ];
       const slots = await Promise.all(keys.map((k) => node.call('CLUSTER', 'KEYSLOT', k)));

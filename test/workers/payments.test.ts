@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
 import { deleteMatching } from '../../src/redis/client.js';
-import { productKeyPattern, productKeys } from '../../src/redis/keys.js';
+import { productKeyPatterns, productKeys } from '../../src/redis/keys.js';
 import { applyReleaseToRedis } from '../../src/sale/release.js';
 import { settleFailed } from '../../src/sale/settle.js';
 import { runCli } from '../helpers/cli.js';
@@ -165,7 +165,7 @@ describe('payments and recovery', () => {
       async () => (await saleNumbers(s, 'lost')).unpersisted === 0,
     );
 
-    await deleteMatching(s.redis, productKeyPattern(s.keyPrefix, 'lost'));
+    await deleteMatching(s.redis, productKeyPatterns(s.keyPrefix, 'lost')[0] ?? '');
     const rebuilt = await runCli(['reconcile', '--rebuild-redis', '--json'], env);
     expect(rebuilt.code).toBe(0);
     const report = JSON.parse(rebuilt.stdout) as { products: { productId: string }[] };

@@ -18,10 +18,20 @@
   ARGV[6] stock pub/sub channel
   ARGV[7] rate limit: max requests per window (0 = off)
   ARGV[8] rate limit window, ms
+  ARGV[9] shards the caller expects the product to have (its cached layout)
+  ARGV[10] prefix of the stock publish: '' for an unsharded product, '<shard>/<shards>:' otherwise
 
   Returns {code, replayed (0|1), orderId, extra}:
     code: see BuyCode in src/sale/buy.ts
-    extra: units left after an accept, ms until the window resets for RATE_LIMITED, else -1
+    extra: units left after an accept, ms until the window resets for RATE_LIMITED, this
+      shard's units for SHARD_EMPTY, else -1
+
+  A sharded product (docs/ARCHITECTURE.md section 10) runs this on the buyer's home shard.
+  When the shard has fewer units than asked, it answers SHARD_EMPTY instead of sold out, after
+  the per-user limit (a buyer at their limit is told so, and never makes the API borrow units
+  for nothing); the API then moves units here from other shards, or finds them all empty.
+  LAYOUT_CHANGED: the product was seeded again with another shard count since the caller
+  read its layout.
 
   The sale window is checked against Redis's own clock (TIME), not the API host's: with many
   API hosts, one whose clock runs fast must not open the sale early. The order's accepted time
@@ -34,8 +44,8 @@
   nothing and is not recorded: a retry with the same key is a new attempt, on the sold-out
   fast path as here, and it may win a unit that a release gave back.
 ]]
-local ACCEPTED, SOLD_OUT, INSUFFICIENT, LIMIT, NOT_OPEN, UNKNOWN, MISMATCH, RATE_LIMITED =
-  1, 2, 3, 4, 5, 6, 7, 8
+local ACCEPTED, SOLD_OUT, INSUFFICIENT, LIMIT, NOT_OPEN, UNKNOWN, MISMATCH, RATE_LIMITED,
+  LAYOUT_CHANGED, SHARD_EMPTY = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 
 local record = redis.call('GET', KEYS[5])
 if record then
@@ -44,8 +54,10 @@ if record then
   return {tonumber(code), 1, order_id, -1}
 end
 
-local sale = redis.call('HMGET', KEYS[2], 'limit', 'starts')
+local sale = redis.call('HMGET', KEYS[2], 'limit', 'starts', 'shards')
 if not sale[1] then return {UNKNOWN, 0, '', -1} end
+local shards = tonumber(sale[3] or '1')
+if shards ~= tonumber(ARGV[9]) then return {LAYOUT_CHANGED, 0, '', shards} end
 
 -- After the replay (a retry reserves nothing and costs one GET) and the product check (an
 -- unknown product must leave no key behind).
@@ -64,11 +76,16 @@ if now < tonumber(sale[2]) then return {NOT_OPEN, 0, '', -1} end
 
 local qty = tonumber(ARGV[3])
 local stock = tonumber(redis.call('GET', KEYS[1]) or '0')
+local over_limit = function()
+  return tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') + qty > tonumber(sale[1])
+end
+if stock < qty and shards > 1 then
+  if over_limit() then return {LIMIT, 0, '', -1} end
+  return {SHARD_EMPTY, 0, '', stock}
+end
 if stock <= 0 then return {SOLD_OUT, 0, '', -1} end
 if stock < qty then return {INSUFFICIENT, 0, '', -1} end
-if tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') + qty > tonumber(sale[1]) then
-  return {LIMIT, 0, '', -1}
-end
+if over_limit() then return {LIMIT, 0, '', -1} end
 
 local order_id = ARGV[1]
 local left = redis.call('DECRBY', KEYS[1], qty)
@@ -77,5 +94,5 @@ redis.call('XADD', KEYS[4], '*', 'id', order_id, 'user', ARGV[2], 'qty', ARGV[3]
   'key', ARGV[4], 'at', now)
 redis.call('HSET', KEYS[7], order_id, ARGV[2])
 redis.call('SET', KEYS[5], ACCEPTED .. '|' .. order_id .. '|' .. ARGV[5])
-redis.call('PUBLISH', ARGV[6], left)
+redis.call('PUBLISH', ARGV[6], ARGV[10] .. left)
 return {ACCEPTED, 0, order_id, left}

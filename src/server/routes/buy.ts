@@ -28,6 +28,7 @@ const REJECTIONS: Partial<Record<BuyCode, ProblemType>> = {
   [BuyCode.NotOpen]: 'not_open',
   [BuyCode.UnknownProduct]: 'product_not_found',
   [BuyCode.IdempotencyMismatch]: 'idempotency_key_reused',
+  [BuyCode.StockSharded]: 'stock_sharded',
 };
 
 const OUTCOME_LABEL: Record<BuyCode, string> = {
@@ -39,6 +40,8 @@ const OUTCOME_LABEL: Record<BuyCode, string> = {
   [BuyCode.UnknownProduct]: 'unknown_product',
   [BuyCode.IdempotencyMismatch]: 'idempotency_mismatch',
   [BuyCode.RateLimited]: 'rate_limited',
+  [BuyCode.Contended]: 'contended',
+  [BuyCode.StockSharded]: 'stock_sharded',
 };
 
 /**
@@ -67,6 +70,10 @@ function sendBuyResult(
       undefined,
       Math.max(1, Math.ceil(result.retryAfterMs / 1000)),
     );
+  }
+  if (result.code === BuyCode.Contended) {
+    // Nothing was reserved: the product's last units were moving between its shards.
+    return sendProblem(reply, 'overloaded', 'the last units are moving between shards', 1);
   }
   return sendProblem(reply, REJECTIONS[result.code] ?? 'internal');
 }

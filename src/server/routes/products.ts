@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { PRODUCT_ID, productKeys } from '../../redis/keys.js';
+import { PRODUCT_ID } from '../../redis/keys.js';
+import { readStockTotal } from '../../redis/sale-state.js';
 import { ProblemError } from '../problems.js';
 
 const ProductParams = Type.Object({ id: Type.String({ pattern: PRODUCT_ID.source }) });
@@ -8,7 +9,7 @@ const ProductParams = Type.Object({ id: Type.String({ pattern: PRODUCT_ID.source
 const ORDER_STATUSES = ['pending', 'paid', 'payment_failed', 'needs_reconciliation'] as const;
 
 export const productRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { redis, products, keyPrefix } = app.sale;
+  const { redis, products, layouts } = app.sale;
 
   /**
    * A product with its live stock (from Redis, where buys decrement it); the product row and
@@ -17,12 +18,11 @@ export const productRoutes: FastifyPluginAsyncTypebox = async (app) => {
    */
   app.get('/products/:id', { schema: { params: ProductParams } }, async (request) => {
     const { id } = request.params;
-    const [product, stock] = await Promise.all([
+    const [product, remaining] = await Promise.all([
       products.get(id),
-      redis.get(productKeys(keyPrefix, id).stock),
+      layouts.current(id).then((layout) => readStockTotal(redis, layout)),
     ]);
     if (product === undefined) throw new ProblemError('product_not_found');
-    const remaining = Math.max(0, Number(stock ?? 0));
     return {
       id: product.id,
       name: product.name,

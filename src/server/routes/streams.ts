@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { ORDER_EVENT_NAMES, type OrderStatus } from '../../domain/order-status.js';
 import { PRODUCT_ID, productKeys } from '../../redis/keys.js';
+import { readStockTotal } from '../../redis/sale-state.js';
 import { findOrder } from '../order-lookup.js';
 import { ProblemError } from '../problems.js';
 import { encodeEvent } from '../sse.js';
@@ -33,7 +34,7 @@ function orderEvent(
 }
 
 export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { redis, keyPrefix, feed, sse, authenticateStream } = app.sale;
+  const { redis, keyPrefix, feed, sse, authenticateStream, layouts } = app.sale;
   feed.on('stock', (productId, remaining) =>
     sse.publish(`stock:${productId}`, () => stockEvent(productId, remaining)),
   );
@@ -47,12 +48,14 @@ export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
    */
   app.get('/stock/:id/stream', { schema: { params: ProductParams } }, async (request, reply) => {
     const { id } = request.params;
-    const keys = productKeys(keyPrefix, id);
     const release = sse.watch(`stock:${id}`);
     try {
-      const [exists, stock] = await Promise.all([redis.exists(keys.sale), redis.get(keys.stock)]);
+      const layout = await layouts.current(id);
+      const [exists, remaining] = await Promise.all([
+        redis.exists(productKeys(keyPrefix, id).sale),
+        readStockTotal(redis, layout),
+      ]);
       if (exists === 0) throw new ProblemError('product_not_found');
-      const remaining = Math.max(0, Number(stock ?? 0));
       const upToDate = request.headers['last-event-id'] === String(remaining);
       reply.hijack();
       sse.open(

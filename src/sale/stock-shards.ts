@@ -1,0 +1,120 @@
+// A hot product's stock split over several shards (docs/ARCHITECTURE.md section 10): the
+// layout each API process knows, and the tail of the sale, when a buyer's home shard is out of
+// units while others may still have some.
+import { randomUUID } from 'node:crypto';
+import type { Redis } from '../redis/client.js';
+import type { ProductKeys } from '../redis/keys.js';
+import { readLayout, singleShard, type ProductLayout } from '../redis/sale-state.js';
+import { lendUnits, receiveUnits, type LendReply } from '../redis/scripts.js';
+import { settleTransfer, transfersInTransit } from '../redis/sale-state.js';
+
+/**
+ * The layouts of the sharded products this process has met. A product is assumed unsharded
+ * (no lookup, the hot path of K = 1) until its buy script answers that it has another shard
+ * count; so only products an operator seeded with shards are ever held here.
+ */
+export class StockLayouts {
+  private readonly sharded = new Map<string, ProductLayout>();
+  private readonly checked = new Map<string, { at: number; sharded: boolean }>();
+
+  constructor(
+    readonly redis: Redis,
+    readonly prefix: string,
+  ) {}
+
+  known(productId: string): ProductLayout | undefined {
+    return this.sharded.get(productId);
+  }
+
+  /**
+   * Whether a product is sharded, for sync mode (which never runs the buy script that would
+   * say so): answers from the last read, at most `maxAgeMs` old.
+   */
+  async isSharded(productId: string, maxAgeMs = 1_000): Promise<boolean> {
+    const now = Date.now();
+    const seen = this.checked.get(productId);
+    if (seen !== undefined && now - seen.at < maxAgeMs) return seen.sharded;
+    // Bounded: a client can name any product id.
+    if (this.checked.size >= 10_000) this.checked.clear();
+    const sharded = (await this.refresh(productId)).shards.length > 1;
+    this.checked.set(productId, { at: now, sharded });
+    return sharded;
+  }
+
+  /** The product's layout, read again at most every `maxAgeMs` (public reads: stock, SSE). */
+  async current(productId: string, maxAgeMs = 1_000): Promise<ProductLayout> {
+    await this.isSharded(productId, maxAgeMs);
+    return this.sharded.get(productId) ?? singleShard(this.prefix, productId);
+  }
+
+  async refresh(productId: string): Promise<ProductLayout> {
+    const layout = await readLayout(this.redis, this.prefix, productId);
+    if (layout.shards.length > 1) this.sharded.set(productId, layout);
+    else this.sharded.delete(productId);
+    return layout;
+  }
+}
+
+/** Moved: units may now be on the home shard (buy again). Short: the product had fewer than needed. */
+export type BorrowOutcome = { kind: 'moved' } | { kind: 'short'; units: number };
+
+/**
+ * Brings up to `need` units to `home` from the other shards, in turn. When none has any, it
+ * proves it before the buyer is told so: a second read of every shard must find each one's
+ * `moves` counter unchanged, so no unit was added anywhere between the two reads, and at the
+ * moment the first read ended the product held only what that read saw (a double collect).
+ * A transfer left in transit by a crash is completed on the way.
+ */
+export async function borrowUnits(
+  redis: Redis,
+  layout: ProductLayout,
+  home: ProductKeys,
+  need: number,
+): Promise<BorrowOutcome> {
+  const others = layout.shards.slice(home.shard + 1).concat(layout.shards.slice(0, home.shard));
+  const first: LendReply[] = [await lendUnits(redis, home, home, '', 0)];
+  let moved = 0;
+  for (const from of others) {
+    const transferId = randomUUID();
+    const reply = await lendUnits(redis, from, home, transferId, need - moved);
+    if (reply.lent > 0) {
+      await receiveUnits(redis, home, transferId, reply.lent);
+      await settleTransfer(redis, from, transferId);
+      moved += reply.lent;
+      if (moved >= need) break;
+    }
+    first.push(reply);
+  }
+  if (moved > 0) return { kind: 'moved' };
+  if (first.some((reply) => reply.inTransit > 0)) {
+    await completeTransfers(redis, layout);
+    return { kind: 'moved' };
+  }
+  const second = await Promise.all(
+    [home, ...others].map((shard) => lendUnits(redis, shard, shard, '', 0)),
+  );
+  const unchanged = second.every(
+    (reply, i) => reply.moves === first[i]?.moves && reply.inTransit === 0,
+  );
+  if (!unchanged) return { kind: 'moved' };
+  return { kind: 'short', units: first.reduce((sum, reply) => sum + Math.max(0, reply.left), 0) };
+}
+
+/**
+ * Completes every transfer still in transit (its lender crashed, or is still at it: receiving
+ * is idempotent per transfer, so finishing another's move is safe). Returns how many.
+ */
+export async function completeTransfers(redis: Redis, layout: ProductLayout): Promise<number> {
+  const byTag = new Map(layout.shards.map((shard) => [shard.tag, shard]));
+  let completed = 0;
+  for (const from of layout.shards) {
+    for (const transfer of await transfersInTransit(redis, from)) {
+      const to = byTag.get(transfer.to);
+      // A destination outside the layout cannot be: seed --reset deletes every shard's keys.
+      if (to !== undefined) await receiveUnits(redis, to, transfer.id, transfer.units);
+      await settleTransfer(redis, from, transfer.id);
+      completed++;
+    }
+  }
+  return completed;
+}

@@ -1,0 +1,226 @@
+// One hot product's stock split over shards on different masters of a real local Redis Cluster
+// (docs/ARCHITECTURE.md section 10): exactly the stock sold, none left unsold while a buyer was
+// told sold out, the per-user limit and idempotency across shards, a move of units between
+// shards interrupted by a crash, and the audit over all of it.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintTokens } from '../../src/auth/tokens.js';
+import { startRedisCluster, type LocalCluster } from '../../src/infra/local-cluster.js';
+import { connectRedis, type Redis } from '../../src/redis/client.js';
+import { keySlot } from '../../src/redis/slots.js';
+import {
+  homeShardIndex,
+  readLayout,
+  readStockTotal,
+  unitsInTransit,
+  type ProductLayout,
+} from '../../src/redis/sale-state.js';
+import { lendUnits } from '../../src/redis/scripts.js';
+import { gatherUnits } from '../helpers/sale-state.js';
+import { seedProduct } from '../../src/sale/seed.js';
+import { reconcileOnce } from '../../src/workers/reconcile.js';
+import { startOrderWorker } from '../../src/workers/orders.js';
+import { audit, expectAuditOk } from '../helpers/audit.js';
+import { buy, freshKey, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
+import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
+import { until } from '../helpers/wait.js';
+
+let dataDir: string;
+let cluster: LocalCluster;
+let s: TestServices;
+let onCluster: TestServices;
+let redis: Redis;
+let api: RunningApi;
+
+beforeAll(async () => {
+  s = await useTestServices();
+  dataDir = await mkdtemp(join(tmpdir(), 'fsale-stock-shards-'));
+  cluster = await startRedisCluster({ dataDir });
+  redis = await connectRedis(cluster.url, { persistent: true });
+  onCluster = { ...s, redis, redisUrl: cluster.url };
+  api = await startApi(onCluster, { buyPolicy: { rateLimit: 0 } });
+});
+
+afterAll(async () => {
+  await api.app.close();
+  redis.disconnect();
+  await cluster.stop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+const ctx = () => ({ pool: s.pool, redis, keyPrefix: s.keyPrefix });
+
+const shardStocks = (layout: ProductLayout) =>
+  Promise.all(layout.shards.map(async (keys) => Number((await redis.get(keys.stock)) ?? 0)));
+
+/** `count` user ids whose home shard (of `shards`) is not `avoid`. */
+function usersAwayFrom(avoid: number, shards: number, count: number, tag: string): string[] {
+  const users: string[] = [];
+  for (let i = 0; users.length < count; i++) {
+    if (homeShardIndex(`${tag}${i}`, shards) !== avoid) users.push(`${tag}${i}`);
+  }
+  return users;
+}
+
+async function persistAll(productId: string, orders: number): Promise<void> {
+  const worker = startOrderWorker({ ...ctx(), log: () => undefined }, { blockMs: 100 });
+  try {
+    await until(`${orders} orders persisted`, async () => {
+      const { rows } = await s.pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM orders WHERE product_id = $1',
+        [productId],
+      );
+      return rows[0]?.n === orders;
+    });
+  } finally {
+    await worker.stop();
+  }
+}
+
+const countStatuses = (answers: { status: number }[]) => {
+  const byStatus: Record<number, number> = {};
+  for (const r of answers) byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
+  return byStatus;
+};
+
+describe('a product whose stock is split over shards', () => {
+  it('places its shards on every master and shows the summed stock', async () => {
+    await seedProduct(ctx(), { productId: 'spread', stock: 1000, stockShards: 3 });
+    const layout = await readLayout(redis, s.keyPrefix, 'spread');
+    expect(layout.shards).toHaveLength(3);
+    const masters = await Promise.all(
+      layout.shards.map((keys) => cluster.masterOf(keySlot(keys.stock))),
+    );
+    expect(new Set(masters.map((m) => m.port)).size).toBe(3);
+    expect(await shardStocks(layout)).toEqual([334, 333, 333]);
+    expect(await readStockTotal(redis, layout)).toBe(1000);
+    const product = await fetch(`${api.url}/products/spread`);
+    expect(await product.json()).toMatchObject({ remaining: 1000, soldOut: false });
+  });
+
+  it('10,000 units over 8 shards, 40,000 buyers at once: exactly 10,000 accepted, the rest sold out, audit clean', async () => {
+    const productId = 'hot8';
+    await seedProduct(ctx(), { productId, stock: 10_000, stockShards: 8, perUserLimit: 1 });
+    const users = Array.from({ length: 40_000 }, (_, i) => `h${i}`);
+    const tokens = mintTokens(TEST_JWT_SECRET, users, 600);
+    const answers = await Promise.all(
+      tokens.map((token) => buy(api, { token, productId, key: freshKey() })),
+    );
+    const byStatus = countStatuses(answers);
+    expect(byStatus).toEqual({ 202: 10_000, 409: 30_000 });
+    const problems = new Set(
+      answers
+        .filter((a) => a.status === 409)
+        .map((a) => (JSON.parse(a.body) as { type: string }).type),
+    );
+    expect([...problems]).toEqual(['urn:fsale:problem:sold_out']);
+
+    const layout = await readLayout(redis, s.keyPrefix, productId);
+    expect(await shardStocks(layout)).toEqual(Array(8).fill(0));
+    expect(await unitsInTransit(redis, layout)).toBe(0);
+    await persistAll(productId, 10_000);
+    expectAuditOk(await audit(onCluster, undefined, productId));
+  });
+
+  it('the tail: every remaining unit sits in one shard and buyers from the other shards still get them all', async () => {
+    const productId = 'tail';
+    await seedProduct(ctx(), { productId, stock: 40, stockShards: 4, perUserLimit: 1 });
+    const layout = await readLayout(redis, s.keyPrefix, productId);
+    await gatherUnits(redis, layout, 3);
+    expect(await shardStocks(layout)).toEqual([0, 0, 0, 40]);
+
+    const users = usersAwayFrom(3, 4, 41, 'tail');
+    const tokens = mintTokens(TEST_JWT_SECRET, users, 600);
+    // One at a time first (each buyer's home shard is empty when it arrives), then at once.
+    const first = [];
+    for (const token of tokens.slice(0, 5))
+      first.push(await buy(api, { token, productId, key: freshKey() }));
+    const rest = await Promise.all(
+      tokens.slice(5, 40).map((token) => buy(api, { token, productId, key: freshKey() })),
+    );
+    expect(countStatuses([...first, ...rest])).toEqual({ 202: 40 });
+    const last = await buy(api, { token: tokens[40] ?? '', productId, key: freshKey() });
+    expect(last.status).toBe(409);
+    expect((JSON.parse(last.body) as { type: string }).type).toBe('urn:fsale:problem:sold_out');
+    expect(await shardStocks(layout)).toEqual([0, 0, 0, 0]);
+    await persistAll(productId, 40);
+    expectAuditOk(await audit(onCluster, undefined, productId));
+  });
+
+  it('the per-user limit holds across shards: a user at the limit is told so and borrows nothing', async () => {
+    const productId = 'limit';
+    await seedProduct(ctx(), { productId, stock: 12, stockShards: 3, perUserLimit: 1 });
+    const token = tokenFor('greedy');
+    const attempts = await Promise.all(
+      Array.from({ length: 20 }, () => buy(api, { token, productId, key: freshKey() })),
+    );
+    expect(countStatuses(attempts)).toEqual({ 202: 1, 409: 19 });
+    const layout = await readLayout(redis, s.keyPrefix, productId);
+    // Empty the user's home shard: a new attempt must still be refused by the limit, without
+    // taking units from the other shards.
+    const home = layout.shards[homeShardIndex('greedy', 3)];
+    if (home === undefined) throw new Error('no home shard');
+    await redis.set(home.stock, 0);
+    const before = await shardStocks(layout);
+    const again = await buy(api, { token, productId, key: freshKey() });
+    expect(again.status).toBe(409);
+    expect((JSON.parse(again.body) as { type: string }).type).toBe(
+      'urn:fsale:problem:limit_reached',
+    );
+    expect(await shardStocks(layout)).toEqual(before);
+    expect(await unitsInTransit(redis, layout)).toBe(0);
+  });
+
+  it('a retry with the same key gets the first answer, also after the product sold out', async () => {
+    const productId = 'replay';
+    await seedProduct(ctx(), { productId, stock: 6, stockShards: 3, perUserLimit: 2 });
+    const users = Array.from({ length: 6 }, (_, i) => `r${i}`);
+    const keys = users.map(() => freshKey());
+    const firsts = await Promise.all(
+      users.map((user, i) => buy(api, { token: tokenFor(user), productId, key: keys[i] })),
+    );
+    expect(countStatuses(firsts)).toEqual({ 202: 6 });
+    const sold = await buy(api, { token: tokenFor('late'), productId, key: freshKey() });
+    expect(sold.status).toBe(409);
+    await until('sold out known', () => api.app.sale.soldOut.isSoldOut(productId));
+    const replays = await Promise.all(
+      users.map((user, i) => buy(api, { token: tokenFor(user), productId, key: keys[i] })),
+    );
+    replays.forEach((replay, i) => {
+      expect(replay.status).toBe(202);
+      expect(replay.headers['idempotent-replayed']).toBe('true');
+      expect(JSON.parse(replay.body)).toEqual(JSON.parse(firsts[i]?.body ?? '{}'));
+    });
+    const mismatch = await buy(api, { token: tokenFor('r0'), productId, key: keys[0], qty: 2 });
+    expect(mismatch.status).toBe(422);
+  });
+
+  it('a move between shards cut by a crash stays counted (audit clean), and reconcile completes it', async () => {
+    const productId = 'crash';
+    await seedProduct(ctx(), { productId, stock: 9, stockShards: 3, perUserLimit: 1 });
+    const layout = await readLayout(redis, s.keyPrefix, productId);
+    const [a, b] = layout.shards;
+    if (a === undefined || b === undefined) throw new Error('three shards');
+    // The lender took the units and died before the destination received them.
+    const { lent } = await lendUnits(redis, a, b, 'cut-1', 2);
+    expect(lent).toBe(2);
+    expect(await unitsInTransit(redis, layout)).toBe(2);
+    expectAuditOk(await audit(onCluster, undefined, productId));
+    const report = await reconcileOnce({ ...ctx(), gateway: unusedGateway });
+    expect(report.transfersCompleted).toBe(1);
+    expect(await unitsInTransit(redis, layout)).toBe(0);
+    expect(await shardStocks(layout)).toEqual([1, 5, 3]);
+    expectAuditOk(await audit(onCluster, undefined, productId));
+    // Completing it again changes nothing.
+    expect((await reconcileOnce({ ...ctx(), gateway: unusedGateway })).transfersCompleted).toBe(0);
+    expect(await shardStocks(layout)).toEqual([1, 5, 3]);
+  });
+});
+
+/** Reconcile with no order to settle never calls the gateway. */
+const unusedGateway = {
+  charge: () => Promise.reject(new Error('no charge expected')),
+  void: () => Promise.reject(new Error('no void expected')),
+} as unknown as Parameters<typeof reconcileOnce>[0]['gateway'];
