@@ -1,0 +1,193 @@
+// bench/hot-product.ts — one hot product on a Redis Cluster, its stock in one shard (K = 1, one
+// slot, one master) vs split over three (K = 3, one shard per master: seed --stock-shards 3),
+// same load, interleaved rounds in one run. For each: buys/s, p50/p99, and the Redis CPU each
+// master spent per buy. A product's ceiling is set by its busiest master: 1e6 / (that master's
+// CPU µs per buy of the product) buys/s, whatever the API can send. On 2 cores the API and
+// the generator, not Redis, limit the measured buys/s; the per-master CPU is what shows what
+// sharding buys on a machine with a core per master. Usage:
+//   npm run bench:hot-product [-- --duration 12 --rounds 3 --connections 50 --json]
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { Redis as NodeRedis } from 'ioredis';
+import { migrate } from '../src/db/migrate.js';
+import { connectPostgres } from '../src/db/pool.js';
+import { startRedisCluster } from '../src/infra/local-cluster.js';
+import type { LocalService } from '../src/infra/local-services.js';
+import { connectRedis } from '../src/redis/client.js';
+import { seedProduct } from '../src/sale/seed.js';
+import {
+  benchScope,
+  dropDatabaseIfOurs,
+  floodLoad,
+  mergeRounds,
+  printTable,
+  redisCpuSeconds,
+  startServer,
+  type LoadResult,
+} from './lib.js';
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '12' },
+    rounds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '50' },
+    'flood-rate': { type: 'string', default: '60000' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const duration = Number(args.duration);
+const rounds = Number(args.rounds);
+const connections = Number(args.connections);
+if (!(duration >= 6) || !Number.isInteger(rounds) || rounds < 1) {
+  throw new Error('--duration must be >= 6 (seconds per case) and --rounds a positive integer');
+}
+const log = (line: string) => (args.json ? process.stderr.write(line + '\n') : console.log(line));
+
+/** CPU seconds of each node, by port. */
+async function cpuByNode(nodes: LocalService[]): Promise<Map<number, number>> {
+  const cpu = new Map<number, number>();
+  for (const node of nodes) {
+    const client = new NodeRedis({ port: node.port, lazyConnect: true });
+    await client.connect();
+    cpu.set(node.port, await redisCpuSeconds(client));
+    client.disconnect();
+  }
+  return cpu;
+}
+
+async function isMaster(node: LocalService): Promise<boolean> {
+  const client = new NodeRedis({ port: node.port, lazyConnect: true });
+  await client.connect();
+  const info = await client.info('replication');
+  client.disconnect();
+  return /role:master/.test(info);
+}
+
+const dataDir = await mkdtemp(join(tmpdir(), 'fsale-bench-hot-'));
+const cluster = await startRedisCluster({ dataDir });
+const masters: LocalService[] = [];
+for (const node of cluster.nodes) if (await isMaster(node)) masters.push(node);
+const scope = benchScope('hp');
+await migrate(scope.databaseUrl);
+const pool = await connectPostgres(scope.databaseUrl);
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+interface Case {
+  name: string;
+  productId: string;
+  shards: number;
+  rounds: { result: LoadResult; cpu: Map<number, number> }[];
+}
+const cases: Case[] = [
+  { name: 'a: K = 1 (one slot)', productId: 'hot1', shards: 1, rounds: [] },
+  { name: 'b: K = 3 (a shard per master)', productId: 'hot3', shards: 3, rounds: [] },
+];
+const server = await startServer(
+  process.execPath,
+  [`${root}bin/run.js`, 'serve', '--port', '0', '--rate-limit', '0', '--max-queue', '100000000'],
+  { ...scope.env, REDIS_URL: cluster.url },
+);
+try {
+  const redis = await connectRedis(cluster.url);
+  for (const c of cases) {
+    await seedProduct(
+      { pool, redis, keyPrefix: scope.keyPrefix },
+      {
+        productId: c.productId,
+        stock: 50_000_000,
+        perUserLimit: 1_000_000,
+        stockShards: c.shards,
+        reset: true,
+      },
+    );
+  }
+  redis.disconnect();
+  const slice = duration / rounds;
+  for (let round = 1; round <= rounds; round += 1) {
+    for (const c of cases) {
+      log(`${c.name}: round ${round}/${rounds}, ${slice} s`);
+      const before = await cpuByNode(masters);
+      const result = await floodLoad(c.name, {
+        url: server.url,
+        productId: c.productId,
+        connections,
+        durationSeconds: slice,
+        rate: Number(args['flood-rate']),
+        secret: scope.secret,
+        runTag: `${scope.run}${c.shards}r${round}`,
+      });
+      const after = await cpuByNode(masters);
+      const cpu = new Map([...after].map(([port, s]) => [port, s - (before.get(port) ?? 0)]));
+      c.rounds.push({ result, cpu });
+    }
+  }
+} finally {
+  await server.stop();
+  await pool.end();
+  await dropDatabaseIfOurs(scope.databaseUrl, 'fsale_bench_');
+  await cluster.stop();
+  await rm(dataDir, { recursive: true, force: true });
+}
+
+const results = cases.map((c) => {
+  const merged = mergeRounds(
+    c.rounds.map((r) => r.result),
+    duration,
+  );
+  const buys = Math.max(1, merged.total);
+  // Each master's CPU per buy of the product (idle masters still spend a little: cron, pings).
+  const perMaster = masters.map((m) => {
+    const seconds = c.rounds.reduce((sum, r) => sum + (r.cpu.get(m.port) ?? 0), 0);
+    return +((seconds * 1e6) / buys).toFixed(1);
+  });
+  const busiest = Math.max(...perMaster);
+  return {
+    ...merged,
+    shards: c.shards,
+    redisCpuUsPerBuyByMaster: perMaster,
+    redisCpuUsPerBuy: +perMaster.reduce((a, b) => a + b, 0).toFixed(1),
+    /** What this product could take if the busiest master had a core to itself. */
+    ceilingBuysPerSecond: Math.round(1e6 / Math.max(0.1, busiest)),
+  };
+});
+const [one, three] = results;
+const summary = {
+  benchmark: 'hot-product',
+  durationSeconds: duration,
+  rounds,
+  connections,
+  results,
+  ratios: {
+    buysPerSecond: +((three?.requestsPerSecond ?? 0) / (one?.requestsPerSecond ?? 1)).toFixed(3),
+    ceiling: +((three?.ceilingBuysPerSecond ?? 0) / (one?.ceilingBuysPerSecond ?? 1)).toFixed(3),
+  },
+};
+if (args.json) console.log(JSON.stringify(summary, null, 2));
+else {
+  printTable(
+    [
+      'case',
+      'buys/s',
+      'p50 ms',
+      'p99 ms',
+      'Redis CPU µs/buy per master',
+      'ceiling buys/s',
+      'statuses',
+    ],
+    results.map((r) => [
+      r.name,
+      r.requestsPerSecond,
+      r.p50Ms,
+      r.p99Ms,
+      r.redisCpuUsPerBuyByMaster.join(' / '),
+      r.ceilingBuysPerSecond,
+      JSON.stringify(r.statuses),
+    ]),
+  );
+  console.log(
+    `K=3 / K=1: buys/s ${summary.ratios.buysPerSecond} (bounded by the API on this machine); product ceiling (busiest master) ${summary.ratios.ceiling}`,
+  );
+}
