@@ -10,7 +10,13 @@ import { mintTokens } from '../../src/auth/tokens.js';
 import { startRedisCluster, type LocalCluster } from '../../src/infra/local-cluster.js';
 import { connectRedis, type Redis } from '../../src/redis/client.js';
 import { keySlot } from '../../src/redis/slots.js';
+import { deleteMatching } from '../../src/redis/client.js';
+import { productKeyPatterns } from '../../src/redis/keys.js';
+import { applyReleaseToRedis } from '../../src/sale/release.js';
+import { rebuildRedis } from '../../src/workers/reconcile.js';
+import { connectSse } from '../helpers/sse-client.js';
 import {
+  homeShard as homeShardFor,
   homeShardIndex,
   readLayout,
   readStockTotal,
@@ -195,6 +201,83 @@ describe('a product whose stock is split over shards', () => {
     });
     const mismatch = await buy(api, { token: tokenFor('r0'), productId, key: keys[0], qty: 2 });
     expect(mismatch.status).toBe(422);
+  });
+
+  it('the stock stream and GET /products/:id show the product total, changed by a buy on any shard', async () => {
+    const productId = 'feed';
+    await seedProduct(ctx(), { productId, stock: 30, stockShards: 3, perUserLimit: 1 });
+    const stream = await connectSse(`${api.url}/stock/${productId}/stream`);
+    try {
+      await stream.waitFor(
+        (e) =>
+          e.event === 'stock' && (JSON.parse(e.data) as { remaining: number }).remaining === 30,
+      );
+      for (const user of ['f1', 'f2', 'f3', 'f4']) {
+        expect((await buy(api, { token: tokenFor(user), productId, key: freshKey() })).status).toBe(
+          202,
+        );
+      }
+      await stream.waitFor(
+        (e) =>
+          e.event === 'stock' && (JSON.parse(e.data) as { remaining: number }).remaining === 26,
+      );
+    } finally {
+      stream.close();
+    }
+    const product = await fetch(`${api.url}/products/${productId}`);
+    expect(await product.json()).toMatchObject({ remaining: 26 });
+  });
+
+  it("a release gives the units back to the buyer's home shard", async () => {
+    const productId = 'give-back';
+    await seedProduct(ctx(), { productId, stock: 9, stockShards: 3, perUserLimit: 1 });
+    const layout = await readLayout(redis, s.keyPrefix, productId);
+    const answer = await buy(api, { token: tokenFor('returner'), productId, key: freshKey() });
+    const { orderId } = JSON.parse(answer.body) as { orderId: string };
+    const home = homeShardIndex('returner', 3);
+    const bought = await shardStocks(layout);
+    expect(bought[home]).toBe(2);
+    await applyReleaseToRedis(redis, s.pool, s.keyPrefix, {
+      orderId,
+      productId,
+      userId: 'returner',
+      qty: 1,
+    });
+    expect(await shardStocks(layout)).toEqual([3, 3, 3]);
+    expect(await redis.hget(layout.shards[home]?.bought ?? '', 'returner')).toBeNull();
+  });
+
+  it('reconcile --rebuild-redis lays a sharded product out again after Redis lost it: stock, counts, replays', async () => {
+    const productId = 'rebuilt';
+    await seedProduct(ctx(), { productId, stock: 30, stockShards: 3, perUserLimit: 1 });
+    const users = Array.from({ length: 10 }, (_, i) => `rb${i}`);
+    const keys = users.map(() => freshKey());
+    const firsts = await Promise.all(
+      users.map((user, i) => buy(api, { token: tokenFor(user), productId, key: keys[i] })),
+    );
+    expect(countStatuses(firsts)).toEqual({ 202: 10 });
+    await persistAll(productId, 10);
+    // Redis loses the product.
+    for (const pattern of productKeyPatterns(s.keyPrefix, productId))
+      await deleteMatching(redis, pattern);
+    await rebuildRedis(ctx());
+    const layout = await readLayout(redis, s.keyPrefix, productId);
+    expect(layout.shards).toHaveLength(3);
+    expect(await readStockTotal(redis, layout)).toBe(20);
+    for (const user of users) {
+      expect(await redis.hget(homeShardFor(layout, user).bought, user)).toBe('1');
+    }
+    const replays = await Promise.all(
+      users.map((user, i) => buy(api, { token: tokenFor(user), productId, key: keys[i] })),
+    );
+    replays.forEach((replay, i) => {
+      expect(replay.status).toBe(202);
+      expect(JSON.parse(replay.body)).toEqual(JSON.parse(firsts[i]?.body ?? '{}'));
+    });
+    expect((await buy(api, { token: tokenFor('rb0'), productId, key: freshKey() })).status).toBe(
+      409,
+    );
+    expectAuditOk(await audit(onCluster, undefined, productId));
   });
 
   it('a move between shards cut by a crash stays counted (audit clean), and reconcile completes it', async () => {
