@@ -10,6 +10,7 @@ import type { TokenPolicy } from '../auth/tokens.js';
 import { createAuthenticate } from './auth.js';
 import { Backpressure, type BackpressureOptions } from './backpressure.js';
 import { ApiMetrics } from './metrics.js';
+import { registerOpenApi } from './openapi.js';
 import { ProblemError, sendProblem, type ProblemType } from './problems.js';
 import { buyRoutes } from './routes/buy.js';
 import { healthRoutes } from './routes/health.js';
@@ -236,6 +237,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
     await pool.end();
   });
 
+  // Before the routes: the generator records each route as it is added.
+  await registerOpenApi(app);
   await app.register(healthRoutes);
   await app.register(buyRoutes);
   await app.register(orderRoutes);
