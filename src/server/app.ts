@@ -4,6 +4,7 @@ import { connectPostgres, type Pool } from '../db/pool.js';
 import { isServiceOutage } from '../domain/errors.js';
 import { connectRedis, type Redis } from '../redis/client.js';
 import { connectBuyPath, type BuyPathRedis } from '../redis/resp-cluster.js';
+import { stockLevels } from '../redis/sale-state.js';
 import { DEFAULT_BUY_POLICY, type BuyMode, type BuyPolicy } from '../sale/buy.js';
 import { StockMirror } from '../sale/sync-buy.js';
 import type { TokenPolicy } from '../auth/tokens.js';
@@ -159,7 +160,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
     ...options.backpressure,
   });
   backpressure.start();
-  const metrics = new ApiMetrics(backpressure);
+  const sse = new SseHub(resolveSseOptions(options.sse));
+  const metrics = new ApiMetrics({
+    backpressure,
+    sse,
+    stock: () => stockLevels(redis, options.keyPrefix),
+  });
   const sale: SaleContext = {
     redis,
     buyRedis,
@@ -179,7 +185,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
       allowQueryToken: true,
       policy: options.tokenPolicy,
     }),
-    sse: new SseHub(resolveSseOptions(options.sse)),
+    sse,
     mode,
     mirror: new StockMirror(redis, options.keyPrefix),
     maxPgWaiting: options.maxPgWaiting ?? DEFAULT_MAX_PG_WAITING,
