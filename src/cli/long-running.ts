@@ -1,12 +1,7 @@
 // What every long-running worker command shares: status lines on an interval (JSON lines when
 // stdout is not a terminal or with --json, a short human line otherwise), and a graceful stop
 // on the first SIGTERM/SIGINT (a second one exits at once).
-import {
-  jsonAnswer,
-  metricsAnswer,
-  startAdminListener,
-  type AdminRoutes,
-} from '../server/admin.js';
+import { metricsAndHealthRoutes, startAdminListener } from '../server/admin.js';
 import { statusRegistry } from './status-metrics.js';
 
 export interface LongRunningOptions<S extends object> {
@@ -59,7 +54,13 @@ export async function runUntilStopped<S extends object>(
       : await startAdminListener({
           host: options.admin.host,
           port: options.admin.port,
-          routes: adminRoutes(options.admin.metrics, options.status),
+          routes: metricsAndHealthRoutes(
+            statusRegistry(
+              options.admin.metrics.worker,
+              options.status,
+              options.admin.metrics.counters,
+            ),
+          ),
         });
   if (admin !== undefined) log(`admin listener on ${admin.url} (/metrics, /healthz)`);
   if (options.started !== undefined) {
@@ -105,16 +106,4 @@ export async function runUntilStopped<S extends object>(
   const final = options.status();
   if (options.printFinal) printStatus(options.jsonLines, 'stopped', final, options.human);
   return final;
-}
-
-function adminRoutes(
-  metrics: { worker: string; counters: readonly string[] },
-  status: () => object,
-): AdminRoutes {
-  const registry = statusRegistry(metrics.worker, status, metrics.counters);
-  return {
-    '/metrics': () => metricsAnswer(registry),
-    // Alive and answering: the worker's own loop retries its services' outages.
-    '/healthz': async () => jsonAnswer(200, { status: 'ok' }),
-  };
 }

@@ -1,9 +1,11 @@
 import { randomInt } from 'node:crypto';
 import { Flags } from '@oclif/core';
-import { FsaleCommand } from '../cli/base.js';
+import { adminFlags, FsaleCommand } from '../cli/base.js';
 import { describe, UsageError } from '../domain/errors.js';
 import { buildGateway, listenGateway } from '../gateway/app.js';
 import { MAX_SEED } from '../gateway/behaviour.js';
+import { GatewayMetrics } from '../gateway/metrics.js';
+import { metricsAndHealthRoutes, startAdminListener, type AdminListener } from '../server/admin.js';
 
 const speedFlag = Flags.custom<number>({
   parse: async (input) => {
@@ -43,6 +45,7 @@ are answered at once, hung connections are reset.`;
     'curl http://127.0.0.1:3100/charges/order-1',
   ];
   static override flags = {
+    ...adminFlags,
     port: Flags.integer({
       description:
         'port to listen on, 0 for any free one [default: the port of FSALE_GATEWAY_URL, which defaults to http://127.0.0.1:3100]',
@@ -65,7 +68,8 @@ are answered at once, hung connections are reset.`;
     const { flags } = await this.parse(Gateway);
     const port = flags.port ?? gatewayPort(this.settings({}).gatewayUrl);
     const seed = flags.seed ?? randomInt(0, MAX_SEED + 1);
-    const app = buildGateway({ seed, speed: flags.speed });
+    const metrics = new GatewayMetrics({ processMetrics: true });
+    const app = buildGateway({ seed, speed: flags.speed, metrics });
 
     // Listening for signals before listening for charges: a caller that stops the gateway as
     // soon as it prints its URL must get a graceful stop, not the default kill.
@@ -89,9 +93,22 @@ are answered at once, hung connections are reset.`;
       await app.close();
       throw new UsageError(`cannot listen on ${flags.host}:${port}: ${describe(error)}`);
     }
+    let admin: AdminListener | undefined;
+    if (flags['admin-port'] !== undefined) {
+      admin = await startAdminListener({
+        host: flags['admin-host'],
+        port: flags['admin-port'],
+        routes: metricsAndHealthRoutes(metrics.registry),
+      }).catch(async (error: unknown) => {
+        stop();
+        await app.close();
+        throw error;
+      });
+      process.stderr.write(`fsale gateway: admin listener on ${admin.url} (/metrics, /healthz)\n`);
+    }
     this.log(`gateway listening on ${url} (seed ${seed}, speed ${flags.speed}; ledger in memory)`);
     await stopped;
-    await app.close();
+    await Promise.all([app.close(), admin?.close()]);
   }
 }
 

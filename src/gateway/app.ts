@@ -23,6 +23,7 @@ import {
   type OutcomeRates,
 } from './behaviour.js';
 import type { LedgerEntry } from './ledger.js';
+import { GatewayMetrics } from './metrics.js';
 import { MockProvider, type ChargeAnswer, type VoidAnswer } from './provider.js';
 import { PROBLEM_CONTENT_TYPE, problem, type Problem } from './problems.js';
 
@@ -33,6 +34,8 @@ export interface GatewayOptions {
   speed?: number;
   /** Failure rates per attempt; default 1 % hang, 2 % 503, 1 % 429, 5 % decline. */
   rates?: OutcomeRates;
+  /** Where charges and voids are counted (served by `fsale gateway --admin-port`). */
+  metrics?: GatewayMetrics;
 }
 
 /** 1..255 printable ASCII characters (space included), as on the buy path. */
@@ -72,6 +75,8 @@ export function resolveModel(options: GatewayOptions): BehaviourModel {
 
 export function buildGateway(options: GatewayOptions = {}) {
   const provider = new MockProvider(resolveModel(options));
+  const metrics = options.metrics ?? new GatewayMetrics();
+  metrics.track({ inFlight: () => provider.inFlight, ledgerEntries: () => provider.ledger.size });
   const app = Fastify({
     logger: false,
     bodyLimit: 16 * 1024,
@@ -138,7 +143,9 @@ export function buildGateway(options: GatewayOptions = {}) {
         problem('bad_request', 'Idempotency-Key header is required: 1-255 printable characters'),
       );
     }
+    const started = performance.now();
     const answer = await provider.charge(key, request.body);
+    metrics.charged(answer, (performance.now() - started) / 1000);
     if (answer.kind === 'hang') {
       // Never answered: the socket is held until the caller gives up or the gateway stops.
       reply.hijack();
@@ -158,7 +165,9 @@ export function buildGateway(options: GatewayOptions = {}) {
       if (!IDEMPOTENCY_KEY.test(key)) {
         return sendProblem(reply, problem('bad_request', 'not a valid idempotency key'));
       }
-      return sendVoidAnswer(reply, key, provider.void(key, request.body), provider.attempts(key));
+      const answer = provider.void(key, request.body);
+      metrics.voided(answer);
+      return sendVoidAnswer(reply, key, answer, provider.attempts(key));
     },
   );
 

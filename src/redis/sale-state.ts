@@ -214,3 +214,10 @@ export async function unitsInTransit(redis: Redis, layout: ProductLayout): Promi
   }
   return units;
 }
+
+/** The units left of every seeded product, summed over its shards (for /metrics). */
+export async function stockLevels(redis: Redis, prefix: string): Promise<Map<string, number>> {
+  const layouts = await readLayouts(redis, prefix);
+  const stocks = await Promise.all(layouts.map((layout) => readStockTotal(redis, layout)));
+  return new Map(layouts.map((layout, i) => [layout.productId, stocks[i] ?? 0]));
+}

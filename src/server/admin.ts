@@ -2,7 +2,8 @@
 // operator's own tooling should see (Prometheus metrics, detailed readiness with the real
 // connection errors, liveness). It binds to loopback unless told otherwise, so a process that
 // is reachable from the internet does not publish its internals by accident. Any long-running
-// command can start one with the routes it has: `fsale serve` today, the workers next.
+// command can start one with the routes it has: `fsale serve`, the workers, reconcile and the
+// gateway.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { UsageError } from '../domain/errors.js';
 
@@ -39,6 +40,21 @@ export async function metricsAnswer(registry: {
   metrics: () => Promise<string>;
 }): Promise<AdminAnswer> {
   return { status: 200, contentType: registry.contentType, body: await registry.metrics() };
+}
+
+/**
+ * The admin routes of a process with nothing to check beyond itself (the workers, reconcile,
+ * the gateway): GET /metrics from its registry, and GET /healthz, alive while it answers (its
+ * own loop retries its services' outages).
+ */
+export function metricsAndHealthRoutes(registry: {
+  contentType: string;
+  metrics: () => Promise<string>;
+}): AdminRoutes {
+  return {
+    '/metrics': () => metricsAnswer(registry),
+    '/healthz': async () => jsonAnswer(200, { status: 'ok' }),
+  };
 }
 
 /** Host and port as a URL, with IPv6 hosts bracketed. */

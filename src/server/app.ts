@@ -4,12 +4,14 @@ import { connectPostgres, type Pool } from '../db/pool.js';
 import { isServiceOutage } from '../domain/errors.js';
 import { connectRedis, type Redis } from '../redis/client.js';
 import { connectBuyPath, type BuyPathRedis } from '../redis/resp-cluster.js';
+import { stockLevels } from '../redis/sale-state.js';
 import { DEFAULT_BUY_POLICY, type BuyMode, type BuyPolicy } from '../sale/buy.js';
 import { StockMirror } from '../sale/sync-buy.js';
 import type { TokenPolicy } from '../auth/tokens.js';
 import { createAuthenticate } from './auth.js';
 import { Backpressure, type BackpressureOptions } from './backpressure.js';
 import { ApiMetrics } from './metrics.js';
+import { registerOpenApi } from './openapi.js';
 import { ProblemError, sendProblem, type ProblemType } from './problems.js';
 import { buyRoutes } from './routes/buy.js';
 import { healthRoutes } from './routes/health.js';
@@ -162,7 +164,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
     ...options.backpressure,
   });
   backpressure.start();
-  const metrics = new ApiMetrics(backpressure);
+  const sse = new SseHub(resolveSseOptions(options.sse));
+  const metrics = new ApiMetrics({
+    backpressure,
+    sse,
+    stock: () => stockLevels(redis, options.keyPrefix),
+  });
   const sale: SaleContext = {
     redis,
     buyRedis,
@@ -182,7 +189,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
       allowQueryToken: true,
       policy: options.tokenPolicy,
     }),
-    sse: new SseHub(resolveSseOptions(options.sse)),
+    sse,
     mode,
     mirror: new StockMirror(redis, options.keyPrefix),
     layouts,
@@ -241,6 +248,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
     await pool.end();
   });
 
+  // Before the routes: the generator records each route as it is added.
+  await registerOpenApi(app);
   await app.register(healthRoutes);
   await app.register(buyRoutes);
   await app.register(orderRoutes);

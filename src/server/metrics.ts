@@ -1,5 +1,14 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Backpressure } from './backpressure.js';
+import type { SseHub } from './sse-hub.js';
+
+/** What the API's gauges read at scrape time. */
+export interface ApiGaugeSources {
+  backpressure?: Backpressure;
+  sse?: SseHub;
+  /** Units left per product, read from Redis when scraped (not on the buy path). */
+  stock?: () => Promise<Map<string, number>>;
+}
 
 /** The API's Prometheus metrics, in a registry of its own (tests build many apps per process). */
 export class ApiMetrics {
@@ -8,7 +17,7 @@ export class ApiMetrics {
   readonly latency: Histogram<'route'>;
   readonly buyOutcomes: Counter<'outcome'>;
 
-  constructor(backpressure?: Backpressure) {
+  constructor({ backpressure, sse, stock }: ApiGaugeSources = {}) {
     this.requests = new Counter({
       name: 'fsale_http_requests_total',
       help: 'HTTP requests by route and status',
@@ -33,6 +42,8 @@ export class ApiMetrics {
       help: 'Order stream entries not yet persisted (undelivered + unacknowledged), per product',
       labelNames: ['product'],
       registers: [this.registry],
+      // Under `serve --workers` every process samples the same streams: not a sum.
+      aggregator: 'max',
       collect() {
         this.reset();
         for (const [product, n] of backpressure?.state.queue ?? []) this.set({ product }, n);
@@ -40,10 +51,32 @@ export class ApiMetrics {
     });
     new Gauge({
       name: 'fsale_event_loop_delay_p99_seconds',
-      help: 'p99 event loop delay over the last backpressure sample',
+      help: 'p99 event loop delay over the last backpressure sample (the worst process)',
       registers: [this.registry],
+      aggregator: 'max',
       collect() {
         this.set((backpressure?.state.eventLoopDelayMs ?? 0) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'fsale_stock_remaining',
+      help: 'Units left per product, as Redis holds them (the buy path decrements it)',
+      labelNames: ['product'],
+      registers: [this.registry],
+      // Every process reads the same Redis keys: not a sum.
+      aggregator: 'max',
+      async collect() {
+        this.reset();
+        for (const [product, n] of (await stock?.()) ?? []) this.set({ product }, n);
+      },
+    });
+    new Gauge({
+      name: 'fsale_sse_clients',
+      help: 'Open server-sent event streams by kind (stock, order)',
+      labelNames: ['kind'],
+      registers: [this.registry],
+      collect() {
+        for (const kind of ['stock', 'order'] as const) this.set({ kind }, sse?.count(kind) ?? 0);
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'fsale_' });

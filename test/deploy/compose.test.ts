@@ -31,6 +31,7 @@ const composeWith = (env: Record<string, string>) => parseCompose(interpolate(ra
 const SECRETS = {
   FSALE_JWT_SECRET: 'a-real-secret-from-the-operator-0123456789',
   POSTGRES_PASSWORD: 'pgpassword0123',
+  GRAFANA_ADMIN_PASSWORD: 'grafanapassword0123',
 };
 const SECRET_NAME = /SECRET|PASSWORD|TOKEN|CREDENTIAL/i;
 /** Every file an operator copies into production. */
@@ -130,7 +131,7 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('demo auth only in the demo profile, published on loopback only; the API has its admin port on loopback', () => {
+  it('demo auth only in the demo profile, published on loopback only; the API has its admin port on the compose network only', () => {
     for (const [name, service] of Object.entries(compose.services)) {
       const command = service.command ?? [];
       if (!command.includes('--demo-auth')) continue;
@@ -147,8 +148,13 @@ describe('docker-compose.yml', () => {
     const api = compose.services.api;
     const adminPort = api?.command?.[api.command.indexOf('--admin-port') + 1];
     expect(adminPort).toMatch(/^\d+$/);
-    expect(api?.command).not.toContain('--admin-host');
+    // Prometheus scrapes it over the compose network; no port publishes it, nginx does not
+    // proxy to it.
+    expect(api?.command?.[api.command.indexOf('--admin-host') + 1]).toBe('0.0.0.0');
     expect(api?.ports).toBeUndefined();
+    expect(readFileSync(new URL('deploy/compose/upstream.conf', root), 'utf8')).not.toContain(
+      `:${adminPort}`,
+    );
     expect(api?.healthcheck?.test?.join(' ')).toContain(`http://127.0.0.1:${adminPort}/readyz`);
   });
 
@@ -159,11 +165,13 @@ describe('docker-compose.yml', () => {
         'demo',
         'flood',
         'gateway',
+        'grafana',
         'migrate',
         'nginx',
         'orders',
         'payments',
         'postgres',
+        'prometheus',
         'reconcile',
         'redis',
         'seed',

@@ -4,6 +4,8 @@ import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_RATES, drawOutcome } from '../../src/gateway/behaviour.js';
 import { RUN_JS, runCli } from '../helpers/cli.js';
+import { startCli } from '../helpers/process.js';
+import { stopProcess } from '../helpers/stack.js';
 
 interface RunningGateway {
   child: ChildProcess;
@@ -138,6 +140,61 @@ describe('fsale gateway (the command)', () => {
       const wrong = await runCli(['gateway', ...args]);
       expect(wrong.code, args.join(' ')).toBe(2);
       expect(wrong.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+    }
+  });
+
+  it('serves charges by outcome, their latency and its process metrics on --admin-port, and /healthz', async () => {
+    const gateway = startCli(
+      ['gateway', '--port', '0', '--seed', '11', '--speed', '100', '--admin-port', '0'],
+      {},
+    );
+    try {
+      const admin = await gateway.waitFor(/admin listener on (http:\/\/[\d.:]+)/);
+      const url = await gateway.waitFor(/gateway listening on (http:\/\/[\d.:]+)/);
+      expect((await fetch(`${admin}/healthz`)).status).toBe(200);
+      // The admin port is not the public one: no charges there, no metrics on the public one.
+      expect((await fetch(`${url}/metrics`)).status).toBe(404);
+      const model = { seed: 11, speed: 100, rates: { ...DEFAULT_RATES } };
+      const statuses = new Map<number, number>();
+      for (let i = 0; statuses.size < 2 || i < 40; i++) {
+        const key = `order-${i}`;
+        if (drawOutcome(model, key, 0).kind === 'hang') continue;
+        const status = (await charge(url, key)).status;
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+      }
+      const text = await (await fetch(`${admin}/metrics`)).text();
+      const outcome: Record<number, string> = {
+        201: 'succeeded',
+        402: 'declined',
+        429: 'rate_limited',
+        503: 'unavailable',
+      };
+      for (const [status, n] of statuses) {
+        expect(text).toContain(`fsale_gateway_charges_total{outcome="${outcome[status]}"} ${n}`);
+      }
+      const answered = [...statuses.values()].reduce((a, b) => a + b, 0);
+      expect(text).toMatch(/^# TYPE fsale_gateway_charge_duration_seconds histogram$/m);
+      const counts = [...text.matchAll(/^fsale_gateway_charge_duration_seconds_count\S* (\d+)$/gm)];
+      expect(counts.reduce((sum, m) => sum + Number(m[1]), 0)).toBe(answered);
+      expect(text).toMatch(/^fsale_gateway_process_cpu_seconds_total /m);
+      expect(text).toMatch(/^fsale_gateway_nodejs_eventloop_lag_p99_seconds /m);
+    } finally {
+      expect(await stopProcess(gateway)).toEqual({ code: 0, signal: null });
+    }
+  });
+
+  it('exits 2 with one line when the admin port is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = taken.address() as AddressInfo;
+      const busy = await runCli(['gateway', '--port', '0', '--admin-port', String(port)]);
+      expect(busy.code).toBe(2);
+      expect(busy.stderr).toMatch(
+        /^fsale: --admin-port: http:\/\/127\.0\.0\.1:\d+ is already in use\n$/,
+      );
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
     }
   });
 });

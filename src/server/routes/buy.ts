@@ -6,6 +6,7 @@ import { PRODUCT_ID } from '../../redis/keys.js';
 import { BuyCode, type BuyResult } from '../../sale/buy.js';
 import { mayHaveRun } from '../../redis/resp.js';
 import { buyStrategy, type BuyStrategy } from '../buy-modes.js';
+import { problemResponses } from '../openapi.js';
 import { sendProblem, type ProblemType } from '../problems.js';
 
 export const MAX_QTY = 1000;
@@ -20,6 +21,57 @@ export const BuyBody = Type.Object(
 
 /** 1-255 printable ASCII characters (space through tilde). */
 const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
+
+/** Read by the handler itself (its own problems, before any validation), documented here. */
+const BuyHeaders = Type.Object(
+  {
+    'idempotency-key': Type.String({
+      pattern: IDEMPOTENCY_KEY.source,
+      description:
+        "the client's key for this buy: a retry with the same key (and body) gets the first answer again, with Idempotent-Replayed: true",
+    }),
+  },
+  { required: ['idempotency-key'] },
+);
+
+const BuyAccepted = Type.Object(
+  {
+    orderId: Type.String({ format: 'uuid' }),
+    status: Type.String({ description: "'queued' (queue mode) or 'pending' (sync mode)" }),
+    statusUrl: Type.String({ description: 'GET it (or its /stream) to follow the order' }),
+  },
+  { description: 'Accepted (the Location header is the statusUrl)' },
+);
+
+const BUY_SCHEMA = {
+  summary: 'Buy units of a product',
+  description:
+    'Queue mode (the default) answers 202 once Redis reserved the units and queued the order; sync mode answers 201 once PostgreSQL committed it. Each answer is stored under the Idempotency-Key and replayed byte for byte to a retry.',
+  security: [{ bearer: [] }],
+  body: BuyBody,
+  response: {
+    201: { ...BuyAccepted, description: 'Accepted and persisted (sync mode)' },
+    202: { ...BuyAccepted, description: 'Accepted and queued (queue mode)' },
+    ...problemResponses(
+      'bad_request',
+      'idempotency_key_missing',
+      'idempotency_key_invalid',
+      'unauthorized',
+      'product_not_found',
+      'sold_out',
+      'insufficient_stock',
+      'limit_reached',
+      'not_open',
+      'stock_sharded',
+      'body_too_large',
+      'unsupported_media_type',
+      'idempotency_key_reused',
+      'rate_limited',
+      'overloaded',
+      'outcome_unknown',
+    ),
+  },
+};
 
 const REJECTIONS: Partial<Record<BuyCode, ProblemType>> = {
   [BuyCode.SoldOut]: 'sold_out',
@@ -84,7 +136,7 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/order/buy',
-    { schema: { body: BuyBody }, onRequest: authenticate },
+    { schema: BUY_SCHEMA, config: { documentedHeaders: BuyHeaders }, onRequest: authenticate },
     async (request, reply) => {
       // Refuse before touching Redis: accepting more than the workers can persist only grows
       // the backlog (and the time to confirmation) for everyone.

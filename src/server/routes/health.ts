@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import { describe } from '../../domain/errors.js';
 import { jsonAnswer, metricsAnswer, type AdminRoutes } from '../admin.js';
 import type { SaleContext } from '../app.js';
@@ -43,12 +44,32 @@ export function apiAdminRoutes(sale: SaleContext): AdminRoutes {
  * The public probes. Readiness says only ready or not: the checks carry connection errors
  * (hosts, ports, PostgreSQL messages) that are for the operator, on the admin listener.
  */
+const Ready = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]),
+});
+
 export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   /** Liveness: the process answers. */
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        summary: 'Liveness: the process answers',
+        response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+      },
+    },
+    async () => ({ status: 'ok' as const }),
+  );
 
   /** Readiness: Redis and PostgreSQL both answer; a load balancer should skip us otherwise. */
-  app.get('/readyz', async (_request, reply) => {
+  const readySchema = {
+    summary: 'Readiness: Redis and PostgreSQL both answer',
+    response: {
+      200: { ...Ready, description: 'Ready' },
+      503: { ...Ready, description: 'Not ready (the admin port says why)' },
+    },
+  };
+  app.get('/readyz', { schema: readySchema }, async (_request, reply) => {
     const { ready } = await checkReadiness(app.sale);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready' });
   });

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { createTokenMinter } from '../../auth/tokens.js';
 import { USER_ID } from '../../redis/keys.js';
+import { mediaResponse, problemResponses } from '../openapi.js';
 
 const page = (file: string) => readFileSync(new URL(`../public/${file}`, import.meta.url), 'utf8');
 
@@ -26,10 +27,18 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<StorefrontOptions> = as
 ) => {
   const html = page('index.html');
   const script = page('app.js');
-  app.get('/', async (_request, reply) =>
-    reply.headers(SECURITY_HEADERS).type('text/html; charset=utf-8').send(html),
+  const pageSchema = (summary: string, mediaType: string) => ({
+    summary,
+    response: { 200: mediaResponse(mediaType, summary) },
+  });
+  app.get(
+    '/',
+    { schema: pageSchema('The storefront page', 'text/html') },
+    async (_request, reply) =>
+      reply.headers(SECURITY_HEADERS).type('text/html; charset=utf-8').send(html),
   );
-  app.get('/app.js', async (_request, reply) =>
+  const scriptSchema = pageSchema("The storefront's script", 'text/javascript');
+  app.get('/app.js', { schema: scriptSchema }, async (_request, reply) =>
     reply.headers(SECURITY_HEADERS).type('text/javascript; charset=utf-8').send(script),
   );
 
@@ -39,10 +48,15 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<StorefrontOptions> = as
     '/demo/token',
     {
       schema: {
+        summary: 'A token for any user (only with serve --demo-auth: demos only)',
         querystring: Type.Object(
           { user: Type.String({ pattern: USER_ID.source }) },
           { additionalProperties: false },
         ),
+        response: {
+          200: Type.Object({ user: Type.String(), token: Type.String() }),
+          ...problemResponses('bad_request'),
+        },
       },
     },
     async (request) => ({ user: request.query.user, token: mint(request.query.user) }),

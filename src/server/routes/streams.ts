@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { ORDER_EVENT_NAMES, type OrderStatus } from '../../domain/order-status.js';
 import { PRODUCT_ID, productKeys } from '../../redis/keys.js';
 import { readStockTotal } from '../../redis/sale-state.js';
+import { mediaResponse, problemResponses } from '../openapi.js';
 import { findOrder } from '../order-lookup.js';
 import { ProblemError } from '../problems.js';
 import { encodeEvent } from '../sse.js';
@@ -46,7 +47,18 @@ export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
    * Live stock of a product: the current level first (unless Last-Event-ID says the client has
    * it), then changes coalesced to one per interval.
    */
-  app.get('/stock/:id/stream', { schema: { params: ProductParams } }, async (request, reply) => {
+  const stockSchema = {
+    summary: 'Live stock of a product (server-sent events)',
+    params: ProductParams,
+    response: {
+      200: mediaResponse(
+        'text/event-stream',
+        "'stock' events {productId, remaining, soldOut, at}, id = remaining; the current level first unless Last-Event-ID has it. A full server answers 200 with only a retry hint.",
+      ),
+      ...problemResponses('bad_request', 'product_not_found'),
+    },
+  };
+  app.get('/stock/:id/stream', { schema: stockSchema }, async (request, reply) => {
     const { id } = request.params;
     const release = sse.watch(`stock:${id}`);
     try {
@@ -74,7 +86,21 @@ export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
   /** The caller's order as it moves to confirmed or failed: current state first. */
   app.get(
     '/order/:id/stream',
-    { schema: { params: OrderParams }, onRequest: authenticateStream },
+    {
+      schema: {
+        summary: "The caller's order as it changes (server-sent events)",
+        security: [{ bearer: [] }, { accessToken: [] }],
+        params: OrderParams,
+        response: {
+          200: mediaResponse(
+            'text/event-stream',
+            'one event per status change {orderId, productId, status, at}, id = status; the current status first unless Last-Event-ID has it',
+          ),
+          ...problemResponses('bad_request', 'unauthorized', 'order_not_found'),
+        },
+      },
+      onRequest: authenticateStream,
+    },
     async (request, reply) => {
       const topic = `order:${request.params.id}`;
       const release = sse.watch(topic);
