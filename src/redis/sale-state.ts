@@ -91,10 +91,16 @@ export function homeShard(layout: ProductLayout, userId: string): ProductKeys {
   return shard;
 }
 
-/** Units left in a product: the sum of its shards' stock (each GET in its own slot). */
-export async function readStockTotal(redis: Redis, layout: ProductLayout): Promise<number> {
+/** Units left in each shard of a product, shard 0 first (each GET in its own slot). */
+export async function readShardStocks(redis: Redis, layout: ProductLayout): Promise<number[]> {
   const stocks = await Promise.all(layout.shards.map((keys) => redis.get(keys.stock)));
-  return stocks.reduce((sum, stock) => sum + Math.max(0, Number(stock ?? 0)), 0);
+  return stocks.map((stock) => Number(stock ?? 0));
+}
+
+/** Units left in a product: the sum of its shards' stock. */
+export async function readStockTotal(redis: Redis, layout: ProductLayout): Promise<number> {
+  const stocks = await readShardStocks(redis, layout);
+  return stocks.reduce((sum, stock) => sum + Math.max(0, stock), 0);
 }
 
 /**

@@ -7,7 +7,7 @@ import {
   productOfStockChannel,
   stockChannelPattern,
 } from '../redis/keys.js';
-import { readLayout } from '../redis/sale-state.js';
+import { readLayout, readShardStocks } from '../redis/sale-state.js';
 
 export interface SaleFeedEvents {
   /** Units left in a product after a change (buy, release, seed), summed over its shards. */
@@ -49,10 +49,10 @@ export class SaleFeed extends EventEmitter<SaleFeedEvents> {
       this.shards.set(productId, known);
       const filling = known;
       void readLayout(this.reader, this.prefix, productId)
-        .then((layout) => Promise.all(layout.shards.map((keys) => this.reader.get(keys.stock))))
+        .then((layout) => readShardStocks(this.reader, layout))
         .then((stocks) => {
           if (stocks.length !== filling.length) return;
-          stocks.forEach((value, shard) => (filling[shard] ??= Number(value ?? 0)));
+          stocks.forEach((value, shard) => (filling[shard] ??= value));
           this.emitTotal(productId, filling);
         })
         .catch(() => this.shards.delete(productId));

@@ -19,6 +19,7 @@ import {
   homeShard as homeShardFor,
   homeShardIndex,
   readLayout,
+  readShardStocks,
   readStockTotal,
   unitsInTransit,
   type ProductLayout,
@@ -58,8 +59,7 @@ afterAll(async () => {
 
 const ctx = () => ({ pool: s.pool, redis, keyPrefix: s.keyPrefix });
 
-const shardStocks = (layout: ProductLayout) =>
-  Promise.all(layout.shards.map(async (keys) => Number((await redis.get(keys.stock)) ?? 0)));
+const shardStocks = (layout: ProductLayout) => readShardStocks(redis, layout);
 
 /** `count` user ids whose home shard (of `shards`) is not `avoid`. */
 function usersAwayFrom(avoid: number, shards: number, count: number, tag: string): string[] {
