@@ -123,6 +123,7 @@ export async function reserveStock(
   layouts?: StockLayouts,
 ): Promise<BuyResult> {
   let layout = layouts?.known(request.productId);
+  let counted = false;
   for (let round = 1; ; round++) {
     const keys =
       layout === undefined
@@ -134,7 +135,8 @@ export async function reserveStock(
       qty: request.qty,
       idempotencyKey: request.idempotencyKey,
       fingerprint: fingerprint(request.productId, request.qty),
-      rateLimit: policy.rateLimit,
+      // One request is one attempt: once a round has counted it, the next ones do not.
+      rateLimit: counted ? 0 : policy.rateLimit,
       rateWindowMs: policy.rateWindowMs,
       durability: policy.durability,
     });
@@ -148,6 +150,7 @@ export async function reserveStock(
       continue;
     }
     if (stale) return rejectedBuy(BuyCode.Contended);
+    counted = true;
     if (reply.code !== SHARD_EMPTY || layouts === undefined || layout === undefined)
       return buyResult(reply, layout === undefined);
     if (round >= MAX_BUY_ROUNDS) return rejectedBuy(BuyCode.Contended);

@@ -155,6 +155,19 @@ describe('a product whose stock is split over shards', () => {
     expectAuditOk(await audit(onCluster, undefined, productId));
   });
 
+  it('a buy that borrows counts once against the rate limit, however many rounds it takes', async () => {
+    const productId = 'counted';
+    await seedProduct(ctx(), { productId, stock: 4, stockShards: 2, perUserLimit: 4 });
+    const user = usersAwayFrom(1, 2, 1, 'rl')[0] ?? '';
+    await gatherUnits(redis, await readLayout(redis, s.keyPrefix, productId), 1);
+    const strict = await startApi(onCluster, { buyPolicy: { rateLimit: 1, rateWindowMs: 60_000 } });
+    const token = tokenFor(user);
+    const first = await buy(strict, { token, productId, key: freshKey() });
+    expect(first.status, first.body).toBe(202);
+    const second = await buy(strict, { token, productId, key: freshKey() });
+    expect(second.status).toBe(429);
+  });
+
   it('the per-user limit holds across shards: a user at the limit is told so and borrows nothing', async () => {
     const productId = 'limit';
     await seedProduct(ctx(), { productId, stock: 12, stockShards: 3, perUserLimit: 1 });
