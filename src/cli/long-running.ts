@@ -7,7 +7,15 @@ import {
   startAdminListener,
   type AdminRoutes,
 } from '../server/admin.js';
+import { durationFlag } from './duration-flag.js';
 import { statusRegistry } from './status-metrics.js';
+
+/** `--status-interval` of every worker command. */
+export const statusIntervalFlag = durationFlag({
+  description: 'how often a status line is printed',
+  default: 1_000,
+  min: 10,
+});
 
 export interface LongRunningOptions<S extends object> {
   name: string;

@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import Table from 'cli-table3';
 import { FsaleCommand, gatewayUrlFlag, serviceFlags } from '../cli/base.js';
+import { durationFlag } from '../cli/duration-flag.js';
 import { runAudit, type AuditReport } from '../audit/audit.js';
 import { fetchLedger } from '../audit/ledger.js';
 import { connectPostgres } from '../db/pool.js';
@@ -29,12 +30,12 @@ Exit codes: 0 all hold, 1 an invariant is violated, 2 a service cannot be reache
       default: true,
       allowNo: true,
     }),
-    'persist-grace-ms': Flags.integer({
+    'persist-grace': durationFlag({
       description: 'an accepted order older than this must be in PostgreSQL',
       default: 10_000,
       min: 0,
     }),
-    'stuck-after-ms': Flags.integer({
+    'stuck-after': durationFlag({
       description: 'an unsettled order untouched this long is stuck',
       default: 300_000,
       min: 0,
@@ -56,8 +57,8 @@ Exit codes: 0 all hold, 1 an invariant is violated, 2 a service cannot be reache
           { pool, redis, keyPrefix: config.keyPrefix, ledger },
           {
             productId: flags.product,
-            persistGraceMs: flags['persist-grace-ms'],
-            stuckAfterMs: flags['stuck-after-ms'],
+            persistGraceMs: flags['persist-grace'],
+            stuckAfterMs: flags['stuck-after'],
           },
         );
         if (!this.jsonEnabled()) {

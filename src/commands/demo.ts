@@ -163,7 +163,7 @@ writes the flood report.`;
             '--no-audit',
             // Falling behind is what it looks for, not a reason to stop.
             '--max-send-lag',
-            '60000',
+            '1m',
           ],
           env,
         );
@@ -190,7 +190,7 @@ writes the flood report.`;
         String(flags.users),
         '--follow',
         '--follow-timeout',
-        '60s',
+        '1m',
       ];
       if (flags.html !== undefined) args.push('--html', flags.html);
       const summary = await runFloodChild(args, env);

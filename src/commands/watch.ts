@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { FsaleCommand } from '../cli/base.js';
+import { durationFlag } from '../cli/duration-flag.js';
 import { loadConfig } from '../config.js';
 import { UsageError } from '../domain/errors.js';
 import { ProductNotFoundError, watchProduct } from '../watch/session.js';
@@ -20,7 +21,7 @@ reconnects with Last-Event-ID. Ctrl-C exits 0; --until-sold-out exits 0 at stock
     product: Flags.string({ description: 'product id', required: true }),
     url: Flags.string({ description: 'API base URL [default: http://127.0.0.1:$PORT]' }),
     json: Flags.boolean({ description: 'print one JSON object per interval' }),
-    interval: Flags.integer({ description: 'refresh interval, ms', default: 1000, min: 100 }),
+    interval: durationFlag({ description: 'refresh interval', default: 1000, min: 100 }),
     'until-sold-out': Flags.boolean({ description: 'exit 0 once the stock reaches 0' }),
   };
 

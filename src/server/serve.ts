@@ -50,7 +50,7 @@ export async function serveSingle(
   process.once('SIGINT', () => shutdown('SIGINT'));
 
   const app = await buildApp(options);
-  // Under --workers the primary owns the admin port and asks the workers (see servePrimary):
+  // Under --api-workers the primary owns the admin port and asks the workers (see servePrimary):
   // N processes cannot share one admin port, and a scrape must see all of them.
   let admin: AdminListener | undefined;
   if (cluster.isWorker) answerPrimary(app);

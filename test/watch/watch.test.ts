@@ -77,7 +77,7 @@ describe('fsale watch', () => {
         api.url,
         '--json',
         '--interval',
-        '200',
+        '200ms',
         '--until-sold-out',
       ],
       s.env,
@@ -107,7 +107,7 @@ describe('fsale watch', () => {
     const first = await startApi(s);
     const port = Number(new URL(first.url).port);
     const watch = startCli(
-      ['watch', '--product', 'plain', '--url', first.url, '--interval', '200'],
+      ['watch', '--product', 'plain', '--url', first.url, '--interval', '200ms'],
       s.env,
     );
     await watch.waitFor(/plain remaining 10\/10 accepted\/s \d+/);
@@ -135,7 +135,7 @@ describe('fsale watch', () => {
     await seed(s, { productId: 'aging', stock: 3 });
     const aging = await startApi(s, { sse: { maxAgeMs: 1000 } });
     const watch = startCli(
-      ['watch', '--product', 'aging', '--url', aging.url, '--interval', '200'],
+      ['watch', '--product', 'aging', '--url', aging.url, '--interval', '200ms'],
       s.env,
     );
     await watch.waitFor(/(stream lost; reconnecting with Last-Event-ID 3)/);
