@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
-import Table from 'cli-table3';
 import { FsaleCommand, gatewayUrlFlag, serviceFlags } from '../cli/base.js';
+import { outputStyle, renderTable } from '../cli/colors.js';
 import { durationFlag } from '../cli/duration-flag.js';
 import { runAudit, type AuditReport } from '../audit/audit.js';
 import { fetchLedger } from '../audit/ledger.js';
@@ -9,10 +9,7 @@ import { connectRedis } from '../redis/client.js';
 
 export default class Audit extends FsaleCommand {
   static override summary = 'Check that nothing was oversold, lost or charged twice.';
-  static override description = `Checks every invariant against PostgreSQL, Redis and the gateway's ledger, per product:
-no oversell; conservation (Redis stock + live reservations = stock); PG and Redis agree;
-every accepted order reached PostgreSQL; nothing dead-lettered; one order per idempotency
-key; at most one successful charge per order, and the ledger agrees with PG; no order stuck.
+  static override description = `Checks every invariant against PostgreSQL, Redis and the gateway's ledger, per product: no oversell; conservation (Redis stock + live reservations = stock); PG and Redis agree; every accepted order reached PostgreSQL; nothing dead-lettered; one order per idempotency key; at most one successful charge per order, and the ledger agrees with PG; no order stuck.
 
 Exit codes: 0 all hold, 1 an invariant is violated, 2 a service cannot be reached.`;
   static override examples = [
@@ -62,10 +59,13 @@ Exit codes: 0 all hold, 1 an invariant is violated, 2 a service cannot be reache
           },
         );
         if (!this.jsonEnabled()) {
-          const table = new Table({ head: ['invariant', 'expected', 'actual', 'result'] });
-          for (const c of report.checks)
-            table.push([c.name, c.expected, c.actual, c.ok ? 'OK' : 'FAIL']);
-          this.log(table.toString());
+          this.log(
+            renderTable(
+              outputStyle(),
+              report.checks.map((c) => [c.name, c.expected, c.actual, c.ok ? 'OK' : 'FAIL']),
+              ['invariant', 'expected', 'actual', 'result'],
+            ),
+          );
           this.log(
             report.ok
               ? `all ${report.checks.length} checks hold`

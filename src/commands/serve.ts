@@ -58,27 +58,13 @@ function defined<K extends string>(name: K, value: number | undefined): Partial<
 
 export default class Serve extends FsaleCommand {
   static override summary = 'Run the HTTP API (POST /order/buy and friends).';
-  static override description = `In queue mode (the default) buys are answered from one atomic Redis script (stock,
-per-user limit, idempotency, order stream) with 202 and persisted later by \`fsale work
-orders\`. In sync mode (--mode sync, for comparison) each buy is one PostgreSQL transaction
-(idempotency record, sale window, per-user limit, conditional stock UPDATE, the order
-INSERTed as pending) answered with 201, then mirrored into Redis for the live stock; no
-order worker is needed, the payment worker charges the orders in both modes. Routes: POST /order/buy,
-GET /order/:id, GET /products/:id, GET /stock/:id/stream and GET /order/:id/stream (SSE),
-GET /healthz, GET /readyz (ready or not, no details) and the storefront page at GET /.
+  static override description = `In queue mode (the default) buys are answered from one atomic Redis script (stock, per-user limit, idempotency, order stream) with 202 and persisted later by \`fsale work orders\`. In sync mode (--mode sync, for comparison) each buy is one PostgreSQL transaction (idempotency record, sale window, per-user limit, conditional stock UPDATE, the order INSERTed as pending) answered with 201, then mirrored into Redis for the live stock; no order worker is needed, the payment worker charges the orders in both modes. Routes: POST /order/buy, GET /order/:id, GET /products/:id, GET /stock/:id/stream and GET /order/:id/stream (SSE), GET /healthz, GET /readyz (ready or not, no details) and the storefront page at GET /.
 
-Operator routes are not on the public port: --admin-port starts a second listener (on
---admin-host, loopback by default) with GET /metrics (Prometheus), GET /readyz (with the
-Redis and PostgreSQL errors) and GET /healthz. Under --api-workers N the primary process owns
-the admin port: its /metrics sums every worker's, its /readyz is ready when all are.
+Operator routes are not on the public port: --admin-port starts a second listener (on --admin-host, loopback by default) with GET /metrics (Prometheus), GET /readyz (with the Redis and PostgreSQL errors) and GET /healthz. Under --api-workers N the primary process owns the admin port: its /metrics sums every worker's, its /readyz is ready when all are.
 
---demo-auth mounts GET /demo/token?user=<id>, which signs a token for ANY user id: anyone
-who can reach the port can buy as anyone. It is for the storefront on your own machine:
-serve refuses it on an address other than loopback unless --allow-public-demo-auth is
-also given, and warns at start either way.
+--demo-auth mounts GET /demo/token?user=<id>, which signs a token for ANY user id: anyone who can reach the port can buy as anyone. It is for the storefront on your own machine: serve refuses it on an address other than loopback unless --allow-public-demo-auth is also given, and warns at start either way.
 
---api-workers N forks N processes that share the port (node:cluster). SIGTERM or SIGINT
-stops accepting, lets in-flight requests finish, then exits 0.`;
+--api-workers N forks N processes that share the port (node:cluster). SIGTERM or SIGINT stops accepting, lets in-flight requests finish, then exits 0.`;
   static override examples = [
     'FSALE_JWT_SECRET=$(openssl rand -hex 32) <%= config.bin %> serve',
     '<%= config.bin %> serve --port 8080 --api-workers 2 --rate-limit 5',

@@ -9,8 +9,7 @@ import { UsageError } from '../domain/errors.js';
 
 export default class Token extends FsaleCommand {
   static override summary = 'Print a signed JWT (HS256) for a test user.';
-  static override description = `The token carries sub=<user> and exp=now+ttl and is signed with FSALE_JWT_SECRET,
-the same secret \`fsale serve\` verifies with. Use it with curl or any load tool.`;
+  static override description = `The token carries sub=<user> and exp=now+ttl and is signed with FSALE_JWT_SECRET, the same secret \`fsale serve\` verifies with. Use it with curl or any load tool.`;
   static override examples = [
     'TOKEN=$(<%= config.bin %> token --user alice)',
     'curl -H "Authorization: Bearer $TOKEN" -H "Idempotency-Key: $(uuidgen)" -H "Content-Type: application/json" -d \'{"productId":"p1","qty":1}\' http://127.0.0.1:3000/order/buy',

@@ -13,16 +13,9 @@ import {
 
 export default class WorkPayments extends FsaleCommand {
   static override summary = 'Charge persisted orders through the payment gateway.';
-  static override description = `Takes pending orders from PostgreSQL (leased, so a crashed worker's jobs are taken over
-when the lease runs out) and charges each with the order id as the gateway's idempotency key,
-so a retry or a takeover never charges twice. Outcomes: paid (publishes order_confirmed);
-declined (payment_failed, and the reservation is released exactly once in PG and Redis,
-re-opening a sold-out product); 429/503 (retried with exponential backoff and jitter, then
-handed back for later); timeout or connection error (needs_reconciliation: the stock stays
-held until \`fsale reconcile\` asks the gateway what happened).
+  static override description = `Takes pending orders from PostgreSQL (leased, so a crashed worker's jobs are taken over when the lease runs out) and charges each with the order id as the gateway's idempotency key, so a retry or a takeover never charges twice. Outcomes: paid (publishes order_confirmed); declined (payment_failed, and the reservation is released exactly once in PG and Redis, re-opening a sold-out product); 429/503 (retried with exponential backoff and jitter, then handed back for later); timeout or connection error (needs_reconciliation: the stock stays held until \`fsale reconcile\` asks the gateway what happened).
 
-Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the rest are
-handed back. Status every --status-interval: JSON lines off a terminal or with --json.`;
+Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the rest are handed back. Status every --status-interval: JSON lines off a terminal or with --json.`;
   static override examples = [
     '<%= config.bin %> work payments',
     '<%= config.bin %> work payments --concurrency 128 --timeout 3s --gateway-url http://127.0.0.1:3100',
