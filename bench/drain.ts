@@ -107,8 +107,8 @@ async function drainOnce(orders: number, batch: number, concurrency: number): Pr
         String(batch),
         '--concurrency',
         String(concurrency),
-        '--status-interval-ms',
-        '50',
+        '--status-interval',
+        '50ms',
       ],
       {
         env: {

@@ -92,6 +92,8 @@ export abstract class FsaleCommand extends Command {
       // Printed as one line a script can grep (oclif's this.error wraps long lines).
       const message = error.message
         .replace('The following error occurred:', '')
+        // A flag's own parser names the flag already (src/cli/duration.ts).
+        .replace(/^Parsing --[\w-]+\s*\n\t(?=--)/, '')
         .replace(/See more help with --help/, '(see --help)')
         .trim()
         .replace(/\s*\n\s*/g, ' ');

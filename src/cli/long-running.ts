@@ -2,7 +2,15 @@
 // stdout is not a terminal or with --json, a short human line otherwise), and a graceful stop
 // on the first SIGTERM/SIGINT (a second one exits at once).
 import { metricsAndHealthRoutes, startAdminListener } from '../server/admin.js';
+import { durationFlag } from './duration-flag.js';
 import { statusRegistry } from './status-metrics.js';
+
+/** `--status-interval` of every worker command. */
+export const statusIntervalFlag = durationFlag({
+  description: 'how often a status line is printed',
+  default: 1_000,
+  min: 10,
+});
 
 export interface LongRunningOptions<S extends object> {
   name: string;

@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
-import Table from 'cli-table3';
 import { FsaleCommand, gatewayUrlFlag, serviceFlags } from '../cli/base.js';
+import { outputStyle, renderTable } from '../cli/colors.js';
+import { durationFlag } from '../cli/duration-flag.js';
 import { runAudit, type AuditReport } from '../audit/audit.js';
 import { fetchLedger } from '../audit/ledger.js';
 import { connectPostgres } from '../db/pool.js';
@@ -8,10 +9,7 @@ import { connectRedis } from '../redis/client.js';
 
 export default class Audit extends FsaleCommand {
   static override summary = 'Check that nothing was oversold, lost or charged twice.';
-  static override description = `Checks every invariant against PostgreSQL, Redis and the gateway's ledger, per product:
-no oversell; conservation (Redis stock + live reservations = stock); PG and Redis agree;
-every accepted order reached PostgreSQL; nothing dead-lettered; one order per idempotency
-key; at most one successful charge per order, and the ledger agrees with PG; no order stuck.
+  static override description = `Checks every invariant against PostgreSQL, Redis and the gateway's ledger, per product: no oversell; conservation (Redis stock + live reservations = stock); PG and Redis agree; every accepted order reached PostgreSQL; nothing dead-lettered; one order per idempotency key; at most one successful charge per order, and the ledger agrees with PG; no order stuck.
 
 Exit codes: 0 all hold, 1 an invariant is violated, 2 a service cannot be reached.`;
   static override examples = [
@@ -29,12 +27,12 @@ Exit codes: 0 all hold, 1 an invariant is violated, 2 a service cannot be reache
       default: true,
       allowNo: true,
     }),
-    'persist-grace-ms': Flags.integer({
+    'persist-grace': durationFlag({
       description: 'an accepted order older than this must be in PostgreSQL',
       default: 10_000,
       min: 0,
     }),
-    'stuck-after-ms': Flags.integer({
+    'stuck-after': durationFlag({
       description: 'an unsettled order untouched this long is stuck',
       default: 300_000,
       min: 0,
@@ -56,15 +54,18 @@ Exit codes: 0 all hold, 1 an invariant is violated, 2 a service cannot be reache
           { pool, redis, keyPrefix: config.keyPrefix, ledger },
           {
             productId: flags.product,
-            persistGraceMs: flags['persist-grace-ms'],
-            stuckAfterMs: flags['stuck-after-ms'],
+            persistGraceMs: flags['persist-grace'],
+            stuckAfterMs: flags['stuck-after'],
           },
         );
         if (!this.jsonEnabled()) {
-          const table = new Table({ head: ['invariant', 'expected', 'actual', 'result'] });
-          for (const c of report.checks)
-            table.push([c.name, c.expected, c.actual, c.ok ? 'OK' : 'FAIL']);
-          this.log(table.toString());
+          this.log(
+            renderTable(
+              outputStyle(),
+              report.checks.map((c) => [c.name, c.expected, c.actual, c.ok ? 'OK' : 'FAIL']),
+              ['invariant', 'expected', 'actual', 'result'],
+            ),
+          );
           this.log(
             report.ok
               ? `all ${report.checks.length} checks hold`

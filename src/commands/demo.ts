@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Flags } from '@oclif/core';
 import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
-import { linePrefixer } from '../cli/colors.js';
+import { linePrefixer, outputStyle } from '../cli/colors.js';
 import { connectPostgres } from '../db/pool.js';
 import { connectRedis } from '../redis/client.js';
 import { seedProduct } from '../sale/seed.js';
@@ -36,14 +36,7 @@ function runFloodChild(args: string[], env: NodeJS.ProcessEnv): Promise<FloodSum
 
 export default class Demo extends FsaleCommand {
   static override summary = 'Run a whole flash sale on this machine and explain what happened.';
-  static override description = `\`up\` + \`seed\` + \`flood\` (with follow-through to payment) + \`audit\`, then a summary a
-newcomer can read: how many tried, how many got one, time to sell out, ack latency,
-time to confirm, declines released, and whether every invariant held. Uses REDIS_URL /
-DATABASE_URL when they answer, else private servers under --data-dir. Without --rate it first
-calibrates: a 6 s ramp against a sold-out product measures what this machine's generator can
-send next to the stack, and the sale runs at half of that, so the figures are the server's.
-Exits 1 if any invariant fails, 4 if the generator still fell behind (inconclusive). --html
-writes the flood report.`;
+  static override description = `\`up\` + \`seed\` + \`flood\` (with follow-through to payment) + \`audit\`, then a summary a newcomer can read: how many tried, how many got one, time to sell out, ack latency, time to confirm, declines released, and whether every invariant held. Uses REDIS_URL / DATABASE_URL when they answer, else private servers under --data-dir. Without --rate it first calibrates: a 6 s ramp against a sold-out product measures what this machine's generator can send next to the stack, and the sale runs at half of that, so the figures are the server's. Exits 1 if any invariant fails, 4 if the generator still fell behind (inconclusive). --html writes the flood report.`;
   static override examples = [
     '<%= config.bin %> demo',
     '<%= config.bin %> demo --stock 500 --users 10000 --rate 2000 --html report.html',
@@ -93,7 +86,7 @@ writes the flood report.`;
   async run(): Promise<FloodSummary> {
     const { flags } = await this.parse(Demo);
     const config = this.settings(flags);
-    const prefix = linePrefixer(process.stdout.isTTY);
+    const prefix = linePrefixer(outputStyle());
     const say = (message: string) => {
       if (!this.jsonEnabled()) process.stderr.write(prefix('demo', message) + '\n');
     };
@@ -163,7 +156,7 @@ writes the flood report.`;
             '--no-audit',
             // Falling behind is what it looks for, not a reason to stop.
             '--max-send-lag',
-            '60000',
+            '1m',
           ],
           env,
         );
@@ -190,7 +183,7 @@ writes the flood report.`;
         String(flags.users),
         '--follow',
         '--follow-timeout',
-        '60s',
+        '1m',
       ];
       if (flags.html !== undefined) args.push('--html', flags.html);
       const summary = await runFloodChild(args, env);

@@ -19,24 +19,13 @@ const speedFlag = Flags.custom<number>({
 
 export default class Gateway extends FsaleCommand {
   static override summary = 'Run the mock payment provider that `fsale work payments` charges.';
-  static override description = `POST /charges (header Idempotency-Key, body {"orderId", "amountCents"})
-answers like a real provider: log-normal latency (median 650 ms, p95 2.3 s,
-divided by --speed) and, per attempt, 1 % hang (no answer ever; the money
-was taken or not, 50/50), 2 % 503 and 1 % 429 (transient: nothing is
-recorded, a retry draws again), 5 % 402 decline, else 201 with a chargeId.
+  static override description = `POST /charges (header Idempotency-Key, body {"orderId", "amountCents"}) answers like a real provider: log-normal latency (median 650 ms, p95 2.3 s, divided by --speed) and, per attempt, 1 % hang (no answer ever; the money was taken or not, 50/50), 2 % 503 and 1 % 429 (transient: nothing is recorded, a retry draws again), 5 % 402 decline, else 201 with a chargeId.
 
-Declines and successes are final: the same key always gets the same answer
-again and is never charged twice, even when retries arrive concurrently.
-The same key with a different body is 422.
+Declines and successes are final: the same key always gets the same answer again and is never charged twice, even when retries arrive concurrently. The same key with a different body is 422.
 
-The ledger answers GET /charges/:key (404 when no money moved, 409 while a
-charge is in flight) and GET /charges?after=<cursor>&limit=<n> (all of it,
-in pages), so reconciliation and the audit can learn what really happened.
-The ledger is in memory: stopping the gateway forgets every charge.
+The ledger answers GET /charges/:key (404 when no money moved, 409 while a charge is in flight) and GET /charges?after=<cursor>&limit=<n> (all of it, in pages), so reconciliation and the audit can learn what really happened. The ledger is in memory: stopping the gateway forgets every charge.
 
---seed makes the outcomes of every key reproducible, whatever the order in
-which keys arrive. SIGTERM or SIGINT stops it gracefully: charges in flight
-are answered at once, hung connections are reset.`;
+--seed makes the outcomes of every key reproducible, whatever the order in which keys arrive. SIGTERM or SIGINT stops it gracefully: charges in flight are answered at once, hung connections are reset.`;
   static override examples = [
     '<%= config.bin %> gateway',
     '<%= config.bin %> gateway --port 3100 --seed 42 --speed 100',

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { adminFlags, FsaleCommand, gatewayUrlFlag, serviceFlags } from '../cli/base.js';
+import { durationFlag } from '../cli/duration-flag.js';
 import { printStatus, runUntilStopped } from '../cli/long-running.js';
 import { connectPostgres } from '../db/pool.js';
 import { PaymentProvider } from '../payments/provider-client.js';
@@ -18,19 +19,12 @@ interface Totals extends ReconcileReport {
 export default class Reconcile extends FsaleCommand {
   static override summary =
     'Settle orders whose payment outcome is unknown, and repair Redis from PostgreSQL.';
-  static override description = `For every needs_reconciliation order, voids its idempotency key (the order id) at the
-gateway, so that a charge request still on its way is refused: a charge that got there
-first settles it (charged -> paid, declined -> payment_failed); a confirmed void ->
-payment_failed and the reservation released; a charge still being decided -> the next pass.
-Then re-applies releases that reached PostgreSQL but not Redis. --once runs one pass and
-exits; otherwise it runs a pass every --interval ms.
+  static override description = `For every needs_reconciliation order, voids its idempotency key (the order id) at the gateway, so that a charge request still on its way is refused: a charge that got there first settles it (charged -> paid, declined -> payment_failed); a confirmed void -> payment_failed and the reservation released; a charge still being decided -> the next pass. Then re-applies releases that reached PostgreSQL but not Redis. --once runs one pass and exits; otherwise it runs a pass every --interval.
 
---rebuild-redis recomputes every product's stock, per-user counts, released set and the
-idempotency records of accepted orders from PostgreSQL (for after Redis lost its data) and exits. Run it while the API is stopped:
-buys accepted during a rebuild would be overwritten.`;
+--rebuild-redis recomputes every product's stock, per-user counts, released set and the idempotency records of accepted orders from PostgreSQL (for after Redis lost its data) and exits. Run it while the API is stopped: buys accepted during a rebuild would be overwritten.`;
   static override examples = [
     '<%= config.bin %> reconcile --once',
-    '<%= config.bin %> reconcile --interval 5000',
+    '<%= config.bin %> reconcile --interval 5s',
     '<%= config.bin %> reconcile --rebuild-redis --json',
   ];
   static override enableJsonFlag = true;
@@ -39,7 +33,7 @@ buys accepted during a rebuild would be overwritten.`;
     ...adminFlags,
     ...gatewayUrlFlag,
     once: Flags.boolean({ description: 'one pass, then exit', exclusive: ['interval'] }),
-    interval: Flags.integer({ description: 'ms between passes', default: 5_000, min: 10 }),
+    interval: durationFlag({ description: 'time between passes', default: 5_000, min: 10 }),
     'rebuild-redis': Flags.boolean({
       description: 'rebuild Redis sale state from PostgreSQL, then exit',
       exclusive: ['once'],

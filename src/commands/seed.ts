@@ -8,11 +8,7 @@ import { seedProduct, type SeedResult } from '../sale/seed.js';
 
 export default class Seed extends FsaleCommand {
   static override summary = 'Create or reset a product and its stock in PostgreSQL and Redis.';
-  static override description = `Writes the product to PostgreSQL and its sale state (stock, per-user limit, start
-time) to Redis under the key prefix. A product that already has orders is refused unless
---reset is given; --reset clears that product's orders, payments, releases, order stream
-and idempotency records, and nothing else (other products, prefixes and databases are
-untouched).`;
+  static override description = `Writes the product to PostgreSQL and its sale state (stock, per-user limit, start time) to Redis under the key prefix. A product that already has orders is refused unless --reset is given; --reset clears that product's orders, payments, releases, order stream and idempotency records, and nothing else (other products, prefixes and databases are untouched).`;
   static override examples = [
     '<%= config.bin %> seed --product p1 --stock 1000',
     '<%= config.bin %> seed --product p1 --stock 500 --per-user-limit 2 --price-cents 4999 --reset',

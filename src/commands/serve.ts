@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import { isIP } from 'node:net';
 import { Flags } from '@oclif/core';
 import { adminFlags, FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
+import { durationFlag } from '../cli/duration-flag.js';
 import { requireJwtSecret } from '../config.js';
 import { DEFAULT_TOKEN_POLICY } from '../auth/tokens.js';
 import { UsageError } from '../domain/errors.js';
@@ -27,17 +28,6 @@ import {
   openFileLimit,
 } from '../server/sse-budget.js';
 import { isLoopbackHost, serveSingle, servePrimary, type ServeOptions } from '../server/serve.js';
-
-const MS_PER_UNIT = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
-
-/** `--sse-max-age`: ms, or a number with a unit; at least a second, so streams are not churned. */
-function parseMaxAge(input: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(input.trim());
-  const ms = match === null ? NaN : Number(match[1]) * MS_PER_UNIT[(match[2] ?? 'ms') as 'ms'];
-  if (!(ms >= 1000))
-    throw new UsageError(`must be at least 1s (ms, or 90s, 10m, 1h), got ${input}`);
-  return Math.round(ms);
-}
 
 const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
@@ -68,31 +58,17 @@ function defined<K extends string>(name: K, value: number | undefined): Partial<
 
 export default class Serve extends FsaleCommand {
   static override summary = 'Run the HTTP API (POST /order/buy and friends).';
-  static override description = `In queue mode (the default) buys are answered from one atomic Redis script (stock,
-per-user limit, idempotency, order stream) with 202 and persisted later by \`fsale work
-orders\`. In sync mode (--mode sync, for comparison) each buy is one PostgreSQL transaction
-(idempotency record, sale window, per-user limit, conditional stock UPDATE, the order
-INSERTed as pending) answered with 201, then mirrored into Redis for the live stock; no
-order worker is needed, the payment worker charges the orders in both modes. Routes: POST /order/buy,
-GET /order/:id, GET /products/:id, GET /stock/:id/stream and GET /order/:id/stream (SSE),
-GET /healthz, GET /readyz (ready or not, no details) and the storefront page at GET /.
+  static override description = `In queue mode (the default) buys are answered from one atomic Redis script (stock, per-user limit, idempotency, order stream) with 202 and persisted later by \`fsale work orders\`. In sync mode (--mode sync, for comparison) each buy is one PostgreSQL transaction (idempotency record, sale window, per-user limit, conditional stock UPDATE, the order INSERTed as pending) answered with 201, then mirrored into Redis for the live stock; no order worker is needed, the payment worker charges the orders in both modes. Routes: POST /order/buy, GET /order/:id, GET /products/:id, GET /stock/:id/stream and GET /order/:id/stream (SSE), GET /healthz, GET /readyz (ready or not, no details) and the storefront page at GET /.
 
-Operator routes are not on the public port: --admin-port starts a second listener (on
---admin-host, loopback by default) with GET /metrics (Prometheus), GET /readyz (with the
-Redis and PostgreSQL errors) and GET /healthz. Under --workers N the primary process owns
-the admin port: its /metrics sums every worker's, its /readyz is ready when all are.
+Operator routes are not on the public port: --admin-port starts a second listener (on --admin-host, loopback by default) with GET /metrics (Prometheus), GET /readyz (with the Redis and PostgreSQL errors) and GET /healthz. Under --api-workers N the primary process owns the admin port: its /metrics sums every worker's, its /readyz is ready when all are.
 
---demo-auth mounts GET /demo/token?user=<id>, which signs a token for ANY user id: anyone
-who can reach the port can buy as anyone. It is for the storefront on your own machine:
-serve refuses it on an address other than loopback unless --allow-public-demo-auth is
-also given, and warns at start either way.
+--demo-auth mounts GET /demo/token?user=<id>, which signs a token for ANY user id: anyone who can reach the port can buy as anyone. It is for the storefront on your own machine: serve refuses it on an address other than loopback unless --allow-public-demo-auth is also given, and warns at start either way.
 
---workers N forks N processes that share the port (node:cluster). SIGTERM or SIGINT
-stops accepting, lets in-flight requests finish, then exits 0.`;
+--api-workers N forks N processes that share the port (node:cluster). SIGTERM or SIGINT stops accepting, lets in-flight requests finish, then exits 0.`;
   static override examples = [
     'FSALE_JWT_SECRET=$(openssl rand -hex 32) <%= config.bin %> serve',
-    '<%= config.bin %> serve --port 8080 --workers 2 --rate-limit 5',
-    '<%= config.bin %> serve --max-queue 50000 --max-event-loop-delay-ms 200',
+    '<%= config.bin %> serve --port 8080 --api-workers 2 --rate-limit 5',
+    '<%= config.bin %> serve --max-queue 50000 --max-event-loop-delay 200ms',
     '<%= config.bin %> serve --mode sync --pg-pool-size 16',
     '<%= config.bin %> serve --demo-auth   # then open http://127.0.0.1:3000/?product=p1&user=alice',
     '<%= config.bin %> serve --host 0.0.0.0 --admin-port 9464   # metrics on 127.0.0.1:9464 only',
@@ -107,11 +83,14 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
     }),
     host: Flags.string({ description: 'address to bind', default: '127.0.0.1' }),
     ...adminFlags,
-    workers: Flags.integer({
-      description: 'API processes sharing the port',
+    'api-workers': Flags.integer({
+      description: 'API processes sharing the port (node:cluster)',
       default: 1,
       min: 1,
       max: 64,
+      // The old name, still read (with a deprecation warning): `up` and `demo` say --api-workers.
+      aliases: ['workers'],
+      deprecateAliases: true,
     }),
     mode: Flags.option({
       options: BUY_MODES,
@@ -134,7 +113,7 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       default: DEFAULT_BUY_POLICY.rateLimit,
       min: 0,
     }),
-    'rate-window-ms': Flags.integer({
+    'rate-window': durationFlag({
       description: 'rate limit window',
       default: DEFAULT_BUY_POLICY.rateWindowMs,
       min: 1,
@@ -152,19 +131,20 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
     durability: Flags.option({
       options: DURABILITY_MODES,
       description:
-        'none: a buy is acknowledged (202) once the Redis master has it; replica: only once a replica has it too (WAIT 1), so a failover cannot lose it (503 outcome_unknown when no replica acknowledges in --durability-timeout-ms; a retry with the same key is safe). See docs/ARCHITECTURE.md, durability',
+        'none: a buy is acknowledged (202) once the Redis master has it; replica: only once a replica has it too (WAIT 1), so a failover cannot lose it (503 outcome_unknown when no replica acknowledges in --durability-timeout; a retry with the same key is safe). See docs/ARCHITECTURE.md, durability',
       default: 'none' as const,
     })(),
-    'durability-timeout-ms': Flags.integer({
+    'durability-timeout': durationFlag({
       description: 'with --durability replica: how long a buy waits for a replica',
       default: DEFAULT_DURABILITY_TIMEOUT_MS,
       min: 1,
     }),
-    'max-token-ttl': Flags.integer({
+    'max-token-ttl': durationFlag({
       description:
-        'refuse a token whose exp is more than this many seconds away (a leaked long-lived token stays useless)',
-      default: DEFAULT_TOKEN_POLICY.maxTtlSeconds,
-      min: 1,
+        'refuse a token whose exp is further away than this (a leaked long-lived token stays useless)',
+      default: DEFAULT_TOKEN_POLICY.maxTtlSeconds * 1000,
+      min: 1000,
+      unit: 's',
     }),
     'jwt-issuer': Flags.string({
       description: 'when set, a token must carry this iss claim [env: FSALE_JWT_ISSUER]',
@@ -184,8 +164,8 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
         'let --demo-auth run on an address other than loopback (then anyone who reaches it can act as any user)',
       dependsOn: ['demo-auth'],
     }),
-    'sse-interval': Flags.integer({
-      description: 'at most one stock event per client per interval, ms',
+    'sse-interval': durationFlag({
+      description: 'at most one stock event per client per interval',
       default: DEFAULT_SSE.intervalMs,
       min: 10,
     }),
@@ -210,17 +190,19 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
         'proxies in front of the API whose X-Forwarded-For names the client: comma-separated addresses or CIDRs, or loopback, linklocal, uniquelocal (the per-address limit then counts clients, not the proxy) [default: none]',
       parse: async (input) => parseTrustProxy(input),
     })(),
-    'sse-drop-after-ms': Flags.integer({
+    'sse-drop-after': durationFlag({
       description: 'an SSE client whose socket has not drained for this long is dropped',
       default: DEFAULT_SSE.dropAfterMs,
       min: 100,
     }),
-    'sse-max-age': Flags.custom<number>({
+    // At least a second, so streams are not churned.
+    'sse-max-age': durationFlag({
       description:
-        'an SSE stream is ended after this long (ms, or with a unit: 90s, 10m; each client a little sooner, at random), with a retry hint: the client reconnects at once with Last-Event-ID and gets the current state; bounds what a client that stops reading can hold [default: 10m]',
-      parse: async (input) => parseMaxAge(input),
-    })(),
-    'max-event-loop-delay-ms': Flags.integer({
+        'an SSE stream is ended after this long (each client a little sooner, at random), with a retry hint: the client reconnects at once with Last-Event-ID and gets the current state; bounds what a client that stops reading can hold',
+      default: DEFAULT_SSE.maxAgeMs,
+      min: 1000,
+    }),
+    'max-event-loop-delay': durationFlag({
       description: 'answer 503 while the event loop p99 delay is above this',
       default: DEFAULT_BACKPRESSURE.maxEventLoopDelayMs,
       min: 1,
@@ -255,7 +237,7 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       },
       host: flags.host,
       port: config.port,
-      workers: flags.workers,
+      workers: flags['api-workers'],
       admin:
         flags['admin-port'] === undefined
           ? undefined
@@ -265,10 +247,10 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
       maxPgWaiting: flags['max-pg-waiting'],
       buyPolicy: {
         rateLimit: flags['rate-limit'],
-        rateWindowMs: flags['rate-window-ms'],
+        rateWindowMs: flags['rate-window'],
         durability:
           flags.durability === 'replica'
-            ? { replicas: 1, timeoutMs: flags['durability-timeout-ms'] }
+            ? { replicas: 1, timeoutMs: flags['durability-timeout'] }
             : undefined,
       },
       demoAuth: flags['demo-auth'],
@@ -286,12 +268,12 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
             ...defined('perOwner', flags['sse-max-per-user']),
           },
         },
-        dropAfterMs: flags['sse-drop-after-ms'],
-        maxAgeMs: flags['sse-max-age'] ?? DEFAULT_SSE.maxAgeMs,
+        dropAfterMs: flags['sse-drop-after'],
+        maxAgeMs: flags['sse-max-age'],
       },
       backpressure: {
         maxQueue: flags['max-queue'],
-        maxEventLoopDelayMs: flags['max-event-loop-delay-ms'],
+        maxEventLoopDelayMs: flags['max-event-loop-delay'],
       },
     };
     if (cluster.isPrimary) {
@@ -319,7 +301,7 @@ stops accepting, lets in-flight requests finish, then exits 0.`;
           this.warn(`API worker ${pid} died (code ${code}, signal ${signal}); starting a new one`);
       },
     };
-    if (flags.workers > 1 && cluster.isPrimary) {
+    if (flags['api-workers'] > 1 && cluster.isPrimary) {
       await servePrimary(options, events);
       this.log('fsale serve: stopped');
       return;

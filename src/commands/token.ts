@@ -1,5 +1,7 @@
 import { Flags } from '@oclif/core';
 import { FsaleCommand, jwtSecretFlag } from '../cli/base.js';
+import { formatDuration } from '../cli/duration.js';
+import { durationFlag } from '../cli/duration-flag.js';
 import { createTokenMinter, DEFAULT_TOKEN_POLICY } from '../auth/tokens.js';
 import { requireJwtSecret } from '../config.js';
 import { USER_ID } from '../redis/keys.js';
@@ -7,29 +9,34 @@ import { UsageError } from '../domain/errors.js';
 
 export default class Token extends FsaleCommand {
   static override summary = 'Print a signed JWT (HS256) for a test user.';
-  static override description = `The token carries sub=<user> and exp=now+ttl and is signed with FSALE_JWT_SECRET,
-the same secret \`fsale serve\` verifies with. Use it with curl or any load tool.`;
+  static override description = `The token carries sub=<user> and exp=now+ttl and is signed with FSALE_JWT_SECRET, the same secret \`fsale serve\` verifies with. Use it with curl or any load tool.`;
   static override examples = [
     'TOKEN=$(<%= config.bin %> token --user alice)',
     'curl -H "Authorization: Bearer $TOKEN" -H "Idempotency-Key: $(uuidgen)" -H "Content-Type: application/json" -d \'{"productId":"p1","qty":1}\' http://127.0.0.1:3000/order/buy',
-    '<%= config.bin %> token --user bob --ttl 60 --json',
+    '<%= config.bin %> token --user bob --ttl 1m --json',
   ];
   static override enableJsonFlag = true;
   static override flags = {
     ...jwtSecretFlag,
     user: Flags.string({ description: 'user id (the token subject)', required: true }),
-    ttl: Flags.integer({
-      description: `seconds until the token expires (fsale serve refuses more than its --max-token-ttl, default ${DEFAULT_TOKEN_POLICY.maxTtlSeconds})`,
-      default: 3600,
-      min: 1,
+    ttl: durationFlag({
+      description: `how long until the token expires (fsale serve refuses more than its --max-token-ttl, default ${formatDuration(DEFAULT_TOKEN_POLICY.maxTtlSeconds * 1000)})`,
+      default: 3_600_000,
+      min: 1000,
+      unit: 's',
     }),
-    issuer: Flags.string({
+    // Named as serve's flags of the same claims; the old names are still read, with a warning.
+    'jwt-issuer': Flags.string({
       description: 'iss claim, for a serve started with --jwt-issuer [env: FSALE_JWT_ISSUER]',
       env: 'FSALE_JWT_ISSUER',
+      aliases: ['issuer'],
+      deprecateAliases: true,
     }),
-    audience: Flags.string({
+    'jwt-audience': Flags.string({
       description: 'aud claim, for a serve started with --jwt-audience [env: FSALE_JWT_AUDIENCE]',
       env: 'FSALE_JWT_AUDIENCE',
+      aliases: ['audience'],
+      deprecateAliases: true,
     }),
   };
 
@@ -42,8 +49,8 @@ the same secret \`fsale serve\` verifies with. Use it with curl or any load tool
       );
     }
     const token = createTokenMinter(secret, flags.ttl, {
-      issuer: flags.issuer,
-      audience: flags.audience,
+      issuer: flags['jwt-issuer'],
+      audience: flags['jwt-audience'],
     })(flags.user);
     this.log(token);
     return {

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
-import { linePrefixer } from '../cli/colors.js';
+import { linePrefixer, outputStyle } from '../cli/colors.js';
 import { startStack } from '../stack/stack.js';
 
 export const stackFlags = {
@@ -45,14 +45,9 @@ export const stackFlags = {
 
 export default class Up extends FsaleCommand {
   static override summary = 'Run the whole sale on this machine: API, workers, gateway, reconcile.';
-  static override description = `Migrates the database, then starts the mock gateway, the API (--api-workers processes),
-order and payment workers and a reconcile loop as child processes, with prefixed, coloured
-log lines. Uses REDIS_URL / DATABASE_URL when they answer; otherwise starts a private
-redis-server (AOF on, noeviction) and postgres (initdb on first run) with data under
---data-dir, and says so. No JWT secret set: one is generated and kept in --data-dir.
+  static override description = `Migrates the database, then starts the mock gateway, the API (--api-workers processes), order and payment workers and a reconcile loop as child processes, with prefixed, coloured log lines. Uses REDIS_URL / DATABASE_URL when they answer; otherwise starts a private redis-server (AOF on, noeviction) and postgres (initdb on first run) with data under --data-dir, and says so. No JWT secret set: one is generated and kept in --data-dir.
 
-A component that dies stops everything (nothing is restarted silently). Ctrl-C or SIGTERM
-stops the API first, then the workers, the gateway and any private server, and exits 0.`;
+A component that dies stops everything (nothing is restarted silently). Ctrl-C or SIGTERM stops the API first, then the workers, the gateway and any private server, and exits 0.`;
   static override examples = [
     '<%= config.bin %> up',
     '<%= config.bin %> up --api-workers 2 --payment-workers 2 --gateway-speed 10 --port 8080',
@@ -76,7 +71,7 @@ stops the API first, then the workers, the gateway and any private server, and e
   async run(): Promise<void> {
     const { flags } = await this.parse(Up);
     const config = this.settings(flags);
-    const prefix = linePrefixer(process.stdout.isTTY);
+    const prefix = linePrefixer(outputStyle());
     const say = (message: string) => process.stdout.write(prefix('up', message) + '\n');
     const stack = await startStack({
       redisUrl: config.redisUrl,

@@ -1,16 +1,18 @@
 import { Flags } from '@oclif/core';
 import { FsaleCommand } from '../cli/base.js';
+import { outputStyle } from '../cli/colors.js';
+import { durationFlag } from '../cli/duration-flag.js';
 import { loadConfig } from '../config.js';
 import { UsageError } from '../domain/errors.js';
 import { ProductNotFoundError, watchProduct } from '../watch/session.js';
 import { renderLine, renderPanel, toJsonLine, type WatchSnapshot } from '../watch/view.js';
 
 export default class Watch extends FsaleCommand {
-  static override summary = 'Watch a sale live: stock, accepted/s, confirmed/s, sold-out time.';
-  static override description = `Follows GET /stock/:id/stream (SSE) and polls GET /products/:id for order counts.
-On a terminal the view redraws in place; otherwise (a pipe, a log) it prints one line per
-interval, or one JSON object per line with --json. When the stream drops, it says so and
-reconnects with Last-Event-ID. Ctrl-C exits 0; --until-sold-out exits 0 at stock 0.`;
+  static override summary =
+    'Watch a sale live: stock over time, accepted/s, released/s, confirmed/s, sold-out time.';
+  static override description = `Follows GET /stock/:id/stream (SSE) and polls GET /products/:id for order counts. Each stock event is the new level: a fall between two events is units accepted, a rise units released (a decline, a re-seed), shown apart, so releases never hide accepts; units coming back clear "sold out". The server coalesces a stream's events to one per interval, so a buy and a release inside one interval cancel out.
+
+On a terminal (without NO_COLOR) the view redraws in place with a sparkline of the stock over the last 30 snapshots in unicode blocks; otherwise (a pipe, a log, NO_COLOR) it prints one plain ASCII line per interval, or one JSON object per line with --json. When the stream drops, it says so and reconnects with Last-Event-ID. Ctrl-C exits 0; --until-sold-out exits 0 at stock 0.`;
   static override examples = [
     '<%= config.bin %> watch --product p1',
     '<%= config.bin %> watch --product p1 --url http://127.0.0.1:8080 --until-sold-out',
@@ -20,7 +22,7 @@ reconnects with Last-Event-ID. Ctrl-C exits 0; --until-sold-out exits 0 at stock
     product: Flags.string({ description: 'product id', required: true }),
     url: Flags.string({ description: 'API base URL [default: http://127.0.0.1:$PORT]' }),
     json: Flags.boolean({ description: 'print one JSON object per interval' }),
-    interval: Flags.integer({ description: 'refresh interval, ms', default: 1000, min: 100 }),
+    interval: durationFlag({ description: 'refresh interval', default: 1000, min: 100 }),
     'until-sold-out': Flags.boolean({ description: 'exit 0 once the stock reaches 0' }),
   };
 
@@ -28,7 +30,7 @@ reconnects with Last-Event-ID. Ctrl-C exits 0; --until-sold-out exits 0 at stock
     const { flags } = await this.parse(Watch);
     const url = flags.url ?? `http://127.0.0.1:${loadConfig().port}`;
     if (!/^https?:\/\//.test(url)) throw new UsageError(`--url must be an http(s) URL, got ${url}`);
-    const tty = process.stdout.isTTY && !flags.json;
+    const tty = outputStyle().rich && !flags.json;
     let drawn = 0;
     const show = (snapshot: WatchSnapshot) => {
       if (flags.json) return void process.stdout.write(toJsonLine(snapshot) + '\n');

@@ -6,6 +6,8 @@
 // time fixed in advance, latency is measured from it, and a stalled server cannot slow the
 // arrivals down (no coordinated omission).
 
+import { DurationSyntaxError, parseDuration } from '../cli/duration.js';
+
 export interface Spike {
   /** The rate is multiplied by this while the spike lasts. */
   factor: number;
@@ -39,24 +41,19 @@ export class ShapeSyntaxError extends Error {
   }
 }
 
-const NUMBER = '(\\d+(?:\\.\\d+)?|\\.\\d+)';
-
-/** Seconds from `10`, `10s`, `500ms`, `2m`, `1.5m`. */
-export function parseSeconds(text: string, what = 'duration'): number {
-  const match = new RegExp(`^${NUMBER}(ms|s|m|h)?$`).exec(text.trim());
-  if (match === null)
-    throw new ShapeSyntaxError(
-      `${what} must be a number of seconds, optionally with ms/s/m/h, got ${JSON.stringify(text)}`,
-    );
-  const value = Number(match[1]);
-  const unit = match[2] ?? 's';
-  const scale = unit === 'ms' ? 0.001 : unit === 'm' ? 60 : unit === 'h' ? 3600 : 1;
-  return value * scale;
+/** Seconds from a duration in the CLI's one syntax (`500ms`, `10s`, `1.5m`); no bare numbers. */
+function seconds(text: string, what: string): number {
+  try {
+    return parseDuration(text, what) / 1000;
+  } catch (error) {
+    if (error instanceof DurationSyntaxError) throw new ShapeSyntaxError(error.message);
+    throw error;
+  }
 }
 
 /**
  * A spike: `FACTORx@START` (1 s long) or `FACTORx@START:LENGTH`, times in seconds from the
- * start of the run with an optional unit: `5x@10s`, `3x@20s:5s`, `10x@1.5`.
+ * start of the run in the duration syntax: `5x@10s`, `3x@20s:5s`, `10x@1.5s`.
  */
 export function parseSpike(text: string): Spike {
   const match = /^\s*([^x@\s]+)x?@([^:]+)(?::(.+))?$/.exec(text);
@@ -66,8 +63,8 @@ export function parseSpike(text: string): Spike {
       `--spike must look like 5x@10s or 5x@10s:2s (factor x @ start : length), got ${JSON.stringify(text)}`,
     );
   }
-  const atSeconds = parseSeconds(match[2] ?? '', '--spike start');
-  const forSeconds = match[3] === undefined ? 1 : parseSeconds(match[3], '--spike length');
+  const atSeconds = seconds(match[2] ?? '', '--spike start');
+  const forSeconds = match[3] === undefined ? 1 : seconds(match[3], '--spike length');
   if (forSeconds <= 0) throw new ShapeSyntaxError(`--spike length must be positive in ${text}`);
   return { factor, atSeconds, forSeconds };
 }
@@ -81,7 +78,7 @@ export function parseStages(text: string): Stage[] {
       throw new ShapeSyntaxError(
         `--stages must look like 10s:1000,30s:5000,10s:0 (duration:arrivals per second, ...), got ${JSON.stringify(part)} in ${JSON.stringify(text)}`,
       );
-    const durationSeconds = parseSeconds(match[1] ?? '', '--stages duration');
+    const durationSeconds = seconds(match[1] ?? '', '--stages duration');
     if (!(durationSeconds > 0))
       throw new ShapeSyntaxError(
         `--stages durations must be positive, got ${JSON.stringify(part)}`,

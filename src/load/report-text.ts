@@ -1,4 +1,4 @@
-import Table from 'cli-table3';
+import { renderTable, type OutputStyle } from '../cli/colors.js';
 import type { FloodProgress } from './flood.js';
 import { formatMs, type LatencyStats } from './latency.js';
 import { OUTCOME_CLASSES, OUTCOME_LABELS } from './outcomes.js';
@@ -41,8 +41,8 @@ function latencyCells(stats: LatencyStats | null): string[] {
   return [stats.p50, stats.p90, stats.p99, stats.p999, stats.max].map((ms) => formatMs(ms));
 }
 
-/** The cli-table3 summary printed at the end of a flood. */
-export function renderSummary(s: FloodSummary): string {
+/** The summary printed at the end of a flood: tables on a terminal, plain columns elsewhere. */
+export function renderSummary(s: FloodSummary, style: OutputStyle): string {
   const out: string[] = [];
   // Said first, before any figure is read as the server's.
   if (s.generator.limited) out.push(`${GENERATOR_LIMITED} ${s.generator.reasons.join('; ')}`);
@@ -54,9 +54,7 @@ export function renderSummary(s: FloodSummary): string {
     `fsale flood: ${s.target.url} product ${s.target.productId} — ${load}, ${s.load.users} users`,
   );
 
-  const outcomes = new Table({
-    head: ['outcome', 'count', 'share', 'p50', 'p90', 'p99', 'p99.9', 'max'],
-  });
+  const outcomes: string[][] = [];
   for (const c of OUTCOME_CLASSES) {
     const o = s.outcomes[c];
     if (o.count === 0 && c !== 'accepted') continue;
@@ -73,15 +71,26 @@ export function renderSummary(s: FloodSummary): string {
     pct(s.requests.answered, s.requests.sent),
     ...latencyCells(s.latencyMs),
   ]);
-  out.push(outcomes.toString());
+  out.push(
+    renderTable(style, outcomes, [
+      'outcome',
+      'count',
+      'share',
+      'p50',
+      'p90',
+      'p99',
+      'p99.9',
+      'max',
+    ]),
+  );
   out.push(
     s.latencyOrigin === 'intended_send_time'
       ? "latency is measured from each request's intended send time (no coordinated omission)"
       : 'latency is measured from the write (closed model: a stall delays the next request instead of showing up here)',
   );
 
-  const facts = new Table();
-  const row = (name: string, value: string) => facts.push({ [name]: value });
+  const facts: string[][] = [];
+  const row = (name: string, value: string) => facts.push([name, value]);
   row(
     'rate',
     `${s.rate.achieved}/s achieved${s.rate.target === null ? '' : ` of ${s.rate.target}/s targeted`}, ${s.rate.answeredPerSecond} answers/s`,
@@ -132,17 +141,15 @@ export function renderSummary(s: FloodSummary): string {
           : `${failed.length} of ${s.audit.checks.length} checks FAIL: ${failed.map((c) => `${c.name} (expected ${c.expected}, got ${c.actual})`).join('; ')}`,
     );
   }
-  out.push(facts.toString());
+  out.push(renderTable(style, facts));
 
   if (s.thresholds.length > 0) {
-    const gates = new Table({ head: ['threshold', 'actual', 'result'] });
-    for (const t of s.thresholds)
-      gates.push([
-        t.expression,
-        t.actual === null ? 'not measured' : String(t.actual),
-        t.ok ? 'PASS' : 'FAIL',
-      ]);
-    out.push(gates.toString());
+    const gates = s.thresholds.map((t) => [
+      t.expression,
+      t.actual === null ? 'not measured' : String(t.actual),
+      t.ok ? 'PASS' : 'FAIL',
+    ]);
+    out.push(renderTable(style, gates, ['threshold', 'actual', 'result']));
   }
   out.push(verdictLine(s.verdict));
   return out.join('\n');

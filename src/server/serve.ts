@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
+import { createServer } from 'node:net';
 import { AggregatorRegistry } from 'prom-client';
 import {
   jsonAnswer,
@@ -7,6 +8,7 @@ import {
   startAdminListener,
   type AdminListener,
 } from './admin.js';
+import { describe, UsageError } from '../domain/errors.js';
 import { buildApp, type App, type AppOptions } from './app.js';
 import { apiAdminRoutes, checkReadiness, type Readiness } from './routes/health.js';
 
@@ -50,7 +52,7 @@ export async function serveSingle(
   process.once('SIGINT', () => shutdown('SIGINT'));
 
   const app = await buildApp(options);
-  // Under --workers the primary owns the admin port and asks the workers (see servePrimary):
+  // Under --api-workers the primary owns the admin port and asks the workers (see servePrimary):
   // N processes cannot share one admin port, and a scrape must see all of them.
   let admin: AdminListener | undefined;
   if (cluster.isWorker) answerPrimary(app);
@@ -63,7 +65,10 @@ export async function serveSingle(
     );
     events?.adminListening?.(admin.url);
   }
-  await app.listen({ host: options.host, port: options.port });
+  await app.listen({ host: options.host, port: options.port }).catch(async (error: unknown) => {
+    await Promise.all([app.close(), admin?.close()]);
+    throw cannotListen(options, error);
+  });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : options.port;
   const url = listenerUrl(options.host, port);
@@ -94,6 +99,9 @@ export async function servePrimary(
   options: ServeOptions,
   events?: Partial<ServeEvents>,
 ): Promise<void> {
+  // The workers bind through the primary; one that cannot would die and be replaced forever,
+  // so a port already taken is found here, once, and is the same one-line error as unclustered.
+  if (options.port !== 0) await probeListen(options);
   const admin =
     options.admin === undefined
       ? undefined
@@ -223,4 +231,20 @@ function clusterAdminRoutes() {
         metrics: () => aggregator.clusterMetrics(),
       }),
   };
+}
+
+/** A port that cannot be bound (taken, privileged) is the operator's to fix: exit 2, one line. */
+function cannotListen(options: ServeOptions, error: unknown): UsageError {
+  return new UsageError(`cannot listen on ${options.host}:${options.port}: ${describe(error)}`);
+}
+
+async function probeListen(options: ServeOptions): Promise<void> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: options.host, port: options.port, exclusive: true }, resolve);
+  }).catch((error: unknown) => {
+    throw cannotListen(options, error);
+  });
+  await new Promise<void>((resolve) => server.close(() => resolve()));
 }

@@ -159,16 +159,16 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       'serve',
       '--port',
       String(options.port),
-      '--workers',
+      '--api-workers',
       String(options.apiWorkers),
     ];
     if (options.demoAuth) apiArgs.push('--demo-auth');
     const apiUrl = await listening(start('api', apiArgs, env));
     for (let i = 1; i <= options.orderWorkers; i++)
-      start(`orders-${i}`, ['work', 'orders', '--json', '--status-interval-ms', '5000'], env);
+      start(`orders-${i}`, ['work', 'orders', '--json', '--status-interval', '5s'], env);
     for (let i = 1; i <= options.paymentWorkers; i++)
-      start(`payments-${i}`, ['work', 'payments', '--json', '--status-interval-ms', '5000'], env);
-    start('reconcile', ['reconcile', '--interval', '5000', '--json'], env);
+      start(`payments-${i}`, ['work', 'payments', '--json', '--status-interval', '5s'], env);
+    start('reconcile', ['reconcile', '--interval', '5s', '--json'], env);
 
     return {
       apiUrl,

@@ -1,5 +1,5 @@
 import { EventSource } from 'eventsource';
-import type { WatchSnapshot } from './view.js';
+import { STOCK_HISTORY, type WatchSnapshot } from './view.js';
 
 export interface WatchOptions {
   url: string;
@@ -40,6 +40,7 @@ export async function watchProduct(options: WatchOptions): Promise<() => void> {
     total: product.stockTotal,
     remaining: product.remaining,
     acceptedPerSecond: 0,
+    releasedPerSecond: 0,
     confirmedPerSecond: 0,
     paid: product.orders?.paid ?? 0,
     failed: product.orders?.payment_failed ?? 0,
@@ -49,8 +50,11 @@ export async function watchProduct(options: WatchOptions): Promise<() => void> {
     firstSaleAt: undefined,
     connected: false,
     at: Date.now(),
+    history: [],
   };
-  let previous = { at: Date.now(), remaining: product.remaining, paid: snapshot.paid };
+  let previous = { at: Date.now(), paid: snapshot.paid };
+  // Units taken and put back since the last snapshot, from the stock events one by one.
+  let moved = { accepted: 0, released: 0 };
   let lostAt: number | undefined;
 
   const source = new EventSource(`${base}/stock/${encodeURIComponent(options.productId)}/stream`);
@@ -75,12 +79,16 @@ export async function watchProduct(options: WatchOptions): Promise<() => void> {
       remaining: number;
       at: number;
     };
+    moved = stockMoves(moved, snapshot.remaining, data.remaining);
     if (snapshot.remaining !== undefined && data.remaining < snapshot.remaining)
       snapshot.firstSaleAt ??= Date.now();
     snapshot.remaining = data.remaining;
     if (data.remaining === 0 && snapshot.soldOutAt === undefined) {
       snapshot.soldOutAt = data.at;
       options.onSoldOut?.();
+    } else if (data.remaining > 0) {
+      // Units came back (a decline released its reservation, a re-seed): on sale again.
+      snapshot.soldOutAt = undefined;
     }
   });
 
@@ -101,11 +109,14 @@ export async function watchProduct(options: WatchOptions): Promise<() => void> {
       snapshot.needsReconciliation =
         product.orders?.needs_reconciliation ?? snapshot.needsReconciliation;
       snapshot.total = product.stockTotal;
-      snapshot.acceptedPerSecond = Math.max(0, (previous.remaining - remaining) / seconds);
+      snapshot.acceptedPerSecond = moved.accepted / seconds;
+      snapshot.releasedPerSecond = moved.released / seconds;
       snapshot.confirmedPerSecond = Math.max(0, (snapshot.paid - previous.paid) / seconds);
       snapshot.at = now;
-      previous = { at: now, remaining, paid: snapshot.paid };
-      options.onSnapshot({ ...snapshot });
+      snapshot.history = [...snapshot.history, remaining].slice(-STOCK_HISTORY);
+      previous = { at: now, paid: snapshot.paid };
+      moved = { accepted: 0, released: 0 };
+      options.onSnapshot({ ...snapshot, history: [...snapshot.history] });
     })();
   }, options.intervalMs);
 
@@ -113,4 +124,21 @@ export async function watchProduct(options: WatchOptions): Promise<() => void> {
     clearInterval(timer);
     source.close();
   };
+}
+
+/**
+ * What one stock event says happened since the one before: the stream carries the stock level,
+ * not the buys, so a fall is units accepted and a rise is units released. A server coalesces
+ * the events of one interval into the last (src/server/sse-hub.ts), so a buy and a release
+ * inside one interval cancel out; across intervals neither hides the other.
+ */
+export function stockMoves(
+  moved: { accepted: number; released: number },
+  before: number | undefined,
+  after: number,
+): { accepted: number; released: number } {
+  if (before === undefined || after === before) return moved;
+  return after < before
+    ? { ...moved, accepted: moved.accepted + (before - after) }
+    : { ...moved, released: moved.released + (after - before) };
 }

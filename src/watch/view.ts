@@ -5,8 +5,10 @@ export interface WatchSnapshot {
   name: string | undefined;
   total: number | undefined;
   remaining: number | undefined;
-  /** Units taken per second over the last interval (net of releases). */
+  /** Units taken per second over the last interval: the falls between stock events. */
   acceptedPerSecond: number;
+  /** Units put back per second (declines, expired reservations): the rises between events. */
+  releasedPerSecond: number;
   /** Orders confirmed (paid) per second over the last interval. */
   confirmedPerSecond: number;
   paid: number;
@@ -19,6 +21,29 @@ export interface WatchSnapshot {
   firstSaleAt: number | undefined;
   connected: boolean;
   at: number;
+  /** The stock at each of the last snapshots, oldest first (at most STOCK_HISTORY). */
+  history: number[];
+}
+
+/** How many snapshots the stock sparkline shows. */
+export const STOCK_HISTORY = 30;
+
+const BLOCKS = ' ▁▂▃▄▅▆▇█';
+const ASCII_LEVELS = '_.:-=+*#';
+
+/**
+ * The stock over time, one character per snapshot, from empty (0 left) to full (all left):
+ * unicode blocks on a terminal, ASCII elsewhere. Any stock above 0 shows above the floor.
+ */
+export function sparkline(values: readonly number[], total: number, rich: boolean): string {
+  const levels = rich ? BLOCKS : ASCII_LEVELS;
+  const top = levels.length - 1;
+  return values
+    .map((value) => {
+      const ratio = total <= 0 ? 0 : Math.min(1, Math.max(0, value / total));
+      return levels[ratio === 0 ? 0 : Math.max(1, Math.round(ratio * top))] ?? '';
+    })
+    .join('');
 }
 
 export function stockBar(remaining: number, total: number, width = 30): string {
@@ -36,14 +61,16 @@ function soldOutText(s: WatchSnapshot): string {
   return `sold out at ${new Date(s.soldOutAt).toISOString().slice(11, 23)}${after}`;
 }
 
-/** One line (non-TTY output, one per interval). */
+/** One line, plain ASCII (output that is not a terminal, or NO_COLOR; one per interval). */
 export function renderLine(s: WatchSnapshot): string {
   const stock = s.remaining === undefined ? '?' : `${s.remaining}/${s.total ?? '?'}`;
   return (
     `${new Date(s.at).toISOString()} ${s.productId} remaining ${stock} ` +
-    `accepted/s ${s.acceptedPerSecond.toFixed(0)} confirmed/s ${s.confirmedPerSecond.toFixed(0)} ` +
+    `accepted/s ${s.acceptedPerSecond.toFixed(0)} released/s ${s.releasedPerSecond.toFixed(0)} ` +
+    `confirmed/s ${s.confirmedPerSecond.toFixed(0)} ` +
     `paid ${s.paid} failed ${s.failed} pending ${s.pending} reconciling ${s.needsReconciliation}` +
-    `${s.connected ? '' : ' [reconnecting]'} ${soldOutText(s)}`
+    `${s.connected ? '' : ' [reconnecting]'} ${soldOutText(s)}` +
+    (s.history.length === 0 ? '' : ` stock [${sparkline(s.history, s.total ?? 0, false)}]`)
   );
 }
 
@@ -54,7 +81,8 @@ export function renderPanel(s: WatchSnapshot): string[] {
   return [
     `fsale watch  ${s.name ?? s.productId} (${s.productId})${s.connected ? '' : '   [reconnecting...]'}`,
     `stock     ${stockBar(remaining, total)} ${s.remaining ?? '?'} / ${s.total ?? '?'} left`,
-    `accepted  ${s.acceptedPerSecond.toFixed(0).padStart(7)} /s    confirmed ${s.confirmedPerSecond.toFixed(0).padStart(7)} /s`,
+    `over time ${sparkline(s.history, total, true)}`,
+    `accepted  ${s.acceptedPerSecond.toFixed(0).padStart(7)} /s    released ${s.releasedPerSecond.toFixed(0).padStart(7)} /s    confirmed ${s.confirmedPerSecond.toFixed(0).padStart(7)} /s`,
     `orders    paid ${s.paid}  failed ${s.failed}  pending ${s.pending}  reconciling ${s.needsReconciliation}`,
     soldOutText(s),
   ];
@@ -68,6 +96,7 @@ export function toJsonLine(s: WatchSnapshot): string {
     remaining: s.remaining ?? null,
     total: s.total ?? null,
     acceptedPerSecond: s.acceptedPerSecond,
+    releasedPerSecond: s.releasedPerSecond,
     confirmedPerSecond: s.confirmedPerSecond,
     paid: s.paid,
     failed: s.failed,

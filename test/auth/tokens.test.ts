@@ -22,7 +22,7 @@ describe('tokens', () => {
   const verify = createTokenVerifier(TEST_JWT_SECRET);
 
   it('`fsale token` prints a token the verifier accepts, for that user', async () => {
-    const result = await runCli(['token', '--user', 'alice', '--ttl', '120', '--json'], {
+    const result = await runCli(['token', '--user', 'alice', '--ttl', '2m', '--json'], {
       FSALE_JWT_SECRET: TEST_JWT_SECRET,
     });
     expect(result.code).toBe(0);
@@ -134,9 +134,9 @@ describe('tokens', () => {
     }
   });
 
-  it('`fsale token --issuer --audience` mints what a serve with --jwt-issuer/--jwt-audience accepts', async () => {
+  it('`fsale token --jwt-issuer --jwt-audience` mints what a serve with --jwt-issuer/--jwt-audience accepts', async () => {
     const result = await runCli(
-      ['token', '--user', 'carol', '--issuer', 'shop', '--audience', 'fsale', '--json'],
+      ['token', '--user', 'carol', '--jwt-issuer', 'shop', '--jwt-audience', 'fsale', '--json'],
       { FSALE_JWT_SECRET: TEST_JWT_SECRET },
     );
     expect(result.code, result.stderr).toBe(0);

@@ -112,14 +112,14 @@ describe('the Grafana dashboard', () => {
       const api = await startApiProcess(env, [
         '--admin-port',
         '0',
-        '--max-event-loop-delay-ms',
-        '60000',
+        '--max-event-loop-delay',
+        '60s',
       ]);
       procs.push(api);
       const workers = [
-        startCli(['work', 'orders', '--admin-port', '0', '--block-ms', '100'], env),
+        startCli(['work', 'orders', '--admin-port', '0', '--block', '100ms'], env),
         startCli(['work', 'payments', '--admin-port', '0'], env),
-        startCli(['reconcile', '--interval', '200', '--admin-port', '0'], env),
+        startCli(['reconcile', '--interval', '200ms', '--admin-port', '0'], env),
       ];
       procs.push(...workers);
       const admins = {

@@ -1,5 +1,5 @@
 // Scenario 1: a flash crowd. 20,000 distinct buyers, one buy each, for 500 units through two
-// API processes (`serve --workers 2`): exactly 500 are accepted, everyone else is told "sold
+// API processes (`serve --api-workers 2`): exactly 500 are accepted, everyone else is told "sold
 // out" (or to come back: 429/503), nobody gets a 5xx or a dropped connection; the workers
 // then persist and charge every accepted order and the audit holds.
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -39,8 +39,8 @@ describe('scenario 1: flash crowd', () => {
     await seed(s, { productId: 'crowd', stock: STOCK, priceCents: 2500, perUserLimit: 1 });
     const gateway = await startGateway(s.env, 101);
     const env = { ...s.env, FSALE_GATEWAY_URL: gateway.url };
-    const api = await startServe(env, ['--workers', '2']);
-    const orders = startOrderWorker(env, ['--claim-idle-ms', '5000']);
+    const api = await startServe(env, ['--api-workers', '2']);
+    const orders = startOrderWorker(env, ['--claim-idle', '5s']);
 
     const list = buyers('fc', BUYERS);
     const started = performance.now();
@@ -76,7 +76,7 @@ describe('scenario 1: flash crowd', () => {
     expect(persisted).toMatchObject({ rows: STOCK, distinctIds: STOCK, duplicateKeys: 0 });
     expect(persisted.remaining).toBe(0);
 
-    const payments = startPaymentWorker(env, ['--timeout', '1000', '--concurrency', '64']);
+    const payments = startPaymentWorker(env, ['--timeout', '1s', '--concurrency', '64']);
     await waitCharged(s, 'crowd');
     await reconcileOnce(env);
     await until('every order terminal after reconcile', async () => {

@@ -40,7 +40,7 @@ async function buyAnswered(url: string, buyer: Buyer): Promise<BuyAnswer> {
 describe('scenario 2: double click and retry storm', () => {
   it('each key sent 3 times (2 at once, then 1 after): one reservation per (user, key), replays identical, stock conserved', async () => {
     await seed(s, { productId: 'storm', stock: STOCK, perUserLimit: PER_USER });
-    const api = await startServe(s.env, ['--workers', '2']);
+    const api = await startServe(s.env, ['--api-workers', '2']);
     const orders = startOrderWorker(s.env);
 
     // Each buyer's three keys, one after the other; each key: a double click, then a retry.

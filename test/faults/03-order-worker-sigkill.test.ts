@@ -41,10 +41,10 @@ describe('scenario 3: order worker SIGKILL', () => {
     const workerArgs = [
       '--batch',
       '25',
-      '--block-ms',
-      '100',
-      '--claim-idle-ms',
-      '500',
+      '--block',
+      '100ms',
+      '--claim-idle',
+      '500ms',
       // The same entries are redelivered after each of up to 20 kills; the default (5) would
       // rightly dead-letter an entry stuck in such a crash loop, which is not what this proves.
       '--max-deliveries',

@@ -67,11 +67,11 @@ describe('scenario 4: payment worker SIGKILL', () => {
 
     const paymentArgs = [
       '--timeout',
-      '2500',
+      '2500ms',
       '--max-retries',
       '1',
-      '--max-backoff-ms',
-      '200',
+      '--max-backoff',
+      '200ms',
       '--concurrency',
       '48',
     ];

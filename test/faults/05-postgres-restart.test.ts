@@ -59,14 +59,14 @@ describe('scenario 5: PostgreSQL restart mid-sale', () => {
     const gateway = await startGateway(s.env, 505);
     const env = { ...s.env, FSALE_GATEWAY_URL: gateway.url };
     const api = await startServe(env, NO_LOAD_SHEDDING);
-    const orders = startOrderWorker(env, ['--claim-idle-ms', '5000', '--batch', '100']);
+    const orders = startOrderWorker(env, ['--claim-idle', '5s', '--batch', '100']);
     const payments = startPaymentWorker(env, [
       '--timeout',
-      '1000',
+      '1s',
       '--max-retries',
       '1',
-      '--max-backoff-ms',
-      '200',
+      '--max-backoff',
+      '200ms',
       '--concurrency',
       '32',
     ]);

@@ -106,7 +106,7 @@ async function startStack(s: TestServices, redisUrl: string): Promise<Stack> {
 }
 
 const startApi = (stack: Stack) =>
-  startApiProcess(stack.env, ['--rate-limit', '0', '--max-event-loop-delay-ms', '600000']);
+  startApiProcess(stack.env, ['--rate-limit', '0', '--max-event-loop-delay', '10m']);
 // Each resolves once the worker is connected (its first JSON line): a worker that cannot reach
 // Redis at start exits 2 by design, so the kill must come after that.
 async function startOrders(stack: Stack): Promise<CliProcess> {
@@ -116,16 +116,7 @@ async function startOrders(stack: Stack): Promise<CliProcess> {
 }
 async function startPayments(stack: Stack): Promise<CliProcess> {
   const worker = startCli(
-    [
-      'work',
-      'payments',
-      '--timeout',
-      '1000',
-      '--max-backoff-ms',
-      '200',
-      '--status-interval-ms',
-      '200',
-    ],
+    ['work', 'payments', '--timeout', '1s', '--max-backoff', '200ms', '--status-interval', '200ms'],
     stack.env,
   );
   await worker.waitFor(/"event":"status"/);

@@ -68,10 +68,10 @@ describe('scenario 8: stale consumer', () => {
       'stale',
       '--batch',
       '40',
-      '--block-ms',
-      '20',
-      '--claim-idle-ms',
-      '600000', // it never claims; it is the one claimed from
+      '--block',
+      '20ms',
+      '--claim-idle',
+      '10m', // it never claims; it is the one claimed from
     ]);
     await until('the stale worker to start', () => stale.last('started') !== undefined, 60_000);
 
@@ -102,10 +102,10 @@ describe('scenario 8: stale consumer', () => {
     const rescuer = startOrderWorker(env, [
       '--consumer',
       'rescuer',
-      '--claim-idle-ms',
-      '1000',
-      '--block-ms',
-      '100',
+      '--claim-idle',
+      '1s',
+      '--block',
+      '100ms',
     ]);
     await waitDrained(s, 'stale');
     expect(await heldBy('stale', 'stale')).toEqual([]);
@@ -157,7 +157,7 @@ describe('scenario 8: stale consumer', () => {
     await waitDrained(s, 'stalepay');
 
     // Lease = (timeout + max backoff) x (retries + 1) + timeout = 4.1 s.
-    const args = ['--timeout', '2000', '--max-retries', '0', '--max-backoff-ms', '100'];
+    const args = ['--timeout', '2s', '--max-retries', '0', '--max-backoff', '100ms'];
     const frozen = startPaymentWorker(env, [...args, '--concurrency', '20']);
     const leased = async () =>
       (

@@ -57,7 +57,7 @@ describe('scenario 9: poison messages', () => {
     await seed(s, { productId: 'poison', stock: 2000 });
     await seed(s, { productId: 'quarantine', stock: 100 });
     const api = await startServe(s.env, NO_LOAD_SHEDDING);
-    const worker = startOrderWorker(s.env, ['--batch', '20', '--block-ms', '100']);
+    const worker = startOrderWorker(s.env, ['--batch', '20', '--block', '100ms']);
     const poison = productKeys(s.keyPrefix, 'poison');
 
     // The sale, with poison injected between chunks of real buys.

@@ -55,12 +55,12 @@ describe('scenario 11: never-reading SSE clients, Slowloris and oversized bodies
     api = await startApiProcess(s.env, [
       '--rate-limit',
       '0',
-      '--max-event-loop-delay-ms',
-      '600000',
+      '--max-event-loop-delay',
+      '10m',
       '--sse-interval',
-      '10',
-      '--sse-drop-after-ms',
-      '2000',
+      '10ms',
+      '--sse-drop-after',
+      '2s',
       '--sse-max-age',
       '6s',
       // All the abusers share 127.0.0.1; what is under test is the server letting go of

@@ -100,9 +100,9 @@ describe('scenario 12: graceful shutdown under load', () => {
     expect(await stopProcess(orders.proc)).toEqual({ code: 0, signal: null });
   });
 
-  it('SIGTERM to one process of `serve --workers 2` mid-flood: it exits 0, the other keeps answering, no 202 without a reservation', async () => {
+  it('SIGTERM to one process of `serve --api-workers 2` mid-flood: it exits 0, the other keeps answering, no 202 without a reservation', async () => {
     await seed(s, { productId: 'cluster', stock: STOCK, perUserLimit: 1 });
-    const api = await startServe(s.env, ['--workers', '2', ...NO_LOAD_SHEDDING]);
+    const api = await startServe(s.env, ['--api-workers', '2', ...NO_LOAD_SHEDDING]);
     const orders = startOrderWorker(s.env);
     const workers = descendants(api.proc.pid);
     expect(workers.length).toBeGreaterThanOrEqual(2);

@@ -30,7 +30,7 @@ describe('scenario 13: a charge delayed past the worker timeout, reconciled, the
     const stack = await startProxiedPayments(s.env, {
       seed: 13,
       proxyMode: { kind: 'hold' },
-      paymentArgs: ['--timeout', '1000'],
+      paymentArgs: ['--timeout', '1s'],
     });
     ({ gatewayUrl, proxy } = stack);
     return () => stack.stop();

@@ -51,10 +51,10 @@ describe('scenario 14: idempotency records lost mid-sale', () => {
   let api: ApiProcess | undefined;
   let orders: CliProcess;
   const startApi = () =>
-    startApiProcess(s.env, ['--rate-limit', '0', '--max-event-loop-delay-ms', '600000']);
+    startApiProcess(s.env, ['--rate-limit', '0', '--max-event-loop-delay', '10m']);
   beforeAll(async () => {
     s = await useTestServices();
-    orders = startCli(['work', 'orders', '--block-ms', '100'], s.env);
+    orders = startCli(['work', 'orders', '--block', '100ms'], s.env);
     return async () => {
       if (api !== undefined) await stopProcess(api);
       await stopProcess(orders);

@@ -76,7 +76,7 @@ async function saleThroughFailover(durability: 'none' | 'replica') {
     '0',
     ...NO_LOAD_SHEDDING,
   ]);
-  const worker: Worker = startOrderWorker(env, ['--block-ms', '100']);
+  const worker: Worker = startOrderWorker(env, ['--block', '100ms']);
   await worker.proc.waitFor(/"event":"started"/);
   const slot = keySlot(productKeys(s.keyPrefix, productId).stock);
   const master = await cluster.masterOf(slot);

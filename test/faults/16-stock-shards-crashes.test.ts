@@ -65,7 +65,7 @@ describe('scenario 16: API and order worker SIGKILLed during a sale of a stock-s
     const env = { ...s.env, REDIS_URL: cluster.url };
     const args = ['--rate-limit', '0', ...NO_LOAD_SHEDDING];
     const apis = [await startServe(env, args), await startServe(env, args)];
-    let worker: Worker = startOrderWorker(env, ['--block-ms', '100']);
+    let worker: Worker = startOrderWorker(env, ['--block', '100ms']);
     await worker.proc.waitFor(/"event":"started"/);
     const list = buyers('sh-', BUYERS);
     const seen: BuyAnswer[] = [];
@@ -100,7 +100,7 @@ describe('scenario 16: API and order worker SIGKILLed during a sale of a stock-s
           if (!workerKilled && decided.length >= BUYERS / 3) {
             workerKilled = true;
             await killProcess(worker.proc);
-            worker = startOrderWorker(env, ['--block-ms', '100']);
+            worker = startOrderWorker(env, ['--block', '100ms']);
           }
         }
       };

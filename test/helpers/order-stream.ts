@@ -141,7 +141,7 @@ export function startWorkerProcess(
 ): WorkerProcess {
   const child = spawn(
     process.execPath,
-    [RUN_JS, 'work', 'orders', '--json', '--status-interval-ms', '100', ...args],
+    [RUN_JS, 'work', 'orders', '--json', '--status-interval', '100ms', ...args],
     {
       env: {
         PATH: process.env.PATH ?? '',

@@ -37,9 +37,9 @@ export interface Service {
  * delay is above it) must not shed load because other test runs share this small machine.
  * Load shedding is scenario 1's and 2's business (they accept and retry a 503).
  */
-export const NO_LOAD_SHEDDING = ['--max-event-loop-delay-ms', '60000'];
+export const NO_LOAD_SHEDDING = ['--max-event-loop-delay', '1m'];
 
-/** `fsale serve` (args e.g. ['--workers', '2']); resolves once it listens. */
+/** `fsale serve` (args e.g. ['--api-workers', '2']); resolves once it listens. */
 export async function startServe(env: Record<string, string>, args: string[] = []) {
   const proc = await startApiProcess(env, args);
   return { proc, url: proc.url };
@@ -160,11 +160,11 @@ function worker(args: string[], env: Record<string, string>): Worker {
 }
 
 export function startOrderWorker(env: Record<string, string>, args: string[] = []): Worker {
-  return worker(['work', 'orders', '--json', '--status-interval-ms', '200', ...args], env);
+  return worker(['work', 'orders', '--json', '--status-interval', '200ms', ...args], env);
 }
 
 export function startPaymentWorker(env: Record<string, string>, args: string[] = []): Worker {
-  return worker(['work', 'payments', '--json', '--status-interval-ms', '200', ...args], env);
+  return worker(['work', 'payments', '--json', '--status-interval', '200ms', ...args], env);
 }
 
 /** SIGTERM and wait (SIGKILL after `graceMs` so a hung child cannot hang the file). */

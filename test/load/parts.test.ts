@@ -25,7 +25,7 @@ function parseSummary(stdout: string): FloodSummary {
 }
 
 /** As in stack.test.ts: these runs prove what happens to the orders, not the machine's speed. */
-const TOLERATE_A_SLOW_GENERATOR = ['--max-send-lag', '5000'];
+const TOLERATE_A_SLOW_GENERATOR = ['--max-send-lag', '5s'];
 
 /** One sale's shape: 600 arrivals at 300/s by 600 buyers for 150 units. */
 const SALE = ['--rate', '300', '--requests', '600', '--users', '600', '--seed', '17'];
@@ -169,7 +169,7 @@ describe('one sale as three parts run at once on this machine, merged, against t
 
   it('--threads 2 (real worker threads from dist/) with --follow: one summary, same counts, every order followed', async () => {
     await seed(s, { productId: 'threaded', stock: STOCK, priceCents: 100 });
-    const run = await flood('threaded', ['--threads', '2', '--follow', '--poll-interval', '250']);
+    const run = await flood('threaded', ['--threads', '2', '--follow', '--poll-interval', '250ms']);
     const summary = parseSummary(run.stdout);
     expect(run.code, JSON.stringify(summary.verdict)).toBe(0);
     expect(summary.load.threads).toBe(2);

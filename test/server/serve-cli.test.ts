@@ -12,8 +12,8 @@ describe('fsale serve', () => {
     await seed(s, { productId: 'cl', stock: 100 });
   });
 
-  it('--workers 2 forks two API processes on one port and shuts all down cleanly on SIGTERM', async () => {
-    const server = startCli(['serve', '--port', '0', '--workers', '2'], s.env);
+  it('--api-workers 2 forks two API processes on one port and shuts all down cleanly on SIGTERM', async () => {
+    const server = startCli(['serve', '--port', '0', '--api-workers', '2'], s.env);
     const url = await server.waitFor(/listening on (http:\/\/\S+) \(2 processes/);
     const workers = childPids(server.pid);
     expect(workers).toHaveLength(2);

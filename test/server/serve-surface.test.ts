@@ -96,8 +96,11 @@ describe('fsale serve: the deployment surface', () => {
     expect(await server.exited).toEqual({ code: 0, signal: null });
   });
 
-  it('--workers 2 --admin-port: the primary owns the admin port, sums both workers and is ready when both are', async () => {
-    const server = startCli(['serve', '--port', '0', '--workers', '2', '--admin-port', '0'], s.env);
+  it('--api-workers 2 --admin-port: the primary owns the admin port, sums both workers and is ready when both are', async () => {
+    const server = startCli(
+      ['serve', '--port', '0', '--api-workers', '2', '--admin-port', '0'],
+      s.env,
+    );
     const admin = await server.waitFor(/admin \(metrics, readiness\) on (http:\/\/\S+)/);
     const url = await server.waitFor(/listening on (http:\/\/\S+) \(2 processes/);
     const answers = await Promise.all(

@@ -45,7 +45,7 @@ describe('sync mode', () => {
       const url = await api.waitFor(/listening on (http:\/\/[\d.:]+) \(1 process, sync mode/);
       // No order worker: in sync mode the API persists the orders itself.
       const payments = startCli(
-        ['work', 'payments', '--json', '--timeout', '500', '--concurrency', '64'],
+        ['work', 'payments', '--json', '--timeout', '500ms', '--concurrency', '64'],
         env,
       );
       children.push(payments);

@@ -23,7 +23,7 @@ describe('worker admin listeners', () => {
   it('work orders serves its counters as metrics and answers /healthz', async () => {
     const s = await useTestServices();
     await seed(s, { productId: 'adm', stock: 100 });
-    const worker = startCli(['work', 'orders', '--admin-port', '0', '--block-ms', '100'], s.env);
+    const worker = startCli(['work', 'orders', '--admin-port', '0', '--block', '100ms'], s.env);
     try {
       const url = await adminOf(worker);
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
@@ -46,7 +46,7 @@ describe('worker admin listeners', () => {
   it('work payments and reconcile expose theirs the same way', async () => {
     const s = await useTestServices();
     const payments = startCli(['work', 'payments', '--admin-port', '0'], s.env);
-    const reconcile = startCli(['reconcile', '--interval', '200', '--admin-port', '0'], s.env);
+    const reconcile = startCli(['reconcile', '--interval', '200ms', '--admin-port', '0'], s.env);
     try {
       const [p, r] = await Promise.all([adminOf(payments), adminOf(reconcile)]);
       expect(await metric(p, 'fsale_payments_paid_total')).toBe(0);

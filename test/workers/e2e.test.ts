@@ -29,7 +29,7 @@ describe('a whole sale: API, order worker, payment worker, gateway, reconcile', 
     const env = { ...s.env, FSALE_GATEWAY_URL: gatewayUrl };
     const orders = startCli(['work', 'orders', '--json'], env);
     const payments = startCli(
-      ['work', 'payments', '--json', '--timeout', '500', '--concurrency', '64'],
+      ['work', 'payments', '--json', '--timeout', '500ms', '--concurrency', '64'],
       env,
     );
 

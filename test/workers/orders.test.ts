@@ -85,7 +85,7 @@ describe('fsale work orders', () => {
     const a = await appendOrders(s, 'twin-a', buyers('a', 230));
     const b = await appendOrders(s, 'twin-b', [...buyers('b', 100), ...buyers('bulk', 50, 3)]);
 
-    const worker = startWorkerProcess(s, ['--batch', '40', '--block-ms', '100']);
+    const worker = startWorkerProcess(s, ['--batch', '40', '--block', '100ms']);
     await settled(['twin-a', 'twin-b'], 380);
     const last = await stopWorkerProcess(worker);
 
@@ -173,10 +173,10 @@ describe('fsale work orders', () => {
         '10',
         '--consumer',
         `rescuer-${point}`,
-        '--claim-idle-ms',
-        '300',
-        '--block-ms',
-        '100',
+        '--claim-idle',
+        '300ms',
+        '--block',
+        '100ms',
       ]);
       await settled([p1, p2], 90);
       const last = await stopWorkerProcess(rescuer);
@@ -242,10 +242,10 @@ describe('fsale work orders', () => {
     const worker = startWorkerProcess(s, [
       '--max-deliveries',
       '5',
-      '--claim-idle-ms',
-      '1000',
-      '--block-ms',
-      '100',
+      '--claim-idle',
+      '1s',
+      '--block',
+      '100ms',
     ]);
     await until('poison handled', async () => {
       const st = await productState(s, 'poison');
@@ -308,7 +308,7 @@ describe('fsale work orders', () => {
   it('SIGTERM commits and acknowledges the batch in hand, then exits 0', async () => {
     await seed(s, { productId: 'busy', stock: 100_000 });
     const keys = productKeys(s.keyPrefix, 'busy');
-    const worker = startWorkerProcess(s, ['--batch', '50', '--block-ms', '100']);
+    const worker = startWorkerProcess(s, ['--batch', '50', '--block', '100ms']);
     const production = { on: true };
     let appended = 0;
     const producer = (async () => {

@@ -51,7 +51,7 @@ describe('payments and recovery', () => {
     // Speed 1: real latencies (median 650 ms), so charges are in flight when the worker dies.
     gateway = startCli(['gateway', '--port', '0', '--seed', '11', '--speed', '1'], s.env);
     env = { ...s.env, FSALE_GATEWAY_URL: await gateway.waitFor(/listening on (http:\/\/[\d.:]+)/) };
-    orders = startCli(['work', 'orders', '--json', '--claim-idle-ms', '2000'], env);
+    orders = startCli(['work', 'orders', '--json', '--claim-idle', '2s'], env);
     return async () => {
       orders.child.kill('SIGTERM');
       gateway.child.kill('SIGTERM');
@@ -68,11 +68,11 @@ describe('payments and recovery', () => {
       'payments',
       '--json',
       '--timeout',
-      '2500',
+      '2500ms',
       '--max-retries',
       '1',
-      '--max-backoff-ms',
-      '200',
+      '--max-backoff',
+      '200ms',
       '--concurrency',
       '64',
     ];

@@ -6,25 +6,18 @@ import { asPart, MergeError, mergeParts, type NamedSummary } from '../../load/me
 import { OUTCOME_CLASSES } from '../../load/outcomes.js';
 import { renderHtmlReport } from '../../load/report-html.js';
 import { renderSummary } from '../../load/report-text.js';
+import { outputStyle } from '../../cli/colors.js';
 import type { FloodSummary } from '../../load/summary.js';
 import { parseThreshold, ThresholdSyntaxError } from '../../load/thresholds.js';
 
 export default class ReportMerge extends FsaleCommand {
   static override summary =
     'Merge the --json summaries of the parts of one sale (flood --part K/N) into one summary and one verdict.';
-  static override description = `Each part of a sale run on many machines (fsale flood --part K/N --start-at T --json > partK.json)
-writes a summary with lossless HDR histograms. This command adds them up: counts and timelines
-add (aligned on each part's start), latencies come from the merged histograms (the percentiles
-of the union, not an average of percentiles), the generator is as limited as its most limited
-part, the audit is the one of the part that finished last unless a part's audit failed, and
---threshold gates are evaluated on the merged figures.
+  static override description = `Each part of a sale run on many machines (fsale flood --part K/N --start-at T --json > partK.json) writes a summary with lossless HDR histograms. This command adds them up: counts and timelines add (aligned on each part's start), latencies come from the merged histograms (the percentiles of the union, not an average of percentiles), the generator is as limited as its most limited part, the audit is the one of the part that finished last unless a part's audit failed, and --threshold gates are evaluated on the merged figures.
 
-Refused (exit 2): files that are not flood summaries or have no histograms, parts of different
-products or shapes (every load setting but the part must match, --seed included), parts of
-different splits, the same part twice, or a missing part.
+Refused (exit 2): files that are not flood summaries or have no histograms, parts of different products or shapes (every load setting but the part must match, --seed included), parts of different splits, the same part twice, or a missing part.
 
-Exit codes as fsale flood: 0 pass, 1 an invariant is violated, 2 bad input (or an audit that
-could not run), 3 a threshold was missed, 4 inconclusive (a part's generator was limited).`;
+Exit codes as fsale flood: 0 pass, 1 an invariant is violated, 2 bad input (or an audit that could not run), 3 a threshold was missed, 4 inconclusive (a part's generator was limited).`;
   static override examples = [
     '<%= config.bin %> report merge part1.json part2.json part3.json',
     "<%= config.bin %> report merge part*.json --threshold 'p99<50' --html sale.html --json > sale.json",
@@ -67,7 +60,7 @@ could not run), 3 a threshold was missed, 4 inconclusive (a part's generator was
     if (flags.html !== undefined) await writeFile(flags.html, renderHtmlReport(merged));
     if (!this.jsonEnabled()) {
       this.log(`merged ${parts.length} parts: ${files.join(', ')}`);
-      this.log(renderSummary(merged));
+      this.log(renderSummary(merged, outputStyle()));
       if (flags.html !== undefined) this.log(`report: ${flags.html}`);
     }
     process.exitCode = merged.verdict.exitCode;

@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { adminFlags, FsaleCommand, serviceFlags } from '../../cli/base.js';
-import { runUntilStopped } from '../../cli/long-running.js';
+import { durationFlag } from '../../cli/duration-flag.js';
+import { runUntilStopped, statusIntervalFlag } from '../../cli/long-running.js';
 import { connectPostgres } from '../../db/pool.js';
 import { connectRedis } from '../../redis/client.js';
 import { ORDER_GROUP } from '../../redis/keys.js';
@@ -20,13 +21,13 @@ export interface OrderWorkerReport extends OrderWorkerStats {
 
 export default class WorkOrders extends FsaleCommand {
   static override summary = 'Persist accepted orders from the Redis streams into PostgreSQL.';
-  static override description = `Consumes every product's order stream in the consumer group "${ORDER_GROUP}" and writes each batch in one PostgreSQL transaction (insert ON CONFLICT DO NOTHING, then the stock guard), then acknowledges it: a crash at any point redelivers, and a redelivery changes nothing. Entries left pending by a dead worker are taken over after --claim-idle-ms. Entries that are no orders (unparseable) or that PostgreSQL refuses (the stock guard, bad data) go to the product's dead-letter stream (reported by \`fsale audit\`), never dropped; an entry delivered more than --max-deliveries times is persisted on its own, apart from its batch, and dead-lettered only for bad data (deliveries also pile up when workers claim each other's entries through a PostgreSQL outage, which is no fault of the entry's). An order accepted again under an idempotency key an earlier order holds (its Redis record was lost) is superseded: its unit is released and the key answers with the earlier order. Orders are stored as 'pending': the payment worker's queue.
+  static override description = `Consumes every product's order stream in the consumer group "${ORDER_GROUP}" and writes each batch in one PostgreSQL transaction (insert ON CONFLICT DO NOTHING, then the stock guard), then acknowledges it: a crash at any point redelivers, and a redelivery changes nothing. Entries left pending by a dead worker are taken over after --claim-idle. Entries that are no orders (unparseable) or that PostgreSQL refuses (the stock guard, bad data) go to the product's dead-letter stream (reported by \`fsale audit\`), never dropped; an entry delivered more than --max-deliveries times is persisted on its own, apart from its batch, and dead-lettered only for bad data (deliveries also pile up when workers claim each other's entries through a PostgreSQL outage, which is no fault of the entry's). An order accepted again under an idempotency key an earlier order holds (its Redis record was lost) is superseded: its unit is released and the key answers with the earlier order. Orders are stored as 'pending': the payment worker's queue.
 
-Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand and exits 0 (a second signal exits at once; the unacknowledged batch is redelivered). Redis or PostgreSQL outages are logged on stderr and retried with backoff. Prints a status line every --status-interval-ms: JSON lines when stdout is not a terminal or with --json.`;
+Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand and exits 0 (a second signal exits at once; the unacknowledged batch is redelivered). Redis or PostgreSQL outages are logged on stderr and retried with backoff. Prints a status line every --status-interval: JSON lines when stdout is not a terminal or with --json.`;
   static override examples = [
     '<%= config.bin %> work orders',
     '<%= config.bin %> work orders --batch 1000 --consumer orders-1 --json',
-    '<%= config.bin %> work orders --claim-idle-ms 10000 --max-deliveries 3',
+    '<%= config.bin %> work orders --claim-idle 10s --max-deliveries 3',
   ];
   static override enableJsonFlag = true;
   static override flags = {
@@ -44,7 +45,7 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
       min: 1,
       max: 16,
     }),
-    'block-ms': Flags.integer({
+    block: durationFlag({
       description: 'how long one read waits for new orders (bounds shutdown time when idle)',
       default: ORDER_WORKER_DEFAULTS.blockMs,
       min: 1,
@@ -52,7 +53,7 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
     consumer: Flags.string({
       description: 'consumer name in the group, unique per process [default: <hostname>-<pid>]',
     }),
-    'claim-idle-ms': Flags.integer({
+    'claim-idle': durationFlag({
       description: "take over other consumers' entries pending longer than this",
       default: ORDER_WORKER_DEFAULTS.claimIdleMs,
       min: 1,
@@ -63,11 +64,7 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
       default: ORDER_WORKER_DEFAULTS.maxDeliveries,
       min: 1,
     }),
-    'status-interval-ms': Flags.integer({
-      description: 'how often a status line is printed',
-      default: 1_000,
-      min: 10,
-    }),
+    'status-interval': statusIntervalFlag,
   };
 
   // One compact line, so that --json output is a stream of JSON lines (status lines, then this).
@@ -100,8 +97,8 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
           consumer,
           batch: flags.batch,
           concurrency: flags.concurrency,
-          blockMs: flags['block-ms'],
-          claimIdleMs: flags['claim-idle-ms'],
+          blockMs: flags.block,
+          claimIdleMs: flags['claim-idle'],
           maxDeliveries: flags['max-deliveries'],
           // Test-only crash point (see OrderWorkerFault); unset in production.
           fault: orderWorkerFault(process.env.FSALE_FAULT),
@@ -121,7 +118,7 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
         name: 'fsale work orders',
         printFinal: !this.jsonEnabled(),
         jsonLines: this.jsonEnabled() || !process.stdout.isTTY,
-        intervalMs: flags['status-interval-ms'],
+        intervalMs: flags['status-interval'],
         status: report,
         human: humanLine,
         started: {
@@ -130,7 +127,7 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
             keyPrefix: config.keyPrefix,
             batch: flags.batch,
             concurrency: flags.concurrency,
-            claimIdleMs: flags['claim-idle-ms'],
+            claimIdleMs: flags['claim-idle'],
             maxDeliveries: flags['max-deliveries'],
           },
           human: `consuming orders as ${consumer} (Ctrl-C to stop)`,

@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { adminFlags, FsaleCommand, gatewayUrlFlag, serviceFlags } from '../../cli/base.js';
-import { runUntilStopped } from '../../cli/long-running.js';
+import { durationFlag } from '../../cli/duration-flag.js';
+import { runUntilStopped, statusIntervalFlag } from '../../cli/long-running.js';
 import { connectPostgres } from '../../db/pool.js';
 import { PaymentProvider } from '../../payments/provider-client.js';
 import { connectRedis } from '../../redis/client.js';
@@ -12,19 +13,12 @@ import {
 
 export default class WorkPayments extends FsaleCommand {
   static override summary = 'Charge persisted orders through the payment gateway.';
-  static override description = `Takes pending orders from PostgreSQL (leased, so a crashed worker's jobs are taken over
-when the lease runs out) and charges each with the order id as the gateway's idempotency key,
-so a retry or a takeover never charges twice. Outcomes: paid (publishes order_confirmed);
-declined (payment_failed, and the reservation is released exactly once in PG and Redis,
-re-opening a sold-out product); 429/503 (retried with exponential backoff and jitter, then
-handed back for later); timeout or connection error (needs_reconciliation: the stock stays
-held until \`fsale reconcile\` asks the gateway what happened).
+  static override description = `Takes pending orders from PostgreSQL (leased, so a crashed worker's jobs are taken over when the lease runs out) and charges each with the order id as the gateway's idempotency key, so a retry or a takeover never charges twice. Outcomes: paid (publishes order_confirmed); declined (payment_failed, and the reservation is released exactly once in PG and Redis, re-opening a sold-out product); 429/503 (retried with exponential backoff and jitter, then handed back for later); timeout or connection error (needs_reconciliation: the stock stays held until \`fsale reconcile\` asks the gateway what happened).
 
-Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the rest are
-handed back. Status every --status-interval-ms: JSON lines off a terminal or with --json.`;
+Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the rest are handed back. Status every --status-interval: JSON lines off a terminal or with --json.`;
   static override examples = [
     '<%= config.bin %> work payments',
-    '<%= config.bin %> work payments --concurrency 128 --timeout 3000 --gateway-url http://127.0.0.1:3100',
+    '<%= config.bin %> work payments --concurrency 128 --timeout 3s --gateway-url http://127.0.0.1:3100',
   ];
   static override enableJsonFlag = true;
   static override flags = {
@@ -37,8 +31,8 @@ handed back. Status every --status-interval-ms: JSON lines off a terminal or wit
       min: 1,
       max: 10_000,
     }),
-    timeout: Flags.integer({
-      description: 'ms without an answer before a charge is needs_reconciliation',
+    timeout: durationFlag({
+      description: 'no answer after this long and a charge is needs_reconciliation',
       default: PAYMENT_WORKER_DEFAULTS.timeoutMs,
       min: 1,
     }),
@@ -47,16 +41,12 @@ handed back. Status every --status-interval-ms: JSON lines off a terminal or wit
       default: PAYMENT_WORKER_DEFAULTS.maxRetries,
       min: 0,
     }),
-    'max-backoff-ms': Flags.integer({
+    'max-backoff': durationFlag({
       description: 'cap of the backoff between retries',
       default: PAYMENT_WORKER_DEFAULTS.maxBackoffMs,
       min: 1,
     }),
-    'status-interval-ms': Flags.integer({
-      description: 'how often a status line is printed',
-      default: 1_000,
-      min: 10,
-    }),
+    'status-interval': statusIntervalFlag,
   };
 
   protected override logJson(json: unknown): void {
@@ -89,7 +79,7 @@ handed back. Status every --status-interval-ms: JSON lines off a terminal or wit
         concurrency: flags.concurrency,
         timeoutMs: flags.timeout,
         maxRetries: flags['max-retries'],
-        maxBackoffMs: flags['max-backoff-ms'],
+        maxBackoffMs: flags['max-backoff'],
       },
     );
     try {
@@ -97,7 +87,7 @@ handed back. Status every --status-interval-ms: JSON lines off a terminal or wit
         name: 'fsale work payments',
         printFinal: !this.jsonEnabled(),
         jsonLines: this.jsonEnabled() || !process.stdout.isTTY,
-        intervalMs: flags['status-interval-ms'],
+        intervalMs: flags['status-interval'],
         status: () => worker.stats(),
         human: (s) =>
           `paid ${s.paid} declined ${s.declined} unknown ${s.unknown} in flight ${s.inFlight} retries ${s.retries} handed back ${s.handedBack} stale ${s.stale} errors ${s.errors}`,
