@@ -3,15 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFlood } from '../../src/load/flood.js';
 import { defaultThreads, sumProgress, threadOptions } from '../../src/load/flood-thread.js';
 import { mergeEncoded, newHistogram, recordMs, encodeHistogram } from '../../src/load/latency.js';
-import {
-  asPart,
-  checkParts,
-  MergeError,
-  mergeParts,
-  mergeStock,
-  mergeSummaries,
-  mergeTimelines,
-} from '../../src/load/merge.js';
+import { mergeParts, mergeSummaries } from '../../src/load/merge.js';
+import { mergeStock, mergeTimelines } from '../../src/load/merge-series.js';
+import { asPart, checkParts, MergeError } from '../../src/load/part-checks.js';
 import type { TimelineRow } from '../../src/load/recorder.js';
 import { parseStartAt, SliceSyntaxError } from '../../src/load/slices.js';
 import { stockFromOrders, type FloodSummary } from '../../src/load/summary.js';
