@@ -1,5 +1,6 @@
+import { findOwnedOrder } from '../db/orders.js';
 import { OrderStatus } from '../domain/order-status.js';
-import { productKeys, productsKey } from '../redis/keys.js';
+import { productOfOwnedOrder, supersedingOrder } from '../redis/sale-state.js';
 import type { SaleContext } from './app.js';
 
 export interface OrderView {
@@ -11,50 +12,22 @@ export interface OrderView {
   updatedAt?: string;
 }
 
-interface OrderRow {
-  id: string;
-  product_id: string;
-  qty: number;
-  status: Exclude<OrderStatus, 'queued'>;
-  accepted_at: Date;
-  updated_at: Date;
-}
-
 async function persistedOrder(
   ctx: SaleContext,
   id: string,
   userId: string,
 ): Promise<OrderView | undefined> {
-  const { rows } = await ctx.pool.query<OrderRow>(
-    `SELECT id, product_id, qty, status, accepted_at, updated_at
-       FROM orders WHERE id = $1 AND user_id = $2`,
-    [id, userId],
-  );
-  const row = rows[0];
-  return row === undefined
+  const order = await findOwnedOrder(ctx.pool, id, userId);
+  return order === undefined
     ? undefined
     : {
-        orderId: row.id,
-        productId: row.product_id,
-        qty: row.qty,
-        status: row.status,
-        acceptedAt: row.accepted_at.toISOString(),
-        updatedAt: row.updated_at.toISOString(),
+        orderId: order.id,
+        productId: order.productId,
+        qty: order.qty,
+        status: order.status,
+        acceptedAt: order.acceptedAt.toISOString(),
+        updatedAt: order.updatedAt.toISOString(),
       };
-}
-
-/** The product whose owner index says `userId` placed order `id`, if any. */
-async function queuedOrderProduct(
-  ctx: SaleContext,
-  id: string,
-  userId: string,
-): Promise<string | undefined> {
-  const products = await ctx.redis.smembers(productsKey(ctx.keyPrefix));
-  // One HGET per product: on a Redis Cluster the owner indexes live in different slots.
-  const owners = await Promise.all(
-    products.map((productId) => ctx.redis.hget(productKeys(ctx.keyPrefix, productId).owners, id)),
-  );
-  return products[owners.indexOf(userId)];
 }
 
 /**
@@ -71,9 +44,9 @@ export async function findOrder(
 ): Promise<OrderView | undefined> {
   const persisted = await persistedOrder(ctx, id, userId);
   if (persisted !== undefined) return persisted;
-  const productId = await queuedOrderProduct(ctx, id, userId);
+  const productId = await productOfOwnedOrder(ctx.redis, ctx.keyPrefix, id, userId);
   if (productId === undefined) return undefined;
-  const holder = await ctx.redis.hget(productKeys(ctx.keyPrefix, productId).superseded, id);
+  const holder = await supersedingOrder(ctx.redis, ctx.keyPrefix, productId, id);
   if (holder !== null) return persistedOrder(ctx, holder, userId);
   // The worker may have persisted it between our two reads: PG has the newer answer.
   return (
