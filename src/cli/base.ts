@@ -40,6 +40,15 @@ export const adminFlags = {
   }),
 };
 
+/** How often a long-running worker prints its status line. */
+export const statusIntervalFlag = {
+  'status-interval-ms': Flags.integer({
+    description: 'how often a status line is printed',
+    default: 1_000,
+    min: 10,
+  }),
+};
+
 export const jwtSecretFlag = {
   'jwt-secret': Flags.string({
     description: 'HS256 secret, at least 16 characters [env: FSALE_JWT_SECRET]',
@@ -99,5 +108,16 @@ export abstract class FsaleCommand extends Command {
       this.exit(2);
     }
     return super.catch(error);
+  }
+}
+
+/**
+ * The base of the long-running commands (the workers, reconcile): with --json their output is
+ * a stream of JSON lines (status lines, then the final value oclif prints), so that final value
+ * is one compact line too.
+ */
+export abstract class JsonLinesCommand extends FsaleCommand {
+  protected override logJson(json: unknown): void {
+    process.stdout.write(`${JSON.stringify(json)}\n`);
   }
 }

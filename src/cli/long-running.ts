@@ -36,6 +36,15 @@ export interface LongRunningOptions<S extends object> {
     | undefined;
 }
 
+/** The `admin` option from the --admin-port and --admin-host flags: none without a port. */
+export function adminListener(
+  flags: { 'admin-port'?: number | undefined; 'admin-host': string },
+  metrics: { worker: string; counters: readonly string[] },
+): LongRunningOptions<object>['admin'] {
+  const port = flags['admin-port'];
+  return port === undefined ? undefined : { host: flags['admin-host'], port, metrics };
+}
+
 export function printStatus<S extends object>(
   jsonLines: boolean,
   event: string,

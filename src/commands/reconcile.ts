@@ -1,9 +1,8 @@
 import { Flags } from '@oclif/core';
-import { adminFlags, FsaleCommand, gatewayUrlFlag, serviceFlags } from '../cli/base.js';
-import { printStatus, runUntilStopped } from '../cli/long-running.js';
-import { connectPostgres } from '../db/pool.js';
+import { adminFlags, JsonLinesCommand, gatewayUrlFlag, serviceFlags } from '../cli/base.js';
+import { adminListener, printStatus, runUntilStopped } from '../cli/long-running.js';
 import { PaymentProvider } from '../payments/provider-client.js';
-import { connectRedis } from '../redis/client.js';
+import { withStores } from '../stores.js';
 import {
   rebuildRedis,
   reconcileOnce,
@@ -15,7 +14,7 @@ interface Totals extends ReconcileReport {
   passes: number;
 }
 
-export default class Reconcile extends FsaleCommand {
+export default class Reconcile extends JsonLinesCommand {
   static override summary =
     'Settle orders whose payment outcome is unknown, and repair Redis from PostgreSQL.';
   static override description = `For every needs_reconciliation order, voids its idempotency key (the order id) at the
@@ -46,32 +45,18 @@ buys accepted during a rebuild would be overwritten.`;
     }),
   };
 
-  protected override logJson(json: unknown): void {
-    process.stdout.write(`${JSON.stringify(json)}\n`);
-  }
-
   async run(): Promise<Totals | RebuildReport> {
     const { flags } = await this.parse(Reconcile);
     const config = this.settings(flags);
     const jsonLines = this.jsonEnabled() || !process.stdout.isTTY;
-    const pool = await connectPostgres(config.databaseUrl, {
-      max: 4,
-      applicationName: 'fsale reconcile',
-    });
-    const redis = await connectRedis(config.redisUrl, {
-      name: 'fsale-reconcile',
+    const connection = {
+      ...config,
+      name: 'fsale reconcile',
+      poolMax: 4,
       persistent: !flags.once && !flags['rebuild-redis'],
-    }).catch(async (error: unknown) => {
-      await pool.end();
-      throw error;
-    });
-    const ctx = {
-      pool,
-      redis,
-      keyPrefix: config.keyPrefix,
-      gateway: new PaymentProvider(config.gatewayUrl),
     };
-    try {
+    return withStores(connection, async (stores) => {
+      const ctx = { ...stores, gateway: new PaymentProvider(config.gatewayUrl) };
       if (flags['rebuild-redis']) {
         const report = await rebuildRedis(ctx);
         if (!this.jsonEnabled()) {
@@ -124,21 +109,11 @@ buys accepted during a rebuild would be overwritten.`;
           wake();
           await loop;
         },
-        admin:
-          flags['admin-port'] === undefined
-            ? undefined
-            : {
-                host: flags['admin-host'],
-                port: flags['admin-port'],
-                metrics: {
-                  worker: 'reconcile',
-                  counters: ['passes', 'paid', 'failed', 'deferred', 'releasesApplied'],
-                },
-              },
+        admin: adminListener(flags, {
+          worker: 'reconcile',
+          counters: ['passes', 'paid', 'failed', 'deferred', 'releasesApplied'],
+        }),
       });
-    } finally {
-      redis.disconnect();
-      await pool.end();
-    }
+    });
   }
 }
