@@ -13,7 +13,7 @@ import { parseThreshold } from '../../src/load/thresholds.js';
 import { OUTCOME_CLASSES } from '../../src/load/outcomes.js';
 import type { FloodProgress } from '../../src/load/flood.js';
 import { engineOptions } from './engine-options.js';
-import { problem, startStallServer, type StallServer } from './stall-server.js';
+import { accepted, problem, startStallServer, type StallServer } from './stall-server.js';
 
 const row = (second: number, sent: number, p99: number | null, inFlightMax = 1): TimelineRow => ({
   second,
@@ -181,17 +181,7 @@ describe('parts of one sale, merged', () => {
       startStallServer({
         stallAfterMs: 1e9,
         stallMs: 0,
-        answer: (n) =>
-          n <= 100
-            ? {
-                status: 202,
-                body: JSON.stringify({
-                  orderId: `0190a0b0-0000-7000-8000-${String(n).padStart(12, '0')}`,
-                  status: 'queued',
-                  statusUrl: `/order/${n}`,
-                }),
-              }
-            : problem('sold_out', 409),
+        answer: (n) => (n <= 100 ? accepted(n) : problem('sold_out', 409)),
       });
     server = await sale();
     const options = (slice: { index: number; count: number }) => ({

@@ -12,7 +12,7 @@ import type { TimelineRow } from '../../src/load/recorder.js';
 import type { FloodSummary } from '../../src/load/summary.js';
 import { parseThreshold } from '../../src/load/thresholds.js';
 import { engineOptions } from './engine-options.js';
-import { problem, startStallServer } from './stall-server.js';
+import { accepted, problem, startStallServer } from './stall-server.js';
 
 interface Box {
   text: string;
@@ -45,14 +45,7 @@ describe('the HTML report', () => {
       stallMs: 400,
       answer: (n) =>
         n <= 150
-          ? {
-              status: 202,
-              body: JSON.stringify({
-                orderId: `0190a0b0-0000-7000-8000-${String(n).padStart(12, '0')}`,
-                status: 'queued',
-                statusUrl: `/order/${n}`,
-              }),
-            }
+          ? accepted(n)
           : n % 17 === 0
             ? problem('rate_limited', 429)
             : n % 23 === 0

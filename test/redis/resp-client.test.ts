@@ -22,6 +22,24 @@ const connect = async (url: string, batch = true) => {
   clients.push(client);
   return client;
 };
+/** What a command fails with; undefined when it succeeds. */
+const failureOf = (reply: Promise<unknown>): Promise<unknown> =>
+  reply.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+/** Until the client's PING succeeds again: its reconnect loop found Redis. */
+const answersAgain = (client: RespClient) =>
+  until(
+    'Redis to answer again',
+    () =>
+      client.call(['PING']).then(
+        () => true,
+        () => false,
+      ),
+    15_000,
+    25,
+  );
 beforeAll(async () => {
   services = await useTestServices();
 });
@@ -144,40 +162,16 @@ describe('RespClient during a Redis outage', () => {
     );
     // A command sent into a connection that then breaks fails as an outage too.
     proxy.setMode({ kind: 'pass' });
-    await until(
-      'Redis to answer again',
-      () =>
-        client.call(['PING']).then(
-          () => true,
-          () => false,
-        ),
-      15_000,
-      25,
-    );
+    await answersAgain(client);
     const inFlight = client.call(['BLPOP', `${services.keyPrefix}:resp:never`, 5]);
     await proxy.cut();
-    const error: unknown = await inFlight.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const error: unknown = await failureOf(inFlight);
     expect(isServiceOutage(error)).toBe(true);
-    const whileDown: unknown = await client.call(['PING']).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const whileDown: unknown = await failureOf(client.call(['PING']));
     expect(isServiceOutage(whileDown)).toBe(true);
 
     await proxy.restore();
-    await until(
-      'Redis to answer again',
-      () =>
-        client.call(['PING']).then(
-          () => true,
-          () => false,
-        ),
-      15_000,
-      25,
-    );
+    await answersAgain(client);
     expect(await client.call(['ECHO', 'back'])).toBe('back');
   });
 });
@@ -195,16 +189,10 @@ describe('RespClient when Redis hangs', () => {
       expect(await closing.call(['PING'])).toBe('PONG');
       process.kill(server.pid, 'SIGSTOP');
       // A shutdown (quit waits for the replies in flight) is not held hostage by a hung Redis.
-      const unanswered = closing.call(['PING']).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+      const unanswered = failureOf(closing.call(['PING']));
       const quitting = closing.quit();
       const startedAt = Date.now();
-      const hung: unknown = await client.call(['GET', 'k']).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+      const hung: unknown = await failureOf(client.call(['GET', 'k']));
       const waitedMs = Date.now() - startedAt;
       expect(isServiceOutage(hung)).toBe(true);
       expect(String(hung)).toMatch(/no reply from Redis/);
@@ -213,26 +201,14 @@ describe('RespClient when Redis hangs', () => {
       // Not before: a slow moment of Redis is not an outage.
       expect(waitedMs).toBeGreaterThanOrEqual(STALL_TIMEOUT_MS - 5);
       // While it hangs, a buy's command fails at once instead of queueing behind the others.
-      const meanwhile: unknown = await client.call(['PING']).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+      const meanwhile: unknown = await failureOf(client.call(['PING']));
       expect(isServiceOutage(meanwhile)).toBe(true);
       expect(mayHaveRun(meanwhile)).toBe(false);
       await quitting;
       expect(isServiceOutage(await unanswered)).toBe(true);
 
       process.kill(server.pid, 'SIGCONT');
-      await until(
-        'Redis to answer again',
-        () =>
-          client.call(['PING']).then(
-            () => true,
-            () => false,
-          ),
-        15_000,
-        25,
-      );
+      await answersAgain(client);
       expect(await client.call(['ECHO', 'back'])).toBe('back');
     } finally {
       process.kill(server.pid, 'SIGCONT');
