@@ -1,4 +1,5 @@
 import { Command, Errors, Flags } from '@oclif/core';
+import { durationFlag } from './duration-flag.js';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { ServiceUnavailableError, UsageError } from '../domain/errors.js';
 import { DEFAULT_ADMIN_HOST } from '../server/admin.js';
@@ -37,6 +38,16 @@ export const adminFlags = {
     description: 'address the admin listener binds; keep it off the public network',
     default: DEFAULT_ADMIN_HOST,
     helpGroup: 'ADMIN',
+  }),
+};
+
+/** How often a long-running worker prints its status line. */
+/** `--status-interval` of every worker command. */
+export const statusIntervalFlag = {
+  'status-interval': durationFlag({
+    description: 'how often a status line is printed',
+    default: 1_000,
+    min: 10,
   }),
 };
 
@@ -101,5 +112,16 @@ export abstract class FsaleCommand extends Command {
       this.exit(2);
     }
     return super.catch(error);
+  }
+}
+
+/**
+ * The base of the long-running commands (the workers, reconcile): with --json their output is
+ * a stream of JSON lines (status lines, then the final value oclif prints), so that final value
+ * is one compact line too.
+ */
+export abstract class JsonLinesCommand extends FsaleCommand {
+  protected override logJson(json: unknown): void {
+    process.stdout.write(`${JSON.stringify(json)}\n`);
   }
 }

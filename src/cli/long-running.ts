@@ -2,15 +2,7 @@
 // stdout is not a terminal or with --json, a short human line otherwise), and a graceful stop
 // on the first SIGTERM/SIGINT (a second one exits at once).
 import { metricsAndHealthRoutes, startAdminListener } from '../server/admin.js';
-import { durationFlag } from './duration-flag.js';
 import { statusRegistry } from './status-metrics.js';
-
-/** `--status-interval` of every worker command. */
-export const statusIntervalFlag = durationFlag({
-  description: 'how often a status line is printed',
-  default: 1_000,
-  min: 10,
-});
 
 export interface LongRunningOptions<S extends object> {
   name: string;
@@ -37,6 +29,15 @@ export interface LongRunningOptions<S extends object> {
   admin?:
     | { host: string; port: number; metrics: { worker: string; counters: readonly string[] } }
     | undefined;
+}
+
+/** The `admin` option from the --admin-port and --admin-host flags: none without a port. */
+export function adminListener(
+  flags: { 'admin-port'?: number | undefined; 'admin-host': string },
+  metrics: { worker: string; counters: readonly string[] },
+): LongRunningOptions<object>['admin'] {
+  const port = flags['admin-port'];
+  return port === undefined ? undefined : { host: flags['admin-host'], port, metrics };
 }
 
 export function printStatus<S extends object>(

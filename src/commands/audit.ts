@@ -4,8 +4,7 @@ import { outputStyle, renderTable } from '../cli/colors.js';
 import { durationFlag } from '../cli/duration-flag.js';
 import { runAudit, type AuditReport } from '../audit/audit.js';
 import { fetchLedger } from '../audit/ledger.js';
-import { connectPostgres } from '../db/pool.js';
-import { connectRedis } from '../redis/client.js';
+import { withStores } from '../stores.js';
 
 export default class Audit extends FsaleCommand {
   static override summary = 'Check that nothing was oversold, lost or charged twice.';
@@ -43,42 +42,32 @@ Exit codes: 0 all hold, 1 an invariant is violated, 2 a service cannot be reache
     const { flags } = await this.parse(Audit);
     const config = this.settings(flags);
     const ledger = flags.gateway ? await fetchLedger(config.gatewayUrl) : undefined;
-    const pool = await connectPostgres(config.databaseUrl, {
-      max: 2,
-      applicationName: 'fsale audit',
-    });
-    try {
-      const redis = await connectRedis(config.redisUrl, { name: 'fsale-audit' });
-      try {
-        const report = await runAudit(
-          { pool, redis, keyPrefix: config.keyPrefix, ledger },
-          {
-            productId: flags.product,
-            persistGraceMs: flags['persist-grace'],
-            stuckAfterMs: flags['stuck-after'],
-          },
+    const connection = { ...config, name: 'fsale audit', poolMax: 2 };
+    return withStores(connection, async (stores) => {
+      const report = await runAudit(
+        { ...stores, ledger },
+        {
+          productId: flags.product,
+          persistGraceMs: flags['persist-grace'],
+          stuckAfterMs: flags['stuck-after'],
+        },
+      );
+      if (!this.jsonEnabled()) {
+        this.log(
+          renderTable(
+            outputStyle(),
+            report.checks.map((c) => [c.name, c.expected, c.actual, c.ok ? 'OK' : 'FAIL']),
+            ['invariant', 'expected', 'actual', 'result'],
+          ),
         );
-        if (!this.jsonEnabled()) {
-          this.log(
-            renderTable(
-              outputStyle(),
-              report.checks.map((c) => [c.name, c.expected, c.actual, c.ok ? 'OK' : 'FAIL']),
-              ['invariant', 'expected', 'actual', 'result'],
-            ),
-          );
-          this.log(
-            report.ok
-              ? `all ${report.checks.length} checks hold`
-              : `${report.checks.filter((c) => !c.ok).length} of ${report.checks.length} checks FAIL`,
-          );
-        }
-        if (!report.ok) process.exitCode = 1;
-        return report;
-      } finally {
-        redis.disconnect();
+        this.log(
+          report.ok
+            ? `all ${report.checks.length} checks hold`
+            : `${report.checks.filter((c) => !c.ok).length} of ${report.checks.length} checks FAIL`,
+        );
       }
-    } finally {
-      await pool.end();
-    }
+      if (!report.ok) process.exitCode = 1;
+      return report;
+    });
   }
 }

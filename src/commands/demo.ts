@@ -3,14 +3,13 @@ import { fileURLToPath } from 'node:url';
 import { Flags } from '@oclif/core';
 import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
 import { linePrefixer, outputStyle } from '../cli/colors.js';
-import { connectPostgres } from '../db/pool.js';
-import { connectRedis } from '../redis/client.js';
+import { stackFlags, stackSettings } from '../cli/stack-flags.js';
+import { withStores } from '../stores.js';
 import { seedProduct } from '../sale/seed.js';
 import { startStack } from '../stack/stack.js';
 import { EXIT, type FloodSummary } from '../load/summary.js';
 import { renderDemoSummary } from '../load/demo-summary.js';
 import { calibrate, CALIBRATION } from '../load/calibrate.js';
-import { stackFlags } from './up.js';
 
 const RUN_JS = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
 const CALIBRATION_PRODUCT = 'demo-calibration';
@@ -93,19 +92,9 @@ export default class Demo extends FsaleCommand {
     const started = Date.now();
     say('starting the stack (API, order and payment workers, mock gateway, reconcile)');
     const stack = await startStack({
-      redisUrl: config.redisUrl,
-      databaseUrl: config.databaseUrl,
-      keyPrefix: config.keyPrefix,
-      jwtSecret: config.jwtSecret,
-      dataDir: flags['data-dir'],
+      ...stackSettings(config, flags),
       port: flags.port,
-      gatewayPort: flags['gateway-port'],
-      gatewaySpeed: flags['gateway-speed'],
-      apiWorkers: flags['api-workers'],
-      orderWorkers: flags['order-workers'],
-      paymentWorkers: flags['payment-workers'],
       demoAuth: true,
-      redisCluster: flags['redis-cluster'],
       onLine: (name, line) => {
         if (flags.verbose) process.stderr.write(prefix(name, line) + '\n');
       },
@@ -113,10 +102,13 @@ export default class Demo extends FsaleCommand {
     });
     try {
       const env = stack.env;
-      const pool = await connectPostgres(env.DATABASE_URL ?? '', { max: 2 });
-      const redis = await connectRedis(env.REDIS_URL ?? '');
-      try {
-        const ctx = { pool, redis, keyPrefix: config.keyPrefix };
+      const connection = {
+        databaseUrl: env.DATABASE_URL ?? '',
+        redisUrl: env.REDIS_URL ?? '',
+        keyPrefix: config.keyPrefix,
+        poolMax: 2,
+      };
+      await withStores(connection, async (ctx) => {
         await seedProduct(ctx, {
           productId: flags.product,
           stock: flags.stock,
@@ -134,10 +126,7 @@ export default class Demo extends FsaleCommand {
             priceCents: 100,
             reset: true,
           });
-      } finally {
-        redis.disconnect();
-        await pool.end();
-      }
+      });
       let rate = flags.rate;
       if (rate === undefined) {
         say(

@@ -1,10 +1,9 @@
 import { Flags } from '@oclif/core';
-import { adminFlags, FsaleCommand, gatewayUrlFlag, serviceFlags } from '../cli/base.js';
+import { adminFlags, JsonLinesCommand, gatewayUrlFlag, serviceFlags } from '../cli/base.js';
 import { durationFlag } from '../cli/duration-flag.js';
-import { printStatus, runUntilStopped } from '../cli/long-running.js';
-import { connectPostgres } from '../db/pool.js';
+import { adminListener, printStatus, runUntilStopped } from '../cli/long-running.js';
 import { PaymentProvider } from '../payments/provider-client.js';
-import { connectRedis } from '../redis/client.js';
+import { withStores } from '../stores.js';
 import {
   rebuildRedis,
   reconcileOnce,
@@ -16,7 +15,7 @@ interface Totals extends ReconcileReport {
   passes: number;
 }
 
-export default class Reconcile extends FsaleCommand {
+export default class Reconcile extends JsonLinesCommand {
   static override summary =
     'Settle orders whose payment outcome is unknown, and repair Redis from PostgreSQL.';
   static override description = `For every needs_reconciliation order, voids its idempotency key (the order id) at the gateway, so that a charge request still on its way is refused: a charge that got there first settles it (charged -> paid, declined -> payment_failed); a confirmed void -> payment_failed and the reservation released; a charge still being decided -> the next pass. Then re-applies releases that reached PostgreSQL but not Redis. --once runs one pass and exits; otherwise it runs a pass every --interval.
@@ -40,32 +39,18 @@ export default class Reconcile extends FsaleCommand {
     }),
   };
 
-  protected override logJson(json: unknown): void {
-    process.stdout.write(`${JSON.stringify(json)}\n`);
-  }
-
   async run(): Promise<Totals | RebuildReport> {
     const { flags } = await this.parse(Reconcile);
     const config = this.settings(flags);
     const jsonLines = this.jsonEnabled() || !process.stdout.isTTY;
-    const pool = await connectPostgres(config.databaseUrl, {
-      max: 4,
-      applicationName: 'fsale reconcile',
-    });
-    const redis = await connectRedis(config.redisUrl, {
-      name: 'fsale-reconcile',
+    const connection = {
+      ...config,
+      name: 'fsale reconcile',
+      poolMax: 4,
       persistent: !flags.once && !flags['rebuild-redis'],
-    }).catch(async (error: unknown) => {
-      await pool.end();
-      throw error;
-    });
-    const ctx = {
-      pool,
-      redis,
-      keyPrefix: config.keyPrefix,
-      gateway: new PaymentProvider(config.gatewayUrl),
     };
-    try {
+    return withStores(connection, async (stores) => {
+      const ctx = { ...stores, gateway: new PaymentProvider(config.gatewayUrl) };
       if (flags['rebuild-redis']) {
         const report = await rebuildRedis(ctx);
         if (!this.jsonEnabled()) {
@@ -126,28 +111,18 @@ export default class Reconcile extends FsaleCommand {
           wake();
           await loop;
         },
-        admin:
-          flags['admin-port'] === undefined
-            ? undefined
-            : {
-                host: flags['admin-host'],
-                port: flags['admin-port'],
-                metrics: {
-                  worker: 'reconcile',
-                  counters: [
-                    'passes',
-                    'paid',
-                    'failed',
-                    'deferred',
-                    'releasesApplied',
-                    'transfersCompleted',
-                  ],
-                },
-              },
+        admin: adminListener(flags, {
+          worker: 'reconcile',
+          counters: [
+            'passes',
+            'paid',
+            'failed',
+            'deferred',
+            'releasesApplied',
+            'transfersCompleted',
+          ],
+        }),
       });
-    } finally {
-      redis.disconnect();
-      await pool.end();
-    }
+    });
   }
 }

@@ -1,9 +1,8 @@
 import { Flags } from '@oclif/core';
 import { FsaleCommand, serviceFlags } from '../cli/base.js';
-import { connectPostgres } from '../db/pool.js';
 import { UsageError } from '../domain/errors.js';
-import { connectRedis } from '../redis/client.js';
 import { MAX_STOCK_SHARDS } from '../redis/sale-state.js';
+import { withStores } from '../stores.js';
 import { seedProduct, type SeedResult } from '../sale/seed.js';
 
 export default class Seed extends FsaleCommand {
@@ -44,34 +43,23 @@ export default class Seed extends FsaleCommand {
         throw new UsageError(`--starts-at is not an ISO 8601 date: ${flags['starts-at']}`);
       }
     }
-    const pool = await connectPostgres(config.databaseUrl, { max: 2 });
-    try {
-      const redis = await connectRedis(config.redisUrl);
-      try {
-        const result = await seedProduct(
-          { pool, redis, keyPrefix: config.keyPrefix },
-          {
-            productId: flags.product,
-            stock: flags.stock,
-            name: flags.name,
-            priceCents: flags['price-cents'],
-            perUserLimit: flags['per-user-limit'],
-            startsAt,
-            reset: flags.reset,
-            stockShards: flags['stock-shards'],
-          },
-        );
-        this.log(
-          `${result.reset ? 'reset' : 'seeded'} ${result.productId}: ${result.stock} units, limit ${result.perUserLimit} per user, starts ${result.startsAt}` +
-            (result.stockShards > 1 ? `, ${result.stockShards} stock shards` : '') +
-            (result.reset ? ` (cleared ${result.deletedOrders} orders)` : ''),
-        );
-        return result;
-      } finally {
-        redis.disconnect();
-      }
-    } finally {
-      await pool.end();
-    }
+    return withStores({ ...config, poolMax: 2 }, async (stores) => {
+      const result = await seedProduct(stores, {
+        productId: flags.product,
+        stock: flags.stock,
+        name: flags.name,
+        priceCents: flags['price-cents'],
+        perUserLimit: flags['per-user-limit'],
+        startsAt,
+        reset: flags.reset,
+        stockShards: flags['stock-shards'],
+      });
+      this.log(
+        `${result.reset ? 'reset' : 'seeded'} ${result.productId}: ${result.stock} units, limit ${result.perUserLimit} per user, starts ${result.startsAt}` +
+          (result.stockShards > 1 ? `, ${result.stockShards} stock shards` : '') +
+          (result.reset ? ` (cleared ${result.deletedOrders} orders)` : ''),
+      );
+      return result;
+    });
   }
 }

@@ -1,47 +1,8 @@
 import { Flags } from '@oclif/core';
 import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
 import { linePrefixer, outputStyle } from '../cli/colors.js';
+import { stackFlags, stackSettings } from '../cli/stack-flags.js';
 import { startStack } from '../stack/stack.js';
-
-export const stackFlags = {
-  'api-workers': Flags.integer({
-    description: 'API processes (node:cluster)',
-    default: 2,
-    min: 1,
-    max: 64,
-  }),
-  'order-workers': Flags.integer({
-    description: '`work orders` processes',
-    default: 1,
-    min: 1,
-    max: 16,
-  }),
-  'payment-workers': Flags.integer({
-    description: '`work payments` processes',
-    default: 1,
-    min: 1,
-    max: 16,
-  }),
-  'gateway-speed': Flags.integer({
-    description: 'divide the mock gateway latencies (1 = median 650 ms)',
-    default: 1,
-    min: 1,
-  }),
-  'gateway-port': Flags.integer({
-    description: 'mock gateway port (0 picks a free one)',
-    default: 3100,
-    min: 0,
-    max: 65535,
-  }),
-  'data-dir': Flags.string({
-    description: 'where private redis/postgres keep their data',
-    default: '.fsale',
-  }),
-  'redis-cluster': Flags.boolean({
-    description:
-      'start a private local Redis Cluster (3 masters + 3 replicas, AOF on, data under --data-dir) and run the whole stack on it, instead of REDIS_URL',
-  }),
-};
 
 export default class Up extends FsaleCommand {
   static override summary = 'Run the whole sale on this machine: API, workers, gateway, reconcile.';
@@ -74,19 +35,9 @@ A component that dies stops everything (nothing is restarted silently). Ctrl-C o
     const prefix = linePrefixer(outputStyle());
     const say = (message: string) => process.stdout.write(prefix('up', message) + '\n');
     const stack = await startStack({
-      redisUrl: config.redisUrl,
-      databaseUrl: config.databaseUrl,
-      keyPrefix: config.keyPrefix,
-      jwtSecret: config.jwtSecret,
-      dataDir: flags['data-dir'],
+      ...stackSettings(config, flags),
       port: config.port,
-      gatewayPort: flags['gateway-port'],
-      gatewaySpeed: flags['gateway-speed'],
-      apiWorkers: flags['api-workers'],
-      orderWorkers: flags['order-workers'],
-      paymentWorkers: flags['payment-workers'],
       demoAuth: flags['demo-auth'],
-      redisCluster: flags['redis-cluster'],
       onLine: (name, line) => process.stdout.write(prefix(name, line) + '\n'),
       onNotice: say,
     });

@@ -55,6 +55,50 @@ export function toOrderRecord(row: OrderRow): OrderRecord {
   };
 }
 
+/** An order as its owner asks for it (GET /order/:id). */
+export interface OwnedOrder {
+  id: string;
+  productId: string;
+  qty: number;
+  status: StoredOrderStatus;
+  acceptedAt: Date;
+  updatedAt: Date;
+}
+
+/**
+ * Order `orderId` if `userId` placed it, else undefined: another user's order reads exactly
+ * like an unknown id.
+ */
+export async function findOwnedOrder(
+  db: Pool,
+  orderId: string,
+  userId: string,
+): Promise<OwnedOrder | undefined> {
+  const { rows } = await db.query<{
+    id: string;
+    product_id: string;
+    qty: number;
+    status: StoredOrderStatus;
+    accepted_at: Date;
+    updated_at: Date;
+  }>(
+    `SELECT id, product_id, qty, status, accepted_at, updated_at
+       FROM orders WHERE id = $1 AND user_id = $2`,
+    [orderId, userId],
+  );
+  const row = rows[0];
+  return row === undefined
+    ? undefined
+    : {
+        id: row.id,
+        productId: row.product_id,
+        qty: row.qty,
+        status: row.status,
+        acceptedAt: row.accepted_at,
+        updatedAt: row.updated_at,
+      };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The order worker's batch (src/workers/orders.ts): accepted orders from the streams, persisted.
 

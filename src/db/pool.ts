@@ -72,3 +72,8 @@ async function transaction<T>(
     client.release();
   }
 }
+
+/** One round trip to the server: readiness checks. */
+export async function pingPostgres(pool: Pool): Promise<void> {
+  await pool.query('SELECT 1');
+}

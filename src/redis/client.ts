@@ -1,6 +1,6 @@
 import { Cluster, Redis as NodeRedis } from 'ioredis';
 import { ServiceUnavailableError } from '../domain/errors.js';
-import { reconnectDelayMs } from './resp.js';
+import { reconnectDelayMs } from './resp-client.js';
 import { defineScripts } from './scripts.js';
 import { nodeHostPort, parseRedisTarget } from './target.js';
 

@@ -1,4 +1,4 @@
-// The buy path's Redis client on a Redis Cluster: one RespClient (src/redis/resp.ts) per
+// The buy path's Redis client on a Redis Cluster: one RespClient (src/redis/resp-client.ts) per
 // master, each command sent to the master of its key's slot, so a buy stays one round trip to
 // the product's slot. The slot map comes from CLUSTER SLOTS, asked of any reachable node, and
 // is refreshed every couple of seconds and at once after any sign that it is stale:
@@ -14,14 +14,8 @@
 // - CLUSTERDOWN / TRYAGAIN (no master for the slot yet, a multi-key operation mid-migration):
 //   transient, answered 503 by the caller.
 import { ServiceUnavailableError } from '../domain/errors.js';
-import {
-  RedisReplyError,
-  RespClient,
-  type Durability,
-  type LuaScript,
-  type RespOptions,
-  type RespReply,
-} from './resp.js';
+import { RedisReplyError, type Durability, type LuaScript, type RespReply } from './resp.js';
+import { RespClient, type RespOptions } from './resp-client.js';
 import { keySlot, SLOT_COUNT } from './slots.js';
 import { nodeAddress, nodeUrl, parseRedisTarget } from './target.js';
 

@@ -227,3 +227,29 @@ export async function stockLevels(redis: Redis, prefix: string): Promise<Map<str
   const stocks = await Promise.all(layouts.map((layout) => readStockTotal(redis, layout)));
   return new Map(layouts.map((layout, i) => [layout.productId, stocks[i] ?? 0]));
 }
+
+/**
+ * Of these products, the one whose owner index (written by the buy script, on the buyer's
+ * home shard) says `userId` placed order `orderId`, if any: an order accepted but not yet
+ * persisted. One HGET per product: on a Redis Cluster the owner indexes live in other slots.
+ */
+export async function productOfOwnedOrder(
+  redis: Redis,
+  layouts: readonly ProductLayout[],
+  orderId: string,
+  userId: string,
+): Promise<ProductLayout | undefined> {
+  const owners = await Promise.all(
+    layouts.map((layout) => redis.hget(homeShard(layout, userId).owners, orderId)),
+  );
+  return layouts[owners.indexOf(userId)];
+}
+
+/** The order that holds the idempotency key `orderId` was accepted again under, if superseded. */
+export function supersedingOrder(
+  redis: Redis,
+  shard: ProductKeys,
+  orderId: string,
+): Promise<string | null> {
+  return redis.hget(shard.superseded, orderId);
+}

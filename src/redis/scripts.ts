@@ -7,7 +7,7 @@ import { luaScript, type Durability, type LuaScript, type RespReply } from './re
 
 // Each Lua script is one file under ./lua named `<name>-<numberOfKeys>.lua`, with a header
 // documenting its KEYS and ARGV. The buy script runs on the API's hot-path client
-// (src/redis/resp.ts), which calls it by SHA itself; the others are registered once per ioredis
+// (src/redis/resp-client.ts), which calls it by SHA itself; the others are registered once per ioredis
 // client with defineCommand, so ioredis calls them by SHA (EVALSHA) and falls back to EVAL
 // after a SCRIPT FLUSH or restart.
 //

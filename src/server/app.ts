@@ -67,7 +67,7 @@ export interface AppOptions {
 /** What routes share: the clients and the process-wide sale state. */
 export interface SaleContext {
   redis: Redis;
-  /** The buy path's own lean connection (src/redis/resp.ts): the buy script and replays. */
+  /** The buy path's own lean connection (src/redis/resp-client.ts): the buy script and replays. */
   buyRedis: BuyPathRedis;
   pool: Pool;
   keyPrefix: string;

@@ -1,6 +1,11 @@
+import { findOwnedOrder } from '../db/orders.js';
 import { OrderStatus } from '../domain/order-status.js';
-import { productsKey } from '../redis/keys.js';
-import { homeShard, type ProductLayout } from '../redis/sale-state.js';
+import {
+  homeShard,
+  productOfOwnedOrder,
+  saleProductIds,
+  supersedingOrder,
+} from '../redis/sale-state.js';
 import type { SaleContext } from './app.js';
 
 export interface OrderView {
@@ -12,52 +17,22 @@ export interface OrderView {
   updatedAt?: string;
 }
 
-interface OrderRow {
-  id: string;
-  product_id: string;
-  qty: number;
-  status: Exclude<OrderStatus, 'queued'>;
-  accepted_at: Date;
-  updated_at: Date;
-}
-
 async function persistedOrder(
   ctx: SaleContext,
   id: string,
   userId: string,
 ): Promise<OrderView | undefined> {
-  const { rows } = await ctx.pool.query<OrderRow>(
-    `SELECT id, product_id, qty, status, accepted_at, updated_at
-       FROM orders WHERE id = $1 AND user_id = $2`,
-    [id, userId],
-  );
-  const row = rows[0];
-  return row === undefined
+  const order = await findOwnedOrder(ctx.pool, id, userId);
+  return order === undefined
     ? undefined
     : {
-        orderId: row.id,
-        productId: row.product_id,
-        qty: row.qty,
-        status: row.status,
-        acceptedAt: row.accepted_at.toISOString(),
-        updatedAt: row.updated_at.toISOString(),
+        orderId: order.id,
+        productId: order.productId,
+        qty: order.qty,
+        status: order.status,
+        acceptedAt: order.acceptedAt.toISOString(),
+        updatedAt: order.updatedAt.toISOString(),
       };
-}
-
-/** The product whose owner index says `userId` placed order `id`, if any. */
-async function queuedOrderProduct(
-  ctx: SaleContext,
-  id: string,
-  userId: string,
-): Promise<ProductLayout | undefined> {
-  const products = await ctx.redis.smembers(productsKey(ctx.keyPrefix));
-  // One HGET per product, on the caller's home shard (where the buy script wrote the owner):
-  // on a Redis Cluster the owner indexes live in different slots.
-  const layouts = await Promise.all(products.map((productId) => ctx.layouts.current(productId)));
-  const owners = await Promise.all(
-    layouts.map((layout) => ctx.redis.hget(homeShard(layout, userId).owners, id)),
-  );
-  return layouts[owners.indexOf(userId)];
 }
 
 /**
@@ -74,10 +49,12 @@ export async function findOrder(
 ): Promise<OrderView | undefined> {
   const persisted = await persistedOrder(ctx, id, userId);
   if (persisted !== undefined) return persisted;
-  const layout = await queuedOrderProduct(ctx, id, userId);
+  const products = await saleProductIds(ctx.redis, ctx.keyPrefix);
+  const layouts = await Promise.all(products.map((productId) => ctx.layouts.current(productId)));
+  const layout = await productOfOwnedOrder(ctx.redis, layouts, id, userId);
   if (layout === undefined) return undefined;
   const { productId } = layout;
-  const holder = await ctx.redis.hget(homeShard(layout, userId).superseded, id);
+  const holder = await supersedingOrder(ctx.redis, homeShard(layout, userId), id);
   if (holder !== null) return persistedOrder(ctx, holder, userId);
   // The worker may have persisted it between our two reads: PG has the newer answer.
   return (

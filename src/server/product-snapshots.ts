@@ -7,17 +7,7 @@
 // of the pool to the owners' lookups. Live stock is not cached: it comes from Redis per read.
 import { ProblemError } from './problems.js';
 import type { Pool } from '../db/pool.js';
-
-export interface ProductSnapshot {
-  id: string;
-  name: string;
-  priceCents: number;
-  stockTotal: number;
-  perUserLimit: number;
-  startsAt: Date;
-  /** Persisted orders by status (queued ones are not in PostgreSQL yet). */
-  orders: Record<string, number>;
-}
+import { readProductSnapshot, type ProductSnapshot } from '../db/products.js';
 
 export interface ProductSnapshotOptions {
   maxAgeMs: number;
@@ -41,24 +31,6 @@ interface Entry {
   fetchedAt: number;
   snapshot: Promise<ProductSnapshot | undefined>;
 }
-
-interface Row {
-  id: string;
-  name: string;
-  price_cents: number;
-  stock_total: number;
-  per_user_limit: number;
-  starts_at: Date;
-  orders: Record<string, number> | null;
-}
-
-// One statement, so one connection and one round trip per refresh.
-const SNAPSHOT_SQL = `
-  SELECT p.id, p.name, p.price_cents, p.stock_total, p.per_user_limit, p.starts_at,
-         (SELECT json_object_agg(c.status, c.n)
-            FROM (SELECT status, count(*)::int AS n FROM orders
-                   WHERE product_id = p.id GROUP BY status) c) AS orders
-    FROM products p WHERE p.id = $1`;
 
 export class ProductSnapshots {
   private readonly entries = new Map<string, Entry>();
@@ -98,18 +70,7 @@ export class ProductSnapshots {
     await this.slot();
     try {
       this.queries += 1;
-      const { rows } = await this.pool.query<Row>(SNAPSHOT_SQL, [id]);
-      const row = rows[0];
-      if (row === undefined) return undefined;
-      return {
-        id: row.id,
-        name: row.name,
-        priceCents: row.price_cents,
-        stockTotal: row.stock_total,
-        perUserLimit: row.per_user_limit,
-        startsAt: row.starts_at,
-        orders: row.orders ?? {},
-      };
+      return await readProductSnapshot(this.pool, id);
     } finally {
       // Hand the slot to the next waiting read, or give it back.
       const next = this.waiting.shift();

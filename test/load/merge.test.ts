@@ -3,15 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFlood } from '../../src/load/flood.js';
 import { defaultThreads, sumProgress, threadOptions } from '../../src/load/flood-thread.js';
 import { mergeEncoded, newHistogram, recordMs, encodeHistogram } from '../../src/load/latency.js';
-import {
-  asPart,
-  checkParts,
-  MergeError,
-  mergeParts,
-  mergeStock,
-  mergeSummaries,
-  mergeTimelines,
-} from '../../src/load/merge.js';
+import { mergeParts, mergeSummaries } from '../../src/load/merge.js';
+import { mergeStock, mergeTimelines } from '../../src/load/merge-series.js';
+import { asPart, checkParts, MergeError } from '../../src/load/part-checks.js';
 import type { TimelineRow } from '../../src/load/recorder.js';
 import { parseStartAt, SliceSyntaxError } from '../../src/load/slices.js';
 import { stockFromOrders, type FloodSummary } from '../../src/load/summary.js';
@@ -19,7 +13,7 @@ import { parseThreshold } from '../../src/load/thresholds.js';
 import { OUTCOME_CLASSES } from '../../src/load/outcomes.js';
 import type { FloodProgress } from '../../src/load/flood.js';
 import { engineOptions } from './engine-options.js';
-import { problem, startStallServer, type StallServer } from './stall-server.js';
+import { accepted, problem, startStallServer, type StallServer } from './stall-server.js';
 
 const row = (second: number, sent: number, p99: number | null, inFlightMax = 1): TimelineRow => ({
   second,
@@ -187,17 +181,7 @@ describe('parts of one sale, merged', () => {
       startStallServer({
         stallAfterMs: 1e9,
         stallMs: 0,
-        answer: (n) =>
-          n <= 100
-            ? {
-                status: 202,
-                body: JSON.stringify({
-                  orderId: `0190a0b0-0000-7000-8000-${String(n).padStart(12, '0')}`,
-                  status: 'queued',
-                  statusUrl: `/order/${n}`,
-                }),
-              }
-            : problem('sold_out', 409),
+        answer: (n) => (n <= 100 ? accepted(n) : problem('sold_out', 409)),
       });
     server = await sale();
     const options = (slice: { index: number; count: number }) => ({

@@ -7,12 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFlood } from '../../src/load/flood.js';
 import { OUTCOME_CLASSES } from '../../src/load/outcomes.js';
 import { encodeHistogram, newHistogram, recordMs } from '../../src/load/latency.js';
-import { formatCount, renderHtmlReport, timeTicks } from '../../src/load/report-html.js';
+import { renderHtmlReport } from '../../src/load/report-html.js';
 import type { TimelineRow } from '../../src/load/recorder.js';
 import type { FloodSummary } from '../../src/load/summary.js';
 import { parseThreshold } from '../../src/load/thresholds.js';
 import { engineOptions } from './engine-options.js';
-import { problem, startStallServer } from './stall-server.js';
+import { accepted, problem, startStallServer } from './stall-server.js';
 
 interface Box {
   text: string;
@@ -45,14 +45,7 @@ describe('the HTML report', () => {
       stallMs: 400,
       answer: (n) =>
         n <= 150
-          ? {
-              status: 202,
-              body: JSON.stringify({
-                orderId: `0190a0b0-0000-7000-8000-${String(n).padStart(12, '0')}`,
-                status: 'queued',
-                statusUrl: `/order/${n}`,
-              }),
-            }
+          ? accepted(n)
           : n % 17 === 0
             ? problem('rate_limited', 429)
             : n % 23 === 0
@@ -266,21 +259,6 @@ describe('the HTML report', () => {
       }
     }
     await page.close();
-  });
-
-  it('axis helpers: compact counts, and time ticks that leave each label room', () => {
-    expect([0, 950, 12_500, 250_000, 3_200_000].map(formatCount)).toEqual([
-      '0',
-      '950',
-      '12.5k',
-      '250k',
-      '3.2M',
-    ]);
-    // 100 ms apart would be 32 px for 3-character labels: 200 ms is the smallest step that fits.
-    expect(timeTicks(2.5, 800, 0.1)).toEqual([
-      0, 0.2, 0.4, 0.6, 0.8, 1, 1.2, 1.4, 1.6, 1.8, 2, 2.2, 2.4,
-    ]);
-    expect(timeTicks(600, 800)).toEqual([0, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600]);
   });
 
   it('escapes what it embeds: a product id cannot inject markup', () => {

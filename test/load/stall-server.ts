@@ -27,6 +27,16 @@ export const problem = (type: string, status: number) => ({
   body: JSON.stringify({ type: `urn:fsale:problem:${type}`, title: type, status }),
 });
 
+/** The 202 of buy n, with an order id of its own that is the same in every run. */
+export const accepted = (n: number) => ({
+  status: 202,
+  body: JSON.stringify({
+    orderId: `0190a0b0-0000-7000-8000-${String(n).padStart(12, '0')}`,
+    status: 'queued',
+    statusUrl: `/order/${n}`,
+  }),
+});
+
 export async function startStallServer(options: StallOptions): Promise<StallServer> {
   let buys = 0;
   let firstBuyAt: number | undefined;

@@ -1,248 +1,93 @@
-import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isServiceOutage } from '../../src/domain/errors.js';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startRedisServer } from '../../src/infra/local-services.js';
+import { describe, expect, it } from 'vitest';
 import {
-  luaScript,
-  mayHaveRun,
+  encodeCommand,
   RedisReplyError,
-  RespClient,
-  STALL_TIMEOUT_MS,
+  RespDecoder,
+  RespProtocolError,
+  type RespReply,
 } from '../../src/redis/resp.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { useTestServices, type TestServices } from '../helpers/services.js';
-import { until } from '../helpers/wait.js';
 
-// The buy path's own Redis client (src/redis/resp.ts), against the real Redis: replies of
-// every RESP2 type, scripts by SHA with the EVAL fallback, and the outage behaviour the API's
-// 503 relies on (fail at once while down, fail what was in flight, reconnect by itself).
+// RESP2 itself (src/redis/resp.ts), without a socket: what goes on the wire for a command and
+// what a byte stream decodes to, however the network cuts it. The client's behaviour against a
+// real Redis is test/redis/resp-client.test.ts.
 
-let services: TestServices;
-const clients: RespClient[] = [];
-const connect = async (url: string, batch = true) => {
-  const client = await RespClient.connect(url, { name: 'fsale-test-resp', batch });
-  clients.push(client);
-  return client;
-};
-beforeAll(async () => {
-  services = await useTestServices();
-});
-afterAll(() => {
-  for (const client of clients) client.disconnect();
-});
+const stream = Buffer.from(
+  '+OK\r\n' +
+    '-NOSCRIPT No matching script\r\n' +
+    ':-42\r\n' +
+    '$9\r\nhéllo\r\nx\r\n' +
+    '$-1\r\n' +
+    '*3\r\n:1\r\n*2\r\n$1\r\na\r\n*0\r\n-ERR inside\r\n' +
+    '*-1\r\n',
+  'utf8',
+);
 
-describe.each([true, false])('RespClient (batched writes: %s)', (batch) => {
-  it('answers every RESP2 reply type, in order, for many commands in flight', async () => {
-    const client = await connect(services.redisUrl, batch);
-    const key = `${services.keyPrefix}:resp:${String(batch)}`;
-    const [set, got, missing, incr, negative, list, nested] = await Promise.all([
-      client.call(['SET', `${key}:s`, 'héllo|wörld']),
-      client.call(['GET', `${key}:s`]),
-      client.call(['GET', `${key}:missing`]),
-      client.call(['INCRBY', `${key}:n`, 42]),
-      client.call(['DECRBY', `${key}:m`, 7]),
-      client.call(['MGET', `${key}:s`, `${key}:missing`]),
-      client.call(['EVAL', "return {1, {'a', {}}, false}", 0]),
-    ]);
-    expect(set).toBe('OK');
-    expect(got).toBe('héllo|wörld');
-    expect(missing).toBeNull();
-    expect(incr).toBe(42);
-    expect(negative).toBe(-7);
-    expect(list).toEqual(['héllo|wörld', null]);
-    expect(nested).toEqual([1, ['a', []], null]);
+function decodeInChunks(bytes: Buffer, cut: (offset: number) => number): unknown[] {
+  const decoder = new RespDecoder();
+  const replies: unknown[] = [];
+  const collect = (reply: RespReply | RedisReplyError) => {
+    replies.push(reply instanceof RedisReplyError ? { error: reply.message } : reply);
+    return true;
+  };
+  for (let offset = 0; offset < bytes.length;) {
+    const end = Math.min(bytes.length, offset + cut(offset));
+    decoder.decode(bytes.subarray(offset, end), collect);
+    offset = end;
+  }
+  return replies;
+}
 
-    const many = await Promise.all(
-      Array.from({ length: 2_000 }, (_, i) => client.call(['INCR', `${key}:order`]).then(() => i)),
+const expected = [
+  'OK',
+  { error: 'NOSCRIPT No matching script' },
+  -42,
+  'héllo\r\nx',
+  null,
+  [1, ['a', []], 'ERR inside'],
+  null,
+];
+
+describe('RESP2 protocol', () => {
+  it('encodes a command as an array of bulk strings, counting bytes rather than characters', () => {
+    expect(encodeCommand(['SET', 'k', 'wörld', 7])).toBe(
+      '*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$6\r\nwörld\r\n$1\r\n7\r\n',
     );
-    expect(many).toEqual(Array.from({ length: 2_000 }, (_, i) => i));
-    expect(await client.call(['GET', `${key}:order`])).toBe('2000');
   });
 
-  it('reassembles a reply split across many socket reads', async () => {
-    const client = await connect(services.redisUrl, batch);
-    const key = `${services.keyPrefix}:resp:big:${String(batch)}`;
-    const value = randomBytes(3 * 1024 * 1024).toString('base64');
-    await client.call(['SET', key, value]);
-    const [first, second] = await Promise.all([
-      client.call(['GET', key]),
-      client.call(['STRLEN', key]),
-    ]);
-    expect(first).toBe(value);
-    expect(second).toBe(value.length);
-  });
-});
-
-describe('RespClient scripts and errors', () => {
-  it('runs a script the server has never seen (NOSCRIPT, then EVAL) and by SHA afterwards', async () => {
-    const client = await connect(services.redisUrl);
-    // A fresh comment gives a SHA no Redis has cached, without flushing anyone's scripts.
-    const script = luaScript(
-      `-- ${randomBytes(8).toString('hex')}\nreturn {KEYS[1], ARGV[1] + 1}`,
-      1,
-    );
-    expect(await services.redis.script('EXISTS', script.sha)).toEqual([0]);
-    expect(await client.evalScript(script, ['k', 41])).toEqual(['k', 42]);
-    expect(await services.redis.script('EXISTS', script.sha)).toEqual([1]);
-    expect(await client.evalScript(script, ['k', 1])).toEqual(['k', 2]);
-  });
-
-  it('rejects an error reply with RedisReplyError and keeps the connection usable', async () => {
-    const client = await connect(services.redisUrl);
-    const key = `${services.keyPrefix}:resp:err`;
-    await client.call(['SET', key, 'text']);
-    const failed = client.call(['INCR', key]);
-    const next = client.call(['GET', key]);
-    await expect(failed).rejects.toBeInstanceOf(RedisReplyError);
-    await expect(failed).rejects.toThrow(/not an integer/);
-    expect(await next).toBe('text');
-  });
-
-  it('selects the database and authenticates as the URL says', async () => {
-    const url = new URL(services.redisUrl);
-    url.pathname = '/3';
-    const client = await connect(url.toString());
-    const key = `${services.keyPrefix}:resp:db3`;
-    await client.call(['SET', key, 'in db 3']);
-    expect(await services.redis.get(key)).toBeNull();
-    expect(await client.call(['CLIENT', 'GETNAME'])).toBe('fsale-test-resp');
-    await client.call(['DEL', key]);
-
-    url.pathname = '/0';
-    url.password = 'not-the-password';
-    await expect(connect(url.toString())).rejects.toThrow(/cannot reach Redis/);
-  });
-
-  it('quit answers what was sent before it, then closes', async () => {
-    const client = await RespClient.connect(services.redisUrl, { name: 'fsale-test-resp' });
-    const pending = client.call(['PING']);
-    await client.quit();
-    expect(await pending).toBe('PONG');
-    await expect(client.call(['PING'])).rejects.toThrow(/connection is closed/);
-  });
-});
-
-describe('RespClient during a Redis outage', () => {
-  let proxy: FaultProxy;
-  beforeAll(async () => {
-    const target = new URL(services.redisUrl);
-    proxy = await startFaultProxy(target.hostname, Number(target.port || 6379));
-  });
-  afterAll(async () => proxy.close());
-
-  it('fails in-flight and new commands as outages while down, and reconnects by itself', async () => {
-    const target = new URL(services.redisUrl);
-    target.host = `127.0.0.1:${proxy.port}`;
-    const client = await connect(target.toString());
-    expect(await client.call(['PING'])).toBe('PONG');
-
-    proxy.setMode({ kind: 'blackhole' });
-    // setMode dropped the connection: the next command fails at once as an outage.
-    await until(
-      'the dropped connection to fail commands as outages',
-      () => client.call(['PING']).then(() => false, isServiceOutage),
-      15_000,
-      25,
-    );
-    // A command sent into a connection that then breaks fails as an outage too.
-    proxy.setMode({ kind: 'pass' });
-    await until(
-      'Redis to answer again',
-      () =>
-        client.call(['PING']).then(
-          () => true,
-          () => false,
-        ),
-      15_000,
-      25,
-    );
-    const inFlight = client.call(['BLPOP', `${services.keyPrefix}:resp:never`, 5]);
-    await proxy.cut();
-    const error: unknown = await inFlight.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(isServiceOutage(error)).toBe(true);
-    const whileDown: unknown = await client.call(['PING']).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(isServiceOutage(whileDown)).toBe(true);
-
-    await proxy.restore();
-    await until(
-      'Redis to answer again',
-      () =>
-        client.call(['PING']).then(
-          () => true,
-          () => false,
-        ),
-      15_000,
-      25,
-    );
-    expect(await client.call(['ECHO', 'back'])).toBe('back');
-  });
-});
-
-describe('RespClient when Redis hangs', () => {
-  it('drops a connection that stops answering, fails fast while Redis hangs, and comes back', async () => {
-    // A private redis-server (never the shared one) is SIGSTOPped: the kernel still accepts
-    // bytes and connections, nothing answers, nothing resets.
-    const dataDir = await mkdtemp(join(tmpdir(), 'fsale-resp-'));
-    const server = await startRedisServer({ dataDir });
-    try {
-      const client = await connect(server.url);
-      const closing = await connect(server.url);
-      expect(await client.call(['PING'])).toBe('PONG');
-      expect(await closing.call(['PING'])).toBe('PONG');
-      process.kill(server.pid, 'SIGSTOP');
-      // A shutdown (quit waits for the replies in flight) is not held hostage by a hung Redis.
-      const unanswered = closing.call(['PING']).then(
-        () => undefined,
-        (e: unknown) => e,
+  it('decodes every reply type in order, whether the stream arrives whole, a byte at a time, or cut anywhere', () => {
+    expect(decodeInChunks(stream, () => stream.length)).toEqual(expected);
+    expect(decodeInChunks(stream, () => 1)).toEqual(expected);
+    for (let first = 1; first < stream.length; first += 1) {
+      expect(decodeInChunks(stream, (offset) => (offset === 0 ? first : stream.length))).toEqual(
+        expected,
       );
-      const quitting = closing.quit();
-      const startedAt = Date.now();
-      const hung: unknown = await client.call(['GET', 'k']).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      const waitedMs = Date.now() - startedAt;
-      expect(isServiceOutage(hung)).toBe(true);
-      expect(String(hung)).toMatch(/no reply from Redis/);
-      // It was written: Redis may run it once it wakes up. The caller must say so.
-      expect(mayHaveRun(hung)).toBe(true);
-      // Not before: a slow moment of Redis is not an outage.
-      expect(waitedMs).toBeGreaterThanOrEqual(STALL_TIMEOUT_MS - 5);
-      // While it hangs, a buy's command fails at once instead of queueing behind the others.
-      const meanwhile: unknown = await client.call(['PING']).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      expect(isServiceOutage(meanwhile)).toBe(true);
-      expect(mayHaveRun(meanwhile)).toBe(false);
-      await quitting;
-      expect(isServiceOutage(await unanswered)).toBe(true);
-
-      process.kill(server.pid, 'SIGCONT');
-      await until(
-        'Redis to answer again',
-        () =>
-          client.call(['PING']).then(
-            () => true,
-            () => false,
-          ),
-        15_000,
-        25,
-      );
-      expect(await client.call(['ECHO', 'back'])).toBe('back');
-    } finally {
-      process.kill(server.pid, 'SIGCONT');
-      await server.stop();
-      await rm(dataDir, { recursive: true, force: true });
     }
+  });
+
+  it('decodes what it is fed back to the encoder: a command is a valid reply of its own', () => {
+    const args = ['EVALSHA', 'abc', 2, 'k1', 'k2', ''];
+    expect(decodeInChunks(Buffer.from(encodeCommand(args)), () => 3)).toEqual([args.map(String)]);
+  });
+
+  it('stops when the receiver wants no more replies', () => {
+    const decoder = new RespDecoder();
+    const seen: unknown[] = [];
+    decoder.decode(stream, (reply) => {
+      seen.push(reply);
+      return seen.length < 2;
+    });
+    expect(seen).toHaveLength(2);
+  });
+
+  it('refuses bytes that are not RESP2, and a reset forgets a reply cut in half', () => {
+    const decoder = new RespDecoder();
+    expect(() => decoder.decode(Buffer.from('+OK\r\n!bad\r\n'), () => true)).toThrow(
+      RespProtocolError,
+    );
+    const replies: unknown[] = [];
+    decoder.decode(Buffer.from('$5\r\nhel'), (reply) => replies.push(reply) > 0);
+    decoder.reset();
+    decoder.decode(Buffer.from(':7\r\n'), (reply) => replies.push(reply) > 0);
+    expect(replies).toEqual([7]);
   });
 });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findBinary, freePort, isListening } from '../../src/infra/local-services.js';
-import { RespClient } from '../../src/redis/resp.js';
+import { RespClient } from '../../src/redis/resp-client.js';
 import { runCli } from '../helpers/cli.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
 import { buy, freshKey, tokenFor } from '../helpers/sale.js';

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SseHub } from '../../src/server/sse-hub.js';
+import { SseHub, type SseHubOptions } from '../../src/server/sse-hub.js';
 
 /** A response whose consumer we control: `stall()` stops it from draining, `release()` resumes. */
 class FakeResponse extends Writable {
@@ -33,19 +33,24 @@ const fakeRequest = {
 } as unknown as IncomingMessage;
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A hub with room for 10 streams of each kind, no heartbeat within a test, and `options`. */
+const hubWith = (
+  options: Pick<SseHubOptions, 'intervalMs' | 'dropAfterMs'> & Partial<SseHubOptions>,
+) =>
+  new SseHub({
+    heartbeatMs: 60_000,
+    budgets: { stock: { total: 10, perOwner: 10 }, order: { total: 10, perOwner: 10 } },
+    retryMs: 1000,
+    maxAgeMs: 60_000,
+    ...options,
+  });
+
 describe('SseHub', () => {
   let hub: SseHub;
   afterEach(() => hub.close());
 
   it('coalesces a burst into the latest event per interval', async () => {
-    hub = new SseHub({
-      intervalMs: 20,
-      heartbeatMs: 60_000,
-      budgets: { stock: { total: 10, perOwner: 10 }, order: { total: 10, perOwner: 10 } },
-      dropAfterMs: 1000,
-      retryMs: 1000,
-      maxAgeMs: 60_000,
-    });
+    hub = hubWith({ intervalMs: 20, dropAfterMs: 1000 });
     const res = new FakeResponse();
     hub.open(fakeRequest, res as unknown as ServerResponse, 't', 'data: first\n\n', {
       kind: 'stock',
@@ -57,14 +62,7 @@ describe('SseHub', () => {
   });
 
   it('skips a client that is not draining, gives it the latest event when it drains, and keeps serving others', async () => {
-    hub = new SseHub({
-      intervalMs: 10,
-      heartbeatMs: 60_000,
-      budgets: { stock: { total: 10, perOwner: 10 }, order: { total: 10, perOwner: 10 } },
-      dropAfterMs: 10_000,
-      retryMs: 1000,
-      maxAgeMs: 60_000,
-    });
+    hub = hubWith({ intervalMs: 10, dropAfterMs: 10_000 });
     const slow = new FakeResponse();
     const fast = new FakeResponse();
     hub.open(fakeRequest, slow as unknown as ServerResponse, 't', undefined, {
@@ -90,14 +88,7 @@ describe('SseHub', () => {
   });
 
   it('drops a client that stays stalled past the bound', async () => {
-    hub = new SseHub({
-      intervalMs: 10,
-      heartbeatMs: 60_000,
-      budgets: { stock: { total: 10, perOwner: 10 }, order: { total: 10, perOwner: 10 } },
-      dropAfterMs: 50,
-      retryMs: 1000,
-      maxAgeMs: 60_000,
-    });
+    hub = hubWith({ intervalMs: 10, dropAfterMs: 50 });
     const stuck = new FakeResponse();
     hub.open(fakeRequest, stuck as unknown as ServerResponse, 't', undefined, {
       kind: 'stock',
@@ -114,14 +105,7 @@ describe('SseHub', () => {
   });
 
   it('delivers an event published while the snapshot was being read (watch, then open)', async () => {
-    hub = new SseHub({
-      intervalMs: 10,
-      heartbeatMs: 60_000,
-      budgets: { stock: { total: 10, perOwner: 10 }, order: { total: 10, perOwner: 10 } },
-      dropAfterMs: 1000,
-      retryMs: 1000,
-      maxAgeMs: 60_000,
-    });
+    hub = hubWith({ intervalMs: 10, dropAfterMs: 1000 });
     const release = hub.watch('order:1');
     hub.publish('order:1', () => 'data: paid\n\n'); // between the read and the open
     const res = new FakeResponse();
@@ -144,14 +128,7 @@ describe('SseHub', () => {
   });
 
   it('ends a stream at its max age: a reading client cleanly with a retry: 0 hint, a stalled one by dropping it', async () => {
-    hub = new SseHub({
-      intervalMs: 10,
-      heartbeatMs: 60_000,
-      budgets: { stock: { total: 10, perOwner: 10 }, order: { total: 10, perOwner: 10 } },
-      dropAfterMs: 60_000,
-      retryMs: 1000,
-      maxAgeMs: 80,
-    });
+    hub = hubWith({ intervalMs: 10, dropAfterMs: 60_000, maxAgeMs: 80 });
     const reading = new FakeResponse();
     const stalled = new FakeResponse();
     hub.open(fakeRequest, reading as unknown as ServerResponse, 't', 'data: first\n\n', {

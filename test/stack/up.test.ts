@@ -18,6 +18,20 @@ describe('fsale up', () => {
   });
   afterAll(() => rm(dataDir, { recursive: true, force: true }));
 
+  /** Waits until the stack's own workers have taken the order to paid or payment_failed. */
+  const settledThroughTheStack = (orderId: string) =>
+    expect
+      .poll(
+        async () =>
+          (
+            await s.pool.query<{ status: string }>('SELECT status FROM orders WHERE id = $1', [
+              orderId,
+            ])
+          ).rows[0]?.status,
+        { timeout: 60_000 },
+      )
+      .toMatch(/^(paid|payment_failed)$/);
+
   const upArgs = (dir: string) => [
     'up',
     '--port',
@@ -47,19 +61,7 @@ describe('fsale up', () => {
     expect(r.status).toBe(202);
     const { orderId } = JSON.parse(r.body) as { orderId: string };
     // The order goes all the way through the stack's own workers.
-    await expect
-      .poll(
-        async () =>
-          (
-            await s.pool.query<{ status: string }>('SELECT status FROM orders WHERE id = $1', [
-              orderId,
-            ])
-          ).rows[0]?.status,
-        {
-          timeout: 60_000,
-        },
-      )
-      .toMatch(/^(paid|payment_failed)$/);
+    await settledThroughTheStack(orderId);
 
     up.child.kill('SIGTERM');
     expect(await up.exited).toEqual({ code: 0, signal: null });
@@ -120,17 +122,7 @@ describe('fsale up', () => {
       });
       expect(r.status, r.body).toBe(202);
       const { orderId } = JSON.parse(r.body) as { orderId: string };
-      await expect
-        .poll(
-          async () =>
-            (
-              await s.pool.query<{ status: string }>('SELECT status FROM orders WHERE id = $1', [
-                orderId,
-              ])
-            ).rows[0]?.status,
-          { timeout: 60_000 },
-        )
-        .toMatch(/^(paid|payment_failed)$/);
+      await settledThroughTheStack(orderId);
       const tree = descendants(up.pid);
       up.child.kill('SIGTERM');
       expect(await up.exited).toEqual({ code: 0, signal: null });

@@ -1,10 +1,9 @@
 import { Flags } from '@oclif/core';
-import { adminFlags, FsaleCommand, serviceFlags } from '../../cli/base.js';
+import { adminFlags, JsonLinesCommand, serviceFlags, statusIntervalFlag } from '../../cli/base.js';
 import { durationFlag } from '../../cli/duration-flag.js';
-import { runUntilStopped, statusIntervalFlag } from '../../cli/long-running.js';
-import { connectPostgres } from '../../db/pool.js';
-import { connectRedis } from '../../redis/client.js';
+import { adminListener, runUntilStopped } from '../../cli/long-running.js';
 import { ORDER_GROUP } from '../../redis/keys.js';
+import { withStores } from '../../stores.js';
 import {
   defaultConsumerName,
   ORDER_WORKER_DEFAULTS,
@@ -19,7 +18,7 @@ export interface OrderWorkerReport extends OrderWorkerStats {
   rate: number;
 }
 
-export default class WorkOrders extends FsaleCommand {
+export default class WorkOrders extends JsonLinesCommand {
   static override summary = 'Persist accepted orders from the Redis streams into PostgreSQL.';
   static override description = `Consumes every product's order stream in the consumer group "${ORDER_GROUP}" and writes each batch in one PostgreSQL transaction (insert ON CONFLICT DO NOTHING, then the stock guard), then acknowledges it: a crash at any point redelivers, and a redelivery changes nothing. Entries left pending by a dead worker are taken over after --claim-idle. Entries that are no orders (unparseable) or that PostgreSQL refuses (the stock guard, bad data) go to the product's dead-letter stream (reported by \`fsale audit\`), never dropped; an entry delivered more than --max-deliveries times is persisted on its own, apart from its batch, and dead-lettered only for bad data (deliveries also pile up when workers claim each other's entries through a PostgreSQL outage, which is no fault of the entry's). An order accepted again under an idempotency key an earlier order holds (its Redis record was lost) is superseded: its unit is released and the key answers with the earlier order. Orders are stored as 'pending': the payment worker's queue.
 
@@ -64,13 +63,8 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
       default: ORDER_WORKER_DEFAULTS.maxDeliveries,
       min: 1,
     }),
-    'status-interval': statusIntervalFlag,
+    ...statusIntervalFlag,
   };
-
-  // One compact line, so that --json output is a stream of JSON lines (status lines, then this).
-  protected override logJson(json: unknown): void {
-    process.stdout.write(`${JSON.stringify(json)}\n`);
-  }
 
   async run(): Promise<OrderWorkerReport> {
     const { flags } = await this.parse(WorkOrders);
@@ -78,21 +72,15 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
     const consumer = flags.consumer ?? defaultConsumerName();
     const log = (line: string) => process.stderr.write(`fsale work orders: ${line}\n`);
 
-    const pool = await connectPostgres(config.databaseUrl, {
-      max: flags.concurrency + 1,
-      applicationName: 'fsale work orders',
-    });
-    const redis = await connectRedis(config.redisUrl, {
-      name: 'fsale-work-orders',
+    const connection = {
+      ...config,
+      name: 'fsale work orders',
+      poolMax: flags.concurrency + 1,
       persistent: true,
-    }).catch(async (error: unknown) => {
-      await pool.end();
-      throw error;
-    });
-
-    try {
+    };
+    return withStores(connection, async (stores) => {
       const worker = startOrderWorker(
-        { pool, redis, keyPrefix: config.keyPrefix, log },
+        { ...stores, log },
         {
           consumer,
           batch: flags.batch,
@@ -134,25 +122,18 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
         },
         onStop: 'stopping after the batch in hand',
         onExit: 'the batch in hand stays pending and is redelivered',
-        admin:
-          flags['admin-port'] === undefined
-            ? undefined
-            : {
-                host: flags['admin-host'],
-                port: flags['admin-port'],
-                metrics: {
-                  worker: 'orders',
-                  counters: [
-                    'persisted',
-                    'duplicates',
-                    'deadLettered',
-                    'superseded',
-                    'claimed',
-                    'batches',
-                    'retries',
-                  ],
-                },
-              },
+        admin: adminListener(flags, {
+          worker: 'orders',
+          counters: [
+            'persisted',
+            'duplicates',
+            'deadLettered',
+            'superseded',
+            'claimed',
+            'batches',
+            'retries',
+          ],
+        }),
 
         stop: async () => {
           await worker.stop();
@@ -162,12 +143,9 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
           stopped = true;
         }),
       });
-      // With --json oclif prints the returned value (through logJson above).
+      // With --json oclif prints the returned value (one JSON line: JsonLinesCommand).
       return { ts: new Date().toISOString(), ...final };
-    } finally {
-      redis.disconnect();
-      await pool.end();
-    }
+    });
   }
 }
 

@@ -1,17 +1,22 @@
 import { Flags } from '@oclif/core';
-import { adminFlags, FsaleCommand, gatewayUrlFlag, serviceFlags } from '../../cli/base.js';
+import {
+  adminFlags,
+  JsonLinesCommand,
+  gatewayUrlFlag,
+  serviceFlags,
+  statusIntervalFlag,
+} from '../../cli/base.js';
 import { durationFlag } from '../../cli/duration-flag.js';
-import { runUntilStopped, statusIntervalFlag } from '../../cli/long-running.js';
-import { connectPostgres } from '../../db/pool.js';
+import { adminListener, runUntilStopped } from '../../cli/long-running.js';
 import { PaymentProvider } from '../../payments/provider-client.js';
-import { connectRedis } from '../../redis/client.js';
+import { withStores } from '../../stores.js';
 import {
   PAYMENT_WORKER_DEFAULTS,
   startPaymentWorker,
   type PaymentWorkerStats,
 } from '../../workers/payments.js';
 
-export default class WorkPayments extends FsaleCommand {
+export default class WorkPayments extends JsonLinesCommand {
   static override summary = 'Charge persisted orders through the payment gateway.';
   static override description = `Takes pending orders from PostgreSQL (leased, so a crashed worker's jobs are taken over when the lease runs out) and charges each with the order id as the gateway's idempotency key, so a retry or a takeover never charges twice. Outcomes: paid (publishes order_confirmed); declined (payment_failed, and the reservation is released exactly once in PG and Redis, re-opening a sold-out product); 429/503 (retried with exponential backoff and jitter, then handed back for later); timeout or connection error (needs_reconciliation: the stock stays held until \`fsale reconcile\` asks the gateway what happened).
 
@@ -46,44 +51,28 @@ Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the 
       default: PAYMENT_WORKER_DEFAULTS.maxBackoffMs,
       min: 1,
     }),
-    'status-interval': statusIntervalFlag,
+    ...statusIntervalFlag,
   };
-
-  protected override logJson(json: unknown): void {
-    process.stdout.write(`${JSON.stringify(json)}\n`);
-  }
 
   async run(): Promise<PaymentWorkerStats> {
     const { flags } = await this.parse(WorkPayments);
     const config = this.settings(flags);
-    const pool = await connectPostgres(config.databaseUrl, {
-      max: 10,
-      applicationName: 'fsale work payments',
-    });
-    const redis = await connectRedis(config.redisUrl, {
-      name: 'fsale-work-payments',
-      persistent: true,
-    }).catch(async (error: unknown) => {
-      await pool.end();
-      throw error;
-    });
-    const worker = startPaymentWorker(
-      {
-        pool,
-        redis,
-        keyPrefix: config.keyPrefix,
-        gateway: new PaymentProvider(config.gatewayUrl),
-        log: (line) => process.stderr.write(`fsale work payments: ${line}\n`),
-      },
-      {
-        concurrency: flags.concurrency,
-        timeoutMs: flags.timeout,
-        maxRetries: flags['max-retries'],
-        maxBackoffMs: flags['max-backoff'],
-      },
-    );
-    try {
-      return await runUntilStopped({
+    const connection = { ...config, name: 'fsale work payments', poolMax: 10, persistent: true };
+    return withStores(connection, async (stores) => {
+      const worker = startPaymentWorker(
+        {
+          ...stores,
+          gateway: new PaymentProvider(config.gatewayUrl),
+          log: (line) => process.stderr.write(`fsale work payments: ${line}\n`),
+        },
+        {
+          concurrency: flags.concurrency,
+          timeoutMs: flags.timeout,
+          maxRetries: flags['max-retries'],
+          maxBackoffMs: flags['max-backoff'],
+        },
+      );
+      return runUntilStopped({
         name: 'fsale work payments',
         printFinal: !this.jsonEnabled(),
         jsonLines: this.jsonEnabled() || !process.stdout.isTTY,
@@ -92,30 +81,20 @@ Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the 
         human: (s) =>
           `paid ${s.paid} declined ${s.declined} unknown ${s.unknown} in flight ${s.inFlight} retries ${s.retries} handed back ${s.handedBack} stale ${s.stale} errors ${s.errors}`,
         stop: () => worker.stop(),
-        admin:
-          flags['admin-port'] === undefined
-            ? undefined
-            : {
-                host: flags['admin-host'],
-                port: flags['admin-port'],
-                metrics: {
-                  worker: 'payments',
-                  counters: [
-                    'claimed',
-                    'paid',
-                    'declined',
-                    'unknown',
-                    'retries',
-                    'handedBack',
-                    'stale',
-                    'errors',
-                  ],
-                },
-              },
+        admin: adminListener(flags, {
+          worker: 'payments',
+          counters: [
+            'claimed',
+            'paid',
+            'declined',
+            'unknown',
+            'retries',
+            'handedBack',
+            'stale',
+            'errors',
+          ],
+        }),
       });
-    } finally {
-      redis.disconnect();
-      await pool.end();
-    }
+    });
   }
 }

@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { newOrderId } from '../../domain/order-id.js';
 import { PRODUCT_ID } from '../../redis/keys.js';
 import { BuyCode, type BuyResult } from '../../sale/buy.js';
-import { mayHaveRun } from '../../redis/resp.js';
+import { mayHaveRun } from '../../redis/resp-client.js';
 import { buyStrategy, type BuyStrategy } from '../buy-modes.js';
 import { problemResponses } from '../openapi.js';
 import { sendProblem, type ProblemType } from '../problems.js';

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { pingPostgres } from '../../db/pool.js';
 import { describe } from '../../domain/errors.js';
 import { jsonAnswer, metricsAnswer, type AdminRoutes } from '../admin.js';
 import type { SaleContext } from '../app.js';
@@ -15,7 +16,7 @@ export async function checkReadiness(
 ): Promise<Readiness> {
   const [redisCheck, pgCheck] = await Promise.allSettled([
     sale.redis.ping(),
-    sale.pool.query('SELECT 1'),
+    pingPostgres(sale.pool),
   ]);
   const checks = {
     redis: redisCheck.status === 'fulfilled' ? 'ok' : describe(redisCheck.reason),
