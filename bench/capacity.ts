@@ -14,7 +14,7 @@
 //      bench/sse.ts): events delivered/s and the server's CPU µs per event, memory per client.
 // Everything runs on 127.0.0.1; every process it starts is stopped, its database dropped, its
 // Redis server stopped and its directory removed. Usage:
-//   npm run bench:capacity [-- --buy-seconds 12 --orders 30000 --sse-clients 2000 --json]
+//   npm run bench:capacity [-- --buy-seconds 12 --orders 60000 --sse-clients 2000 --json]
 //                          [--buyers 1000000 --units 100000 --peak-share 0.5 --peak-seconds 5
 //                           --utilisation 0.7 ...]
 import { readFileSync } from 'node:fs';
@@ -43,9 +43,12 @@ import {
   machine,
   openSseClients,
   prefillOrders,
+  markdownTable,
   printTable,
   publishStockChanges,
   redisCpuSeconds,
+  SERVE_FOR_LOAD,
+  rewriteBlock,
   rssBytes,
   runWorkerUntil,
   startServer,
@@ -61,7 +64,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     'flood-rate': { type: 'string', default: '60000' },
-    orders: { type: 'string', default: '30000' },
+    orders: { type: 'string', default: '60000' },
     'payment-concurrency': {
       type: 'string',
       default: String(PAYMENT_WORKER_DEFAULTS.concurrency),
@@ -89,6 +92,8 @@ const { values: args } = parseArgs({
     'sse-interval-ms': { type: 'string', default: String(DEFAULT_SSE.intervalMs) },
     // Re-plan from a saved --json run instead of measuring.
     costs: { type: 'string' },
+    // Rewrite the tables of docs/capacity.md from this run.
+    'write-doc': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
@@ -111,16 +116,7 @@ const everyMs = number('every-ms', 1);
 const log = (line: string) => (args.json ? process.stderr.write(line + '\n') : console.log(line));
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const serve = [
-  `${root}bin/run.js`,
-  'serve',
-  '--port',
-  '0',
-  '--rate-limit',
-  '0',
-  '--max-queue',
-  '100000000',
-];
+const serve = [...SERVE_FOR_LOAD];
 const perUs = (seconds: number, count: number) =>
   +((seconds * 1e6) / Math.max(1, count)).toFixed(1);
 
@@ -450,84 +446,102 @@ const scenario: SaleScenario = {
 const plan = planCapacity(costs, scenario);
 const summary = { benchmark: 'capacity', machine: machineFacts, measured, costs, scenario, plan };
 
+const m = measured;
+const inputs: [string[], (string | number)[][]] = [
+  ['component', 'measured', 'CPU per unit'],
+  [
+    [
+      'API + Redis, accepted buy',
+      `${m.buys.accepted.buysPerSecond} buys/s (${JSON.stringify(m.buys.accepted.statuses)})`,
+      `API ${m.buys.accepted.apiCpuUsPerBuy} µs, Redis ${m.buys.accepted.redisCpuUsPerBuy} µs, generator ${m.buys.accepted.generatorCpuUsPerBuy} µs`,
+    ],
+    [
+      'API + Redis, sold out',
+      `${m.buys.soldOut.answersPerSecond} answers/s (${JSON.stringify(m.buys.soldOut.statuses)})`,
+      `API ${m.buys.soldOut.apiCpuUsPerAnswer} µs, Redis ${m.buys.soldOut.redisCpuUsPerAnswer} µs, generator ${m.buys.soldOut.generatorCpuUsPerAnswer} µs`,
+    ],
+    [
+      'order worker, 1 PG connection',
+      `${m.orders.rowsPerSecond} rows/s (${m.orders.orders} in ${m.orders.drainSeconds} s)`,
+      `worker ${m.orders.workerCpuUsPerRow} µs, PG ${m.orders.pgCpuUsPerRow} µs`,
+    ],
+    [
+      `payment worker, ${m.payments.concurrency} in flight`,
+      `${m.payments.chargesPerSecond} charges/s (${m.payments.paid} paid)`,
+      `worker ${m.payments.workerCpuUsPerCharge} µs, PG ${m.payments.pgCpuUsPerCharge} µs, Redis ${m.payments.redisCpuUsPerCharge} µs, gateway ${m.payments.gatewayCpuUsPerCharge} µs`,
+    ],
+    [
+      `SSE, ${m.sse.clients} clients, a change every ${m.sse.everyMs} ms`,
+      `${m.sse.eventsPerSecond} events/s, ${m.sse.memoryKiBPerClient} KiB/client`,
+      `API ${m.sse.apiCpuUsPerEvent} µs/event (${m.sse.apiCoresBusy} cores busy)`,
+    ],
+  ],
+];
+const a = plan.arrivals;
+const sale =
+  `Sale: ${scenario.buyers} buyers in ${scenario.saleSeconds} s for ${scenario.units} units; ` +
+  `${scenario.peak.share * 100} % of them in the first ${scenario.peak.seconds} s ` +
+  `(average ${a.averagePerSecond}/s, peak ${a.peakPerSecond}/s, sold out after ${a.sellOutSeconds ?? 'never'} s); ` +
+  `every core at most ${scenario.utilisation * 100} % busy.`;
+const sizing: [string[], (string | number)[][]] = [
+  ['component', 'needs', 'from'],
+  [
+    [
+      'API processes (a core each)',
+      plan.api.processes,
+      `${a.peakBuysPerSecond} buys/s x ${costs.apiCpuUsPerBuy} µs = ${plan.api.coresAtPeak} cores`,
+    ],
+    [
+      'Redis masters (stock shards K)',
+      plan.redis.masters,
+      `${a.peakBuysPerSecond} buys/s x ${costs.redisCpuUsPerBuy} µs = ${plan.redis.hotProductCores} cores on one product`,
+    ],
+    [
+      'order workers / PG connections',
+      `${plan.orders.workers} / ${plan.orders.pgConnections}`,
+      `${plan.orders.rowsPerSecond} rows/s (all within ${scenario.persistWithinSeconds} s); ${plan.orders.pgConnectionsToKeepUp} to keep up with the peak`,
+    ],
+    [
+      'payment workers',
+      plan.payments.workers,
+      `${plan.payments.chargesPerSecond} charges/s (within ${scenario.chargeWithinSeconds} s), ${plan.payments.perWorkerPerSecond}/s per worker (${plan.payments.boundBy}, ${scenario.gatewayLatencyMs} ms)`,
+    ],
+    [
+      'SSE processes',
+      plan.sse.processes,
+      `${scenario.watchers} watchers, ${plan.sse.eventsPerSecond} events/s = ${plan.sse.cores} cores; bound by ${plan.sse.boundBy}; ${plan.sse.memoryGiB} GiB`,
+    ],
+    [
+      'PostgreSQL cores / connections',
+      `${plan.pg.cores} / ${plan.pg.connections}`,
+      `orders ${plan.pg.coresForOrders} + payments ${plan.pg.coresForPayments} cores`,
+    ],
+    ['cores in all', plan.totalCores, 'each component sized for its own peak'],
+  ],
+];
+const f = machineFacts;
+const where = `${f.cores} cores (${f.cpu}), ${f.memoryGiB} GiB, Node ${f.node}, Redis ${f.redis}, PostgreSQL ${f.postgres}, ${f.date}`;
+
 if (args.json) console.log(JSON.stringify(summary, null, 2));
 else {
-  const m = measured;
-  printTable(
-    ['component', 'measured', 'CPU per unit'],
-    [
-      [
-        'API + Redis, accepted buy',
-        `${m.buys.accepted.buysPerSecond} buys/s (${JSON.stringify(m.buys.accepted.statuses)})`,
-        `API ${m.buys.accepted.apiCpuUsPerBuy} µs, Redis ${m.buys.accepted.redisCpuUsPerBuy} µs, generator ${m.buys.accepted.generatorCpuUsPerBuy} µs`,
-      ],
-      [
-        'API + Redis, sold out',
-        `${m.buys.soldOut.answersPerSecond} answers/s (${JSON.stringify(m.buys.soldOut.statuses)})`,
-        `API ${m.buys.soldOut.apiCpuUsPerAnswer} µs, Redis ${m.buys.soldOut.redisCpuUsPerAnswer} µs, generator ${m.buys.soldOut.generatorCpuUsPerAnswer} µs`,
-      ],
-      [
-        'order worker, 1 PG connection',
-        `${m.orders.rowsPerSecond} rows/s (${m.orders.orders} in ${m.orders.drainSeconds} s)`,
-        `worker ${m.orders.workerCpuUsPerRow} µs, PG ${m.orders.pgCpuUsPerRow} µs`,
-      ],
-      [
-        `payment worker, ${m.payments.concurrency} in flight`,
-        `${m.payments.chargesPerSecond} charges/s (${m.payments.paid} paid)`,
-        `worker ${m.payments.workerCpuUsPerCharge} µs, PG ${m.payments.pgCpuUsPerCharge} µs, Redis ${m.payments.redisCpuUsPerCharge} µs, gateway ${m.payments.gatewayCpuUsPerCharge} µs`,
-      ],
-      [
-        `SSE, ${m.sse.clients} clients, a change every ${m.sse.everyMs} ms`,
-        `${m.sse.eventsPerSecond} events/s, ${m.sse.memoryKiBPerClient} KiB/client`,
-        `API ${m.sse.apiCpuUsPerEvent} µs/event (${m.sse.apiCoresBusy} cores busy)`,
-      ],
-    ],
+  printTable(...inputs);
+  console.log(sale);
+  printTable(...sizing);
+  console.log(where);
+}
+if (args['write-doc']) {
+  const doc = `${root}docs/capacity.md`;
+  await rewriteBlock(
+    doc,
+    '<!-- capacity:inputs -->',
+    '<!-- /capacity:inputs -->',
+    `Measured ${where}.\n\n${markdownTable(...inputs)}`,
   );
-  const a = plan.arrivals;
-  console.log(
-    `Sale: ${scenario.buyers} buyers in ${scenario.saleSeconds} s for ${scenario.units} units; ` +
-      `${scenario.peak.share * 100} % of them in the first ${scenario.peak.seconds} s ` +
-      `(average ${a.averagePerSecond}/s, peak ${a.peakPerSecond}/s, sold out after ${a.sellOutSeconds ?? 'never'} s); ` +
-      `every core at most ${scenario.utilisation * 100} % busy`,
+  await rewriteBlock(
+    doc,
+    '<!-- capacity:plan -->',
+    '<!-- /capacity:plan -->',
+    `${sale}\n\n${markdownTable(...sizing)}`,
   );
-  printTable(
-    ['component', 'needs', 'from'],
-    [
-      [
-        'API processes (a core each)',
-        plan.api.processes,
-        `${a.peakBuysPerSecond} buys/s x ${costs.apiCpuUsPerBuy} µs = ${plan.api.coresAtPeak} cores`,
-      ],
-      [
-        'Redis masters (stock shards K)',
-        plan.redis.masters,
-        `${a.peakBuysPerSecond} buys/s x ${costs.redisCpuUsPerBuy} µs = ${plan.redis.hotProductCores} cores on one product`,
-      ],
-      [
-        'order workers / PG connections',
-        `${plan.orders.workers} / ${plan.orders.pgConnections}`,
-        `${plan.orders.rowsPerSecond} rows/s (all within ${scenario.persistWithinSeconds} s); ${plan.orders.pgConnectionsToKeepUp} to keep up with the peak`,
-      ],
-      [
-        'payment workers',
-        plan.payments.workers,
-        `${plan.payments.chargesPerSecond} charges/s (within ${scenario.chargeWithinSeconds} s), ${plan.payments.perWorkerPerSecond}/s per worker (${plan.payments.boundBy}, ${scenario.gatewayLatencyMs} ms)`,
-      ],
-      [
-        'SSE processes',
-        plan.sse.processes,
-        `${scenario.watchers} watchers, ${plan.sse.eventsPerSecond} events/s = ${plan.sse.cores} cores; bound by ${plan.sse.boundBy}; ${plan.sse.memoryGiB} GiB`,
-      ],
-      [
-        'PostgreSQL cores / connections',
-        `${plan.pg.cores} / ${plan.pg.connections}`,
-        `orders ${plan.pg.coresForOrders} + payments ${plan.pg.coresForPayments} cores`,
-      ],
-      ['cores in all', plan.totalCores, 'each component sized for its own peak'],
-    ],
-  );
-  const f = machineFacts;
-  console.log(
-    `${f.cores} cores (${f.cpu}), Node ${f.node}, Redis ${f.redis}, PostgreSQL ${f.postgres}, ${f.date}`,
-  );
+  log('docs/capacity.md rewritten from this run');
 }

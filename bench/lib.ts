@@ -1,13 +1,14 @@
 // Shared by the benchmarks: machine facts, child servers, autocannon runs, tables.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import Table from 'cli-table3';
 import pg from 'pg';
+import { format, resolveConfig } from 'prettier';
 import { Redis } from 'ioredis';
 import { mintTokens } from '../src/auth/tokens.js';
 import { newOrderId } from '../src/domain/order-id.js';
@@ -146,6 +147,21 @@ export async function redisCpuSeconds(redis: {
   return read('used_cpu_user') + read('used_cpu_sys');
 }
 
+/**
+ * `fsale serve` as every load benchmark runs it: on a free port, with no per-user rate limit
+ * and no bound on the buy queue, so what is measured is the server's own cost. Add flags after.
+ */
+export const SERVE_FOR_LOAD: readonly string[] = [
+  `${ROOT}bin/run.js`,
+  'serve',
+  '--port',
+  '0',
+  '--rate-limit',
+  '0',
+  '--max-queue',
+  '100000000',
+];
+
 export interface ChildServer {
   url: string;
   child: ChildProcess;
@@ -266,6 +282,32 @@ export function printTable(head: string[], rows: (string | number)[][]): void {
   const table = new Table({ head });
   table.push(...rows.map((row) => row.map(String)));
   console.log(table.toString());
+}
+
+/** A markdown table, as `printTable` prints it to a terminal. */
+export function markdownTable(head: string[], rows: (string | number)[][]): string {
+  const line = (cells: (string | number)[]) =>
+    `| ${cells.map((c) => String(c).replaceAll('|', '\\|')).join(' | ')} |`;
+  return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+/**
+ * Replaces what lies between the markers `start` and `end` of a markdown file with
+ * `markdown`, formatted as `npm run lint` expects.
+ */
+export async function rewriteBlock(
+  path: string,
+  start: string,
+  end: string,
+  markdown: string,
+): Promise<void> {
+  const text = readFileSync(path, 'utf8');
+  const from = text.indexOf(start);
+  const to = text.indexOf(end);
+  if (from === -1 || to < from) throw new Error(`${path} has no ${start} ... ${end} block`);
+  const next = `${text.slice(0, from + start.length)}\n${markdown}\n${text.slice(to)}`;
+  const options = (await resolveConfig(path)) ?? {};
+  writeFileSync(path, await format(next, { ...options, filepath: path }));
 }
 
 /** Drops a database this benchmark created (its name carries our prefix), never another. */
