@@ -7,7 +7,6 @@
 // this process; the never-reading clients are held by a Python child (see abuse-traffic.ts).
 // Usage:
 //   npm run bench:abuse [-- --duration 10 --connections 50 --json]
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { migrate } from '../src/db/migrate.js';
 import { connectPostgres } from '../src/db/pool.js';
@@ -28,6 +27,7 @@ import {
   load,
   machine,
   printTable,
+  SERVE_FOR_LOAD,
   startServer,
   type LoadResult,
 } from './lib.js';
@@ -62,8 +62,6 @@ await seedProduct(
 );
 
 const buyRequest = buyRequests(scope, 100_000, 'ab')('plenty');
-
-const root = fileURLToPath(new URL('..', import.meta.url));
 
 interface CaseResult extends LoadResult {
   /** Server CPU per buy, µs: what the abuse costs the process besides latency. */
@@ -110,14 +108,7 @@ try {
   const server = await startServer(
     process.execPath,
     [
-      `${root}bin/run.js`,
-      'serve',
-      '--port',
-      '0',
-      '--rate-limit',
-      '0',
-      '--max-queue',
-      '100000000',
+      ...SERVE_FOR_LOAD,
       '--max-event-loop-delay',
       '10m',
       '--sse-max-age',

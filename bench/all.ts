@@ -3,11 +3,10 @@
 // table, and rewrites the README's Performance block from the same figures. Usage:
 //   npm run bench [-- --only buy,modes] [--no-readme]
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { format, resolveConfig } from 'prettier';
-import { machine, printTable, type Machine } from './lib.js';
+import { machine, printTable, rewriteBlock, type Machine } from './lib.js';
 
 /** One line of the comparison: what was measured, and against what. */
 interface Row {
@@ -214,16 +213,9 @@ function renderMarkdown(results: { machine: Machine; rows: Row[] }): string {
 const README_START = '<!-- bench:start (written by npm run bench) -->';
 const README_END = '<!-- bench:end -->';
 
-/** Replaces the block between the markers, formatted as `npm run lint` expects. */
+/** Replaces the README's Performance block, formatted as `npm run lint` expects. */
 async function rewriteReadme(markdown: string): Promise<void> {
-  const path = `${root}README.md`;
-  const readme = readFileSync(path, 'utf8');
-  const start = readme.indexOf(README_START);
-  const end = readme.indexOf(README_END);
-  if (start === -1 || end < start) throw new Error('README.md has no bench:start/bench:end block');
-  const text = `${readme.slice(0, start + README_START.length)}\n${markdown}\n${readme.slice(end)}`;
-  const options = (await resolveConfig(path)) ?? {};
-  writeFileSync(path, await format(text, { ...options, filepath: path }));
+  await rewriteBlock(`${root}README.md`, README_START, README_END, markdown);
 }
 
 async function main(): Promise<void> {

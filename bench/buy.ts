@@ -28,6 +28,7 @@ import {
   mergeRounds,
   printTable,
   redisCpuSeconds,
+  SERVE_FOR_LOAD,
   startServer,
   type BuyRequest,
   type ChildServer,
@@ -81,16 +82,7 @@ async function casePrefix(tag: string): Promise<string> {
 }
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const serve = [
-  `${root}bin/run.js`,
-  'serve',
-  '--port',
-  '0',
-  '--rate-limit',
-  '0',
-  '--max-queue',
-  '100000000',
-];
+const serve = [...SERVE_FOR_LOAD];
 /** One measured slice of one case. */
 interface Round {
   result: LoadResult;

@@ -13,7 +13,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { Redis as NodeRedis } from 'ioredis';
 import { migrate } from '../src/db/migrate.js';
 import { connectPostgres } from '../src/db/pool.js';
@@ -28,6 +27,7 @@ import {
   mergeRounds,
   printTable,
   redisCpuSeconds,
+  SERVE_FOR_LOAD,
   startServer,
   type ChildServer,
   type LoadResult,
@@ -68,17 +68,7 @@ const cluster = await startRedisCluster({ dataDir: join(dataDir, 'cluster') });
 const scope = benchScope('cl');
 await migrate(scope.databaseUrl);
 const pool = await connectPostgres(scope.databaseUrl);
-const root = fileURLToPath(new URL('..', import.meta.url));
-const serve = [
-  `${root}bin/run.js`,
-  'serve',
-  '--port',
-  '0',
-  '--rate-limit',
-  '0',
-  '--max-queue',
-  '100000000',
-];
+const serve = [...SERVE_FOR_LOAD];
 
 interface Case {
   name: string;

@@ -9,10 +9,7 @@
 //   npm run build && node --import tsx bench/drain.ts [--orders 100000] [--batch 500,1000]
 //                                                     [--concurrency 1,2]
 //                                                     [--runs 1] [--json]
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
 import { DEFAULTS } from '../src/config.js';
@@ -21,10 +18,8 @@ import { connectPostgres } from '../src/db/pool.js';
 import { connectRedis, deleteMatching } from '../src/redis/client.js';
 import { ORDER_GROUP, productKeys } from '../src/redis/keys.js';
 import { seedProduct } from '../src/sale/seed.js';
-import { newOrderId } from '../src/domain/order-id.js';
-import { cpuSeconds, dropDatabaseIfOurs } from './lib.js';
+import { dropDatabaseIfOurs, prefillOrders, runWorkerUntil } from './lib.js';
 
-const RUN_JS = fileURLToPath(new URL('../bin/run.js', import.meta.url));
 const PRODUCT = 'drain';
 
 interface DrainResult {
@@ -71,83 +66,25 @@ async function drainOnce(orders: number, batch: number, concurrency: number): Pr
     const keys = productKeys(keyPrefix, PRODUCT);
 
     const prefillStart = performance.now();
-    const chunk = 2_000;
-    for (let start = 0; start < orders; start += chunk) {
-      const pipeline = redis.pipeline();
-      const now = Date.now();
-      for (let i = start; i < Math.min(orders, start + chunk); i++) {
-        pipeline.xadd(
-          keys.orders,
-          '*',
-          'id',
-          newOrderId(now),
-          'user',
-          `u${i}`,
-          'qty',
-          '1',
-          'key',
-          `k${i}`,
-          'at',
-          String(now),
-        );
-      }
-      pipeline.decrby(keys.stock, Math.min(chunk, orders - start));
-      await pipeline.exec();
-    }
+    await prefillOrders(redis, keyPrefix, PRODUCT, orders);
     const prefillS = (performance.now() - prefillStart) / 1000;
 
-    const child = spawn(
-      process.execPath,
-      [
-        RUN_JS,
-        'work',
-        'orders',
-        '--json',
-        '--batch',
-        String(batch),
-        '--concurrency',
-        String(concurrency),
-        '--status-interval',
-        '50ms',
-      ],
+    const run = await runWorkerUntil(
+      ['work', 'orders', '--batch', String(batch), '--concurrency', String(concurrency)],
       {
-        env: {
-          PATH: process.env.PATH ?? '',
-          HOME: process.env.HOME ?? '/tmp',
-          REDIS_URL: redisUrl,
-          DATABASE_URL: databaseUrl,
-          FSALE_KEY_PREFIX: keyPrefix,
-        },
-        stdio: ['ignore', 'pipe', 'inherit'],
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '/tmp',
+        REDIS_URL: redisUrl,
+        DATABASE_URL: databaseUrl,
+        FSALE_KEY_PREFIX: keyPrefix,
       },
+      (line) => line.event === 'status' && Number(line.persisted ?? 0) >= orders,
+      { timeoutMs: 600_000 },
     );
-    const exited = new Promise<number | null>((resolve) =>
-      child.on('exit', (code) => resolve(code)),
-    );
-    let startedAt = 0;
-    let drainedAt = 0;
-    let cpuAtStart = 0;
-    let cpuAtEnd = 0;
-    let final: StatusLine | undefined;
-    const lines = createInterface({ input: child.stdout });
-    const drained = new Promise<void>((resolve, reject) => {
-      lines.on('line', (text) => {
-        const line = JSON.parse(text) as StatusLine;
-        if (line.event === 'started') {
-          startedAt = performance.now();
-          cpuAtStart = cpuSeconds(child.pid ?? 0);
-        } else if (line.event === 'status' && drainedAt === 0 && (line.persisted ?? 0) >= orders) {
-          drainedAt = performance.now();
-          cpuAtEnd = cpuSeconds(child.pid ?? 0);
-          resolve();
-        } else if (line.event === 'stopped') final = line;
-      });
-      void exited.then((code) => reject(new Error(`worker exited early with code ${code}`)));
-    });
-    await drained;
-    child.kill('SIGTERM');
-    const code = await exited;
-    if (code !== 0) throw new Error(`worker exited with code ${code}`);
+    const started = run.lines.find((l) => l.line.event === 'started');
+    if (started === undefined) throw new Error('the worker printed no started line');
+    const final = run.lines.findLast((l) => l.line.event === 'stopped')?.line as
+      StatusLine | undefined;
 
     const rows = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM orders');
     const product = await pool.query<{ remaining: number }>(
@@ -155,7 +92,7 @@ async function drainOnce(orders: number, batch: number, concurrency: number): Pr
       [PRODUCT],
     );
     const summary = (await redis.xpending(keys.orders, ORDER_GROUP)) as [number, ...unknown[]];
-    const drainS = (drainedAt - startedAt) / 1000;
+    const drainS = (run.reached.at - started.at) / 1000;
     const pgRows = rows.rows[0]?.n ?? -1;
     const pgRemaining = product.rows[0]?.remaining ?? -1;
     const batches = final?.batches ?? 0;
@@ -171,7 +108,7 @@ async function drainOnce(orders: number, batch: number, concurrency: number): Pr
       batchP50Ms: final?.batchP50Ms ?? 0,
       batchP99Ms: final?.batchP99Ms ?? 0,
       batchMaxMs: final?.batchMaxMs ?? 0,
-      workerCpuPct: Math.round(((cpuAtEnd - cpuAtStart) / drainS) * 100),
+      workerCpuPct: Math.round(((run.reached.cpuSeconds - started.cpuSeconds) / drainS) * 100),
       pgRows,
       pgRemaining,
       pending: summary[0],

@@ -10,7 +10,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { Redis as NodeRedis } from 'ioredis';
 import { migrate } from '../src/db/migrate.js';
 import { connectPostgres } from '../src/db/pool.js';
@@ -25,6 +24,7 @@ import {
   mergeRounds,
   printTable,
   redisCpuSeconds,
+  SERVE_FOR_LOAD,
   startServer,
   type LoadResult,
 } from './lib.js';
@@ -73,7 +73,6 @@ for (const node of cluster.nodes) if (await isMaster(node)) masters.push(node);
 const scope = benchScope('hp');
 await migrate(scope.databaseUrl);
 const pool = await connectPostgres(scope.databaseUrl);
-const root = fileURLToPath(new URL('..', import.meta.url));
 
 interface Case {
   name: string;
@@ -85,11 +84,10 @@ const cases: Case[] = [
   { name: 'a: K = 1 (one slot)', productId: 'hot1', shards: 1, rounds: [] },
   { name: 'b: K = 3 (a shard per master)', productId: 'hot3', shards: 3, rounds: [] },
 ];
-const server = await startServer(
-  process.execPath,
-  [`${root}bin/run.js`, 'serve', '--port', '0', '--rate-limit', '0', '--max-queue', '100000000'],
-  { ...scope.env, REDIS_URL: cluster.url },
-);
+const server = await startServer(process.execPath, [...SERVE_FOR_LOAD], {
+  ...scope.env,
+  REDIS_URL: cluster.url,
+});
 try {
   const redis = await connectRedis(cluster.url);
   for (const c of cases) {

@@ -1,13 +1,21 @@
 // Shared by the benchmarks: machine facts, child servers, autocannon runs, tables.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import Table from 'cli-table3';
 import pg from 'pg';
+import { format, resolveConfig } from 'prettier';
 import { Redis } from 'ioredis';
 import { mintTokens } from '../src/auth/tokens.js';
+import { newOrderId } from '../src/domain/order-id.js';
+import type { Redis as SaleRedis } from '../src/redis/client.js';
+import { productKeys } from '../src/redis/keys.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** Where a benchmark runs: its own database and key prefix on the local services. */
 export interface BenchScope {
@@ -123,6 +131,13 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** Resident memory of a process, in bytes (Linux /proc). */
+export function rssBytes(pid: number): number {
+  return (
+    Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
+  );
+}
+
 /** CPU seconds the Redis server has used (user + sys), from INFO cpu. */
 export async function redisCpuSeconds(redis: {
   info(section: 'cpu'): Promise<string>;
@@ -131,6 +146,21 @@ export async function redisCpuSeconds(redis: {
   const read = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? NaN);
   return read('used_cpu_user') + read('used_cpu_sys');
 }
+
+/**
+ * `fsale serve` as every load benchmark runs it: on a free port, with no per-user rate limit
+ * and no bound on the buy queue, so what is measured is the server's own cost. Add flags after.
+ */
+export const SERVE_FOR_LOAD: readonly string[] = [
+  `${ROOT}bin/run.js`,
+  'serve',
+  '--port',
+  '0',
+  '--rate-limit',
+  '0',
+  '--max-queue',
+  '100000000',
+];
 
 export interface ChildServer {
   url: string;
@@ -254,6 +284,32 @@ export function printTable(head: string[], rows: (string | number)[][]): void {
   console.log(table.toString());
 }
 
+/** A markdown table, as `printTable` prints it to a terminal. */
+export function markdownTable(head: string[], rows: (string | number)[][]): string {
+  const line = (cells: (string | number)[]) =>
+    `| ${cells.map((c) => String(c).replaceAll('|', '\\|')).join(' | ')} |`;
+  return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+/**
+ * Replaces what lies between the markers `start` and `end` of a markdown file with
+ * `markdown`, formatted as `npm run lint` expects.
+ */
+export async function rewriteBlock(
+  path: string,
+  start: string,
+  end: string,
+  markdown: string,
+): Promise<void> {
+  const text = readFileSync(path, 'utf8');
+  const from = text.indexOf(start);
+  const to = text.indexOf(end);
+  if (from === -1 || to < from) throw new Error(`${path} has no ${start} ... ${end} block`);
+  const next = `${text.slice(0, from + start.length)}\n${markdown}\n${text.slice(to)}`;
+  const options = (await resolveConfig(path)) ?? {};
+  writeFileSync(path, await format(next, { ...options, filepath: path }));
+}
+
 /** Drops a database this benchmark created (its name carries our prefix), never another. */
 export async function dropDatabaseIfOurs(databaseUrl: string, namePrefix: string): Promise<void> {
   const url = new URL(databaseUrl);
@@ -343,4 +399,208 @@ export async function floodLoad(name: string, options: FloodLoadOptions): Promis
     errors: summary.requests.networkErrors,
     timeouts: summary.networkErrors.TIMEOUT ?? 0,
   };
+}
+
+/**
+ * Fills a product's order stream with `orders` entries in the buy script's exact format and
+ * takes the same units off its Redis stock, as if that many buys had been accepted.
+ */
+export async function prefillOrders(
+  redis: SaleRedis,
+  keyPrefix: string,
+  productId: string,
+  orders: number,
+): Promise<void> {
+  const keys = productKeys(keyPrefix, productId);
+  const chunk = 2_000;
+  for (let start = 0; start < orders; start += chunk) {
+    const pipeline = redis.pipeline();
+    const now = Date.now();
+    for (let i = start; i < Math.min(orders, start + chunk); i++) {
+      pipeline.xadd(
+        keys.orders,
+        '*',
+        'id',
+        newOrderId(now),
+        'user',
+        `u${i}`,
+        'qty',
+        '1',
+        'key',
+        `k${i}`,
+        'at',
+        String(now),
+      );
+    }
+    pipeline.decrby(keys.stock, Math.min(chunk, orders - start));
+    await pipeline.exec();
+  }
+}
+
+/** One JSON status line of a `fsale work ...` child, when it arrived and the CPU used by then. */
+export interface WorkerLine {
+  /** performance.now() when the line was read. */
+  at: number;
+  /** The child's CPU seconds at that moment. */
+  cpuSeconds: number;
+  line: { event?: string } & Record<string, unknown>;
+}
+
+export interface WorkerRun {
+  lines: WorkerLine[];
+  /** The line `until` accepted. */
+  reached: WorkerLine;
+  /** The last line the child printed (its final status), after SIGTERM. */
+  last: WorkerLine | undefined;
+}
+
+/**
+ * Runs `fsale <args> --json --status-interval-ms 50` until a status line satisfies `until`
+ * (or `timeoutMs` passes: an error), calls `atReached` while the child still runs (to read
+ * what it holds, such as its PostgreSQL backends), then stops it with SIGTERM and requires a
+ * clean exit.
+ */
+export async function runWorkerUntil(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  until: (line: WorkerLine['line']) => boolean,
+  options: { timeoutMs: number; atReached?: () => Promise<void> },
+): Promise<WorkerRun> {
+  const child = spawn(
+    process.execPath,
+    [`${ROOT}bin/run.js`, ...args, '--json', '--status-interval', '50ms'],
+    { env, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const lines: WorkerLine[] = [];
+  const reached = new Promise<WorkerLine>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`fsale ${args.join(' ')}: not done after ${options.timeoutMs} ms`));
+    }, options.timeoutMs);
+    createInterface({ input: child.stdout }).on('line', (text) => {
+      let line: WorkerLine['line'];
+      try {
+        line = JSON.parse(text) as WorkerLine['line'];
+      } catch {
+        return; // not a status line
+      }
+      const entry: WorkerLine = {
+        at: performance.now(),
+        cpuSeconds: cpuSeconds(child.pid ?? 0),
+        line,
+      };
+      lines.push(entry);
+      if (until(entry.line)) {
+        clearTimeout(timer);
+        resolve(entry);
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`fsale ${args.join(' ')} exited early with code ${code}`));
+    });
+  });
+  try {
+    const line = await reached;
+    await options.atReached?.();
+    child.kill('SIGTERM');
+    const code = await exited;
+    if (code !== 0) throw new Error(`fsale ${args.join(' ')} exited with code ${code}`);
+    return { lines, reached: line, last: lines.at(-1) };
+  } finally {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  }
+}
+
+/** What one SSE client process (bench/sse-clients.ts) reports. */
+export interface SseReport {
+  /** ms from each PUBLISH to its receipt, per client. */
+  lags: number[];
+  events: number;
+  connected: number;
+}
+
+export interface SseClients {
+  /** Sends the publish times and collects every process's report. */
+  report: (published: [number, number][]) => Promise<SseReport[]>;
+  close: () => void;
+}
+
+/** Opens `clients` SSE connections to `url`, spread over `processes` child processes. */
+export async function openSseClients(
+  url: string,
+  clients: number,
+  processes: number,
+): Promise<SseClients> {
+  const children = Array.from({ length: processes }, (_, i) => {
+    const n = Math.floor(clients / processes) + (i < clients % processes ? 1 : 0);
+    return fork(`${ROOT}bench/sse-clients.ts`, [url, String(n)], { execArgv: ['--import', 'tsx'] });
+  });
+  const close = () => {
+    for (const child of children) child.kill();
+  };
+  try {
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve, reject) => {
+            child.on('message', (m: { type: string; message?: string }) => {
+              if (m.type === 'connected') resolve();
+              if (m.type === 'error') reject(new Error(m.message));
+            });
+            child.once('exit', (code) =>
+              reject(new Error(`SSE client process exited with ${code}`)),
+            );
+          }),
+      ),
+    );
+  } catch (error) {
+    close();
+    throw error;
+  }
+  return {
+    close,
+    report: (published) =>
+      Promise.all(
+        children.map(
+          (child) =>
+            new Promise<SseReport>((resolve, reject) => {
+              child.on('message', (m: { type: string } & SseReport) => {
+                if (m.type === 'report') resolve(m);
+              });
+              child.once('exit', (code) =>
+                reject(new Error(`SSE client process exited with ${code} before its report`)),
+              );
+              child.send({ type: 'report', published });
+            }),
+        ),
+      ),
+  };
+}
+
+/**
+ * Publishes a stock change on `channel` every `everyMs` for `durationMs`, counting down from
+ * `start`; returns each change's [remaining, publish time] for the clients' lag.
+ */
+export async function publishStockChanges(
+  redis: SaleRedis,
+  channel: string,
+  start: number,
+  durationMs: number,
+  everyMs: number,
+): Promise<[number, number][]> {
+  const published: [number, number][] = [];
+  let remaining = start;
+  const started = performance.now();
+  while (performance.now() - started < durationMs) {
+    remaining -= 1;
+    published.push([remaining, performance.timeOrigin + performance.now()]);
+    await redis.publish(channel, String(remaining));
+    const next = started + published.length * everyMs;
+    await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
+  }
+  return published;
 }

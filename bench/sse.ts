@@ -2,8 +2,6 @@
 // change published every 10 ms for 10 s: the lag from PUBLISH to receipt (p50/p99), memory
 // per client, and events delivered per second. Usage:
 //   npm run bench:sse [-- --clients 10000 --processes 4 --duration 10 --json]
-import { fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { migrate } from '../src/db/migrate.js';
@@ -11,7 +9,16 @@ import { connectPostgres } from '../src/db/pool.js';
 import { connectRedis, deleteMatching } from '../src/redis/client.js';
 import { productKeys } from '../src/redis/keys.js';
 import { seedProduct } from '../src/sale/seed.js';
-import { benchScope, dropDatabaseIfOurs, machine, printTable, startServer } from './lib.js';
+import {
+  benchScope,
+  dropDatabaseIfOurs,
+  machine,
+  openSseClients,
+  printTable,
+  publishStockChanges,
+  rssBytes,
+  startServer,
+} from './lib.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -37,8 +44,6 @@ const pool = await connectPostgres(databaseUrl);
 const redis = await connectRedis(redisUrl);
 await seedProduct({ pool, redis, keyPrefix }, { productId: 'live', stock: START });
 const root = fileURLToPath(new URL('..', import.meta.url));
-const rss = (pid: number) =>
-  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
 
 const api = await startServer(
   process.execPath,
@@ -58,59 +63,17 @@ const api = await startServer(
 const apiPid = api.child.pid ?? 0;
 try {
   await new Promise((r) => setTimeout(r, 500));
-  const rssBefore = rss(apiPid);
+  const rssBefore = rssBytes(apiPid);
   log(`opening ${clients} SSE clients from ${processes} processes`);
-  const children = Array.from({ length: processes }, (_, i) => {
-    const n = Math.floor(clients / processes) + (i < clients % processes ? 1 : 0);
-    return fork(`${root}bench/sse-clients.ts`, [`${api.url}/stock/live/stream`, String(n)], {
-      execArgv: ['--import', 'tsx'],
-    });
-  });
-  await Promise.all(
-    children.map(
-      (child) =>
-        new Promise<void>((resolve, reject) => {
-          child.on('message', (m: { type: string; message?: string }) => {
-            if (m.type === 'connected') resolve();
-            if (m.type === 'error') reject(new Error(m.message));
-          });
-          child.once('exit', (code) => reject(new Error(`SSE client process exited with ${code}`)));
-        }),
-    ),
-  );
+  const sse = await openSseClients(`${api.url}/stock/live/stream`, clients, processes);
   await new Promise((r) => setTimeout(r, 1000));
-  const rssAfter = rss(apiPid);
+  const rssAfter = rssBytes(apiPid);
   log(`all connected; publishing a change every ${everyMs} ms for ${durationMs / 1000} s`);
 
-  const published: [number, number][] = [];
   const channel = productKeys(keyPrefix, 'live').stockChannel;
-  let remaining = START;
-  const started = performance.now();
-  while (performance.now() - started < durationMs) {
-    remaining -= 1;
-    published.push([remaining, performance.timeOrigin + performance.now()]);
-    await redis.publish(channel, String(remaining));
-    const next = started + published.length * everyMs;
-    await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
-  }
+  const published = await publishStockChanges(redis, channel, START, durationMs, everyMs);
   await new Promise((r) => setTimeout(r, 1000)); // let the last coalesced events arrive
-  const reports = await Promise.all(
-    children.map(
-      (child) =>
-        new Promise<{ lags: number[]; events: number; connected: number }>((resolve, reject) => {
-          child.on(
-            'message',
-            (m: { type: string; lags: number[]; events: number; connected: number }) => {
-              if (m.type === 'report') resolve(m);
-            },
-          );
-          child.once('exit', (code) =>
-            reject(new Error(`SSE client process exited with ${code} before its report`)),
-          );
-          child.send({ type: 'report', published });
-        }),
-    ),
-  );
+  const reports = await sse.report(published);
   const lags = reports.flatMap((r) => r.lags).sort((a, b) => a - b);
   const pct = (p: number) =>
     +(lags[Math.min(lags.length - 1, Math.floor((p / 100) * lags.length))] ?? NaN).toFixed(1);
@@ -155,7 +118,7 @@ try {
     );
     console.log(`p99 lag ${summary.lagMs.p99} ms (target <= 250 ms)`);
   }
-  for (const child of children) child.kill();
+  sse.close();
 } finally {
   await api.stop();
   await deleteMatching(redis, `${keyPrefix}:*`);
