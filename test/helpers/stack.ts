@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { expect } from 'vitest';
 import { buildGateway, listenGateway } from '../../src/gateway/app.js';
 import type { OutcomeRates } from '../../src/gateway/behaviour.js';
+import type { FloodSummary } from '../../src/load/summary.js';
 import { runCli } from './cli.js';
 import { startFaultProxy, type FaultMode, type FaultProxy } from './fault-proxy.js';
 import { startCli, type CliProcess } from './process.js';
@@ -216,4 +217,21 @@ export async function reconcileUntilTerminal(
     await sleep(1_000);
   }
   throw new Error(`${productId}: orders still open after ${maxPasses} reconcile passes`);
+}
+
+/**
+ * The flood passed, or a loaded machine limited the generator (inconclusive, exit 4, for that
+ * reason only): never a failed threshold or invariant.
+ */
+export function expectPassedUnlessLimited(code: number | null, summary: FloodSummary): void {
+  const { verdict } = summary;
+  if (verdict.status === 'inconclusive') {
+    expect(code).toBe(4);
+    expect(
+      verdict.reasons.every((r) => r.startsWith('generator limited')),
+      verdict.reasons.join('; '),
+    ).toBe(true);
+    return;
+  }
+  expect(code, JSON.stringify(verdict)).toBe(0);
 }
