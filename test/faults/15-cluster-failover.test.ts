@@ -9,17 +9,15 @@
 // restarted as a supervisor would, rejoins as its replica: until then such buys answer 503
 // outcome_unknown and the buyers' retries with the same key wait.) Without it (`--durability none`), the scenario measures and
 // reports how many acknowledged buys the failover lost (replication is asynchronous).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisCluster, type LocalCluster } from '../../src/infra/local-cluster.js';
-import { connectRedis, type Redis } from '../../src/redis/client.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { LocalCluster } from '../../src/infra/local-cluster.js';
+import type { Redis } from '../../src/redis/client.js';
 import { productKeys } from '../../src/redis/keys.js';
 import { keySlot } from '../../src/redis/slots.js';
 import { seedProduct } from '../../src/sale/seed.js';
 import { audit } from '../helpers/audit.js';
 import { buyOnce, buyers, type BuyAnswer, type Buyer } from '../helpers/crowd.js';
+import { useLocalCluster } from '../helpers/local-cluster.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import {
   NO_LOAD_SHEDDING,
@@ -34,21 +32,12 @@ const BUYERS = 1_500;
 const LANES = 24;
 
 let s: TestServices;
-let dataDir: string;
 let cluster: LocalCluster;
 let redis: Redis;
 
 beforeAll(async () => {
   s = await useTestServices();
-  dataDir = await mkdtemp(join(tmpdir(), 'fsale-f15-'));
-  cluster = await startRedisCluster({ dataDir, nodeTimeoutMs: 1_000 });
-  redis = await connectRedis(cluster.url, { persistent: true });
-});
-
-afterAll(async () => {
-  redis.disconnect();
-  await cluster.stop();
-  await rm(dataDir, { recursive: true, force: true });
+  ({ cluster, redis } = await useLocalCluster(s, { nodeTimeoutMs: 1_000 }));
 });
 
 /** A buyer that honours "come back later": retries 503/429 with the same key until decided. */

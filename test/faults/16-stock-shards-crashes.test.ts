@@ -7,17 +7,15 @@
 // Afterwards: every buyer got one decision, exactly the stock was accepted (none oversold, none
 // left unsold while someone was told sold out), every 202 is in PostgreSQL, reconcile completes
 // any move a killed process left in transit, and the audit holds.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisCluster, type LocalCluster } from '../../src/infra/local-cluster.js';
-import { connectRedis, type Redis } from '../../src/redis/client.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { LocalCluster } from '../../src/infra/local-cluster.js';
+import type { Redis } from '../../src/redis/client.js';
 import { readLayout, readStockTotal } from '../../src/redis/sale-state.js';
 import { seedProduct } from '../../src/sale/seed.js';
 import { audit } from '../helpers/audit.js';
 import { gatherUnits } from '../helpers/sale-state.js';
 import { buyOnce, buyers, type BuyAnswer, type Buyer } from '../helpers/crowd.js';
+import { useLocalCluster } from '../helpers/local-cluster.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import {
   NO_LOAD_SHEDDING,
@@ -35,21 +33,12 @@ const BUYERS = 1_500;
 const LANES = 24;
 
 let s: TestServices;
-let dataDir: string;
 let cluster: LocalCluster;
 let redis: Redis;
 
 beforeAll(async () => {
   s = await useTestServices();
-  dataDir = await mkdtemp(join(tmpdir(), 'fsale-f16-'));
-  cluster = await startRedisCluster({ dataDir });
-  redis = await connectRedis(cluster.url, { persistent: true });
-});
-
-afterAll(async () => {
-  redis.disconnect();
-  await cluster.stop();
-  await rm(dataDir, { recursive: true, force: true });
+  ({ cluster, redis } = await useLocalCluster(s));
 });
 
 describe('scenario 16: API and order worker SIGKILLed during a sale of a stock-sharded product', () => {
