@@ -12,8 +12,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { Redis as NodeRedis } from 'ioredis';
 import { migrate } from '../src/db/migrate.js';
 import { connectPostgres } from '../src/db/pool.js';
 import { startRedisCluster } from '../src/infra/local-cluster.js';
@@ -26,39 +24,20 @@ import {
   floodLoad,
   mergeRounds,
   printTable,
-  redisCpuSeconds,
+  nodeCpuSeconds,
+  roundsArgs,
   SERVE_FOR_LOAD,
   startServer,
   type ChildServer,
   type LoadResult,
 } from './lib.js';
 
-const { values: args } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '12' },
-    rounds: { type: 'string', default: '3' },
-    connections: { type: 'string', default: '50' },
-    'flood-rate': { type: 'string', default: '60000' },
-    json: { type: 'boolean', default: false },
-  },
-});
-const duration = Number(args.duration);
-const rounds = Number(args.rounds);
-const connections = Number(args.connections);
-if (!(duration >= 6) || !Number.isInteger(rounds) || rounds < 1) {
-  throw new Error('--duration must be >= 6 (seconds per case) and --rounds a positive integer');
-}
-const log = (line: string) => (args.json ? process.stderr.write(line + '\n') : console.log(line));
+const { duration, rounds, connections, floodRate, json, log } = roundsArgs();
 
 /** CPU seconds of every Redis process of a case. */
 async function redisCpu(nodes: LocalService[]): Promise<number> {
   let total = 0;
-  for (const node of nodes) {
-    const client = new NodeRedis({ port: node.port, lazyConnect: true });
-    await client.connect();
-    total += await redisCpuSeconds(client);
-    client.disconnect();
-  }
+  for (const node of nodes) total += await nodeCpuSeconds(node.port);
   return total;
 }
 
@@ -118,7 +97,7 @@ try {
         productId: 'plenty',
         connections,
         durationSeconds: slice,
-        rate: Number(args['flood-rate']),
+        rate: floodRate,
         secret: scope.secret,
         runTag: `${scope.run}${c.name.split(':')[0] ?? ''}${round}`,
       });
@@ -158,7 +137,7 @@ const summary = {
     ).toFixed(3),
   },
 };
-if (args.json) console.log(JSON.stringify(summary, null, 2));
+if (json) console.log(JSON.stringify(summary, null, 2));
 else {
   printTable(
     ['case', 'buys/s', 'p50 ms', 'p99 ms', 'Redis CPU µs/buy', 'statuses'],

@@ -9,8 +9,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { Redis as NodeRedis } from 'ioredis';
 import { migrate } from '../src/db/migrate.js';
 import { connectPostgres } from '../src/db/pool.js';
 import { startRedisCluster } from '../src/infra/local-cluster.js';
@@ -23,53 +21,27 @@ import {
   floodLoad,
   mergeRounds,
   printTable,
-  redisCpuSeconds,
+  isMasterNode,
+  nodeCpuSeconds,
+  roundsArgs,
   SERVE_FOR_LOAD,
   startServer,
   type LoadResult,
 } from './lib.js';
 
-const { values: args } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '12' },
-    rounds: { type: 'string', default: '3' },
-    connections: { type: 'string', default: '50' },
-    'flood-rate': { type: 'string', default: '60000' },
-    json: { type: 'boolean', default: false },
-  },
-});
-const duration = Number(args.duration);
-const rounds = Number(args.rounds);
-const connections = Number(args.connections);
-if (!(duration >= 6) || !Number.isInteger(rounds) || rounds < 1) {
-  throw new Error('--duration must be >= 6 (seconds per case) and --rounds a positive integer');
-}
-const log = (line: string) => (args.json ? process.stderr.write(line + '\n') : console.log(line));
+const { duration, rounds, connections, floodRate, json, log } = roundsArgs();
 
 /** CPU seconds of each node, by port. */
 async function cpuByNode(nodes: LocalService[]): Promise<Map<number, number>> {
   const cpu = new Map<number, number>();
-  for (const node of nodes) {
-    const client = new NodeRedis({ port: node.port, lazyConnect: true });
-    await client.connect();
-    cpu.set(node.port, await redisCpuSeconds(client));
-    client.disconnect();
-  }
+  for (const node of nodes) cpu.set(node.port, await nodeCpuSeconds(node.port));
   return cpu;
-}
-
-async function isMaster(node: LocalService): Promise<boolean> {
-  const client = new NodeRedis({ port: node.port, lazyConnect: true });
-  await client.connect();
-  const info = await client.info('replication');
-  client.disconnect();
-  return /role:master/.test(info);
 }
 
 const dataDir = await mkdtemp(join(tmpdir(), 'fsale-bench-hot-'));
 const cluster = await startRedisCluster({ dataDir });
 const masters: LocalService[] = [];
-for (const node of cluster.nodes) if (await isMaster(node)) masters.push(node);
+for (const node of cluster.nodes) if (await isMasterNode(node.port)) masters.push(node);
 const scope = benchScope('hp');
 await migrate(scope.databaseUrl);
 const pool = await connectPostgres(scope.databaseUrl);
@@ -113,7 +85,7 @@ try {
         productId: c.productId,
         connections,
         durationSeconds: slice,
-        rate: Number(args['flood-rate']),
+        rate: floodRate,
         secret: scope.secret,
         runTag: `${scope.run}${c.shards}r${round}`,
       });
@@ -163,7 +135,7 @@ const summary = {
     ceiling: +((three?.ceilingBuysPerSecond ?? 0) / (one?.ceilingBuysPerSecond ?? 1)).toFixed(3),
   },
 };
-if (args.json) console.log(JSON.stringify(summary, null, 2));
+if (json) console.log(JSON.stringify(summary, null, 2));
 else {
   printTable(
     [

@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import Table from 'cli-table3';
 import pg from 'pg';
@@ -145,6 +146,57 @@ export async function redisCpuSeconds(redis: {
   const info = await redis.info('cpu');
   const read = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? NaN);
   return read('used_cpu_user') + read('used_cpu_sys');
+}
+
+/** A Redis node's INFO section, over a connection of its own (a cluster node by its port). */
+async function nodeInfo(port: number, section: 'cpu' | 'replication'): Promise<string> {
+  const client = new Redis({ port, lazyConnect: true });
+  await client.connect();
+  try {
+    return await client.info(section);
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** CPU seconds of the Redis node on `port`. */
+export function nodeCpuSeconds(port: number): Promise<number> {
+  return redisCpuSeconds({ info: () => nodeInfo(port, 'cpu') });
+}
+
+export async function isMasterNode(port: number): Promise<boolean> {
+  return /role:master/.test(await nodeInfo(port, 'replication'));
+}
+
+/**
+ * The flags of a benchmark whose cases run in interleaved rounds, each driven by fsale flood's
+ * engine paced above capacity (bench/cluster.ts, bench/hot-product.ts).
+ */
+export function roundsArgs() {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '12' },
+      rounds: { type: 'string', default: '3' },
+      connections: { type: 'string', default: '50' },
+      'flood-rate': { type: 'string', default: '60000' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const duration = Number(values.duration);
+  const rounds = Number(values.rounds);
+  if (!(duration >= 6) || !Number.isInteger(rounds) || rounds < 1) {
+    throw new Error('--duration must be >= 6 (seconds per case) and --rounds a positive integer');
+  }
+  const json = values.json;
+  return {
+    duration,
+    rounds,
+    connections: Number(values.connections),
+    floodRate: Number(values['flood-rate']),
+    json,
+    /** Progress: on stderr under --json, so stdout stays one JSON document. */
+    log: (line: string) => (json ? process.stderr.write(line + '\n') : console.log(line)),
+  };
 }
 
 /**
