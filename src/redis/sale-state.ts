@@ -208,15 +208,37 @@ export function splitStock(total: number, shards: number): number[] {
   );
 }
 
-/** Units lent by one shard of the product and not yet received by another (audit, rebuild). */
-export async function unitsInTransit(redis: Redis, layout: ProductLayout): Promise<number> {
+/** A transfer in transit with the shards it goes between (`to` undefined: not in the layout). */
+export interface TransferInTransit extends Transfer {
+  from: ProductKeys;
+  destination: ProductKeys | undefined;
+}
+
+/** Every transfer in transit between the shards of a product. */
+export async function productTransfers(
+  redis: Redis,
+  layout: ProductLayout,
+): Promise<TransferInTransit[]> {
   const byTag = new Map(layout.shards.map((shard) => [shard.tag, shard]));
+  const lent = await Promise.all(
+    layout.shards.map(async (from) =>
+      (await transfersInTransit(redis, from)).map((transfer) => ({
+        ...transfer,
+        from,
+        destination: byTag.get(transfer.to),
+      })),
+    ),
+  );
+  return lent.flat();
+}
+
+/** Units lent by one shard of the product and not yet received by another (audit). */
+export async function unitsInTransit(redis: Redis, layout: ProductLayout): Promise<number> {
   let units = 0;
-  for (const from of layout.shards) {
-    for (const transfer of await transfersInTransit(redis, from)) {
-      const to = byTag.get(transfer.to);
-      if (to === undefined || !(await wasReceived(redis, to, transfer.id))) units += transfer.units;
-    }
+  for (const transfer of await productTransfers(redis, layout)) {
+    const { destination } = transfer;
+    if (destination === undefined || !(await wasReceived(redis, destination, transfer.id)))
+      units += transfer.units;
   }
   return units;
 }

@@ -6,7 +6,7 @@ import type { Redis } from '../redis/client.js';
 import type { ProductKeys } from '../redis/keys.js';
 import { readLayout, singleShard, type ProductLayout } from '../redis/sale-state.js';
 import { lendUnits, receiveUnits, type LendReply } from '../redis/scripts.js';
-import { settleTransfer, transfersInTransit } from '../redis/sale-state.js';
+import { productTransfers, settleTransfer } from '../redis/sale-state.js';
 
 /**
  * The layouts of the sharded products this process has met. A product is assumed unsharded
@@ -105,16 +105,11 @@ export async function borrowUnits(
  * is idempotent per transfer, so finishing another's move is safe). Returns how many.
  */
 export async function completeTransfers(redis: Redis, layout: ProductLayout): Promise<number> {
-  const byTag = new Map(layout.shards.map((shard) => [shard.tag, shard]));
-  let completed = 0;
-  for (const from of layout.shards) {
-    for (const transfer of await transfersInTransit(redis, from)) {
-      const to = byTag.get(transfer.to);
-      // A destination outside the layout cannot be: seed --reset deletes every shard's keys.
-      if (to !== undefined) await receiveUnits(redis, to, transfer.id, transfer.units);
-      await settleTransfer(redis, from, transfer.id);
-      completed++;
-    }
+  const transfers = await productTransfers(redis, layout);
+  for (const { id, units, from, destination } of transfers) {
+    // A destination outside the layout cannot be: seed --reset deletes every shard's keys.
+    if (destination !== undefined) await receiveUnits(redis, destination, id, units);
+    await settleTransfer(redis, from, id);
   }
-  return completed;
+  return transfers.length;
 }
