@@ -92,3 +92,21 @@ export async function recordPayment(
     }
   }
 }
+
+/** The product's orders with more than one distinct successful charge recorded. */
+export async function countDoublePaidOrders(pool: Pool, productId: string): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (SELECT p.order_id FROM payments p JOIN orders o ON o.id = p.order_id
+         WHERE o.product_id = $1 AND p.outcome = 'paid' GROUP BY p.order_id HAVING count(DISTINCT p.gateway_charge_id) > 1) d`,
+    [productId],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/** Deletes the payments of the product's orders (seed --reset, inside its transaction). */
+export async function deleteProductPayments(client: PoolClient, productId: string): Promise<void> {
+  await client.query(
+    'DELETE FROM payments WHERE order_id IN (SELECT id FROM orders WHERE product_id = $1)',
+    [productId],
+  );
+}
