@@ -5,8 +5,9 @@ import { inTransaction, type Pool } from '../db/pool.js';
 import { upsertProduct } from '../db/products.js';
 import { deleteProductReleases } from '../db/releases.js';
 import { UsageError } from '../domain/errors.js';
+import { PRODUCT_ID } from '../domain/ids.js';
 import { deleteMatching } from '../redis/client.js';
-import { PRODUCT_ID, productKeyPatterns, productsKey } from '../redis/keys.js';
+import { productKeyPatterns, productsKey } from '../redis/keys.js';
 import {
   MAX_STOCK_SHARDS,
   chooseShardTags,

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { ORDER_EVENT_NAMES, type OrderStatus } from '../../domain/order-status.js';
-import { PRODUCT_ID, productKeys } from '../../redis/keys.js';
+import { productKeys } from '../../redis/keys.js';
+import { PRODUCT_ID } from '../../domain/ids.js';
 import { readStockTotal } from '../../redis/sale-state.js';
 import { mediaResponse, problemResponses } from '../openapi.js';
 import { findOrder } from '../order-lookup.js';
