@@ -131,8 +131,8 @@ function sendBuyResult(
 }
 
 export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { soldOut, backpressure, metrics, authenticate } = app.sale;
-  const strategy = buyStrategy(app.sale);
+  const { soldOut, backpressure, metrics, authenticate } = app.api;
+  const strategy = buyStrategy(app.api);
 
   app.post(
     '/order/buy',

@@ -24,7 +24,7 @@ const Product = Type.Object({
 });
 
 export const productRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { redis, products, layouts } = app.sale;
+  const { redis, products, layouts } = app.api;
 
   /**
    * A product with its live stock (from Redis, where buys decrement it); the product row and

@@ -36,7 +36,7 @@ function orderEvent(
 }
 
 export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { redis, keyPrefix, feed, sse, authenticateStream, layouts } = app.sale;
+  const { redis, keyPrefix, feed, sse, authenticateStream, layouts } = app.api;
   feed.on('stock', (productId, remaining) =>
     sse.publish(`stock:${productId}`, () => stockEvent(productId, remaining)),
   );
@@ -106,7 +106,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const topic = `order:${request.params.id}`;
       const release = sse.watch(topic);
       try {
-        const order = await findOrder(app.sale, request.params.id, request.userId);
+        const order = await findOrder(app.api, request.params.id, request.userId);
         if (order === undefined) throw new ProblemError('order_not_found');
         const upToDate = request.headers['last-event-id'] === order.status;
         reply.hijack();
