@@ -47,13 +47,24 @@ interface OrderRow {
   status: StoredOrderStatus;
 }
 
-export function toOrderRecord(row: OrderRow): OrderRecord {
+/** An order with what it costs, in cents (ORDER_AMOUNT_CENTS_SQL). */
+export interface PricedOrder extends OrderRecord {
+  amountCents: number;
+}
+
+/** A priced order's row: its order's columns and `amount_cents`. */
+export interface PricedOrderRow extends OrderRow {
+  amount_cents: string;
+}
+
+export function toPricedOrder(row: PricedOrderRow): PricedOrder {
   return {
     id: row.id,
     productId: row.product_id,
     userId: row.user_id,
     qty: row.qty,
     status: row.status,
+    amountCents: Number(row.amount_cents),
   };
 }
 
@@ -113,31 +124,22 @@ export async function findPersistedOrderIds(
   return new Set(rows.map((r) => r.id));
 }
 
-/** A needs_reconciliation order with what it costs (the amount reconcile voids). */
-export interface OrderToReconcile extends OrderRecord {
-  amountCents: number;
-}
-
-/** Up to `limit` needs_reconciliation orders with ids after `after`, in id order (a page). */
+/**
+ * Up to `limit` needs_reconciliation orders with ids after `after`, in id order (a page), with
+ * the amount reconcile voids.
+ */
 export async function findOrdersToReconcile(
   pool: Pool,
   after: string,
   limit: number,
-): Promise<OrderToReconcile[]> {
-  const { rows } = await pool.query<{
-    id: string;
-    product_id: string;
-    user_id: string;
-    qty: number;
-    status: 'needs_reconciliation';
-    amount_cents: string;
-  }>(
+): Promise<PricedOrder[]> {
+  const { rows } = await pool.query<PricedOrderRow>(
     `SELECT o.id, o.product_id, o.user_id, o.qty, o.status, ${ORDER_AMOUNT_CENTS_SQL} AS amount_cents
          FROM orders o JOIN products p ON p.id = o.product_id
         WHERE o.status = 'needs_reconciliation' AND o.id > $1 ORDER BY o.id LIMIT $2`,
     [after, limit],
   );
-  return rows.map((row) => ({ ...toOrderRecord(row), amountCents: Number(row.amount_cents) }));
+  return rows.map(toPricedOrder);
 }
 
 /** How many orders of the product PostgreSQL has, in any status. */
