@@ -2,24 +2,21 @@
 // cross-slot transactions, the API's buy path routed by slot, the sold-out fast path and the
 // owner lookup across products in different slots, the order worker reading each product's
 // stream on its own master, and the audit. No command of any of them may be CROSSSLOT.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
-import { startRedisCluster, type LocalCluster } from '../../src/infra/local-cluster.js';
+import type { LocalCluster } from '../../src/infra/local-cluster.js';
 import { connectRedis, type Redis } from '../../src/redis/client.js';
 import { productKeys } from '../../src/redis/keys.js';
 import { keySlot } from '../../src/redis/slots.js';
 import { seedProduct } from '../../src/sale/seed.js';
 import { startOrderWorker } from '../../src/workers/orders.js';
 import { audit, expectAuditOk } from '../helpers/audit.js';
+import { startPrivateClusterSale } from '../helpers/private-cluster.js';
 import { send } from '../helpers/http.js';
 import { buy, freshKey, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
 import { until } from '../helpers/wait.js';
 
-let dataDir: string;
 let cluster: LocalCluster;
 let s: TestServices;
 /** The test's services with the cluster as their Redis. */
@@ -29,18 +26,9 @@ let api: RunningApi;
 
 beforeAll(async () => {
   s = await useTestServices();
-  dataDir = await mkdtemp(join(tmpdir(), 'fsale-cluster-sale-'));
-  cluster = await startRedisCluster({ dataDir });
-  redis = await connectRedis(cluster.url, { persistent: true });
-  onCluster = { ...s, redis, redisUrl: cluster.url };
-  api = await startApi(onCluster, { buyPolicy: { rateLimit: 0 } });
-});
-
-afterAll(async () => {
-  await api.app.close();
-  redis.disconnect();
-  await cluster.stop();
-  await rm(dataDir, { recursive: true, force: true });
+  ({ cluster, onCluster, redis, api } = await startPrivateClusterSale(s, 'cluster-sale', {
+    buyPolicy: { rateLimit: 0 },
+  }));
 });
 
 const ctx = () => ({ pool: s.pool, redis, keyPrefix: s.keyPrefix });

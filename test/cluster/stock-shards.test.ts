@@ -2,13 +2,10 @@
 // (docs/ARCHITECTURE.md section 10): exactly the stock sold, none left unsold while a buyer was
 // told sold out, the per-user limit and idempotency across shards, a move of units between
 // shards interrupted by a crash, and the audit over all of it.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
-import { startRedisCluster, type LocalCluster } from '../../src/infra/local-cluster.js';
-import { connectRedis, type Redis } from '../../src/redis/client.js';
+import type { LocalCluster } from '../../src/infra/local-cluster.js';
+import type { Redis } from '../../src/redis/client.js';
 import { keySlot } from '../../src/redis/slots.js';
 import { deleteMatching } from '../../src/redis/client.js';
 import { productKeyPatterns } from '../../src/redis/keys.js';
@@ -30,31 +27,23 @@ import { seedProduct } from '../../src/sale/seed.js';
 import { reconcileOnce } from '../../src/workers/reconcile.js';
 import { startOrderWorker } from '../../src/workers/orders.js';
 import { audit, expectAuditOk } from '../helpers/audit.js';
+import { startPrivateClusterSale } from '../helpers/private-cluster.js';
 import { buy, freshKey, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
 import { until } from '../helpers/wait.js';
 
-let dataDir: string;
 let cluster: LocalCluster;
 let s: TestServices;
+/** The test's services with the cluster as their Redis. */
 let onCluster: TestServices;
 let redis: Redis;
 let api: RunningApi;
 
 beforeAll(async () => {
   s = await useTestServices();
-  dataDir = await mkdtemp(join(tmpdir(), 'fsale-stock-shards-'));
-  cluster = await startRedisCluster({ dataDir });
-  redis = await connectRedis(cluster.url, { persistent: true });
-  onCluster = { ...s, redis, redisUrl: cluster.url };
-  api = await startApi(onCluster, { buyPolicy: { rateLimit: 0 } });
-});
-
-afterAll(async () => {
-  await api.app.close();
-  redis.disconnect();
-  await cluster.stop();
-  await rm(dataDir, { recursive: true, force: true });
+  ({ cluster, onCluster, redis, api } = await startPrivateClusterSale(s, 'stock-shards', {
+    buyPolicy: { rateLimit: 0 },
+  }));
 });
 
 const ctx = () => ({ pool: s.pool, redis, keyPrefix: s.keyPrefix });

@@ -22,7 +22,7 @@ import {
   fullState,
   persistedOrders,
   pgState,
-} from './modes.js';
+} from '../helpers/buy-modes.js';
 
 const problemType = (body: string) => (JSON.parse(body) as { type: string }).type;
 

@@ -8,7 +8,12 @@ import { apiAdminRoutes } from '../../src/server/routes/health.js';
 import { send } from '../helpers/http.js';
 import { buy, freshKey, seed, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
-import { ACCEPTED_ORDER_STATUS, ACCEPTED_STATUS, fullState, pgState } from './modes.js';
+import {
+  ACCEPTED_ORDER_STATUS,
+  ACCEPTED_STATUS,
+  fullState,
+  pgState,
+} from '../helpers/buy-modes.js';
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 function signed(header: object, payload: object, secret = TEST_JWT_SECRET): string {
