@@ -1,6 +1,16 @@
 import type { Redis } from '../redis/client.js';
+import {
+  countDuplicateKeys,
+  countStuckOrders,
+  findOpenOrderIds,
+  findPaidOrderIds,
+  findPersistedOrderIds,
+  findProductOrderIds,
+  sumHeldUnits,
+} from '../db/orders.js';
+import { countDoublePaidOrders } from '../db/payments.js';
 import type { Pool } from '../db/pool.js';
-import { HOLDING_STATUSES } from '../domain/order-status.js';
+import { listProductIds, readProductStock } from '../db/products.js';
 import { parseOrderEntry, unpersistedEntries } from '../domain/order-entry.js';
 import { productsKey } from '../redis/keys.js';
 import { readLayout, unitsInTransit } from '../redis/sale-state.js';
@@ -59,12 +69,7 @@ async function auditProduct(
 ): Promise<Check[]> {
   const layout = await readLayout(ctx.redis, ctx.keyPrefix, productId);
   const now = Date.now();
-  const product = (
-    await ctx.pool.query<{ stock_total: number; remaining: number }>(
-      'SELECT stock_total, remaining FROM products WHERE id = $1',
-      [productId],
-    )
-  ).rows[0];
+  const product = await readProductStock(ctx.pool, productId);
   if (product === undefined)
     return [check(`${productId}: product exists`, false, 'a product row', 'none')];
 
@@ -89,71 +94,41 @@ async function auditProduct(
     const order = parseOrderEntry(productId, fields);
     return order === undefined ? [] : [{ entryId: id, order }];
   });
-  const persisted = new Set(
-    (
-      await ctx.pool.query<{ id: string }>('SELECT id FROM orders WHERE id = ANY($1::uuid[])', [
-        streamed.map((s) => s.order.id),
-      ])
-    ).rows.map((r) => r.id),
+  const persisted = await findPersistedOrderIds(
+    ctx.pool,
+    streamed.map((s) => s.order.id),
   );
   const unpersisted = unpersistedEntries(streamed, persisted, new Set(superseded));
   const unpersistedUnits = unpersisted.reduce((sum, s) => sum + s.order.qty, 0);
   const lost = unpersisted.filter((s) => now - entryTime(s.entryId) >= options.persistGraceMs);
 
-  const held =
-    (
-      await ctx.pool.query<{ units: number }>(
-        'SELECT coalesce(sum(qty), 0)::int AS units FROM orders WHERE product_id = $1 AND status = ANY($2::text[])',
-        [productId, HOLDING_STATUSES],
-      )
-    ).rows[0]?.units ?? 0;
+  const held = await sumHeldUnits(ctx.pool, productId);
   const redisStock = shardStocks.reduce((sum, stock) => sum + stock, 0) + inTransit;
   const redisStockShown =
     layout.shards.length === 1
       ? String(redisStock)
       : `(${shardStocks.join(' + ')} in ${layout.shards.length} shards + ${inTransit} in transit)`;
-  const duplicates =
-    (
-      await ctx.pool.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM (SELECT 1 FROM orders WHERE product_id = $1
-         GROUP BY user_id, idempotency_key HAVING count(*) > 1) d`,
-        [productId],
-      )
-    ).rows[0]?.n ?? 0;
-  const doublePaid =
-    (
-      await ctx.pool.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM (SELECT p.order_id FROM payments p JOIN orders o ON o.id = p.order_id
-         WHERE o.product_id = $1 AND p.outcome = 'paid' GROUP BY p.order_id HAVING count(DISTINCT p.gateway_charge_id) > 1) d`,
-        [productId],
-      )
-    ).rows[0]?.n ?? 0;
-  const stuck =
-    (
-      await ctx.pool.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM orders WHERE product_id = $1
-         AND status IN ('pending', 'needs_reconciliation') AND updated_at < now() - $2 * interval '1 millisecond'`,
-        [productId, options.stuckAfterMs],
-      )
-    ).rows[0]?.n ?? 0;
+  const duplicates = await countDuplicateKeys(ctx.pool, productId);
+  const doublePaid = await countDoublePaidOrders(ctx.pool, productId);
+  const stuck = await countStuckOrders(ctx.pool, productId, options.stuckAfterMs);
   const p = (name: string) => `${productId}: ${name}`;
   const checks = [
     check(
       p('no oversell (held units <= stock)'),
-      held + unpersistedUnits <= product.stock_total,
-      `<= ${product.stock_total}`,
+      held + unpersistedUnits <= product.stockTotal,
+      `<= ${product.stockTotal}`,
       held + unpersistedUnits,
     ),
     check(
       p('conservation (Redis stock + live reservations = stock)'),
-      redisStock + held + unpersistedUnits === product.stock_total,
-      product.stock_total,
+      redisStock + held + unpersistedUnits === product.stockTotal,
+      product.stockTotal,
       `${redisStockShown} + ${held} + ${unpersistedUnits} = ${redisStock + held + unpersistedUnits}`,
     ),
     check(
       p('PG stock guard (remaining = stock - held)'),
-      product.remaining === product.stock_total - held,
-      product.stock_total - held,
+      product.remaining === product.stockTotal - held,
+      product.stockTotal - held,
       product.remaining,
     ),
     check(
@@ -181,21 +156,8 @@ async function auditProduct(
   ];
 
   if (ctx.ledger !== undefined) {
-    const paidOrders = new Set(
-      (
-        await ctx.pool.query<{ id: string }>(
-          "SELECT id FROM orders WHERE product_id = $1 AND status = 'paid'",
-          [productId],
-        )
-      ).rows.map((r) => r.id),
-    );
-    const productOrders = new Set(
-      (
-        await ctx.pool.query<{ id: string }>('SELECT id FROM orders WHERE product_id = $1', [
-          productId,
-        ])
-      ).rows.map((r) => r.id),
-    );
+    const paidOrders = await findPaidOrderIds(ctx.pool, productId);
+    const productOrders = await findProductOrderIds(ctx.pool, productId);
     const succeeded = ctx.ledger.filter(
       (c) => c.status === 'succeeded' && productOrders.has(c.orderId),
     );
@@ -206,14 +168,7 @@ async function auditProduct(
     const twice = [...chargesPerOrder.values()].filter((n) => n > 1).length;
     const paidNotCharged = [...paidOrders].filter((id) => !chargesPerOrder.has(id)).length;
     // A charge for an order not (yet) paid is fine only while the order waits for reconcile.
-    const open = new Set(
-      (
-        await ctx.pool.query<{ id: string }>(
-          "SELECT id FROM orders WHERE product_id = $1 AND status IN ('pending', 'needs_reconciliation')",
-          [productId],
-        )
-      ).rows.map((r) => r.id),
-    );
+    const open = await findOpenOrderIds(ctx.pool, productId);
     const chargedNotPaid = charged.filter((id) => !paidOrders.has(id) && !open.has(id)).length;
     checks.push(
       check(p('at most one successful charge per order (gateway)'), twice === 0, 0, twice),
@@ -245,9 +200,7 @@ export async function runAudit(
   let products: string[];
   if (options.productId !== undefined) products = [options.productId];
   else {
-    const fromPg = (
-      await ctx.pool.query<{ id: string }>('SELECT id FROM products ORDER BY id')
-    ).rows.map((r) => r.id);
+    const fromPg = await listProductIds(ctx.pool);
     const fromRedis = await ctx.redis.smembers(productsKey(ctx.keyPrefix));
     products = [...new Set([...fromPg, ...fromRedis])].sort();
   }

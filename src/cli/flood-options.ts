@@ -2,7 +2,7 @@
 // its type, each a usage error (exit 2) that names the flag.
 import { randomBytes, randomInt } from 'node:crypto';
 import { UsageError } from '../domain/errors.js';
-import { PRODUCT_ID } from '../redis/keys.js';
+import { PRODUCT_ID } from '../domain/ids.js';
 import { parseSpike, parseStages, ShapeSyntaxError, stagesSeconds } from '../load/arrivals.js';
 import type { FloodOptions, LoadModel } from '../load/flood.js';
 import { OUTCOME_CLASSES } from '../load/outcomes.js';

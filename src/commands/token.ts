@@ -4,7 +4,7 @@ import { formatDuration } from '../cli/duration.js';
 import { durationFlag } from '../cli/duration-flag.js';
 import { createTokenMinter, DEFAULT_TOKEN_POLICY } from '../auth/tokens.js';
 import { requireJwtSecret } from '../config.js';
-import { USER_ID } from '../redis/keys.js';
+import { USER_ID } from '../domain/ids.js';
 import { UsageError } from '../domain/errors.js';
 
 export default class Token extends FsaleCommand {

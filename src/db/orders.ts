@@ -1,6 +1,8 @@
-import type { OrderEntry } from '../domain/order-entry.js';
-import { assertTransition, OrderStatus, type StoredOrderStatus } from '../domain/order-status.js';
-import { isDataError } from './errors.js';
+import {
+  assertTransition,
+  HOLDING_STATUSES,
+  type StoredOrderStatus,
+} from '../domain/order-status.js';
 import type { Pool, PoolClient } from './pool.js';
 
 export interface OrderRecord {
@@ -45,13 +47,24 @@ interface OrderRow {
   status: StoredOrderStatus;
 }
 
-export function toOrderRecord(row: OrderRow): OrderRecord {
+/** An order with what it costs, in cents (ORDER_AMOUNT_CENTS_SQL). */
+export interface PricedOrder extends OrderRecord {
+  amountCents: number;
+}
+
+/** A priced order's row: its order's columns and `amount_cents`. */
+export interface PricedOrderRow extends OrderRow {
+  amount_cents: string;
+}
+
+export function toPricedOrder(row: PricedOrderRow): PricedOrder {
   return {
     id: row.id,
     productId: row.product_id,
     userId: row.user_id,
     qty: row.qty,
     status: row.status,
+    amountCents: Number(row.amount_cents),
   };
 }
 
@@ -99,136 +112,222 @@ export async function findOwnedOrder(
       };
 }
 
-// ---------------------------------------------------------------------------------------------
-// The order worker's batch (src/workers/orders.ts): accepted orders from the streams, persisted.
-
-// One statement: insert the batch, then take the stock of the rows actually inserted (a
-// redelivered row conflicts and takes nothing). The CHECK on products.remaining is the
-// PG-side stock guard: if Redis ever accepted more than PostgreSQL holds, this fails.
-// `ON CONFLICT DO NOTHING` has no target on purpose: a row conflicting on the unique
-// (product_id, user_id, idempotency_key) under a different id is skipped too instead of
-// failing the batch; the worker then finds it below and dead-letters it.
-const PERSIST_ORDERS = `
-WITH inserted AS (
-  INSERT INTO orders (id, product_id, user_id, qty, status, idempotency_key, accepted_at)
-  SELECT t.id, t.product_id, t.user_id, t.qty, $7, t.idempotency_key,
-         timestamptz 'epoch' + t.accepted_ms * interval '1 millisecond'
-  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[])
-       AS t(id, product_id, user_id, qty, idempotency_key, accepted_ms)
-  ON CONFLICT DO NOTHING
-  RETURNING id, product_id, qty
-), taken AS (
-  UPDATE products p
-  SET remaining = p.remaining - s.qty, updated_at = now()
-  FROM (SELECT product_id, sum(qty)::int AS qty FROM inserted GROUP BY product_id) s
-  WHERE p.id = s.product_id
-  RETURNING p.id
-)
-SELECT id::text AS id FROM inserted`;
-
-// For the rows the insert skipped: already there (a redelivery), or is the (product, user,
-// key) held by another order? A new statement in READ COMMITTED sees rows committed by a
-// concurrent worker whose insert ours waited for.
-const CLASSIFY_SKIPPED = `
-SELECT t.id::text AS id,
-       EXISTS (SELECT 1 FROM orders o WHERE o.id = t.id) AS persisted,
-       h.id::text AS holder, h.qty AS holder_qty
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
-     AS t(id, product_id, user_id, idempotency_key)
-LEFT JOIN orders h ON h.product_id = t.product_id AND h.user_id = t.user_id
-                  AND h.idempotency_key = t.idempotency_key`;
-
-/** The order that holds a skipped order's (product, user, idempotency key). */
-export interface Holder {
-  holder: string;
-  holderQty: number;
+/** The ids among `ids` that are orders in PostgreSQL. */
+export async function findPersistedOrderIds(
+  db: Pool | PoolClient,
+  ids: readonly string[],
+): Promise<Set<string>> {
+  const { rows } = await db.query<{ id: string }>(
+    'SELECT id FROM orders WHERE id = ANY($1::uuid[])',
+    [ids],
+  );
+  return new Set(rows.map((r) => r.id));
 }
 
-export type PersistOutcome = 'inserted' | 'duplicate' | Holder;
-
-/** Test-only crash points around the COMMIT (see OrderWorkerFault). */
-export type PersistCrashPoint = 'before-commit' | 'after-commit';
-
 /**
- * One transaction: insert, take stock, COMMIT. Returns each order's outcome, in order.
- *
- * The COMMIT is durable (synchronous_commit stays on, also per transaction): the XACK that
- * follows it makes Redis forget the entries, so a commit that a PostgreSQL crash could
- * still undo (`SET LOCAL synchronous_commit = off` loses up to ~3 x wal_writer_delay of
- * commits) would lose accepted orders for good. Throughput comes from batching instead.
+ * Up to `limit` needs_reconciliation orders with ids after `after`, in id order (a page), with
+ * the amount reconcile voids.
  */
-export async function persistOrders(
+export async function findOrdersToReconcile(
   pool: Pool,
-  orders: readonly OrderEntry[],
-  crashPoint: (point: PersistCrashPoint) => void = () => undefined,
-): Promise<PersistOutcome[]> {
-  const client = await pool.connect();
-  // A connection lost between two statements is reported on the client, not on a query;
-  // unheard, that event would crash the process. The next query fails and we retry.
-  const lost = (): undefined => undefined;
-  client.on('error', lost);
-  let failure: unknown;
-  try {
-    await client.query('BEGIN');
-    const inserted = await client.query<{ id: string }>({
-      name: 'fsale-persist-orders',
-      text: PERSIST_ORDERS,
-      values: [
-        orders.map((o) => o.id),
-        orders.map((o) => o.productId),
-        orders.map((o) => o.userId),
-        orders.map((o) => o.qty),
-        orders.map((o) => o.idempotencyKey),
-        orders.map((o) => o.acceptedAt),
-        OrderStatus.Pending,
-      ],
-    });
-    const fresh = new Set(inserted.rows.map((row) => row.id));
-    const outcomes: PersistOutcome[] = [];
-    const skipped: OrderEntry[] = [];
-    for (const order of orders) {
-      // delete: an id appearing twice in one batch is inserted once, then a duplicate.
-      if (fresh.delete(order.id)) outcomes.push('inserted');
-      else {
-        outcomes.push('duplicate');
-        skipped.push(order);
-      }
-    }
-    if (skipped.length > 0) {
-      const found = await client.query<{
-        id: string;
-        persisted: boolean;
-        holder: string | null;
-        holder_qty: number | null;
-      }>(CLASSIFY_SKIPPED, [
-        skipped.map((o) => o.id),
-        skipped.map((o) => o.productId),
-        skipped.map((o) => o.userId),
-        skipped.map((o) => o.idempotencyKey),
-      ]);
-      const byId = new Map(found.rows.map((row) => [row.id, row]));
-      orders.forEach((order, i) => {
-        if (outcomes[i] === 'inserted') return;
-        const row = byId.get(order.id);
-        if (row?.persisted === true) return;
-        if (row?.holder == null || row.holder_qty === null) {
-          // Neither inserted nor found (the conflicting row vanished meanwhile): retry.
-          throw new Error(`order ${order.id} was skipped but not found; retrying the batch`);
-        }
-        outcomes[i] = { holder: row.holder, holderQty: row.holder_qty };
-      });
-    }
-    crashPoint('before-commit');
-    await client.query('COMMIT');
-    crashPoint('after-commit');
-    return outcomes;
-  } catch (error) {
-    failure = error;
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    // A connection that failed for any reason other than the data is not trusted again.
-    client.off('error', lost);
-    client.release(failure !== undefined && !isDataError(failure));
-  }
+  after: string,
+  limit: number,
+): Promise<PricedOrder[]> {
+  const { rows } = await pool.query<PricedOrderRow>(
+    `SELECT o.id, o.product_id, o.user_id, o.qty, o.status, ${ORDER_AMOUNT_CENTS_SQL} AS amount_cents
+         FROM orders o JOIN products p ON p.id = o.product_id
+        WHERE o.status = 'needs_reconciliation' AND o.id > $1 ORDER BY o.id LIMIT $2`,
+    [after, limit],
+  );
+  return rows.map(toPricedOrder);
+}
+
+/** How many orders of the product PostgreSQL has, in any status. */
+export async function countProductOrders(pool: Pool, productId: string): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM orders WHERE product_id = $1',
+    [productId],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/** Deletes the product's orders (seed --reset, inside its transaction); returns how many. */
+export async function deleteProductOrders(client: PoolClient, productId: string): Promise<number> {
+  return (
+    (await client.query('DELETE FROM orders WHERE product_id = $1', [productId])).rowCount ?? 0
+  );
+}
+
+/** The units the product's orders hold (HOLDING_STATUSES). */
+export async function sumHeldUnits(pool: Pool, productId: string): Promise<number> {
+  const { rows } = await pool.query<{ units: number }>(
+    'SELECT coalesce(sum(qty), 0)::int AS units FROM orders WHERE product_id = $1 AND status = ANY($2::text[])',
+    [productId, HOLDING_STATUSES],
+  );
+  return rows[0]?.units ?? 0;
+}
+
+/** The (user, idempotency key) pairs of the product held by more than one order. */
+export async function countDuplicateKeys(pool: Pool, productId: string): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (SELECT 1 FROM orders WHERE product_id = $1
+         GROUP BY user_id, idempotency_key HAVING count(*) > 1) d`,
+    [productId],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/** The product's pending or needs_reconciliation orders untouched for `stuckAfterMs`. */
+export async function countStuckOrders(
+  pool: Pool,
+  productId: string,
+  stuckAfterMs: number,
+): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM orders WHERE product_id = $1
+         AND status IN ('pending', 'needs_reconciliation') AND updated_at < now() - $2 * interval '1 millisecond'`,
+    [productId, stuckAfterMs],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+const ids = (rows: readonly { id: string }[]): Set<string> => new Set(rows.map((r) => r.id));
+
+/** The ids of the product's paid orders. */
+export async function findPaidOrderIds(pool: Pool, productId: string): Promise<Set<string>> {
+  const { rows } = await pool.query<{ id: string }>(
+    "SELECT id FROM orders WHERE product_id = $1 AND status = 'paid'",
+    [productId],
+  );
+  return ids(rows);
+}
+
+/** The ids of all the product's orders. */
+export async function findProductOrderIds(pool: Pool, productId: string): Promise<Set<string>> {
+  const { rows } = await pool.query<{ id: string }>('SELECT id FROM orders WHERE product_id = $1', [
+    productId,
+  ]);
+  return ids(rows);
+}
+
+/** The ids of the product's orders still waiting for an outcome (pending, needs_reconciliation). */
+export async function findOpenOrderIds(pool: Pool, productId: string): Promise<Set<string>> {
+  const { rows } = await pool.query<{ id: string }>(
+    "SELECT id FROM orders WHERE product_id = $1 AND status IN ('pending', 'needs_reconciliation')",
+    [productId],
+  );
+  return ids(rows);
+}
+
+// rebuildRedis's snapshot: read inside the caller's REPEATABLE READ transaction.
+
+/** The units each buyer's orders of the product hold (HOLDING_STATUSES). */
+export async function findHeldUnitsByUser(
+  client: PoolClient,
+  productId: string,
+): Promise<{ userId: string; qty: number }[]> {
+  const { rows } = await client.query<{ user_id: string; qty: number }>(
+    `SELECT user_id, sum(qty)::int AS qty FROM orders
+          WHERE product_id = $1 AND status = ANY($2::text[]) GROUP BY user_id`,
+    [productId, HOLDING_STATUSES],
+  );
+  return rows.map((r) => ({ userId: r.user_id, qty: r.qty }));
+}
+
+/** An accepted order as its idempotency record names it. */
+export interface AcceptedOrder {
+  id: string;
+  userId: string;
+  idempotencyKey: string;
+  qty: number;
+}
+
+/** Every order of the product, in any status: each was an accepted buy. */
+export async function findAcceptedOrders(
+  client: PoolClient,
+  productId: string,
+): Promise<AcceptedOrder[]> {
+  const { rows } = await client.query<{
+    id: string;
+    user_id: string;
+    idempotency_key: string;
+    qty: number;
+  }>('SELECT id, user_id, idempotency_key, qty FROM orders WHERE product_id = $1', [productId]);
+  return rows.map((r) => ({
+    id: r.id,
+    userId: r.user_id,
+    idempotencyKey: r.idempotency_key,
+    qty: r.qty,
+  }));
+}
+
+// Sync mode (src/sale/sync-buy.ts): the buy is one PostgreSQL transaction, the function
+// fsale_sync_buy (sql/000004_idempotency_is_the_order.sql), and a key's answer is its order.
+
+/** A sync-mode buy as fsale_sync_buy takes it. */
+export interface SyncOrderRequest {
+  orderId: string;
+  productId: string;
+  userId: string;
+  qty: number;
+  idempotencyKey: string;
+  /** The Redis rate limiter refused this attempt; PostgreSQL applies it in the script's order. */
+  rateLimited: boolean;
+}
+
+/** fsale_sync_buy's answer: a BuyCode, whether it replays the key's order, and the stock left. */
+export interface SyncOrderAnswer {
+  code: number;
+  replayed: boolean;
+  orderId: string;
+  remaining: number;
+}
+
+const PLACE_SYNC_ORDER =
+  'SELECT r_code, r_replayed, r_order_id, r_remaining FROM fsale_sync_buy($1, $2, $3, $4, $5, $6)';
+
+/** One sync-mode buy: its own transaction, inside fsale_sync_buy. */
+export async function placeSyncOrder(
+  pool: Pool,
+  request: SyncOrderRequest,
+): Promise<SyncOrderAnswer> {
+  const { rows } = await pool.query<{
+    r_code: number;
+    r_replayed: boolean;
+    r_order_id: string;
+    r_remaining: number;
+  }>({
+    name: 'fsale-sync-buy',
+    text: PLACE_SYNC_ORDER,
+    values: [
+      request.orderId,
+      request.productId,
+      request.userId,
+      request.qty,
+      request.idempotencyKey,
+      request.rateLimited,
+    ],
+  });
+  const row = rows[0];
+  if (row === undefined) throw new Error('fsale_sync_buy returned no row');
+  return {
+    code: row.r_code,
+    replayed: row.r_replayed,
+    orderId: row.r_order_id,
+    remaining: row.r_remaining,
+  };
+}
+
+/** The order holding (product, user, idempotency key), read without a transaction. */
+export async function findOrderByKey(
+  pool: Pool,
+  key: { productId: string; userId: string; idempotencyKey: string },
+): Promise<{ id: string; qty: number } | undefined> {
+  const { rows } = await pool.query<{ id: string; qty: number }>({
+    name: 'fsale-sync-stored-answer',
+    text: `SELECT id::text AS id, qty FROM orders
+            WHERE product_id = $1 AND user_id = $2 AND idempotency_key = $3`,
+    values: [key.productId, key.userId, key.idempotencyKey],
+  });
+  return rows[0];
 }

@@ -1,12 +1,15 @@
 // The payments table family: the payment worker's job queue (pending orders, leased) and the
 // history of every charge attempt.
-import { ORDER_AMOUNT_CENTS_SQL, toOrderRecord, type OrderRecord } from './orders.js';
+import {
+  ORDER_AMOUNT_CENTS_SQL,
+  toPricedOrder,
+  type PricedOrder,
+  type PricedOrderRow,
+} from './orders.js';
 import type { Pool, PoolClient } from './pool.js';
 
 /** A pending order leased to one payment worker, with what it costs. */
-export interface PaymentJob extends OrderRecord {
-  amountCents: number;
-}
+export type PaymentJob = PricedOrder;
 
 /**
  * Leases up to `limit` pending orders whose lease ran out (or never existed), oldest first,
@@ -17,14 +20,7 @@ export async function leasePaymentJobs(
   limit: number,
   leaseMs: number,
 ): Promise<PaymentJob[]> {
-  const { rows } = await pool.query<{
-    id: string;
-    product_id: string;
-    user_id: string;
-    qty: number;
-    status: 'pending';
-    amount_cents: string;
-  }>(
+  const { rows } = await pool.query<PricedOrderRow>(
     `UPDATE orders o
         SET payment_lease_until = now() + $2 * interval '1 millisecond',
             payment_attempts = payment_attempts + 1
@@ -39,7 +35,7 @@ export async function leasePaymentJobs(
     RETURNING o.id, o.product_id, o.user_id, o.qty, o.status, ${ORDER_AMOUNT_CENTS_SQL} AS amount_cents`,
     [limit, leaseMs],
   );
-  return rows.map((row) => ({ ...toOrderRecord(row), amountCents: Number(row.amount_cents) }));
+  return rows.map(toPricedOrder);
 }
 
 /** Keeps a still-pending job leased for `forMs` from now: no worker charges it before then. */
@@ -91,4 +87,22 @@ export async function recordPayment(
       if ((error as { code?: string }).code !== '23505' || tries >= 3) throw error;
     }
   }
+}
+
+/** The product's orders with more than one distinct successful charge recorded. */
+export async function countDoublePaidOrders(pool: Pool, productId: string): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (SELECT p.order_id FROM payments p JOIN orders o ON o.id = p.order_id
+         WHERE o.product_id = $1 AND p.outcome = 'paid' GROUP BY p.order_id HAVING count(DISTINCT p.gateway_charge_id) > 1) d`,
+    [productId],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/** Deletes the payments of the product's orders (seed --reset, inside its transaction). */
+export async function deleteProductPayments(client: PoolClient, productId: string): Promise<void> {
+  await client.query(
+    'DELETE FROM payments WHERE order_id IN (SELECT id FROM orders WHERE product_id = $1)',
+    [productId],
+  );
 }

@@ -1,6 +1,7 @@
 // Order statuses and the only transitions allowed between them. Every status change in the
-// code is a guarded `UPDATE orders SET status = $to WHERE id = $1 AND status = $from` built
-// from this table, so a stale worker can never overwrite a newer state.
+// code is a guarded `UPDATE orders SET status = $to WHERE id = $1 AND status = $from`
+// (`transitionOrder` in src/db/orders.ts, the statement's one home) checked against this
+// table, so a stale worker can never overwrite a newer state.
 
 export const OrderStatus = {
   /** Accepted by the API, in the Redis stream, not yet in PostgreSQL (never stored in PG). */

@@ -10,9 +10,6 @@
 // that the shards' slots sit on different masters (docs/ARCHITECTURE.md section 10). Each
 // buyer has one home shard, which holds their per-user count and idempotency records.
 
-export const PRODUCT_ID = /^[A-Za-z0-9_-]{1,64}$/;
-export const USER_ID = /^[A-Za-z0-9_.@-]{1,128}$/;
-
 export interface ProductKeys {
   /** Integer: units still available in Redis. */
   stock: string;

@@ -4,7 +4,6 @@
 import type { Redis } from './client.js';
 import { isCluster } from './client.js';
 import {
-  PRODUCT_ID,
   baseTag,
   productKeys,
   productsKey,
@@ -12,6 +11,7 @@ import {
   stockMessagePrefix,
   type ProductKeys,
 } from './keys.js';
+import { PRODUCT_ID } from '../domain/ids.js';
 import { keySlot } from './slots.js';
 
 /** The products seeded under `prefix` (the streams the order workers read), sorted. */

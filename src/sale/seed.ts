@@ -1,9 +1,13 @@
 import type { Redis } from '../redis/client.js';
-import type { Pool } from '../db/pool.js';
-import { inTransaction } from '../db/pool.js';
+import { countProductOrders, deleteProductOrders } from '../db/orders.js';
+import { deleteProductPayments } from '../db/payments.js';
+import { inTransaction, type Pool } from '../db/pool.js';
+import { upsertProduct } from '../db/products.js';
+import { deleteProductReleases } from '../db/releases.js';
 import { UsageError } from '../domain/errors.js';
+import { PRODUCT_ID } from '../domain/ids.js';
 import { deleteMatching } from '../redis/client.js';
-import { PRODUCT_ID, productKeyPatterns, productsKey } from '../redis/keys.js';
+import { productKeyPatterns, productsKey } from '../redis/keys.js';
 import {
   MAX_STOCK_SHARDS,
   chooseShardTags,
@@ -107,11 +111,7 @@ export async function seedProduct(
       (sum, shard) => [sum[0] + shard[0], sum[1] + shard[1], sum[2] + shard[2]],
       [0, 0, 0],
     );
-    const persisted = await ctx.pool.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM orders WHERE product_id = $1',
-      [sale.productId],
-    );
-    const orders = persisted.rows[0]?.n ?? 0;
+    const orders = await countProductOrders(ctx.pool, sale.productId);
     if (orders > 0 || streamed + dead + buyers > 0) {
       throw new UsageError(
         `product ${sale.productId} already has orders (${orders} in PostgreSQL, ${streamed + dead} in its Redis streams); pass --reset to clear them`,
@@ -122,33 +122,11 @@ export async function seedProduct(
   const deletedOrders = await inTransaction(ctx.pool, async (client) => {
     let deleted = 0;
     if (sale.reset) {
-      const scope = [sale.productId];
-      await client.query(
-        'DELETE FROM payments WHERE order_id IN (SELECT id FROM orders WHERE product_id = $1)',
-        scope,
-      );
-      await client.query('DELETE FROM stock_releases WHERE product_id = $1', scope);
-      deleted =
-        (await client.query('DELETE FROM orders WHERE product_id = $1', scope)).rowCount ?? 0;
+      await deleteProductPayments(client, sale.productId);
+      await deleteProductReleases(client, sale.productId);
+      deleted = await deleteProductOrders(client, sale.productId);
     }
-    await client.query(
-      `INSERT INTO products (id, name, price_cents, stock_total, remaining, per_user_limit, starts_at, stock_shards)
-       VALUES ($1, $2, $3, $4, $4, $5, $6, $7)
-       ON CONFLICT (id) DO UPDATE SET
-         name = EXCLUDED.name, price_cents = EXCLUDED.price_cents,
-         stock_total = EXCLUDED.stock_total, remaining = EXCLUDED.remaining,
-         per_user_limit = EXCLUDED.per_user_limit, starts_at = EXCLUDED.starts_at,
-         stock_shards = EXCLUDED.stock_shards, updated_at = now()`,
-      [
-        sale.productId,
-        sale.name,
-        sale.priceCents,
-        sale.stock,
-        sale.perUserLimit,
-        sale.startsAt,
-        sale.stockShards,
-      ],
-    );
+    await upsertProduct(client, sale);
     return deleted;
   });
 

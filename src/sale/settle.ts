@@ -1,10 +1,11 @@
 import { transitionOrder, type OrderRecord } from '../db/orders.js';
 import { recordPayment, type PaymentAttempt } from '../db/payments.js';
 import { inTransaction } from '../db/pool.js';
+import { recordRelease } from '../db/releases.js';
 import type { StoredOrderStatus } from '../domain/order-status.js';
 import { publishOrderEvent } from './order-events.js';
 import type { Stores } from '../stores.js';
-import { applyReleaseToRedis, recordRelease } from './release.js';
+import { applyReleaseToRedis } from './release.js';
 
 // Moving an order to its next status, shared by the payment worker and reconcile. Each step is
 // one PG transaction around a guarded transition; what follows the commit (Redis release,
@@ -44,24 +45,21 @@ export async function settleFailed(
   reason: string,
   attempt: PaymentAttempt | undefined,
 ): Promise<boolean> {
-  const moved = await inTransaction(ctx.pool, async (client) => {
-    if (!(await transitionOrder(client, order.id, from, 'payment_failed'))) return false;
-    if (attempt !== undefined) await recordPayment(client, order.id, attempt);
-    await recordRelease(
-      client,
-      { orderId: order.id, productId: order.productId, userId: order.userId, qty: order.qty },
-      reason,
-    );
-    return true;
-  });
-  if (!moved) return false;
-  // If this fails (Redis down), the release row stays unapplied and reconcile finishes it.
-  await applyReleaseToRedis(ctx.redis, ctx.pool, ctx.keyPrefix, {
+  const reservation = {
     orderId: order.id,
     productId: order.productId,
     userId: order.userId,
     qty: order.qty,
-  }).catch(() => undefined);
+  };
+  const moved = await inTransaction(ctx.pool, async (client) => {
+    if (!(await transitionOrder(client, order.id, from, 'payment_failed'))) return false;
+    if (attempt !== undefined) await recordPayment(client, order.id, attempt);
+    await recordRelease(client, reservation, reason);
+    return true;
+  });
+  if (!moved) return false;
+  // If this fails (Redis down), the release row stays unapplied and reconcile finishes it.
+  await applyReleaseToRedis(ctx.redis, ctx.pool, ctx.keyPrefix, reservation).catch(() => undefined);
   await announce(ctx, order, 'payment_failed');
   return true;
 }

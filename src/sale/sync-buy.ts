@@ -26,6 +26,7 @@
 //   which include every committed sync order. It must run while the API is stopped (a mirror
 //   applied during the rebuild would be overwritten), as for any rebuild.
 import type { Redis } from '../redis/client.js';
+import { findOrderByKey, placeSyncOrder } from '../db/orders.js';
 import type { Pool } from '../db/pool.js';
 import { productKeys, type ProductKeys } from '../redis/keys.js';
 import { countBuyAttempt, mirrorUnits, refundBuyAttempt } from '../redis/scripts.js';
@@ -51,16 +52,6 @@ export interface SyncBuyContext extends Stores {
   mirror: StockMirror;
 }
 
-interface SyncBuyRow {
-  r_code: number;
-  r_replayed: boolean;
-  r_order_id: string;
-  r_remaining: number;
-}
-
-const PLACE_ORDER =
-  'SELECT r_code, r_replayed, r_order_id, r_remaining FROM fsale_sync_buy($1, $2, $3, $4, $5, $6)';
-
 /** Answers that are not a new attempt: the rate limiter gives their count back. */
 const NOT_AN_ATTEMPT: ReadonlySet<BuyCode> = new Set([
   BuyCode.IdempotencyMismatch,
@@ -83,26 +74,20 @@ export async function placeOrder(
   if (policy.rateLimit > 0) {
     ({ verdict, retryAfterMs } = await countBuyAttempt(ctx.redis, keys, request.userId, policy));
   }
-  const { rows } = await ctx.pool.query<SyncBuyRow>({
-    name: 'fsale-sync-buy',
-    text: PLACE_ORDER,
-    values: [
-      request.orderId,
-      request.productId,
-      request.userId,
-      request.qty,
-      request.idempotencyKey,
-      verdict === 0,
-    ],
+  const row = await placeSyncOrder(ctx.pool, {
+    orderId: request.orderId,
+    productId: request.productId,
+    userId: request.userId,
+    qty: request.qty,
+    idempotencyKey: request.idempotencyKey,
+    rateLimited: verdict === 0,
   });
-  const row = rows[0];
-  if (row === undefined) throw new Error('fsale_sync_buy returned no row');
-  const code = row.r_code as BuyCode;
+  const code = row.code as BuyCode;
   const result: BuyResult = {
     code,
-    replayed: row.r_replayed,
-    orderId: row.r_order_id,
-    remaining: row.r_remaining,
+    replayed: row.replayed,
+    orderId: row.orderId,
+    remaining: row.remaining,
     retryAfterMs: code === BuyCode.RateLimited ? retryAfterMs : 0,
   };
   if (verdict !== -1 && (result.replayed || NOT_AN_ATTEMPT.has(code))) {
@@ -129,13 +114,7 @@ export async function storedSyncAnswer(
   pool: Pool,
   request: Pick<BuyRequest, 'productId' | 'userId' | 'qty' | 'idempotencyKey'>,
 ): Promise<BuyResult | undefined> {
-  const { rows } = await pool.query<{ id: string; qty: number }>({
-    name: 'fsale-sync-stored-answer',
-    text: `SELECT id::text AS id, qty FROM orders
-            WHERE product_id = $1 AND user_id = $2 AND idempotency_key = $3`,
-    values: [request.productId, request.userId, request.idempotencyKey],
-  });
-  const order = rows[0];
+  const order = await findOrderByKey(pool, request);
   if (order === undefined) return undefined;
   return storedAnswer(
     request,

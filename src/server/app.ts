@@ -64,8 +64,11 @@ export interface AppOptions {
   productSnapshots?: Partial<ProductSnapshotOptions>;
 }
 
-/** What routes share: the clients and the process-wide sale state. */
-export interface SaleContext {
+/**
+ * The API's dependencies, one value for every route (`app.api`): the clients, the key prefix
+ * and the process-wide state the routes share (caches, backpressure, metrics, SSE hub).
+ */
+export interface ApiContext {
   redis: Redis;
   /** The buy path's own lean connection (src/redis/resp-client.ts): the buy script and replays. */
   buyRedis: BuyPathRedis;
@@ -92,7 +95,7 @@ export interface SaleContext {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    sale: SaleContext;
+    api: ApiContext;
   }
 }
 
@@ -170,7 +173,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     sse,
     stock: () => stockLevels(redis, options.keyPrefix),
   });
-  const sale: SaleContext = {
+  const api: ApiContext = {
     redis,
     buyRedis,
     pool,
@@ -195,7 +198,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     layouts,
     maxPgWaiting: options.maxPgWaiting ?? DEFAULT_MAX_PG_WAITING,
   };
-  app.decorate('sale', sale);
+  app.decorate('api', api);
   app.decorateRequest('userId', '');
 
   // JSON only: Fastify also parses text/plain by default.
@@ -237,11 +240,11 @@ export async function buildApp(options: AppOptions): Promise<App> {
 
   // Streams never finish by themselves: end them (with a retry hint) before the server waits
   // for open connections to close.
-  app.addHook('preClose', async () => sale.sse.close());
+  app.addHook('preClose', async () => api.sse.close());
   app.addHook('onClose', async () => {
     backpressure.stop();
     // Before Redis closes: committed sync orders still waiting for their mirror get a last try.
-    await sale.mirror.close();
+    await api.mirror.close();
     feed.close();
     await redis.quit().catch(() => redis.disconnect());
     await buyRedis.quit();

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createTokenVerifier, InvalidTokenError, type TokenPolicy } from '../auth/tokens.js';
-import { USER_ID } from '../redis/keys.js';
+import { USER_ID } from '../domain/ids.js';
 import { ProblemError } from './problems.js';
 
 declare module 'fastify' {

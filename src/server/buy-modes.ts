@@ -11,7 +11,7 @@ import {
   type BuyResult,
 } from '../sale/buy.js';
 import { placeOrder, storedSyncAnswer } from '../sale/sync-buy.js';
-import type { SaleContext } from './app.js';
+import type { ApiContext } from './app.js';
 
 export interface BuyStrategy {
   mode: BuyMode;
@@ -24,9 +24,9 @@ export interface BuyStrategy {
   buy(request: BuyRequest): Promise<BuyResult>;
 }
 
-export function buyStrategy(sale: SaleContext): BuyStrategy {
-  const { pool, redis, buyRedis, keyPrefix, policy, mirror, maxPgWaiting, layouts } = sale;
-  if (sale.mode === 'sync') {
+export function buyStrategy(api: ApiContext): BuyStrategy {
+  const { pool, redis, buyRedis, keyPrefix, policy, mirror, maxPgWaiting, layouts } = api;
+  if (api.mode === 'sync') {
     const stores = { pool, redis, keyPrefix, mirror };
     return {
       mode: 'sync',

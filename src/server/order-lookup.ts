@@ -6,7 +6,7 @@ import {
   saleProductIds,
   supersedingOrder,
 } from '../redis/sale-state.js';
-import type { SaleContext } from './app.js';
+import type { ApiContext } from './app.js';
 
 export interface OrderView {
   orderId: string;
@@ -18,7 +18,7 @@ export interface OrderView {
 }
 
 async function persistedOrder(
-  ctx: SaleContext,
+  ctx: ApiContext,
   id: string,
   userId: string,
 ): Promise<OrderView | undefined> {
@@ -43,7 +43,7 @@ async function persistedOrder(
  * that earlier order: it is the key's one order.
  */
 export async function findOrder(
-  ctx: SaleContext,
+  ctx: ApiContext,
   id: string,
   userId: string,
 ): Promise<OrderView | undefined> {

@@ -57,7 +57,7 @@ export async function serveSingle(
   let admin: AdminListener | undefined;
   if (cluster.isWorker) answerPrimary(app);
   else if (options.admin !== undefined) {
-    admin = await startAdminListener({ ...options.admin, routes: apiAdminRoutes(app.sale) }).catch(
+    admin = await startAdminListener({ ...options.admin, routes: apiAdminRoutes(app.api) }).catch(
       async (error: unknown) => {
         await app.close();
         throw error;
@@ -171,11 +171,11 @@ function isReadinessMessage(message: unknown): message is ReadinessMessage {
 /** A cluster worker: answers the primary's readiness and metrics questions over IPC. */
 function answerPrimary(app: App): void {
   // prom-client's cluster protocol: the primary's AggregatorRegistry asks, this answers.
-  AggregatorRegistry.setRegistries([app.sale.metrics.registry]);
+  AggregatorRegistry.setRegistries([app.api.metrics.registry]);
   new AggregatorRegistry();
   process.on('message', (message: unknown) => {
     if (!isReadinessMessage(message)) return;
-    void checkReadiness(app.sale).then((readiness) =>
+    void checkReadiness(app.api).then((readiness) =>
       process.send?.({ type: READINESS, requestId: message.requestId, readiness }),
     );
   });

@@ -9,7 +9,7 @@ import {
   type Holder,
   type PersistCrashPoint,
   type PersistOutcome,
-} from '../db/orders.js';
+} from '../db/order-batch.js';
 import type { Pool } from '../db/pool.js';
 import { describe } from '../domain/errors.js';
 import { parseOrderEntry, type OrderEntry } from '../domain/order-entry.js';

@@ -1,7 +1,17 @@
 import type { Redis } from '../redis/client.js';
-import { ORDER_AMOUNT_CENTS_SQL, toOrderRecord } from '../db/orders.js';
+import {
+  findAcceptedOrders,
+  findHeldUnitsByUser,
+  findOrdersToReconcile,
+  findPersistedOrderIds,
+} from '../db/orders.js';
 import { inRepeatableRead, type Pool } from '../db/pool.js';
-import { HOLDING_STATUSES } from '../domain/order-status.js';
+import { listProductIds, readProductSaleSettings } from '../db/products.js';
+import {
+  findProductReleases,
+  findUnappliedReleases,
+  markProductReleasesApplied,
+} from '../db/releases.js';
 import { parseOrderEntry, unpersistedEntries } from '../domain/order-entry.js';
 import type { PaymentProvider, LedgerAnswer } from '../payments/provider-client.js';
 import { idempotencyKey, productsKey, type ProductKeys } from '../redis/keys.js';
@@ -66,27 +76,14 @@ export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileRep
   };
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
-    const { rows } = await ctx.pool.query<{
-      id: string;
-      product_id: string;
-      user_id: string;
-      qty: number;
-      status: 'needs_reconciliation';
-      amount_cents: string;
-    }>(
-      `SELECT o.id, o.product_id, o.user_id, o.qty, o.status, ${ORDER_AMOUNT_CENTS_SQL} AS amount_cents
-         FROM orders o JOIN products p ON p.id = o.product_id
-        WHERE o.status = 'needs_reconciliation' AND o.id > $1 ORDER BY o.id LIMIT $2`,
-      [after, BATCH],
-    );
-    if (rows.length === 0) break;
-    after = rows[rows.length - 1]?.id ?? after;
-    for (const row of rows) {
-      const order = toOrderRecord(row);
+    const orders = await findOrdersToReconcile(ctx.pool, after, BATCH);
+    if (orders.length === 0) break;
+    after = orders[orders.length - 1]?.id ?? after;
+    for (const order of orders) {
       let answer: LedgerAnswer;
       try {
         // One request settles it: the void answers with the charge if one got there first.
-        answer = await ctx.gateway.void(order.id, Number(row.amount_cents));
+        answer = await ctx.gateway.void(order.id, order.amountCents);
       } catch {
         report.deferred += 1;
         continue;
@@ -114,23 +111,8 @@ export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileRep
     }
   }
 
-  const { rows: unapplied } = await ctx.pool.query<{
-    order_id: string;
-    product_id: string;
-    user_id: string;
-    qty: number;
-  }>(
-    `SELECT r.order_id, r.product_id, o.user_id, r.qty
-       FROM stock_releases r JOIN orders o ON o.id = r.order_id
-      WHERE r.redis_applied_at IS NULL ORDER BY r.released_at`,
-  );
-  for (const r of unapplied) {
-    await applyReleaseToRedis(ctx.redis, ctx.pool, ctx.keyPrefix, {
-      orderId: r.order_id,
-      productId: r.product_id,
-      userId: r.user_id,
-      qty: r.qty,
-    });
+  for (const release of await findUnappliedReleases(ctx.pool)) {
+    await applyReleaseToRedis(ctx.redis, ctx.pool, ctx.keyPrefix, release);
     report.releasesApplied += 1;
   }
   for (const layout of await readLayouts(ctx.redis, ctx.keyPrefix)) {
@@ -183,8 +165,7 @@ async function restoreIdempotencyRecords(
  */
 export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Promise<RebuildReport> {
   const report: RebuildReport = { products: [] };
-  const { rows: ids } = await ctx.pool.query<{ id: string }>('SELECT id FROM products ORDER BY id');
-  for (const { id: productId } of ids) {
+  for (const productId of await listProductIds(ctx.pool)) {
     const found = await readLayout(ctx.redis, ctx.keyPrefix, productId);
     // The stream first, then one PG snapshot: an order the worker persists in between is
     // either in the snapshot (counted in remaining) or not (counted as unpersisted), never both.
@@ -201,54 +182,21 @@ export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Prom
       }),
     );
     const snapshot = await inRepeatableRead(ctx.pool, async (client) => {
-      const product = (
-        await client.query<{
-          remaining: number;
-          stock_total: number;
-          per_user_limit: number;
-          starts_at: Date;
-          stock_shards: number;
-        }>(
-          'SELECT remaining, stock_total, per_user_limit, starts_at, stock_shards FROM products WHERE id = $1',
-          [productId],
-        )
-      ).rows[0];
-      const holds = await client.query<{ user_id: string; qty: number }>(
-        `SELECT user_id, sum(qty)::int AS qty FROM orders
-          WHERE product_id = $1 AND status = ANY($2::text[]) GROUP BY user_id`,
-        [productId, HOLDING_STATUSES],
+      const product = await readProductSaleSettings(client, productId);
+      const holds = await findHeldUnitsByUser(client, productId);
+      const persisted = await findPersistedOrderIds(
+        client,
+        streamed.map((s) => s.order.id),
       );
-      const persisted = await client.query<{ id: string }>(
-        'SELECT id FROM orders WHERE id = ANY($1::uuid[])',
-        [streamed.map((s) => s.order.id)],
-      );
-      const accepted = await client.query<{
-        id: string;
-        user_id: string;
-        idempotency_key: string;
-        qty: number;
-      }>('SELECT id, user_id, idempotency_key, qty FROM orders WHERE product_id = $1', [productId]);
-      const releases = await client.query<{ order_id: string; user_id: string }>(
-        `SELECT r.order_id, o.user_id FROM stock_releases r JOIN orders o ON o.id = r.order_id
-          WHERE r.product_id = $1`,
-        [productId],
-      );
+      const accepted = await findAcceptedOrders(client, productId);
+      const releases = await findProductReleases(client, productId);
       // Stock is recomputed from PG, which already counts every release.
-      await client.query(
-        'UPDATE stock_releases SET redis_applied_at = now() WHERE product_id = $1 AND redis_applied_at IS NULL',
-        [productId],
-      );
-      return {
-        product,
-        holds: holds.rows,
-        persisted: new Set(persisted.rows.map((r) => r.id)),
-        accepted: accepted.rows,
-        releases: releases.rows,
-      };
+      await markProductReleasesApplied(client, productId);
+      return { product, holds, persisted, accepted, releases };
     });
     if (snapshot.product === undefined) continue;
 
-    const bought = new Map(snapshot.holds.map((h) => [h.user_id, h.qty]));
+    const bought = new Map(snapshot.holds.map((h) => [h.userId, h.qty]));
     const unpersisted = unpersistedEntries(streamed, snapshot.persisted, new Set(supersededIds));
     let unpersistedUnits = 0;
     for (const { order } of unpersisted) {
@@ -257,7 +205,7 @@ export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Prom
     }
     const stock = Math.max(0, snapshot.product.remaining - unpersistedUnits);
     // The shard count is PostgreSQL's; the tags are the ones Redis still has, if it has them.
-    const count = snapshot.product.stock_shards;
+    const count = snapshot.product.stockShards;
     const layout =
       found.shards.length === count
         ? found
@@ -265,14 +213,14 @@ export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Prom
     const home = (userId: string) => homeShardIndex(userId, count);
     // Superseded orders were released by the worker (their ids are not in PostgreSQL).
     const released = [
-      ...snapshot.releases.map((r) => ({ id: r.order_id, shard: home(r.user_id) })),
+      ...snapshot.releases.map((r) => ({ id: r.orderId, shard: home(r.userId) })),
       ...shards.flatMap(([, ids], shard) => ids.map((id) => ({ id, shard }))),
     ];
     const stocks = splitStock(stock, count);
     const settings = {
-      total: snapshot.product.stock_total,
-      limit: snapshot.product.per_user_limit,
-      starts: snapshot.product.starts_at.getTime(),
+      total: snapshot.product.stockTotal,
+      limit: snapshot.product.perUserLimit,
+      starts: snapshot.product.startsAt.getTime(),
     };
     // Shard 0 last: it names the others (see seedProduct).
     for (const keys of [...layout.shards.slice(1), ...layout.shards.slice(0, 1)]) {
@@ -293,15 +241,9 @@ export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Prom
       await restoreIdempotencyRecords(
         ctx.redis,
         keys,
-        [
-          ...snapshot.accepted.map((r) => ({
-            id: r.id,
-            userId: r.user_id,
-            idempotencyKey: r.idempotency_key,
-            qty: r.qty,
-          })),
-          ...unpersisted.map((s) => s.order),
-        ].filter((order) => home(order.userId) === keys.shard),
+        [...snapshot.accepted, ...unpersisted.map((s) => s.order)].filter(
+          (order) => home(order.userId) === keys.shard,
+        ),
         productId,
       );
       await ensureOrderGroup(ctx.redis, keys.orders);

@@ -91,7 +91,7 @@ describe('a sale on a Redis Cluster', () => {
 
     // The sold-out fast path knows both products are gone (the stock feed works on a cluster).
     await until('both products known sold out', () =>
-      products.every((p) => api.app.sale.soldOut.isSoldOut(p)),
+      products.every((p) => api.app.api.soldOut.isSoldOut(p)),
     );
     const late = await buy(api, { token: tokenFor('late'), productId: 'north', key: freshKey() });
     expect(late.status).toBe(409);

@@ -34,6 +34,7 @@ import { until } from '../helpers/wait.js';
 
 let cluster: LocalCluster;
 let s: TestServices;
+/** The test's services with the cluster as their Redis. */
 let onCluster: TestServices;
 let redis: Redis;
 let api: RunningApi;
@@ -190,7 +191,7 @@ describe('a product whose stock is split over shards', () => {
     expect(countStatuses(firsts)).toEqual({ 202: 6 });
     const sold = await buy(api, { token: tokenFor('late'), productId, key: freshKey() });
     expect(sold.status).toBe(409);
-    await until('sold out known', () => api.app.sale.soldOut.isSoldOut(productId));
+    await until('sold out known', () => api.app.api.soldOut.isSoldOut(productId));
     const replays = await Promise.all(
       users.map((user, i) => buy(api, { token: tokenFor(user), productId, key: keys[i] })),
     );

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { findOwnedOrder, persistOrders } from '../../src/db/orders.js';
+import { persistOrders } from '../../src/db/order-batch.js';
+import { findOwnedOrder } from '../../src/db/orders.js';
 import { newOrderId } from '../../src/domain/order-id.js';
 import { OrderStatus } from '../../src/domain/order-status.js';
 import { seed } from '../helpers/sale.js';

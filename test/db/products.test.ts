@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { persistOrders, transitionOrder } from '../../src/db/orders.js';
+import { persistOrders } from '../../src/db/order-batch.js';
+import { transitionOrder } from '../../src/db/orders.js';
 import { readProductSnapshot } from '../../src/db/products.js';
 import { newOrderId } from '../../src/domain/order-id.js';
 import { OrderStatus } from '../../src/domain/order-status.js';

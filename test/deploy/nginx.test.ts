@@ -82,7 +82,7 @@ describe('the compose topology without containers: nginx (deploy/nginx.conf) in 
     expect(statuses.filter((c) => c === 409)).toHaveLength(150);
     // Both replicas answered some of them.
     for (const api of apis) {
-      const metrics = await api.app.sale.metrics.registry.getSingleMetricAsString(
+      const metrics = await api.app.api.metrics.registry.getSingleMetricAsString(
         'fsale_buy_outcomes_total',
       );
       expect(metrics).toMatch(/outcome="(accepted|sold_out)"\} [1-9]/);
@@ -118,7 +118,7 @@ describe('the compose topology without containers: nginx (deploy/nginx.conf) in 
       }
     }
     for (const api of apis) {
-      const seen = await api.app.sale.metrics.registry.getSingleMetricAsString(
+      const seen = await api.app.api.metrics.registry.getSingleMetricAsString(
         'fsale_http_requests_total',
       );
       expect(seen).not.toMatch(/route="unmatched"|\/metrics|\/demo\/token/);
@@ -143,7 +143,7 @@ describe('the compose topology without containers: nginx (deploy/nginx.conf) in 
     );
     for (const stream of streams) await stream.waitFor((e) => e.event === 'stock');
     const counted = (owner: string) =>
-      apis.reduce((sum, api) => sum + api.app.sale.sse.count('stock', owner), 0);
+      apis.reduce((sum, api) => sum + api.app.api.sse.count('stock', owner), 0);
     expect(counted('127.0.0.1')).toBe(4);
     expect(counted('203.0.113.1')).toBe(0);
     for (const stream of streams) stream.close();

@@ -7,13 +7,18 @@
 // order is persisted once, the worker keeps going, and the audit reports the dead letters.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { productKeys, productsKey } from '../../src/redis/keys.js';
-import { parseDeadLetter, type DeadLetter } from '../../src/redis/dead-letters.js';
 import { isAlive } from '../helpers/process.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import { seed } from '../helpers/sale.js';
 import { audit } from '../helpers/audit.js';
 import { buyers, crowd, tally } from '../helpers/crowd.js';
-import { pgOrders, redisStock, streamState, waitDrained } from '../helpers/sale-state.js';
+import {
+  deadLetters,
+  pgOrders,
+  redisStock,
+  streamState,
+  waitDrained,
+} from '../helpers/sale-state.js';
 import { NO_LOAD_SHEDDING, startOrderWorker, startServe, stopProcess } from '../helpers/stack.js';
 import { until } from '../helpers/wait.js';
 
@@ -40,15 +45,6 @@ let s: TestServices;
 beforeAll(async () => {
   s = await useTestServices();
 });
-
-async function deadLetters(productId: string): Promise<DeadLetter[]> {
-  const entries = await s.redis.xrange(productKeys(s.keyPrefix, productId).deadLetter, '-', '+');
-  return entries.map(([, fields]) => {
-    const letter = parseDeadLetter(fields);
-    if (letter === undefined) throw new Error(`not a dead letter: ${fields.join(' ')}`);
-    return letter;
-  });
-}
 
 const fieldsOf = (entry: [string, string[]]) => entry[1];
 
@@ -166,13 +162,13 @@ describe('scenario 9: poison messages', () => {
     expect(ghostRows.rowCount).toBe(0);
 
     // The dead letters: each poison entry with its reason and its original fields.
-    const letters = await deadLetters('poison');
+    const letters = await deadLetters(s, 'poison');
     expect(letters.every((l) => l.reason === 'unparseable')).toBe(true);
     const expected = Array.from({ length: ROUNDS }, () => NOT_ORDERS).flat();
     const key = (f: string[] | null) => JSON.stringify(f);
     expect(letters.map((l) => key(l.fields)).sort()).toEqual(expected.map(key).sort());
     expect(letters.some((l) => copies.includes(l.fields?.[1] ?? ''))).toBe(false);
-    const qLetters = await deadLetters('quarantine');
+    const qLetters = await deadLetters(s, 'quarantine');
     expect(qLetters.map((l) => [l.reason, l.fields?.[1]]).sort()).toEqual(
       [
         ['rejected', refused[1]],
@@ -182,7 +178,7 @@ describe('scenario 9: poison messages', () => {
     expect(qLetters.find((l) => l.reason === 'idempotency_conflict')?.detail).toContain(
       victim?.orderId ?? '?',
     );
-    const gLetters = await deadLetters('ghost');
+    const gLetters = await deadLetters(s, 'ghost');
     expect(gLetters.map((l) => [l.reason, l.fields?.[1]])).toEqual([['rejected', ghostEntry[1]]]);
 
     // The worker counted them, logged them, and still stops cleanly.

@@ -8,7 +8,7 @@ import { Agent, request as httpRequest } from 'node:http';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
-import { PRODUCT_ID } from '../../src/redis/keys.js';
+import { PRODUCT_ID } from '../../src/domain/ids.js';
 import { isAlive, startCli } from '../helpers/process.js';
 import { send } from '../helpers/http.js';
 import { buy, freshKey, saleState, seed, tokenFor } from '../helpers/sale.js';

@@ -1,6 +1,7 @@
 // Where a sale's orders are, read directly from Redis and PostgreSQL: the stream and its
 // group, the orders by status, the stock; and waits for the workers to catch up.
 import type { Redis } from '../../src/redis/client.js';
+import { parseDeadLetter, type DeadLetter } from '../../src/redis/dead-letters.js';
 import { ORDER_GROUP, productKeys } from '../../src/redis/keys.js';
 import { settleTransfer, type ProductLayout } from '../../src/redis/sale-state.js';
 import { lendUnits, receiveUnits } from '../../src/redis/scripts.js';
@@ -78,6 +79,16 @@ export async function pgOrders(s: TestServices, productId: string): Promise<PgOr
     stockTotal: product.rows[0]?.stock_total ?? -1,
     ids: new Set(rows.rows.map((r) => r.id)),
   };
+}
+
+/** The product's dead letters, oldest first; an entry that is not one fails the test. */
+export async function deadLetters(s: TestServices, productId: string): Promise<DeadLetter[]> {
+  const entries = await s.redis.xrange(productKeys(s.keyPrefix, productId).deadLetter, '-', '+');
+  return entries.map(([, fields]) => {
+    const letter = parseDeadLetter(fields);
+    if (letter === undefined) throw new Error(`not a dead letter: ${fields.join(' ')}`);
+    return letter;
+  });
 }
 
 export async function redisStock(s: TestServices, productId: string): Promise<number> {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { runFlood } from '../../src/load/flood.js';
-import { engineOptions } from './engine-options.js';
-import { startStallServer, type StallServer } from './stall-server.js';
+import { engineOptions } from '../helpers/engine-options.js';
+import { startStallServer, type StallServer } from '../helpers/stall-server.js';
 
 describe('coordinated omission: a server that stalls for 1 s once', () => {
   let server: StallServer | undefined;

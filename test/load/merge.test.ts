@@ -12,8 +12,8 @@ import { stockFromOrders, type FloodSummary } from '../../src/load/summary.js';
 import { parseThreshold } from '../../src/load/thresholds.js';
 import { OUTCOME_CLASSES } from '../../src/load/outcomes.js';
 import type { FloodProgress } from '../../src/load/flood.js';
-import { engineOptions } from './engine-options.js';
-import { accepted, problem, startStallServer, type StallServer } from './stall-server.js';
+import { engineOptions } from '../helpers/engine-options.js';
+import { accepted, problem, startStallServer, type StallServer } from '../helpers/stall-server.js';
 
 const row = (second: number, sent: number, p99: number | null, inFlightMax = 1): TimelineRow => ({
   second,

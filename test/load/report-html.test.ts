@@ -11,8 +11,8 @@ import { renderHtmlReport } from '../../src/load/report-html.js';
 import type { TimelineRow } from '../../src/load/recorder.js';
 import type { FloodSummary } from '../../src/load/summary.js';
 import { parseThreshold } from '../../src/load/thresholds.js';
-import { engineOptions } from './engine-options.js';
-import { accepted, problem, startStallServer } from './stall-server.js';
+import { engineOptions } from '../helpers/engine-options.js';
+import { accepted, problem, startStallServer } from '../helpers/stall-server.js';
 
 interface Box {
   text: string;

@@ -22,7 +22,7 @@ import {
   fullState,
   persistedOrders,
   pgState,
-} from './modes.js';
+} from '../helpers/buy-modes.js';
 
 const problemType = (body: string) => (JSON.parse(body) as { type: string }).type;
 
@@ -369,7 +369,7 @@ describe.each(BUY_MODES)('POST /order/buy in %s mode', (mode) => {
       const viaBuy = { token: tokenFor('f1'), productId: 'final', key: freshKey() };
       const viaFastPath = { token: tokenFor('f2'), productId: 'final', key: freshKey() };
       expect(problemType((await buy(api, viaBuy)).body)).toBe('urn:fsale:problem:sold_out');
-      expect(api.app.sale.soldOut.isSoldOut('final')).toBe(true);
+      expect(api.app.api.soldOut.isSoldOut('final')).toBe(true);
       expect(problemType((await buy(api, viaFastPath)).body)).toBe('urn:fsale:problem:sold_out');
 
       // Two units come back (as releases do: the new level is published).
@@ -377,7 +377,7 @@ describe.each(BUY_MODES)('POST /order/buy in %s mode', (mode) => {
         await s.pool.query("UPDATE products SET remaining = 2 WHERE id = 'final'");
       await s.redis.set(keys.stock, 2);
       await s.redis.publish(keys.stockChannel, '2');
-      await until('the product to re-open', () => !api.app.sale.soldOut.isSoldOut('final'));
+      await until('the product to re-open', () => !api.app.api.soldOut.isSoldOut('final'));
       for (const request of [viaBuy, viaFastPath]) {
         const retry = await buy(api, request);
         expect(retry.status, retry.body).toBe(ACCEPTED);

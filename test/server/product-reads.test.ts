@@ -78,7 +78,7 @@ describe('GET /products/:id under a crowd', () => {
     // Alone: the figures to compare with (reported, not asserted).
     const [lookupsAlone, buysAlone] = await probe(orderIds, 'alone');
 
-    const { pool } = api.app.sale;
+    const { pool } = api.app.api;
     let checkouts = 0;
     const count = () => (checkouts += 1);
     pool.on('acquire', count);

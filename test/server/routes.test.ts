@@ -8,7 +8,12 @@ import { apiAdminRoutes } from '../../src/server/routes/health.js';
 import { send } from '../helpers/http.js';
 import { buy, freshKey, seed, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
-import { ACCEPTED_ORDER_STATUS, ACCEPTED_STATUS, fullState, pgState } from './modes.js';
+import {
+  ACCEPTED_ORDER_STATUS,
+  ACCEPTED_STATUS,
+  fullState,
+  pgState,
+} from '../helpers/buy-modes.js';
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 function signed(header: object, payload: object, secret = TEST_JWT_SECRET): string {
@@ -204,11 +209,11 @@ describe.each(BUY_MODES)('API routes in %s mode', (mode) => {
       const small = await startApi(s, { mode, pgPoolSize: 1, maxPgWaiting: 0 });
       await seed(s, { productId: 'queued', stock: 10, perUserLimit: 10 });
       // Hold the API's only PostgreSQL connection, so the next buy waits for it.
-      const held = await small.app.sale.pool.connect();
+      const held = await small.app.api.pool.connect();
       let released = false;
       try {
         const waiting = buy(small, { token: tokenFor('w1'), productId: 'queued', key: freshKey() });
-        while (small.app.sale.pool.waitingCount === 0) await new Promise((r) => setTimeout(r, 5));
+        while (small.app.api.pool.waitingCount === 0) await new Promise((r) => setTimeout(r, 5));
         const refused = await buy(small, {
           token: tokenFor('w2'),
           productId: 'queued',
@@ -231,7 +236,7 @@ describe.each(BUY_MODES)('API routes in %s mode', (mode) => {
     'answers 503 with Retry-After while the order backlog is above its bound',
     async () => {
       // The bound covers every product under the prefix: start from what is already queued.
-      const queued = [...(await api.app.sale.backpressure.sample()).queue.values()].reduce(
+      const queued = [...(await api.app.api.backpressure.sample()).queue.values()].reduce(
         (a, b) => a + b,
         0,
       );
@@ -247,7 +252,7 @@ describe.each(BUY_MODES)('API routes in %s mode', (mode) => {
         expect(
           (await buy(small, { token: tokenFor('b'), productId: 'busy', key: freshKey() })).status,
         ).toBe(ACCEPTED);
-      await small.app.sale.backpressure.sample();
+      await small.app.api.backpressure.sample();
       const before = await fullState(s, 'busy');
       const refused = await buy(small, {
         token: tokenFor('c'),
@@ -272,7 +277,7 @@ describe.each(BUY_MODES)('API routes in %s mode', (mode) => {
       )) as [string, [string, string[]][]][];
       const ids = read[0]?.[1].map(([id]) => id) ?? [];
       await s.redis.xack(keys.orders, 'persist', ...ids);
-      await small.app.sale.backpressure.sample();
+      await small.app.api.backpressure.sample();
       expect(
         (await buy(small, { token: tokenFor('c'), productId: 'busy', key: freshKey() })).status,
       ).toBe(ACCEPTED);
@@ -352,14 +357,14 @@ describe.each(BUY_MODES)('API routes in %s mode', (mode) => {
     const admin = await startAdminListener({
       host: '127.0.0.1',
       port: 0,
-      routes: apiAdminRoutes(api.app.sale),
+      routes: apiAdminRoutes(api.app.api),
     });
     try {
       expect(JSON.parse((await send(admin.url, { path: '/readyz' })).body)).toEqual({
         status: 'ready',
         checks: { redis: 'ok', postgres: 'ok' },
       });
-      await api.app.sale.backpressure.sample();
+      await api.app.api.backpressure.sample();
       const metrics = (await send(admin.url, { path: '/metrics' })).body;
       expect(metrics).toMatch(
         new RegExp(`fsale_http_requests_total\\{route="/order/buy",status="${ACCEPTED}"\\} \\d+`),

@@ -55,7 +55,7 @@ describe('SSE budgets', () => {
     );
     for (const stream of anonymous) await expectOpen(stream, 'stock');
     await expectRefused(keep(await connectSse(`${api.url}/stock/hot/stream`)));
-    expect(api.app.sale.sse.count('stock')).toBe(20);
+    expect(api.app.api.sse.count('stock')).toBe(20);
 
     // The owner still follows the order, and buys still go through.
     const follow = keep(
@@ -73,8 +73,8 @@ describe('SSE budgets', () => {
     await expectRefused(keep(await connectSse(url)));
     // Another address (another loopback source) still gets one; the budget is far from full.
     await expectOpen(keep(await connectSse(url, {}, '127.0.0.2')), 'stock');
-    expect(api.app.sale.sse.count('stock', '127.0.0.1')).toBe(3);
-    expect(api.app.sale.sse.count('stock', '127.0.0.2')).toBe(1);
+    expect(api.app.api.sse.count('stock', '127.0.0.1')).toBe(3);
+    expect(api.app.api.sse.count('stock', '127.0.0.2')).toBe(1);
   });
 
   it('a header cannot buy another share unless --trust-proxy names the proxy that sets it', async () => {

@@ -22,7 +22,7 @@ import {
   type TestServices,
 } from '../helpers/services.js';
 import { connectSse } from '../helpers/sse-client.js';
-import { persistedOrders, pgState } from './modes.js';
+import { persistedOrders, pgState } from '../helpers/buy-modes.js';
 import { until } from '../helpers/wait.js';
 
 const failed = (report: AuditReport) => report.checks.filter((c) => !c.ok).map((c) => c.name);

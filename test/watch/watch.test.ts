@@ -171,7 +171,7 @@ describe('fsale watch', () => {
     await watch.waitFor(/aging remaining 3\/3/);
     watch.child.kill('SIGINT');
     expect(await watch.exited).toEqual({ code: 0, signal: null });
-    expect(aging.app.sale.sse.stats.expired).toBeGreaterThanOrEqual(1);
+    expect(aging.app.api.sse.stats.expired).toBeGreaterThanOrEqual(1);
   });
 
   it('shows units released apart from accepts and clears "sold out" when units come back', async () => {

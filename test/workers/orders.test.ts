@@ -14,7 +14,6 @@ import {
   productKeys,
 } from '../../src/redis/keys.js';
 import { acceptedRecord } from '../../src/sale/buy.js';
-import { parseDeadLetter, type DeadLetter } from '../../src/redis/dead-letters.js';
 import type { OrderWorkerOptions } from '../../src/workers/order-worker-settings.js';
 import { startOrderWorker, type OrderWorker } from '../../src/workers/orders.js';
 import { parseReadReply } from '../../src/redis/streams.js';
@@ -29,6 +28,7 @@ import {
   stopWorkerProcess,
 } from '../helpers/order-stream.js';
 import { seed } from '../helpers/sale.js';
+import { deadLetters } from '../helpers/sale-state.js';
 import { sleep, until } from '../helpers/wait.js';
 import { newOrderId } from '../../src/domain/order-id.js';
 import { startFaultProxy, throughProxy } from '../helpers/fault-proxy.js';
@@ -38,15 +38,6 @@ beforeAll(async () => {
   s = await useTestServices();
 });
 afterEach(killStrayWorkers);
-
-async function deadLetters(productId: string): Promise<DeadLetter[]> {
-  const entries = await s.redis.xrange(productKeys(s.keyPrefix, productId).deadLetter, '-', '+');
-  return entries.map(([, fields]) => {
-    const letter = parseDeadLetter(fields);
-    if (letter === undefined) throw new Error(`not a dead letter: ${fields.join(' ')}`);
-    return letter;
-  });
-}
 
 /** The worker in this process, on a Redis connection of its own, logging into an array. */
 async function inProcessWorker(
@@ -261,7 +252,7 @@ describe('fsale work orders', () => {
       new Set([cursed, ...before, ...after, ...later]),
     );
     expect(last).toMatchObject({ persisted: 16, deadLettered: 1 });
-    const letters = await deadLetters('poison');
+    const letters = await deadLetters(s, 'poison');
     expect(letters).toEqual([
       expect.objectContaining({
         origin: poisonEntry,
@@ -351,7 +342,7 @@ describe('fsale work orders', () => {
 
     expect(await productState(s, 'guarded')).toMatchObject({ rows: 3, remaining: 0, pending: 0 });
     expect(await persistedIds(s, 'guarded')).toEqual(new Set(ids.slice(0, 3)));
-    const letters = await deadLetters('guarded');
+    const letters = await deadLetters(s, 'guarded');
     expect(letters.map((l) => l.reason)).toEqual(['stock_guard', 'stock_guard', 'stock_guard']);
     expect(letters.map((l) => l.fields?.[1])).toEqual(ids.slice(3));
     expect(w.log.join('\n')).toContain('one by one');

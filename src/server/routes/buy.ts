@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import { newOrderId } from '../../domain/order-id.js';
-import { PRODUCT_ID } from '../../redis/keys.js';
+import { PRODUCT_ID } from '../../domain/ids.js';
 import { BuyCode, type BuyResult } from '../../sale/buy.js';
 import { mayHaveRun } from '../../redis/resp-client.js';
 import { buyStrategy, type BuyStrategy } from '../buy-modes.js';
@@ -131,8 +131,8 @@ function sendBuyResult(
 }
 
 export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { soldOut, backpressure, metrics, authenticate } = app.sale;
-  const strategy = buyStrategy(app.sale);
+  const { soldOut, backpressure, metrics, authenticate } = app.api;
+  const strategy = buyStrategy(app.api);
 
   app.post(
     '/order/buy',

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { pingPostgres } from '../../db/pool.js';
 import { describe } from '../../domain/errors.js';
 import { jsonAnswer, metricsAnswer, type AdminRoutes } from '../admin.js';
-import type { SaleContext } from '../app.js';
+import type { ApiContext } from '../app.js';
 
 /** Redis and PostgreSQL as this process sees them: 'ok' or the error, for the operator only. */
 export interface Readiness {
@@ -11,12 +11,10 @@ export interface Readiness {
   checks: { redis: string; postgres: string };
 }
 
-export async function checkReadiness(
-  sale: Pick<SaleContext, 'redis' | 'pool'>,
-): Promise<Readiness> {
+export async function checkReadiness(api: Pick<ApiContext, 'redis' | 'pool'>): Promise<Readiness> {
   const [redisCheck, pgCheck] = await Promise.allSettled([
-    sale.redis.ping(),
-    pingPostgres(sale.pool),
+    api.redis.ping(),
+    pingPostgres(api.pool),
   ]);
   const checks = {
     redis: redisCheck.status === 'fulfilled' ? 'ok' : describe(redisCheck.reason),
@@ -30,14 +28,14 @@ export function readinessBody(readiness: Readiness) {
 }
 
 /** The admin listener's routes for one API process (see src/server/admin.ts). */
-export function apiAdminRoutes(sale: SaleContext): AdminRoutes {
+export function apiAdminRoutes(api: ApiContext): AdminRoutes {
   return {
     '/healthz': async () => jsonAnswer(200, { status: 'ok' }),
     '/readyz': async () => {
-      const readiness = await checkReadiness(sale);
+      const readiness = await checkReadiness(api);
       return jsonAnswer(readiness.ready ? 200 : 503, readinessBody(readiness));
     },
-    '/metrics': () => metricsAnswer(sale.metrics.registry),
+    '/metrics': () => metricsAnswer(api.metrics.registry),
   };
 }
 
@@ -71,7 +69,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   };
   app.get('/readyz', { schema: readySchema }, async (_request, reply) => {
-    const { ready } = await checkReadiness(app.sale);
+    const { ready } = await checkReadiness(app.api);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready' });
   });
 };

@@ -37,10 +37,10 @@ export const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
           ...problemResponses('bad_request', 'unauthorized', 'order_not_found'),
         },
       },
-      onRequest: app.sale.authenticate,
+      onRequest: app.api.authenticate,
     },
     async (request) => {
-      const order = await findOrder(app.sale, request.params.id, request.userId);
+      const order = await findOrder(app.api, request.params.id, request.userId);
       if (order === undefined) throw new ProblemError('order_not_found');
       return order;
     },

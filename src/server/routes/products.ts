@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { PRODUCT_ID } from '../../redis/keys.js';
+import { PRODUCT_ID } from '../../domain/ids.js';
 import { readStockTotal } from '../../redis/sale-state.js';
 import { problemResponses } from '../openapi.js';
 import { ProblemError } from '../problems.js';
@@ -24,7 +24,7 @@ const Product = Type.Object({
 });
 
 export const productRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { redis, products, layouts } = app.sale;
+  const { redis, products, layouts } = app.api;
 
   /**
    * A product with its live stock (from Redis, where buys decrement it); the product row and

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { createTokenMinter } from '../../auth/tokens.js';
-import { USER_ID } from '../../redis/keys.js';
+import { USER_ID } from '../../domain/ids.js';
 import { mediaResponse, problemResponses } from '../openapi.js';
 
 const page = (file: string) => readFileSync(new URL(`../public/${file}`, import.meta.url), 'utf8');

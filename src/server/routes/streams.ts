@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { ORDER_EVENT_NAMES, type OrderStatus } from '../../domain/order-status.js';
-import { PRODUCT_ID, productKeys } from '../../redis/keys.js';
+import { productKeys } from '../../redis/keys.js';
+import { PRODUCT_ID } from '../../domain/ids.js';
 import { readStockTotal } from '../../redis/sale-state.js';
 import { mediaResponse, problemResponses } from '../openapi.js';
 import { findOrder } from '../order-lookup.js';
@@ -35,7 +36,7 @@ function orderEvent(
 }
 
 export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { redis, keyPrefix, feed, sse, authenticateStream, layouts } = app.sale;
+  const { redis, keyPrefix, feed, sse, authenticateStream, layouts } = app.api;
   feed.on('stock', (productId, remaining) =>
     sse.publish(`stock:${productId}`, () => stockEvent(productId, remaining)),
   );
@@ -105,7 +106,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const topic = `order:${request.params.id}`;
       const release = sse.watch(topic);
       try {
-        const order = await findOrder(app.sale, request.params.id, request.userId);
+        const order = await findOrder(app.api, request.params.id, request.userId);
         if (order === undefined) throw new ProblemError('order_not_found');
         const upToDate = request.headers['last-event-id'] === order.status;
         reply.hijack();

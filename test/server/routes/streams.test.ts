@@ -66,7 +66,7 @@ describe('SSE', () => {
       number,
     ];
     expect(subscribers).toBe(1);
-    expect(api.app.sale.sse.size).toBeGreaterThanOrEqual(2000);
+    expect(api.app.api.sse.size).toBeGreaterThanOrEqual(2000);
 
     stuck.destroy();
     for (const c of clients) c.close();
@@ -102,7 +102,7 @@ describe('SSE', () => {
     expect(c.status).toBe(200);
     await c.ended;
     expect(c.raw()).toBe('retry: 4000\n\n');
-    expect(small.app.sale.sse.stats.refused).toBe(1);
+    expect(small.app.api.sse.stats.refused).toBe(1);
     a.close();
     b.close();
   });
@@ -163,8 +163,8 @@ describe('SSE', () => {
     expect((await first.waitFor((e) => e.event === 'stock')).id).toBe('5');
     await first.ended;
     expect(first.raw().endsWith('retry: 0\n\n')).toBe(true);
-    expect(aging.app.sale.sse.stats.expired).toBe(1);
-    expect(aging.app.sale.sse.size).toBe(0);
+    expect(aging.app.api.sse.stats.expired).toBe(1);
+    expect(aging.app.api.sse.size).toBe(0);
 
     // The stock changed while it was away: the reconnect gets the current level at once.
     await buy(aging, { token: tokenFor('aged-buyer'), productId: 'aged', key: freshKey() });
@@ -185,6 +185,6 @@ describe('SSE', () => {
     );
     await reopened;
     source.close();
-    expect(aging.app.sale.sse.stats.expired).toBeGreaterThanOrEqual(3);
+    expect(aging.app.api.sse.stats.expired).toBeGreaterThanOrEqual(3);
   });
 });

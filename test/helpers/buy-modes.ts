@@ -1,7 +1,7 @@
 // What the buy-path tests need to run against both buy modes (queue and sync).
 import type { BuyMode } from '../../src/sale/buy.js';
-import { saleState } from '../helpers/sale.js';
-import type { TestServices } from '../helpers/services.js';
+import { saleState } from './sale.js';
+import type { TestServices } from './services.js';
 
 /** An accepted buy: queued in Redis (202) or already persisted in PostgreSQL (201). */
 export const ACCEPTED_STATUS: Readonly<Record<BuyMode, number>> = { queue: 202, sync: 201 };

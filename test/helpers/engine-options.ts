@@ -1,7 +1,7 @@
 // Engine options for flood tests that drive runFlood directly (no CLI, no audit).
 import type { FloodOptions, LoadModel } from '../../src/load/flood.js';
 import { WHOLE } from '../../src/load/slices.js';
-import { TEST_JWT_SECRET } from '../helpers/services.js';
+import { TEST_JWT_SECRET } from './services.js';
 
 export function engineOptions(url: string, model: LoadModel): FloodOptions {
   return {
