@@ -1,4 +1,3 @@
-import type { Redis } from '../redis/client.js';
 import {
   countDuplicateKeys,
   countStuckOrders,
@@ -9,12 +8,12 @@ import {
   sumHeldUnits,
 } from '../db/orders.js';
 import { countDoublePaidOrders } from '../db/payments.js';
-import type { Pool } from '../db/pool.js';
 import { listProductIds, readProductStock } from '../db/products.js';
 import { parseOrderEntry, unpersistedEntries } from '../domain/order-entry.js';
 import { productsKey } from '../redis/keys.js';
 import { readLayout, unitsInTransit } from '../redis/sale-state.js';
 import type { RecordedCharge } from '../payments/provider-client.js';
+import type { Stores } from '../stores.js';
 
 // The invariants of docs/ARCHITECTURE.md section 5, checked against PostgreSQL, Redis and the gateway ledger.
 
@@ -30,10 +29,7 @@ export interface AuditReport {
   checks: Check[];
 }
 
-export interface AuditContext {
-  pool: Pool;
-  redis: Redis;
-  keyPrefix: string;
+export interface AuditContext extends Stores {
   /** Every charge the gateway recorded; undefined skips the ledger checks. */
   ledger?: RecordedCharge[] | undefined;
 }

@@ -5,7 +5,7 @@ import {
   findOrdersToReconcile,
   findPersistedOrderIds,
 } from '../db/orders.js';
-import { inRepeatableRead, type Pool } from '../db/pool.js';
+import { inRepeatableRead } from '../db/pool.js';
 import { listProductIds, readProductSaleSettings } from '../db/products.js';
 import {
   findProductReleases,
@@ -14,6 +14,7 @@ import {
 } from '../db/releases.js';
 import { parseOrderEntry, unpersistedEntries } from '../domain/order-entry.js';
 import type { PaymentProvider, LedgerAnswer } from '../payments/provider-client.js';
+import type { Stores } from '../stores.js';
 import { idempotencyKey, productsKey, type ProductKeys } from '../redis/keys.js';
 import {
   chooseShardTags,
@@ -30,10 +31,7 @@ import { applyReleaseToRedis } from '../sale/release.js';
 import { ensureOrderGroup } from '../redis/streams.js';
 import { settleFailed, settlePaid } from '../sale/settle.js';
 
-export interface ReconcileContext {
-  pool: Pool;
-  redis: Redis;
-  keyPrefix: string;
+export interface ReconcileContext extends Stores {
   gateway: PaymentProvider;
 }
 
