@@ -9,7 +9,12 @@ export const DEFAULTS = {
   gatewayUrl: 'http://127.0.0.1:3100',
   keyPrefix: 'fsale',
   port: 3000,
+  logLevel: 'info',
 } as const;
+
+/** pino's levels, most severe first; `silent` logs nothing (src/cli/log.ts). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Names of the environment variables, keyed by the config field they feed. */
 export const ENV_NAMES = {
@@ -19,6 +24,7 @@ export const ENV_NAMES = {
   gatewayUrl: 'FSALE_GATEWAY_URL',
   keyPrefix: 'FSALE_KEY_PREFIX',
   port: 'PORT',
+  logLevel: 'LOG_LEVEL',
 } as const;
 
 export interface Config {
@@ -29,6 +35,8 @@ export interface Config {
   gatewayUrl: string;
   keyPrefix: string;
   port: number;
+  /** The long-running processes' log level (`--log-level`, LOG_LEVEL). */
+  logLevel: LogLevel;
 }
 
 export type ConfigInput = Partial<Record<keyof Config, string | number | undefined>>;
@@ -92,6 +100,16 @@ function redisTarget(value: string, source: string): string {
   return value;
 }
 
+function logLevel(value: string, source: string): LogLevel {
+  const found = LOG_LEVELS.find((level) => level === value);
+  if (found === undefined)
+    throw new ConfigError(
+      source,
+      `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(value)}`,
+    );
+  return found;
+}
+
 export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const redis = pick('redisUrl', flags, env);
   const database = pick('databaseUrl', flags, env);
@@ -99,6 +117,7 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
   const prefix = pick('keyPrefix', flags, env);
   const port = pick('port', flags, env);
   const secret = pick('jwtSecret', flags, env);
+  const level = pick('logLevel', flags, env);
 
   const config: Config = {
     redisUrl: redisTarget(redis.value ?? DEFAULTS.redisUrl, redis.source),
@@ -110,6 +129,7 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     keyPrefix: prefix.value ?? DEFAULTS.keyPrefix,
     port: DEFAULTS.port,
     jwtSecret: secret.value,
+    logLevel: logLevel(level.value ?? DEFAULTS.logLevel, level.source),
   };
   if (!KEY_PREFIX.test(config.keyPrefix)) {
     throw new ConfigError(

@@ -1,6 +1,7 @@
 import { Command, Errors, Flags } from '@oclif/core';
 import { durationFlag } from './duration-flag.js';
-import { ConfigError, loadConfig, type Config } from '../config.js';
+import { ConfigError, LOG_LEVELS, loadConfig, type Config } from '../config.js';
+import { createLogger, type Logger } from './log.js';
 import { ServiceUnavailableError, UsageError } from '../domain/errors.js';
 import { DEFAULT_ADMIN_HOST } from '../server/admin.js';
 
@@ -41,7 +42,14 @@ export const adminFlags = {
   }),
 };
 
-/** How often a long-running worker prints its status line. */
+/** `--log-level` of every long-running process (src/cli/log.ts). */
+export const logLevelFlag = {
+  'log-level': Flags.string({
+    description: `least severe records logged: ${LOG_LEVELS.join(', ')} [env: LOG_LEVEL, default: info]`,
+    helpGroup: 'LOGS',
+  }),
+};
+
 /** `--status-interval` of every worker command. */
 export const statusIntervalFlag = {
   'status-interval': durationFlag({
@@ -72,6 +80,7 @@ export interface ServiceFlagValues {
   'key-prefix'?: string | undefined;
   'jwt-secret'?: string | undefined;
   'gateway-url'?: string | undefined;
+  'log-level'?: string | undefined;
   port?: number | undefined;
 }
 
@@ -88,7 +97,17 @@ export abstract class FsaleCommand extends Command {
       keyPrefix: flags['key-prefix'],
       jwtSecret: flags['jwt-secret'],
       gatewayUrl: flags['gateway-url'],
+      logLevel: flags['log-level'],
       port: flags.port,
+    });
+  }
+
+  /** The process's logger: JSON lines off a terminal or with --json, readable lines on one. */
+  protected logger(name: string, config: Config): Logger {
+    return createLogger({
+      name,
+      level: config.logLevel,
+      json: this.jsonEnabled() || !process.stdout.isTTY,
     });
   }
 
@@ -117,11 +136,14 @@ export abstract class FsaleCommand extends Command {
 
 /**
  * The base of the long-running commands (the workers, reconcile): with --json their output is
- * a stream of JSON lines (status lines, then the final value oclif prints), so that final value
- * is one compact line too.
+ * a stream of JSON lines (log and status records, src/cli/log.ts). A run that ends with the
+ * 'stopped' record has said its result already (`resultLogged`): oclif prints it no second
+ * time. A one-shot run's value (`reconcile --once`, `--rebuild-redis`) is one compact line.
  */
 export abstract class JsonLinesCommand extends FsaleCommand {
+  protected resultLogged = false;
+
   protected override logJson(json: unknown): void {
-    process.stdout.write(`${JSON.stringify(json)}\n`);
+    if (!this.resultLogged) process.stdout.write(`${JSON.stringify(json)}\n`);
   }
 }

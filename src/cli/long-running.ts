@@ -1,12 +1,14 @@
-// What every long-running worker command shares: status lines on an interval (JSON lines when
-// stdout is not a terminal or with --json, a short human line otherwise), and a graceful stop
-// on the first SIGTERM/SIGINT (a second one exits at once).
+// What every long-running worker command shares: status records on an interval, and a
+// graceful stop on the first SIGTERM/SIGINT (a second one exits at once). A status record is a
+// log record (src/cli/log.ts) with an `event` (started, status, stopped, done), the status
+// fields, and the human summary of them as its message: a JSON line off a terminal or with
+// --json, that summary on a terminal.
 import { metricsAndHealthRoutes, startAdminListener } from '../server/admin.js';
+import type { Logger } from './log.js';
 import { statusRegistry } from './status-metrics.js';
 
 export interface LongRunningOptions<S extends object> {
-  name: string;
-  jsonLines: boolean;
+  log: Logger;
   intervalMs: number;
   status: () => S;
   human: (status: S) => string;
@@ -14,10 +16,8 @@ export interface LongRunningOptions<S extends object> {
   stop: () => Promise<void>;
   /** Resolves if the work ends by itself (e.g. `reconcile --once`). */
   done?: Promise<void>;
-  /** Print a final 'stopped' line (off when oclif's --json prints the returned status). */
-  printFinal: boolean;
-  /** A first line: `json` as a 'started' JSON line, `human` on a terminal. */
-  started?: { json: object; human: string };
+  /** A first record, 'started': its fields and its message. */
+  started?: { fields: object; msg: string };
   /** What the first signal does, e.g. "stopping after the batch in hand". */
   onStop?: string;
   /** What an immediate exit on the second signal leaves behind. */
@@ -40,23 +40,25 @@ export function adminListener(
   return port === undefined ? undefined : { host: flags['admin-host'], port, metrics };
 }
 
-export function printStatus<S extends object>(
-  jsonLines: boolean,
+/** One status record: `event`, the status fields, their human summary as the message. */
+export function logStatus<S extends object>(
+  log: Logger,
   event: string,
   status: S,
   human: (s: S) => string,
 ): void {
-  const line = jsonLines
-    ? JSON.stringify({ ts: new Date().toISOString(), event, ...status })
-    : human(status);
-  process.stdout.write(`${line}\n`);
+  const fields: Record<string, unknown> = { event, ...status };
+  log.info(fields, human(status));
 }
 
-/** Runs until a signal (or `done`), printing status; resolves with the final status. */
+/**
+ * Runs until a signal (or `done`), logging status; logs the final status as the 'stopped'
+ * record and resolves with it.
+ */
 export async function runUntilStopped<S extends object>(
   options: LongRunningOptions<S>,
 ): Promise<S> {
-  const log = (line: string) => process.stderr.write(`${options.name}: ${line}\n`);
+  const { log } = options;
   const admin =
     options.admin === undefined
       ? undefined
@@ -71,16 +73,12 @@ export async function runUntilStopped<S extends object>(
             ),
           ),
         });
-  if (admin !== undefined) log(`admin listener on ${admin.url} (/metrics, /healthz)`);
-  if (options.started !== undefined) {
-    process.stdout.write(
-      options.jsonLines
-        ? `${JSON.stringify({ ts: new Date().toISOString(), event: 'started', ...options.started.json })}\n`
-        : `${options.started.human}\n`,
-    );
-  }
+  if (admin !== undefined)
+    log.info({ url: admin.url }, `admin listener on ${admin.url} (/metrics, /healthz)`);
+  if (options.started !== undefined)
+    log.info({ event: 'started', ...options.started.fields }, options.started.msg);
   const timer = setInterval(
-    () => printStatus(options.jsonLines, 'status', options.status(), options.human),
+    () => logStatus(log, 'status', options.status(), options.human),
     options.intervalMs,
   );
   let stopping: Promise<void> | undefined;
@@ -91,12 +89,13 @@ export async function runUntilStopped<S extends object>(
     const onSignal = (signal: NodeJS.Signals) => {
       signals += 1;
       if (signals > 1) {
-        log(
+        log.warn(
+          { signal },
           `${signal} again: exiting now${options.onExit === undefined ? '' : `; ${options.onExit}`}`,
         );
         process.exit(signal === 'SIGINT' ? 130 : 143);
       }
-      log(`${signal}: ${options.onStop ?? 'finishing the work in hand'}`);
+      log.info({ signal }, `${signal}: ${options.onStop ?? 'finishing the work in hand'}`);
       stopping ??= options.stop();
       void stopping.then(resolve);
     };
@@ -113,6 +112,6 @@ export async function runUntilStopped<S extends object>(
   unlisten();
   await admin?.close();
   const final = options.status();
-  if (options.printFinal) printStatus(options.jsonLines, 'stopped', final, options.human);
+  logStatus(log, 'stopped', final, options.human);
   return final;
 }

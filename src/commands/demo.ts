@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Flags } from '@oclif/core';
 import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
 import { linePrefixer, outputStyle } from '../cli/colors.js';
+import { readableLine } from '../cli/log.js';
 import { stackFlags, stackSettings } from '../cli/stack-flags.js';
 import { withStores } from '../stores.js';
 import { seedProduct } from '../sale/seed.js';
@@ -85,7 +86,8 @@ export default class Demo extends FsaleCommand {
   async run(): Promise<FloodSummary> {
     const { flags } = await this.parse(Demo);
     const config = this.settings(flags);
-    const prefix = linePrefixer(outputStyle());
+    const style = outputStyle();
+    const prefix = linePrefixer(style);
     const say = (message: string) => {
       if (!this.jsonEnabled()) process.stderr.write(prefix('demo', message) + '\n');
     };
@@ -96,7 +98,7 @@ export default class Demo extends FsaleCommand {
       port: flags.port,
       demoAuth: true,
       onLine: (name, line) => {
-        if (flags.verbose) process.stderr.write(prefix(name, line) + '\n');
+        if (flags.verbose) process.stderr.write(prefix(name, readableLine(line, style)) + '\n');
       },
       onNotice: say,
     });

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { Flags } from '@oclif/core';
-import { adminFlags, FsaleCommand } from '../cli/base.js';
+import { adminFlags, FsaleCommand, logLevelFlag } from '../cli/base.js';
 import { describe, UsageError } from '../domain/errors.js';
 import { buildGateway, listenGateway } from '../gateway/app.js';
 import { MAX_SEED } from '../gateway/behaviour.js';
@@ -35,6 +35,7 @@ The ledger answers GET /charges/:key (404 when no money moved, 409 while a charg
   ];
   static override flags = {
     ...adminFlags,
+    ...logLevelFlag,
     port: Flags.integer({
       description:
         'port to listen on, 0 for any free one [default: the port of FSALE_GATEWAY_URL, which defaults to http://127.0.0.1:3100]',
@@ -55,10 +56,12 @@ The ledger answers GET /charges/:key (404 when no money moved, 409 while a charg
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Gateway);
-    const port = flags.port ?? gatewayPort(this.settings({}).gatewayUrl);
+    const config = this.settings({ 'log-level': flags['log-level'] });
+    const log = this.logger('gateway', config);
+    const port = flags.port ?? gatewayPort(config.gatewayUrl);
     const seed = flags.seed ?? randomInt(0, MAX_SEED + 1);
     const metrics = new GatewayMetrics({ processMetrics: true });
-    const app = buildGateway({ seed, speed: flags.speed, metrics });
+    const app = buildGateway({ seed, speed: flags.speed, metrics, logger: log });
 
     // Listening for signals before listening for charges: a caller that stops the gateway as
     // soon as it prints its URL must get a graceful stop, not the default kill.
@@ -93,9 +96,12 @@ The ledger answers GET /charges/:key (404 when no money moved, 409 while a charg
         await app.close();
         throw error;
       });
-      process.stderr.write(`fsale gateway: admin listener on ${admin.url} (/metrics, /healthz)\n`);
+      log.info({ url: admin.url }, `admin listener on ${admin.url} (/metrics, /healthz)`);
     }
-    this.log(`gateway listening on ${url} (seed ${seed}, speed ${flags.speed}; ledger in memory)`);
+    log.info(
+      { url, seed, speed: flags.speed },
+      `gateway listening on ${url} (seed ${seed}, speed ${flags.speed}; ledger in memory)`,
+    );
     await stopped;
     await Promise.all([app.close(), admin?.close()]);
   }

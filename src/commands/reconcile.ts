@@ -1,19 +1,22 @@
 import { Flags } from '@oclif/core';
-import { adminFlags, JsonLinesCommand, gatewayUrlFlag, serviceFlags } from '../cli/base.js';
+import {
+  adminFlags,
+  JsonLinesCommand,
+  gatewayUrlFlag,
+  logLevelFlag,
+  serviceFlags,
+} from '../cli/base.js';
 import { durationFlag } from '../cli/duration-flag.js';
-import { adminListener, printStatus, runUntilStopped } from '../cli/long-running.js';
+import { adminListener, logStatus, runUntilStopped } from '../cli/long-running.js';
 import { PaymentProvider } from '../payments/provider-client.js';
 import { withStores } from '../stores.js';
+import { rebuildRedis, reconcileOnce, type RebuildReport } from '../workers/reconcile.js';
 import {
-  rebuildRedis,
-  reconcileOnce,
-  type RebuildReport,
-  type ReconcileReport,
-} from '../workers/reconcile.js';
-
-interface Totals extends ReconcileReport {
-  passes: number;
-}
+  addPass,
+  noPasses,
+  startReconcileWorker,
+  type ReconcileTotals,
+} from '../workers/reconcile-loop.js';
 
 export default class Reconcile extends JsonLinesCommand {
   static override summary =
@@ -31,6 +34,7 @@ export default class Reconcile extends JsonLinesCommand {
     ...serviceFlags,
     ...adminFlags,
     ...gatewayUrlFlag,
+    ...logLevelFlag,
     once: Flags.boolean({ description: 'one pass, then exit', exclusive: ['interval'] }),
     interval: durationFlag({ description: 'time between passes', default: 5_000, min: 10 }),
     'rebuild-redis': Flags.boolean({
@@ -39,10 +43,10 @@ export default class Reconcile extends JsonLinesCommand {
     }),
   };
 
-  async run(): Promise<Totals | RebuildReport> {
+  async run(): Promise<ReconcileTotals | RebuildReport> {
     const { flags } = await this.parse(Reconcile);
     const config = this.settings(flags);
-    const jsonLines = this.jsonEnabled() || !process.stdout.isTTY;
+    const log = this.logger('reconcile', config);
     const connection = {
       ...config,
       name: 'fsale reconcile',
@@ -50,7 +54,7 @@ export default class Reconcile extends JsonLinesCommand {
       persistent: !flags.once && !flags['rebuild-redis'],
     };
     return withStores(connection, async (stores) => {
-      const ctx = { ...stores, gateway: new PaymentProvider(config.gatewayUrl) };
+      const ctx = { ...stores, gateway: new PaymentProvider(config.gatewayUrl), log };
       if (flags['rebuild-redis']) {
         const report = await rebuildRedis(ctx);
         if (!this.jsonEnabled()) {
@@ -62,55 +66,18 @@ export default class Reconcile extends JsonLinesCommand {
         }
         return report;
       }
-      const totals: Totals = {
-        passes: 0,
-        paid: 0,
-        failed: 0,
-        deferred: 0,
-        releasesApplied: 0,
-        transfersCompleted: 0,
-      };
-      const human = (t: Totals) =>
-        `passes ${t.passes}: paid ${t.paid} failed ${t.failed} deferred ${t.deferred} releases re-applied ${t.releasesApplied} shard transfers completed ${t.transfersCompleted}`;
-      const pass = async () => {
-        const r = await reconcileOnce(ctx);
-        totals.passes += 1;
-        totals.paid += r.paid;
-        totals.failed += r.failed;
-        totals.deferred = r.deferred;
-        totals.releasesApplied += r.releasesApplied;
-        totals.transfersCompleted += r.transfersCompleted;
-      };
       if (flags.once) {
-        await pass();
-        if (!this.jsonEnabled()) printStatus(jsonLines, 'done', totals, human);
+        const totals = addPass(noPasses(), await reconcileOnce(ctx));
+        if (!this.jsonEnabled()) logStatus(log, 'done', totals, human);
         return totals;
       }
-      const stop = new AbortController();
-      let wake: () => void = () => undefined;
-      const loop = (async () => {
-        while (!stop.signal.aborted) {
-          await pass().catch((error: unknown) =>
-            process.stderr.write(`fsale reconcile: pass failed: ${String(error)}\n`),
-          );
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            setTimeout(resolve, flags.interval);
-          });
-        }
-      })();
-      return await runUntilStopped({
-        name: 'fsale reconcile',
-        printFinal: !this.jsonEnabled(),
-        jsonLines,
+      const worker = startReconcileWorker(ctx, { intervalMs: flags.interval });
+      const final = await runUntilStopped({
+        log,
         intervalMs: flags.interval,
-        status: () => ({ ...totals }),
+        status: () => worker.stats(),
         human,
-        stop: async () => {
-          stop.abort();
-          wake();
-          await loop;
-        },
+        stop: () => worker.stop(),
         admin: adminListener(flags, {
           worker: 'reconcile',
           counters: [
@@ -123,6 +90,12 @@ export default class Reconcile extends JsonLinesCommand {
           ],
         }),
       });
+      this.resultLogged = true;
+      return final;
     });
   }
+}
+
+function human(t: ReconcileTotals): string {
+  return `passes ${t.passes}: paid ${t.paid} failed ${t.failed} deferred ${t.deferred} releases re-applied ${t.releasesApplied} shard transfers completed ${t.transfersCompleted}`;
 }

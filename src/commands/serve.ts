@@ -1,7 +1,13 @@
 import cluster from 'node:cluster';
 import { isIP } from 'node:net';
 import { Flags } from '@oclif/core';
-import { adminFlags, FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
+import {
+  adminFlags,
+  FsaleCommand,
+  jwtSecretFlag,
+  logLevelFlag,
+  serviceFlags,
+} from '../cli/base.js';
 import { durationFlag } from '../cli/duration-flag.js';
 import { requireJwtSecret } from '../config.js';
 import { DEFAULT_TOKEN_POLICY } from '../auth/tokens.js';
@@ -83,6 +89,7 @@ Operator routes are not on the public port: --admin-port starts a second listene
     }),
     host: Flags.string({ description: 'address to bind', default: '127.0.0.1' }),
     ...adminFlags,
+    ...logLevelFlag,
     'api-workers': Flags.integer({
       description: 'API processes sharing the port (node:cluster)',
       default: 1,
@@ -212,17 +219,17 @@ Operator routes are not on the public port: --admin-port starts a second listene
   async run(): Promise<void> {
     const { flags } = await this.parse(Serve);
     const config = this.settings(flags);
+    const log = this.logger('serve', config);
     if (flags['demo-auth']) {
       if (!isLoopbackHost(flags.host) && !flags['allow-public-demo-auth']) {
         throw new UsageError(
           `--demo-auth signs a token for any user, so it only runs on loopback; --host ${flags.host} is not (add --allow-public-demo-auth if you really mean it)`,
         );
       }
-      // One unwrapped line on stderr (this.warn wraps), so log scanners and people both see it.
       // Once: cluster workers run this command again.
       if (cluster.isPrimary)
-        process.stderr.write(
-          `fsale serve: WARNING: --demo-auth is ON: GET /demo/token signs a token for any user id, so anyone who reaches this API (--host ${flags.host}) can buy as anyone. Never run it in production.\n`,
+        log.warn(
+          `WARNING: --demo-auth is ON: GET /demo/token signs a token for any user id, so anyone who reaches this API (--host ${flags.host}) can buy as anyone. Never run it in production.`,
         );
     }
     const options: ServeOptions = {
@@ -275,22 +282,25 @@ Operator routes are not on the public port: --admin-port starts a second listene
         maxQueue: flags['max-queue'],
         maxEventLoopDelayMs: flags['max-event-loop-delay'],
       },
+      logger: log,
     };
     if (cluster.isPrimary) {
       const { stock, order } = resolveSseOptions(options.sse).budgets;
-      this.log(
-        `fsale serve: SSE budgets: ${stock.total} stock streams (${stock.perOwner} per address), ${order.total} order streams (${order.perOwner} per user), of ${openFileLimit()} open files`,
+      log.info(
+        { stock, order },
+        `SSE budgets: ${stock.total} stock streams (${stock.perOwner} per address), ${order.total} order streams (${order.perOwner} per user), of ${openFileLimit()} open files`,
       );
     }
     const events = {
       listening: (url: string, workers: number) =>
-        this.log(
-          `fsale serve: listening on ${url} (${workers} process${workers === 1 ? '' : 'es'}, ${flags.mode} mode, prefix ${config.keyPrefix})`,
+        log.info(
+          { url, workers, mode: flags.mode, keyPrefix: config.keyPrefix },
+          `listening on ${url} (${workers} process${workers === 1 ? '' : 'es'}, ${flags.mode} mode, prefix ${config.keyPrefix})`,
         ),
       adminListening: (url: string) =>
-        this.log(`fsale serve: admin (metrics, readiness) on ${url}`),
+        log.info({ url }, `admin (metrics, readiness) on ${url} (/metrics, /readyz, /healthz)`),
       stopping: (signal: string) =>
-        this.log(`fsale serve: ${signal} received, finishing in-flight requests`),
+        log.info({ signal }, `${signal} received, finishing in-flight requests`),
       workerExited: (
         pid: number,
         code: number | null,
@@ -298,12 +308,15 @@ Operator routes are not on the public port: --admin-port starts a second listene
         restarting: boolean,
       ) => {
         if (restarting)
-          this.warn(`API worker ${pid} died (code ${code}, signal ${signal}); starting a new one`);
+          log.warn(
+            { worker: pid, code, signal },
+            `API worker ${pid} died (code ${code}, signal ${signal}); starting a new one`,
+          );
       },
     };
     if (flags['api-workers'] > 1 && cluster.isPrimary) {
       await servePrimary(options, events);
-      this.log('fsale serve: stopped');
+      log.info('stopped');
       return;
     }
     await serveSingle(options, events);

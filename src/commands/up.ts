@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
 import { linePrefixer, outputStyle } from '../cli/colors.js';
+import { readableLine } from '../cli/log.js';
 import { stackFlags, stackSettings } from '../cli/stack-flags.js';
 import { startStack } from '../stack/stack.js';
 
@@ -32,13 +33,15 @@ A component that dies stops everything (nothing is restarted silently). Ctrl-C o
   async run(): Promise<void> {
     const { flags } = await this.parse(Up);
     const config = this.settings(flags);
-    const prefix = linePrefixer(outputStyle());
+    const style = outputStyle();
+    const prefix = linePrefixer(style);
     const say = (message: string) => process.stdout.write(prefix('up', message) + '\n');
     const stack = await startStack({
       ...stackSettings(config, flags),
       port: config.port,
       demoAuth: flags['demo-auth'],
-      onLine: (name, line) => process.stdout.write(prefix(name, line) + '\n'),
+      // The children's log records are JSON lines (their stdout is a pipe): shown readably.
+      onLine: (name, line) => process.stdout.write(prefix(name, readableLine(line, style)) + '\n'),
       onNotice: say,
     });
     say(

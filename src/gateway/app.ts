@@ -14,7 +14,12 @@ import { randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import Fastify, { type FastifyError, type FastifyReply } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyReply,
+} from 'fastify';
 import {
   DEFAULT_RATES,
   MAX_SEED,
@@ -36,6 +41,8 @@ export interface GatewayOptions {
   rates?: OutcomeRates;
   /** Where charges and voids are counted (served by `fsale gateway --admin-port`). */
   metrics?: GatewayMetrics;
+  /** The process's logger (src/cli/log.ts), for what goes wrong; none: nothing is logged. */
+  logger?: FastifyBaseLogger | undefined;
 }
 
 /** 1..255 printable ASCII characters (space included), as on the buy path. */
@@ -78,7 +85,9 @@ export function buildGateway(options: GatewayOptions = {}) {
   const metrics = options.metrics ?? new GatewayMetrics();
   metrics.track({ inFlight: () => provider.inFlight, ledgerEntries: () => provider.ledger.size });
   const app = Fastify({
-    logger: false,
+    // A request's own lines only (an unexpected error), never one per charge.
+    ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 16 * 1024,
     requestTimeout: 30_000,
     // Idle sockets are dropped after this; it also bounds how long a hung charge holds a

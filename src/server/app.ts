@@ -1,5 +1,11 @@
-import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+} from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Logger } from 'pino';
 import { connectPostgres, type Pool } from '../db/pool.js';
 import { isServiceOutage } from '../domain/errors.js';
 import { connectRedis, type Redis } from '../redis/client.js';
@@ -12,6 +18,7 @@ import { createAuthenticate } from './auth.js';
 import { Backpressure, type BackpressureOptions } from './backpressure.js';
 import { ApiMetrics } from './metrics.js';
 import { registerOpenApi } from './openapi.js';
+import { echoRequestId, requestId } from './request-id.js';
 import { ProblemError, sendProblem, type ProblemType } from './problems.js';
 import { buyRoutes } from './routes/buy.js';
 import { healthRoutes } from './routes/health.js';
@@ -62,6 +69,8 @@ export interface AppOptions {
   maxPgWaiting?: number;
   /** How GET /products/:id caches what it reads from PostgreSQL. */
   productSnapshots?: Partial<ProductSnapshotOptions>;
+  /** The process's logger (src/cli/log.ts); without one, Fastify's own at level warn. */
+  logger?: Logger | undefined;
 }
 
 /**
@@ -120,12 +129,22 @@ const STATUS_PROBLEM: Record<number, ProblemType> = {
   429: 'rate_limited',
 };
 
+/** The logger as Fastify's base type: App is typed with it, not with pino's own. */
+function baseLogger(logger: FastifyBaseLogger): FastifyBaseLogger {
+  return logger;
+}
+
 /** Builds the API as a Fastify instance; call `listen` or `inject` on it. Closes its clients on close. */
 export async function buildApp(options: AppOptions): Promise<App> {
   const app = Fastify({
-    logger: { level: 'warn' },
-    // No per-request log lines: at 10k req/s they would cost more than the buy itself.
+    ...(options.logger === undefined
+      ? { logger: { level: 'warn' } }
+      : { loggerInstance: baseLogger(options.logger) }),
+    // No per-request log lines at the default level: at 10k req/s they would cost more than
+    // the buy itself. At debug the onResponse hook below logs one per request.
     logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: false,
+    genReqId: requestId,
     bodyLimit: options.bodyLimit ?? 4096,
     // A client must send its whole request within 10 s (Slowloris), and idle sockets go.
     connectionTimeout: 30_000,
@@ -204,10 +223,15 @@ export async function buildApp(options: AppOptions): Promise<App> {
   // JSON only: Fastify also parses text/plain by default.
   app.removeContentTypeParser('text/plain');
 
+  echoRequestId(app);
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, status: reply.statusCode });
     metrics.latency.observe({ route }, reply.elapsedTime / 1000);
+    request.log.debug(
+      { method: request.method, route, statusCode: reply.statusCode, ms: reply.elapsedTime },
+      'request completed',
+    );
     done();
   });
 

@@ -2,6 +2,7 @@
 // orders (dead letters), how a batch PostgreSQL refuses is narrowed down to its bad rows, and
 // which orders are superseded by an earlier order holding their idempotency key. The consumer
 // (src/workers/orders.ts) reads and acknowledges; this decides.
+import type { Logger } from 'pino';
 import type { Redis } from '../redis/client.js';
 import { isDataError, isStockGuardViolation } from '../db/errors.js';
 import {
@@ -106,7 +107,7 @@ export function sortDeliveries(deliveries: Delivery[], maxDeliveries: number): S
 export async function persistSorted(
   pool: Pool,
   sorted: Pick<SortedDeliveries, 'batch' | 'alone'>,
-  log: (line: string) => void,
+  log: Logger,
   crashPoint?: (point: PersistCrashPoint) => void,
 ): Promise<BatchOutcome> {
   const result: BatchOutcome = {
@@ -134,7 +135,8 @@ export async function persistSorted(
       sorted.batch.forEach((c, i) => tally(c.delivery, c.order, outcomes[i] ?? 'duplicate'));
     } catch (error) {
       if (!isDataError(error)) throw error;
-      log(
+      log.warn(
+        { err: error },
         `batch of ${sorted.batch.length} refused by PostgreSQL (${describe(error)}); persisting its orders one by one`,
       );
       alone = [...sorted.batch, ...sorted.alone];

@@ -38,15 +38,16 @@ import {
   type OrderWorkerFault,
   type OrderWorkerOptions,
 } from './order-worker-settings.js';
-import { integerOption, WorkerRuntime, logToStderr } from './runtime.js';
+import type { Logger } from 'pino';
+import { integerOption, WorkerRuntime } from './runtime.js';
 
 /**
  * `redis` is a connection for this worker alone: it issues blocking XREADGROUP calls on it,
  * which would stall anything else sharing it. Create it with `persistent: true`.
  */
 export interface OrderWorkerContext extends Stores {
-  /** One line per notable event (outage, recovery, dead letter). Default: stderr. */
-  log?: ((line: string) => void) | undefined;
+  /** One record per notable event (outage, recovery, dead letter). */
+  log: Logger;
 }
 
 export interface OrderWorkerStats {
@@ -143,7 +144,7 @@ class OrderStreamConsumer implements OrderWorker {
     // Checking more often than the idle bound is cheap (one XAUTOCLAIM per stream) and takes
     // over a dead consumer's entries soon after they become eligible.
     this.claimEveryMs = Math.max(50, Math.min(5_000, Math.floor(this.claimIdleMs / 2)));
-    this.runtime = new WorkerRuntime(ctx.log ?? logToStderr);
+    this.runtime = new WorkerRuntime(ctx.log);
     this.done = this.run();
   }
 
@@ -209,7 +210,9 @@ class OrderStreamConsumer implements OrderWorker {
 
   private track(work: Promise<void>): void {
     const tracked: Promise<void> = work
-      .catch((error: unknown) => this.runtime.log(`batch failed unexpectedly: ${describe(error)}`))
+      .catch((error: unknown) =>
+        this.runtime.log.error({ err: error }, `batch failed unexpectedly: ${describe(error)}`),
+      )
       .finally(() => this.inFlight.delete(tracked));
     this.inFlight.add(tracked);
   }
@@ -345,12 +348,14 @@ class OrderStreamConsumer implements OrderWorker {
       this.counters.lagMs = Math.max(0, Date.now() - newest);
     }
     for (const { delivery, reason, detail } of dead) {
-      runtime.log(
+      runtime.log.warn(
+        { stream: delivery.product.stream, entry: delivery.entry.id, reason },
         `dead-lettered ${delivery.product.stream} ${delivery.entry.id} (${reason}: ${detail})`,
       );
     }
     for (const { order, holder } of superseded) {
-      runtime.log(
+      runtime.log.warn(
+        { orderId: order.id, holder },
         `order ${order.id} superseded by ${holder}, which holds its idempotency key: reservation released`,
       );
     }

@@ -11,12 +11,13 @@ import { describe } from '../domain/errors.js';
 import type { PaymentProvider } from '../payments/provider-client.js';
 import { settleFailed, settlePaid, settleUnknown } from '../sale/settle.js';
 import type { Stores } from '../stores.js';
-import { backoffMs, integerOption, logToStderr, sleep, WorkerRuntime } from './runtime.js';
+import type { Logger } from 'pino';
+import { backoffMs, integerOption, sleep, WorkerRuntime } from './runtime.js';
 
 export interface PaymentWorkerContext extends Stores {
   gateway: PaymentProvider;
-  /** One line per notable event (outage, recovery, a settlement that failed). Default: stderr. */
-  log?: ((line: string) => void) | undefined;
+  /** One record per notable event (outage, recovery, a settlement that failed). */
+  log: Logger;
 }
 
 export interface PaymentWorkerOptions {
@@ -88,7 +89,7 @@ export function startPaymentWorker(
   options: Partial<PaymentWorkerOptions> = {},
 ): PaymentWorker {
   const opts = validated(options);
-  const runtime = new WorkerRuntime(ctx.log ?? logToStderr);
+  const runtime = new WorkerRuntime(ctx.log);
   // A lease must outlive the slowest job: every retry timing out, plus the backoffs.
   const leaseMs = (opts.timeoutMs + opts.maxBackoffMs) * (opts.maxRetries + 1) + opts.timeoutMs;
   const stats: PaymentWorkerStats = {
@@ -180,7 +181,8 @@ export function startPaymentWorker(
             stats.errors += 1;
             const message = describe(error);
             if (message !== lastSettleError) {
-              runtime.log(
+              runtime.log.warn(
+                { err: error },
                 `a charge could not be settled (${message}); retried once its lease runs out`,
               );
               lastSettleError = message;

@@ -2,9 +2,11 @@
 // a stop that wakes every pause at once, one backoff, outage logging (a line when a service
 // starts failing or fails differently, one when it recovers, never one per retry) and the
 // validation of numeric options. See docs/ARCHITECTURE.md section 1.
+import type { Logger } from 'pino';
 import { describe, UsageError } from '../domain/errors.js';
 
-export type Service = 'Redis' | 'PostgreSQL';
+/** What failed: a service, or (reconcile) a whole pass, which touches several. */
+export type Service = 'Redis' | 'PostgreSQL' | 'reconcile pass';
 
 /**
  * Exponential backoff with jitter: 100 ms, 200 ms, ... capped at `capMs`, each drawn
@@ -46,8 +48,6 @@ export function integerOption(
   return chosen;
 }
 
-export const logToStderr = (line: string): void => void process.stderr.write(`${line}\n`);
-
 export class WorkerRuntime {
   /** Failed attempts (a service unreachable, a deadlock, ...) that were retried. */
   retries = 0;
@@ -57,7 +57,7 @@ export class WorkerRuntime {
     { since: number; message: string; attempt: number }
   >();
 
-  constructor(readonly log: (line: string) => void = logToStderr) {}
+  constructor(readonly log: Logger) {}
 
   /** A method, not a field read: it changes while work is awaited, which narrowing ignores. */
   stopping(): boolean {
@@ -84,7 +84,7 @@ export class WorkerRuntime {
     const message = describe(error);
     const previous = this.failing.get(service);
     if (previous?.message !== message)
-      this.log(`${service} error: ${message}; retrying with backoff`);
+      this.log.warn({ service, err: error }, `${service} error: ${message}; retrying with backoff`);
     const attempt = (previous?.attempt ?? 0) + 1;
     this.failing.set(service, { since: previous?.since ?? Date.now(), message, attempt });
     await this.pause(backoffMs(attempt, capMs));
@@ -95,7 +95,11 @@ export class WorkerRuntime {
     const previous = this.failing.get(service);
     if (previous === undefined) return;
     this.failing.delete(service);
-    this.log(`${service} recovered after ${((Date.now() - previous.since) / 1000).toFixed(1)} s`);
+    const seconds = (Date.now() - previous.since) / 1000;
+    this.log.info(
+      { service, outageSeconds: seconds },
+      `${service} recovered after ${seconds.toFixed(1)} s`,
+    );
   }
 
   /**
@@ -114,7 +118,8 @@ export class WorkerRuntime {
         return result;
       } catch (error) {
         if (this.stopping()) {
-          this.log(
+          this.log.warn(
+            { err: error },
             `stopping with ${leftBehind}: ${describe(error)}; it stays pending and is redelivered`,
           );
           return undefined;

@@ -1,40 +1,12 @@
-import { execFile } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { outputStyle, renderTable } from '../../src/cli/colors.js';
-import { RUN_JS, runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 import { seed, startApi, type RunningApi } from '../helpers/sale.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
+import { runOnTerminal } from '../helpers/terminal.js';
 
 const ESC = '\u001b';
 const BOX = /[─│┌┐└┘├┤┬┴┼]/;
-
-/** Runs the built CLI on a pseudo-terminal (util-linux `script`), as a person at a terminal. */
-function runOnTerminal(
-  args: string[],
-  env: Record<string, string>,
-  interruptAfterSeconds?: number,
-): Promise<string> {
-  const timeout =
-    interruptAfterSeconds === undefined
-      ? []
-      : ['timeout', '-s', 'INT', String(interruptAfterSeconds)];
-  const command = [...timeout, process.execPath, RUN_JS, ...args].map((a) => `'${a}'`).join(' ');
-  return new Promise((resolve) => {
-    execFile(
-      'script',
-      ['-qec', command, '/dev/null'],
-      {
-        env: {
-          PATH: process.env.PATH ?? '',
-          HOME: process.env.HOME ?? '/tmp',
-          TERM: 'xterm-256color',
-          ...env,
-        },
-      },
-      (_error, stdout) => resolve(stdout),
-    );
-  });
-}
 
 describe('the output style decision', () => {
   it('is rich only on a terminal without NO_COLOR or TERM=dumb', () => {

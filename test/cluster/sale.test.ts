@@ -16,6 +16,7 @@ import { send } from '../helpers/http.js';
 import { buy, freshKey, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
 import { until } from '../helpers/wait.js';
+import { memoryLogger } from '../helpers/log.js';
 
 let cluster: LocalCluster;
 let s: TestServices;
@@ -63,7 +64,7 @@ describe('a sale on a Redis Cluster', () => {
     });
     expect(JSON.parse(view.body)).toMatchObject({ orderId: firstId, status: 'queued' });
 
-    const worker = startOrderWorker({ ...ctx(), log: () => undefined }, { blockMs: 100 });
+    const worker = startOrderWorker({ ...ctx(), log: memoryLogger().logger }, { blockMs: 100 });
     try {
       await until('every order persisted', async () => {
         const { rows } = await s.pool.query<{ n: number }>(

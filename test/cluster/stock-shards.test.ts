@@ -31,6 +31,7 @@ import { useLocalCluster } from '../helpers/local-cluster.js';
 import { buy, freshKey, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
 import { until } from '../helpers/wait.js';
+import { memoryLogger } from '../helpers/log.js';
 
 let cluster: LocalCluster;
 let s: TestServices;
@@ -59,7 +60,7 @@ function usersAwayFrom(avoid: number, shards: number, count: number, tag: string
 }
 
 async function persistAll(productId: string, orders: number): Promise<void> {
-  const worker = startOrderWorker({ ...ctx(), log: () => undefined }, { blockMs: 100 });
+  const worker = startOrderWorker({ ...ctx(), log: memoryLogger().logger }, { blockMs: 100 });
   try {
     await until(`${orders} orders persisted`, async () => {
       const { rows } = await s.pool.query<{ n: number }>(

@@ -37,7 +37,7 @@ function startGateway(args: string[], env: Record<string, string> = {}): Promise
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
-      const match = /^gateway listening on (http:\/\/\S+)/m.exec(stdout);
+      const match = /gateway listening on (http:\/\/[\d.:]+)/.exec(stdout);
       if (match?.[1] !== undefined) resolve({ child, url: match[1], exited });
     });
     void exited.then(({ code }) =>

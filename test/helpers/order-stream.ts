@@ -8,6 +8,7 @@ import { ORDER_GROUP, productKeys } from '../../src/redis/keys.js';
 import { newOrderId } from '../../src/domain/order-id.js';
 import { RUN_JS } from './cli.js';
 import type { TestServices } from './services.js';
+import { parseRecord, type LogRecord } from '../../src/cli/log.js';
 
 export interface PlannedOrder {
   id?: string;
@@ -101,8 +102,10 @@ export async function persistedIds(s: TestServices, productId: string): Promise<
   return new Set(rows.map((row) => row.id));
 }
 
+/** A status record (src/cli/long-running.ts): a log record with an `event`. */
 export interface StatusLine {
   event: string;
+  msg: string;
   persisted: number;
   duplicates: number;
   deadLettered: number;
@@ -114,8 +117,10 @@ export interface StatusLine {
 
 export interface WorkerProcess {
   child: ChildProcess;
-  /** JSON lines printed on stdout so far. */
+  /** Status records printed on stdout so far. */
   lines: StatusLine[];
+  /** Every log record printed on stdout so far, status records included. */
+  records: LogRecord[];
   stderr: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Resolves with the first status line matching `predicate`. */
@@ -153,11 +158,15 @@ export function startWorkerProcess(
     },
   );
   const lines: StatusLine[] = [];
+  const records: LogRecord[] = [];
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const waiters = new Set<() => void>();
   createInterface({ input: child.stdout }).on('line', (text) => {
-    lines.push(JSON.parse(text) as StatusLine);
+    const record = parseRecord(text);
+    if (record === undefined) throw new Error(`not a log record on stdout: ${text}`);
+    records.push(record);
+    if (record.event !== undefined) lines.push(record as unknown as StatusLine);
     for (const wake of waiters) wake();
   });
   running.add(child);
@@ -193,7 +202,7 @@ export function startWorkerProcess(
       });
       check();
     });
-  return { child, lines, stderr: () => stderr, exited, waitForLine };
+  return { child, lines, records, stderr: () => stderr, exited, waitForLine };
 }
 
 /** Stops a worker with SIGTERM and expects a clean exit. */

@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { expect } from 'vitest';
 import { buildGateway, listenGateway } from '../../src/gateway/app.js';
 import type { OutcomeRates } from '../../src/gateway/behaviour.js';
+import { parseRecord } from '../../src/cli/log.js';
 import type { FloodSummary } from '../../src/load/summary.js';
 import { runCli } from './cli.js';
 import { startFaultProxy, type FaultMode, type FaultProxy } from './fault-proxy.js';
@@ -133,7 +134,7 @@ export async function startFloodStack(
   };
 }
 
-/** A JSON status line of a worker (`work orders --json`, `work payments --json`). */
+/** A status record of a worker (`work orders --json`, ...): a log record with an `event`. */
 export type StatusLine = Record<string, unknown> & { event: string };
 
 export interface Worker {
@@ -149,11 +150,8 @@ function worker(args: string[], env: Record<string, string>): Worker {
   const stdout = proc.child.stdout;
   if (stdout === null) throw new Error('a worker child without stdout');
   createInterface({ input: stdout }).on('line', (text) => {
-    try {
-      lines.push(JSON.parse(text) as StatusLine);
-    } catch {
-      // not a status line
-    }
+    const record = parseRecord(text);
+    if (typeof record?.event === 'string') lines.push({ ...record, event: record.event });
   });
   const last = (event?: string) =>
     [...lines].reverse().find((l) => event === undefined || l.event === event);

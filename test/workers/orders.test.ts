@@ -32,6 +32,7 @@ import { deadLetters } from '../helpers/sale-state.js';
 import { sleep, until } from '../helpers/wait.js';
 import { newOrderId } from '../../src/domain/order-id.js';
 import { startFaultProxy, throughProxy } from '../helpers/fault-proxy.js';
+import { memoryLogger } from '../helpers/log.js';
 
 let s: TestServices;
 beforeAll(async () => {
@@ -45,14 +46,17 @@ async function inProcessWorker(
   connections: { redisUrl?: string; pool?: Pool } = {},
 ) {
   const redis = await connectRedis(connections.redisUrl ?? s.redisUrl, { persistent: true });
-  const log: string[] = [];
+  const memory = memoryLogger();
   const worker: OrderWorker = startOrderWorker(
-    { pool: connections.pool ?? s.pool, redis, keyPrefix: s.keyPrefix, log: (l) => log.push(l) },
+    { pool: connections.pool ?? s.pool, redis, keyPrefix: s.keyPrefix, log: memory.logger },
     { blockMs: 100, claimIdleMs: 500, ...options },
   );
   return {
     worker,
-    log,
+    /** The messages the worker logged so far. */
+    get log() {
+      return memory.messages();
+    },
     stop: async () => {
       await worker.stop();
       redis.disconnect();
@@ -108,9 +112,19 @@ describe('fsale work orders', () => {
     );
     expect(row.rows[0]).toEqual({ status: 'pending', user_id: 'bulk-49', qty: 3 });
 
+    // A log record (pino's level, time and msg) with the status fields.
     const status = worker.lines.find((line) => line.event === 'status');
     expect(Object.keys(status ?? {})).toEqual(
-      expect.arrayContaining(['ts', 'persisted', 'batches', 'deadLettered', 'claimed', 'lagMs']),
+      expect.arrayContaining([
+        'level',
+        'time',
+        'msg',
+        'persisted',
+        'batches',
+        'deadLettered',
+        'claimed',
+        'lagMs',
+      ]),
     );
   });
 
@@ -260,7 +274,7 @@ describe('fsale work orders', () => {
         fields: ['id', 'not-a-uuid', 'qty', 'many'],
       }),
     ]);
-    expect(worker.stderr()).toContain('dead-lettered');
+    expect(worker.records.map((r) => r.msg).join('\n')).toContain('dead-lettered');
   });
 
   it("a PostgreSQL outage longer than the claim idle time: workers claim each other's entries, and none is dead-lettered for its delivery count", async () => {

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PaymentProvider } from '../../src/payments/provider-client.js';
 import { startPaymentWorker } from '../../src/workers/payments.js';
+import { memoryLogger } from '../helpers/log.js';
 import { seed } from '../helpers/sale.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import { until } from '../helpers/wait.js';
@@ -54,6 +55,7 @@ describe('payment worker and Retry-After', () => {
         redis: s.redis,
         keyPrefix: s.keyPrefix,
         gateway: new PaymentProvider(provider.url),
+        log: memoryLogger().logger,
       },
       { timeoutMs: 200, maxBackoffMs: 100, maxRetries: 2, pollMs: 50 },
     );

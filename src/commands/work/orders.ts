@@ -1,5 +1,11 @@
 import { Flags } from '@oclif/core';
-import { adminFlags, JsonLinesCommand, serviceFlags, statusIntervalFlag } from '../../cli/base.js';
+import {
+  adminFlags,
+  JsonLinesCommand,
+  logLevelFlag,
+  serviceFlags,
+  statusIntervalFlag,
+} from '../../cli/base.js';
 import { durationFlag } from '../../cli/duration-flag.js';
 import { adminListener, runUntilStopped } from '../../cli/long-running.js';
 import { ORDER_GROUP } from '../../redis/keys.js';
@@ -12,9 +18,7 @@ import {
 import { startOrderWorker, type OrderWorkerStats } from '../../workers/orders.js';
 
 export interface OrderWorkerReport extends OrderWorkerStats {
-  ts: string;
-  event: 'status' | 'stopped';
-  /** Orders persisted per second since the previous line. */
+  /** Orders persisted per second since the previous status record. */
   rate: number;
 }
 
@@ -22,7 +26,7 @@ export default class WorkOrders extends JsonLinesCommand {
   static override summary = 'Persist accepted orders from the Redis streams into PostgreSQL.';
   static override description = `Consumes every product's order stream in the consumer group "${ORDER_GROUP}" and writes each batch in one PostgreSQL transaction (insert ON CONFLICT DO NOTHING, then the stock guard), then acknowledges it: a crash at any point redelivers, and a redelivery changes nothing. Entries left pending by a dead worker are taken over after --claim-idle. Entries that are no orders (unparseable) or that PostgreSQL refuses (the stock guard, bad data) go to the product's dead-letter stream (reported by \`fsale audit\`), never dropped; an entry delivered more than --max-deliveries times is persisted on its own, apart from its batch, and dead-lettered only for bad data (deliveries also pile up when workers claim each other's entries through a PostgreSQL outage, which is no fault of the entry's). An order accepted again under an idempotency key an earlier order holds (its Redis record was lost) is superseded: its unit is released and the key answers with the earlier order. Orders are stored as 'pending': the payment worker's queue.
 
-Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand and exits 0 (a second signal exits at once; the unacknowledged batch is redelivered). Redis or PostgreSQL outages are logged on stderr and retried with backoff. Prints a status line every --status-interval: JSON lines when stdout is not a terminal or with --json.`;
+Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand and exits 0 (a second signal exits at once; the unacknowledged batch is redelivered). Redis or PostgreSQL outages are logged and retried with backoff. Logs a status record every --status-interval; every record is a JSON line on stdout when stdout is not a terminal or with --json.`;
   static override examples = [
     '<%= config.bin %> work orders',
     '<%= config.bin %> work orders --batch 1000 --consumer orders-1 --json',
@@ -32,6 +36,7 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
   static override flags = {
     ...serviceFlags,
     ...adminFlags,
+    ...logLevelFlag,
     batch: Flags.integer({
       description: 'entries read per stream per batch (one PG transaction per batch)',
       default: ORDER_WORKER_DEFAULTS.batch,
@@ -70,7 +75,7 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
     const { flags } = await this.parse(WorkOrders);
     const config = this.settings(flags);
     const consumer = flags.consumer ?? defaultConsumerName();
-    const log = (line: string) => process.stderr.write(`fsale work orders: ${line}\n`);
+    const log = this.logger('work orders', config);
 
     const connection = {
       ...config,
@@ -94,23 +99,22 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
       );
       let previous = { at: performance.now(), persisted: 0 };
       let stopped = false;
-      const report = (): Omit<OrderWorkerReport, 'ts'> => {
+      const report = (): OrderWorkerReport => {
         const stats = worker.stats();
         const now = performance.now();
         const seconds = (now - previous.at) / 1000;
         const rate = seconds > 0 ? Math.round((stats.persisted - previous.persisted) / seconds) : 0;
         previous = { at: now, persisted: stats.persisted };
-        return { event: stopped ? 'stopped' : 'status', rate, ...stats };
+        return { rate, ...stats };
       };
-      const final = await runUntilStopped<Omit<OrderWorkerReport, 'ts'>>({
-        name: 'fsale work orders',
-        printFinal: !this.jsonEnabled(),
-        jsonLines: this.jsonEnabled() || !process.stdout.isTTY,
+      const human = (line: OrderWorkerReport) => humanLine(line, stopped);
+      const final = await runUntilStopped<OrderWorkerReport>({
+        log,
         intervalMs: flags['status-interval'],
         status: report,
-        human: humanLine,
+        human,
         started: {
-          json: {
+          fields: {
             consumer,
             keyPrefix: config.keyPrefix,
             batch: flags.batch,
@@ -118,7 +122,7 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
             claimIdleMs: flags['claim-idle'],
             maxDeliveries: flags['max-deliveries'],
           },
-          human: `consuming orders as ${consumer} (Ctrl-C to stop)`,
+          msg: `consuming orders as ${consumer} (Ctrl-C to stop)`,
         },
         onStop: 'stopping after the batch in hand',
         onExit: 'the batch in hand stays pending and is redelivered',
@@ -143,17 +147,17 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
           stopped = true;
         }),
       });
-      // With --json oclif prints the returned value (one JSON line: JsonLinesCommand).
-      return { ts: new Date().toISOString(), ...final };
+      this.resultLogged = true;
+      return final;
     });
   }
 }
 
-function humanLine(line: Omit<OrderWorkerReport, 'ts'>): string {
+function humanLine(line: OrderWorkerReport, stopped: boolean): string {
   const n = (value: number) => value.toLocaleString('en-US');
   return [
-    `${line.event === 'stopped' ? 'stopped:' : ''} persisted ${n(line.persisted)}`.trim() +
-      (line.event === 'status' ? ` (+${n(line.rate)}/s)` : ''),
+    `${stopped ? 'stopped: ' : ''}persisted ${n(line.persisted)}` +
+      (stopped ? '' : ` (+${n(line.rate)}/s)`),
     `batches ${n(line.batches)}`,
     `p99 batch ${line.batchP99Ms} ms`,
     `lag ${n(line.lagMs)} ms`,

@@ -3,6 +3,7 @@ import {
   adminFlags,
   JsonLinesCommand,
   gatewayUrlFlag,
+  logLevelFlag,
   serviceFlags,
   statusIntervalFlag,
 } from '../../cli/base.js';
@@ -20,7 +21,7 @@ export default class WorkPayments extends JsonLinesCommand {
   static override summary = 'Charge persisted orders through the payment gateway.';
   static override description = `Takes pending orders from PostgreSQL (leased, so a crashed worker's jobs are taken over when the lease runs out) and charges each with the order id as the gateway's idempotency key, so a retry or a takeover never charges twice. Outcomes: paid (publishes order_confirmed); declined (payment_failed, and the reservation is released exactly once in PG and Redis, re-opening a sold-out product); 429/503 (retried with exponential backoff and jitter, then handed back for later); timeout or connection error (needs_reconciliation: the stock stays held until \`fsale reconcile\` asks the gateway what happened).
 
-Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the rest are handed back. Status every --status-interval: JSON lines off a terminal or with --json.`;
+Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the rest are handed back. A status record every --status-interval; every record is a JSON line on stdout off a terminal or with --json.`;
   static override examples = [
     '<%= config.bin %> work payments',
     '<%= config.bin %> work payments --concurrency 128 --timeout 3s --gateway-url http://127.0.0.1:3100',
@@ -30,6 +31,7 @@ Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the 
     ...serviceFlags,
     ...adminFlags,
     ...gatewayUrlFlag,
+    ...logLevelFlag,
     concurrency: Flags.integer({
       description: 'charges in flight at once',
       default: PAYMENT_WORKER_DEFAULTS.concurrency,
@@ -57,13 +59,14 @@ Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the 
   async run(): Promise<PaymentWorkerStats> {
     const { flags } = await this.parse(WorkPayments);
     const config = this.settings(flags);
+    const log = this.logger('work payments', config);
     const connection = { ...config, name: 'fsale work payments', poolMax: 10, persistent: true };
     return withStores(connection, async (stores) => {
       const worker = startPaymentWorker(
         {
           ...stores,
           gateway: new PaymentProvider(config.gatewayUrl),
-          log: (line) => process.stderr.write(`fsale work payments: ${line}\n`),
+          log,
         },
         {
           concurrency: flags.concurrency,
@@ -72,10 +75,8 @@ Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the 
           maxBackoffMs: flags['max-backoff'],
         },
       );
-      return runUntilStopped({
-        name: 'fsale work payments',
-        printFinal: !this.jsonEnabled(),
-        jsonLines: this.jsonEnabled() || !process.stdout.isTTY,
+      const final = await runUntilStopped({
+        log,
         intervalMs: flags['status-interval'],
         status: () => worker.stats(),
         human: (s) =>
@@ -95,6 +96,8 @@ Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the 
           ],
         }),
       });
+      this.resultLogged = true;
+      return final;
     });
   }
 }
