@@ -4,9 +4,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from '../redis/client.js';
 import type { ProductKeys } from '../redis/keys.js';
-import { readLayout, singleShard, type ProductLayout } from '../redis/sale-state.js';
+import {
+  productTransfers,
+  readLayout,
+  settleTransfer,
+  singleShard,
+  type ProductLayout,
+} from '../redis/sale-state.js';
 import { lendUnits, receiveUnits, type LendReply } from '../redis/scripts.js';
-import { productTransfers, settleTransfer } from '../redis/sale-state.js';
 
 /**
  * The layouts of the sharded products this process has met. A product is assumed unsharded
