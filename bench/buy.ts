@@ -6,13 +6,15 @@
 //   what it buys
 // Each server runs in its own process (with its own key prefix, so no server hears another's
 // stock publishes); fsale flood's engine drives it from this one, paced above capacity with at
-// most --connections requests out (--driver autocannon: the closed loop it used first). The
+// most --connections requests out (--driver autocannon: the closed loop it used first; --driver
+// wrk: the C closed loop, one thread, much lighter than either, when installed). The
 // measured time of each case is split into rounds taken in turn (a b c b0 c0, a b c b0 c0, ...): this VM's speed drifts by
 // tens of percent within minutes, and interleaving spreads a slow spell over every case
 // instead of charging it to one. Usage:
 //   npm run bench:buy [-- --duration 12 --rounds 3 --connections 50 --driver flood --json]
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { mintTokens } from '../src/auth/tokens.js';
 import { migrate } from '../src/db/migrate.js';
 import { connectPostgres } from '../src/db/pool.js';
 import { connectRedis, deleteMatching } from '../src/redis/client.js';
@@ -33,6 +35,7 @@ import {
   type BuyRequest,
   type ChildServer,
   type LoadResult,
+  wrkLoad,
 } from './lib.js';
 
 const { values: args } = parseArgs({
@@ -54,8 +57,8 @@ if (!(duration >= 10) || !Number.isInteger(rounds) || rounds < 1) {
   throw new Error('--duration must be >= 10 (seconds per case) and --rounds a positive integer');
 }
 const warmup = Number(args.warmup);
-if (args.driver !== 'flood' && args.driver !== 'autocannon')
-  throw new Error('--driver must be flood or autocannon');
+if (args.driver !== 'flood' && args.driver !== 'autocannon' && args.driver !== 'wrk')
+  throw new Error('--driver must be flood, autocannon or wrk');
 const floodRate = Number(args['flood-rate']);
 const connections = Number(args.connections);
 const log = (line: string) => (args.json ? process.stderr.write(line + '\n') : console.log(line));
@@ -67,6 +70,8 @@ await migrate(databaseUrl);
 const pool = await connectPostgres(databaseUrl);
 const redis = await connectRedis(redisUrl);
 const buyRequest = buyRequests(scope, 300_000, 'bu');
+/** wrk sends as one user (the products allow a million units each); every key is new. */
+const wrkToken = mintTokens(scope.secret, ['bu-wrk'], 3600)[0] ?? '';
 /** A key prefix of its own for one case, seeded with both products. */
 async function casePrefix(tag: string): Promise<string> {
   const prefix = `${keyPrefix}_${tag}`;
@@ -150,25 +155,40 @@ try {
         redis: await redisCpuSeconds(redis),
         generator: process.cpuUsage(),
       };
+      let wrkCpu: number | undefined;
       const result =
-        args.driver === 'flood'
-          ? await floodLoad(name, {
+        args.driver === 'wrk'
+          ? await wrkLoad(name, {
               url: server.url,
-              productId: product,
+              path: '/order/buy',
+              body: `{"productId":"${product}","qty":1}`,
               connections,
               durationSeconds: slice,
-              rate: floodRate,
-              secret: scope.secret,
-              runTag: `${scope.run}${name.split(':')[0] ?? ''}${round}`,
+              keyPrefix: `${scope.run}${name.split(':')[0] ?? ''}${round}-`,
+              token: wrkToken,
+            }).then((r) => {
+              wrkCpu = r.cpuSeconds;
+              return r;
             })
-          : await load(name, { url: server.url, connections, durationSeconds: slice, request });
+          : args.driver === 'flood'
+            ? await floodLoad(name, {
+                url: server.url,
+                productId: product,
+                connections,
+                durationSeconds: slice,
+                rate: floodRate,
+                secret: scope.secret,
+                runTag: `${scope.run}${name.split(':')[0] ?? ''}${round}`,
+              })
+            : await load(name, { url: server.url, connections, durationSeconds: slice, request });
       const generator = process.cpuUsage(before.generator);
       done.push({
         result,
         cpu: {
           server: cpuSeconds(server.child.pid ?? 0) - before.server,
           redis: (await redisCpuSeconds(redis)) - before.redis,
-          generator: (generator.user + generator.system) / 1e6,
+          // wrk is a process of its own: its CPU is what `times` reported.
+          generator: wrkCpu ?? (generator.user + generator.system) / 1e6,
         },
       });
     }

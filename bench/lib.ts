@@ -2,7 +2,9 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -655,4 +657,91 @@ export async function publishStockChanges(
     await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
   }
   return published;
+}
+
+/** What one wrk run measured, and the CPU wrk itself used. */
+export interface WrkResult extends LoadResult {
+  cpuSeconds: number;
+}
+
+/**
+ * wrk (closed loop, one thread, `connections` connections) POSTing `body` to `path`; every
+ * request gets its own Idempotency-Key (`keyPrefix` + a counter) and, with `token`, a bearer
+ * token. Status codes are counted by its Lua response hook; its own CPU comes from `times` in
+ * the shell that ran it. Throws when wrk is not installed (`apt install wrk`).
+ */
+export async function wrkLoad(
+  name: string,
+  options: {
+    url: string;
+    path: string;
+    body: string;
+    connections: number;
+    durationSeconds: number;
+    keyPrefix: string;
+    token?: string | undefined;
+  },
+): Promise<WrkResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'fsale-wrk-'));
+  const script = join(dir, 'buy.lua');
+  const headers = [
+    `["Content-Type"] = "application/json"`,
+    ...(options.token === undefined ? [] : [`["Authorization"] = "Bearer ${options.token}"`]),
+  ];
+  await writeFile(
+    script,
+    `local n = 0
+statuses = {}
+request = function()
+  n = n + 1
+  return wrk.format("POST", "${options.path}", { ${headers.join(', ')}, ["Idempotency-Key"] = "${options.keyPrefix}" .. n }, '${options.body}')
+end
+response = function(status) statuses[status] = (statuses[status] or 0) + 1 end
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+done = function(summary, latency)
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("statuses")) do io.write("status ", status, " ", count, "\\n") end
+  end
+  io.write("p50 ", latency:percentile(50), "\\np99 ", latency:percentile(99), "\\n")
+  io.write("errors ", summary.errors.connect + summary.errors.read + summary.errors.write, " ", summary.errors.timeout, "\\n")
+end
+`,
+  );
+  try {
+    const output = await new Promise<string>((resolve, reject) => {
+      const child = spawn('bash', [
+        '-c',
+        `wrk -t1 -c${options.connections} -d${options.durationSeconds}s -s ${script} ${options.url} && times`,
+      ]);
+      let text = '';
+      child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      child.once('exit', (code) =>
+        code === 0 ? resolve(text) : reject(new Error(`wrk failed: ${text}`)),
+      );
+    });
+    const statuses: Record<string, number> = {};
+    for (const [, status, count] of output.matchAll(/^status (\d+) (\d+)$/gm))
+      statuses[status ?? ''] = Number(count);
+    const total = Object.values(statuses).reduce((a, b) => a + b, 0);
+    const [, errors, timeouts] = /^errors (\d+) (\d+)$/m.exec(output) ?? [];
+    // `times` prints the shell's user/system time, then its children's: 0m1.234s 0m0.456s.
+    const clock = [...output.matchAll(/(\d+)m([\d.]+)s/g)].map(
+      (m) => Number(m[1]) * 60 + Number(m[2]),
+    );
+    return {
+      name,
+      requestsPerSecond: Math.round(Number(/Requests\/sec:\s+([\d.]+)/.exec(output)?.[1])),
+      p50Ms: +(Number(/^p50 ([\d.]+)$/m.exec(output)?.[1]) / 1000).toFixed(3),
+      p99Ms: +(Number(/^p99 ([\d.]+)$/m.exec(output)?.[1]) / 1000).toFixed(3),
+      total,
+      statuses,
+      errors: Number(errors ?? 0),
+      timeouts: Number(timeouts ?? 0),
+      cpuSeconds: (clock[2] ?? NaN) + (clock[3] ?? NaN),
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
