@@ -64,18 +64,22 @@ export class StockLayouts {
 export type BorrowOutcome = { kind: 'moved' } | { kind: 'short'; units: number };
 
 /**
- * Brings up to `need` units to `home` from the other shards, in turn. When none has any, it
- * proves it before the buyer is told so: a second read of every shard must find each one's
- * `moves` counter unchanged, so no unit was added anywhere between the two reads, and at the
- * moment the first read ended the product held only what that read saw (a double collect).
- * A transfer left in transit by a crash is completed on the way.
+ * Brings to `home`, which the buy script found with `homeUnits`, the units it lacks for `qty`
+ * from the other shards, in turn. When none has any, it proves it before the buyer is told
+ * so: a second read of every shard must find each one's `moves` counter unchanged, so no unit
+ * was added anywhere between the two reads, and at the moment the first read ended the product
+ * held only what that read saw (a double collect); and what it saw must be fewer than `qty`
+ * (units may have reached the home shard since its buy script ran). A transfer left in
+ * transit by a crash is completed on the way.
  */
 export async function borrowUnits(
   redis: Redis,
   layout: ProductLayout,
   home: ProductKeys,
-  need: number,
+  qty: number,
+  homeUnits: number,
 ): Promise<BorrowOutcome> {
+  const need = qty - Math.max(0, homeUnits);
   const others = layout.shards.slice(home.shard + 1).concat(layout.shards.slice(0, home.shard));
   const first: LendReply[] = [await lendUnits(redis, home, home, '', 0)];
   let moved = 0;
@@ -101,8 +105,9 @@ export async function borrowUnits(
   const unchanged = second.every(
     (reply, i) => reply.moves === first[i]?.moves && reply.inTransit === 0,
   );
-  if (!unchanged) return { kind: 'moved' };
-  return { kind: 'short', units: first.reduce((sum, reply) => sum + Math.max(0, reply.left), 0) };
+  const units = first.reduce((sum, reply) => sum + Math.max(0, reply.left), 0);
+  if (!unchanged || units >= qty) return { kind: 'moved' };
+  return { kind: 'short', units };
 }
 
 /**

@@ -24,6 +24,7 @@ import {
 import { lendUnits } from '../../src/redis/scripts.js';
 import { gatherUnits } from '../helpers/sale-state.js';
 import { seedProduct } from '../../src/sale/seed.js';
+import { borrowUnits } from '../../src/sale/stock-shards.js';
 import { reconcileOnce } from '../../src/workers/reconcile.js';
 import { startOrderWorker } from '../../src/workers/orders.js';
 import { audit, expectAuditOk } from '../helpers/audit.js';
@@ -155,6 +156,19 @@ describe('a product whose stock is split over shards', () => {
     expect(first.status, first.body).toBe(202);
     const second = await buy(strict, { token, productId, key: freshKey() });
     expect(second.status).toBe(429);
+  });
+
+  it('borrowing never reports units missing that reached the home shard after its buy script ran', async () => {
+    const productId = 'late-arrival';
+    await seedProduct(ctx(), { productId, stock: 1, stockShards: 2, perUserLimit: 1 });
+    const layout = await readLayout(redis, s.keyPrefix, productId);
+    const home = layout.shards[1];
+    if (home === undefined) throw new Error('two shards');
+    // The buy script saw shard 1 empty; meanwhile another buyer's borrowing brought the unit.
+    await gatherUnits(redis, layout, 1);
+    expect(await borrowUnits(redis, layout, home, 1, 0)).toEqual({ kind: 'moved' });
+    await redis.set(home.stock, 0);
+    expect(await borrowUnits(redis, layout, home, 1, 0)).toEqual({ kind: 'short', units: 0 });
   });
 
   it('the per-user limit holds across shards: a user at the limit is told so and borrows nothing', async () => {

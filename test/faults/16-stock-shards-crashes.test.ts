@@ -105,6 +105,8 @@ describe('scenario 16: API and order worker SIGKILLed during a sale of a stock-s
       const soldOut = decided.filter((a) => a.status === 409 && a.body.includes('sold_out'));
       // Exactly the stock: every one of the 900 told "sold out" was told so once none was left.
       expect(accepted.size).toBe(STOCK);
+      const otherwise = decided.filter((a) => a.status !== 202 && !a.body.includes('sold_out'));
+      expect(otherwise.map((a) => `${a.status} ${a.body}`)).toEqual([]);
       expect(soldOut).toHaveLength(BUYERS - STOCK);
 
       await reconcileOnce(env);
