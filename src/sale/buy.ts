@@ -1,7 +1,7 @@
-import { idempotencyKey, productKeys } from '../redis/keys.js';
+import { idempotencyKey, productKeys, type ProductKeys } from '../redis/keys.js';
 import type { BuyPathRedis } from '../redis/resp-cluster.js';
 import type { Durability } from '../redis/resp.js';
-import { homeShard } from '../redis/sale-state.js';
+import { homeShard, type ProductLayout } from '../redis/sale-state.js';
 import { runBuyScript, type BuyScriptReply } from '../redis/scripts.js';
 import { borrowUnits, type StockLayouts } from './stock-shards.js';
 
@@ -100,6 +100,17 @@ export function acceptedRecord(orderId: string, productId: string, qty: number):
   return `${BuyCode.Accepted}|${orderId}|${fingerprint(productId, qty)}`;
 }
 
+/** The keys a buyer buys on: the product's, or their home shard's when it is sharded. */
+function buyerKeys(
+  prefix: string,
+  layout: ProductLayout | undefined,
+  request: Pick<BuyRequest, 'productId' | 'userId'>,
+): ProductKeys {
+  return layout === undefined
+    ? productKeys(prefix, request.productId)
+    : homeShard(layout, request.userId);
+}
+
 export const rejectedBuy = (code: BuyCode): BuyResult => ({
   code,
   replayed: false,
@@ -125,10 +136,7 @@ export async function reserveStock(
   let layout = layouts?.known(request.productId);
   let counted = false;
   for (let round = 1; ; round++) {
-    const keys =
-      layout === undefined
-        ? productKeys(prefix, request.productId)
-        : homeShard(layout, request.userId);
+    const keys = buyerKeys(prefix, layout, request);
     const reply = await runBuyScript(redis, keys, {
       orderId: request.orderId,
       userId: request.userId,
@@ -184,11 +192,7 @@ export async function replayStoredAnswer(
   request: Pick<BuyRequest, 'productId' | 'userId' | 'qty' | 'idempotencyKey'>,
   layouts?: StockLayouts,
 ): Promise<BuyResult | undefined> {
-  const layout = layouts?.known(request.productId);
-  const keys =
-    layout === undefined
-      ? productKeys(prefix, request.productId)
-      : homeShard(layout, request.userId);
+  const keys = buyerKeys(prefix, layouts?.known(request.productId), request);
   const record = await redis.call([
     'GET',
     idempotencyKey(keys, request.userId, request.idempotencyKey),
@@ -212,13 +216,7 @@ export function storedAnswer(
   storedFingerprint: string,
 ): BuyResult {
   if (storedFingerprint !== fingerprint(request.productId, request.qty)) {
-    return {
-      code: BuyCode.IdempotencyMismatch,
-      replayed: false,
-      orderId: '',
-      remaining: -1,
-      retryAfterMs: 0,
-    };
+    return rejectedBuy(BuyCode.IdempotencyMismatch);
   }
   return { code: code as BuyCode, replayed: true, orderId, remaining: -1, retryAfterMs: 0 };
 }
