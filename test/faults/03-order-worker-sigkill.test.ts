@@ -18,10 +18,10 @@ import {
   startOrderWorker,
   startServe,
   stopProcess,
+  waitStarted,
   type Worker,
 } from '../helpers/stack.js';
 import { pgOrders, redisStock, streamState, waitDrained } from '../helpers/sale-state.js';
-import { until } from '../helpers/wait.js';
 
 const ROUNDS = 20;
 const STOCK = 10_000;
@@ -69,19 +69,7 @@ describe('scenario 3: order worker SIGKILL', () => {
       let worker: Worker;
       if (kill === 'random-delay') {
         worker = startOrderWorker(s.env, [...workerArgs, '--consumer', consumer]);
-        await until(
-          `round ${round}: the worker to start`,
-          () => {
-            if (worker.proc.child.exitCode !== null) {
-              throw new Error(`worker exited early: ${worker.proc.output()}`);
-            }
-            return worker.last('started') !== undefined;
-          },
-          60_000,
-          10,
-        ).catch((error: unknown) => {
-          throw new Error(`${String(error)}; output: ${worker.proc.output()}`);
-        });
+        await waitStarted(worker, `round ${round}: the worker`);
         await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 120)));
         await killProcess(worker.proc);
       } else {
@@ -110,6 +98,7 @@ describe('scenario 3: order worker SIGKILL', () => {
 
     // A survivor takes over whatever the dead left behind, under a fresh consumer name.
     const survivor = startOrderWorker(s.env, [...workerArgs, '--consumer', 'orders-survivor']);
+    await waitStarted(survivor, 'the survivor');
     await waitDrained(s, 'kill');
     expect(await stopProcess(survivor.proc)).toEqual({ code: 0, signal: null });
 

@@ -21,6 +21,7 @@ import {
   startPaymentWorker,
   startServe,
   stopProcess,
+  waitStarted,
 } from '../helpers/stack.js';
 import { pgOrders, redisStock, waitCharged, waitDrained } from '../helpers/sale-state.js';
 import { until } from '../helpers/wait.js';
@@ -100,6 +101,7 @@ describe('scenario 4: payment worker SIGKILL', () => {
 
     // The last worker waits the leases out, charges what is left, and stops cleanly.
     const last = startPaymentWorker(env, paymentArgs);
+    await waitStarted(last, 'the last payment worker');
     await waitCharged(s, 'charge');
     expect(await stopProcess(last.proc)).toEqual({ code: 0, signal: null });
     await reconcileOnce(env);

@@ -23,6 +23,7 @@ import {
   startPaymentWorker,
   startServe,
   stopProcess,
+  waitStarted,
   type Service,
   type Worker,
 } from '../helpers/stack.js';
@@ -73,7 +74,7 @@ describe('scenario 8: stale consumer', () => {
       '--claim-idle',
       '10m', // it never claims; it is the one claimed from
     ]);
-    await until('the stale worker to start', () => stale.last('started') !== undefined, 60_000);
+    await waitStarted(stale, 'the stale worker');
 
     // Frozen while idle; the orders arrive; its PostgreSQL link stalls; it wakes up, reads
     // batches and cannot persist them: it now holds delivered, unacknowledged entries.

@@ -13,7 +13,7 @@ import { startFaultProxy, type FaultMode, type FaultProxy } from './fault-proxy.
 import { startCli, type CliProcess } from './process.js';
 import { startApi, type RunningApi } from './sale.js';
 import type { TestServices } from './services.js';
-import { sleep } from './wait.js';
+import { sleep, until } from './wait.js';
 
 export interface ApiProcess extends CliProcess {
   url: string;
@@ -156,6 +156,24 @@ function worker(args: string[], env: Record<string, string>): Worker {
   const last = (event?: string) =>
     [...lines].reverse().find((l) => event === undefined || l.event === event);
   return { proc, lines, last };
+}
+
+/**
+ * Resolves once the worker has printed its started record (its signal handlers are installed
+ * then, so a SIGTERM from now on is a clean stop); throws with its output if it exits first.
+ */
+export async function waitStarted(w: Worker, what = 'the worker'): Promise<void> {
+  await until(
+    `${what} to start`,
+    () => {
+      if (w.proc.child.exitCode !== null || w.proc.child.signalCode !== null) {
+        throw new Error(`${what} exited before it started: ${w.proc.output()}`);
+      }
+      return w.last('started') !== undefined;
+    },
+    60_000,
+    10,
+  );
 }
 
 export function startOrderWorker(env: Record<string, string>, args: string[] = []): Worker {

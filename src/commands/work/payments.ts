@@ -75,6 +75,7 @@ Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the 
           maxBackoffMs: flags['max-backoff'],
         },
       );
+      const gateway = new URL(config.gatewayUrl).origin; // never its credentials, if any
       const final = await runUntilStopped({
         log,
         intervalMs: flags['status-interval'],
@@ -82,6 +83,16 @@ Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the 
         human: (s) =>
           `paid ${s.paid} declined ${s.declined} unknown ${s.unknown} in flight ${s.inFlight} retries ${s.retries} handed back ${s.handedBack} stale ${s.stale} errors ${s.errors}`,
         stop: () => worker.stop(),
+        started: {
+          fields: {
+            gateway,
+            concurrency: flags.concurrency,
+            timeoutMs: flags.timeout,
+            maxRetries: flags['max-retries'],
+          },
+          msg: `charging orders through ${gateway} (Ctrl-C to stop)`,
+        },
+        onStop: 'finishing the charges in flight, handing back the rest',
         admin: adminListener(flags, {
           worker: 'payments',
           counters: [
