@@ -85,19 +85,45 @@ export function productOfStockChannel(prefix: string, channel: string): string |
   return channel.startsWith(head) ? channel.slice(head.length) : undefined;
 }
 
-/** The keys of an unsharded product (its shard 0), or of the shard `place` names. */
-export function productKeys(
-  prefix: string,
-  productId: string,
-  place: { tag: string; shard: number; shards: number } = {
-    tag: baseTag(productId),
-    shard: 0,
-    shards: 1,
-  },
-): ProductKeys {
+/** Where a key set lives: its hash tag, and which shard of how many it is. */
+export interface KeyPlace {
+  tag: string;
+  shard: number;
+  shards: number;
+}
+
+/**
+ * The keys of an unsharded product (its shard 0), or of the shard `place` names. An unsharded
+ * product's keys are built once per process and shared (the buy path asks for them on every
+ * request): at most UNSHARDED_CACHED products per prefix are kept, so ids made up by clients
+ * cannot grow the cache without bound. A sharded product's keys are kept by its layout.
+ */
+export function productKeys(prefix: string, productId: string, place?: KeyPlace): ProductKeys {
+  if (place !== undefined) return buildKeys(prefix, productId, place);
+  let products = unsharded.get(prefix);
+  if (products === undefined) {
+    products = new Map<string, ProductKeys>();
+    unsharded.set(prefix, products);
+  }
+  let keys = products.get(productId);
+  if (keys === undefined) {
+    if (products.size >= UNSHARDED_CACHED) products.clear();
+    keys = buildKeys(prefix, productId, { tag: baseTag(productId), shard: 0, shards: 1 });
+    products.set(productId, keys);
+  }
+  return keys;
+}
+
+const UNSHARDED_CACHED = 4_096;
+const unsharded = new Map<string, Map<string, ProductKeys>>();
+
+function buildKeys(prefix: string, productId: string, place: KeyPlace): ProductKeys {
   const tag = `${prefix}:{${place.tag}}`;
-  return {
-    ...place,
+  // Every property written here, in one literal: a fixed shape, fast to read on the hot path.
+  return Object.freeze({
+    tag: place.tag,
+    shard: place.shard,
+    shards: place.shards,
     transit: `${tag}:transit`,
     received: `${tag}:received`,
     moves: `${tag}:moves`,
@@ -112,7 +138,7 @@ export function productKeys(
     superseded: `${tag}:superseded`,
     idempotencyPrefix: `${tag}:idem:`,
     rateLimitPrefix: `${tag}:rate:`,
-  };
+  });
 }
 
 /**
