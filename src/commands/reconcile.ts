@@ -78,6 +78,11 @@ export default class Reconcile extends JsonLinesCommand {
         status: () => worker.stats(),
         human,
         stop: () => worker.stop(),
+        started: {
+          fields: { intervalMs: flags.interval },
+          msg: `reconciling every ${flags.interval} ms (Ctrl-C to stop)`,
+        },
+        onStop: 'finishing the pass in hand',
         admin: adminListener(flags, {
           worker: 'reconcile',
           counters: [

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { migrate } from '../db/migrate.js';
+import { claimDatabaseForStack, type DatabaseClaim } from '../db/stack-lock.js';
 import { resolveServices, type ResolvedServices } from './services.js';
 
 const RUN_JS = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
@@ -81,6 +82,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   let stopping = false;
   let reportFailure: (name: string) => void = () => undefined;
   const failed = new Promise<string>((resolve) => (reportFailure = resolve));
+  let claim: DatabaseClaim | undefined;
 
   const stopAll = async () => {
     stopping = true;
@@ -91,12 +93,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         if (c.process.exitCode === null && c.process.signalCode === null) c.process.kill('SIGTERM');
       await Promise.all(members.map((c) => c.exited));
     }
+    await claim?.release();
     await services.stop();
   };
 
   try {
     const secret = await jwtSecret(options.jwtSecret, options.dataDir, options.onNotice);
     const result = await migrate(services.databaseUrl);
+    claim = await claimDatabaseForStack(services.databaseUrl);
     if (result.applied.length > 0)
       options.onNotice(`migrated ${result.database}: ${result.applied.join(', ')}`);
     const env: Record<string, string> = {
@@ -134,15 +138,20 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       children.push(entry);
       return entry;
     };
-    const listening = (child: Child) =>
+    /** Resolves with the first capture of `pattern` in the child's stdout. */
+    const printed = (child: Child, pattern: RegExp, what: string) =>
       new Promise<string>((resolve, reject) => {
         const lines = createInterface({ input: child.process.stdout ?? process.stdin });
         lines.on('line', (line) => {
-          const url = /listening on (http:\/\/[^\s,)]+)/.exec(line)?.[1];
-          if (url !== undefined) resolve(url);
+          const match = pattern.exec(line);
+          if (match !== null) resolve(match[1] ?? '');
         });
-        void child.exited.then(() => reject(new Error(`${child.name} exited before listening`)));
+        void child.exited.then(() => reject(new Error(`${child.name} exited before ${what}`)));
       });
+    const listening = (child: Child) =>
+      printed(child, /listening on (http:\/\/[^\s,)]+)/, 'listening');
+    // A worker is up once it logs its started record (its JSON line has "event":"started").
+    const started = (child: Child) => printed(child, /("event":"started")/, 'it started');
 
     const gatewayArgs = [
       'gateway',
@@ -164,11 +173,19 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     ];
     if (options.demoAuth) apiArgs.push('--demo-auth');
     const apiUrl = await listening(start('api', apiArgs, env));
+    const workers: Child[] = [];
     for (let i = 1; i <= options.orderWorkers; i++)
-      start(`orders-${i}`, ['work', 'orders', '--json', '--status-interval', '5s'], env);
+      workers.push(
+        start(`orders-${i}`, ['work', 'orders', '--json', '--status-interval', '5s'], env),
+      );
     for (let i = 1; i <= options.paymentWorkers; i++)
-      start(`payments-${i}`, ['work', 'payments', '--json', '--status-interval', '5s'], env);
-    start('reconcile', ['reconcile', '--interval', '5s', '--json'], env);
+      workers.push(
+        start(`payments-${i}`, ['work', 'payments', '--json', '--status-interval', '5s'], env),
+      );
+    workers.push(start('reconcile', ['reconcile', '--interval', '5s', '--json'], env));
+    // Ready means every process is: a sale (or demo's calibration) started while the workers
+    // still boot would share the cores with their start-up and measure that.
+    await Promise.all(workers.map(started));
 
     return {
       apiUrl,
