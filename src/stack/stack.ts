@@ -27,6 +27,12 @@ export interface StackOptions {
   demoAuth: boolean;
   /** Start a private local Redis Cluster (3 masters + 3 replicas) instead of using REDIS_URL. */
   redisCluster?: boolean | undefined;
+  /**
+   * Run every child at this nice level (0: as this process). `fsale demo` lowers the stack's
+   * priority below its load generator's: a crowd has machines of its own, and a generator
+   * starved by the server it drives measures its own delay instead of the server's.
+   */
+  niceness?: number | undefined;
   /** Every line a child prints, prefixed with its name. */
   onLine: (name: string, line: string) => void;
   /** Stack news: services started, processes up, a process that died. */
@@ -83,6 +89,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   let reportFailure: (name: string) => void = () => undefined;
   const failed = new Promise<string>((resolve) => (reportFailure = resolve));
   let claim: DatabaseClaim | undefined;
+  const nice = options.niceness ?? 0;
 
   const stopAll = async () => {
     stopping = true;
@@ -114,7 +121,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     };
 
     const start = (name: string, args: string[], childEnv: Record<string, string>): Child => {
-      const child = spawn(process.execPath, [RUN_JS, ...args], {
+      const command = [process.execPath, RUN_JS, ...args];
+      // Through nice(1), so that every thread of the child (and the API's cluster workers it
+      // forks) starts at that level: setpriority() after the fact misses the threads.
+      const niced = nice === 0 ? command : ['nice', '-n', String(nice), ...command];
+      const child = spawn(niced[0] ?? '', niced.slice(1), {
         env: childEnv,
         stdio: ['ignore', 'pipe', 'pipe'],
       });

@@ -29,6 +29,13 @@ describe('demo calibration', () => {
     expect(sustainedRate(rows, 20)).toBe(3000);
   });
 
+  it('a ramp kept to its end is sustained at its top, whatever comes in after it', () => {
+    // The second after the ramp has target 0 and the last few sends: it once reset the
+    // sustained rate to 0, and the demo then ran its sale at the minimum rate.
+    const rows = [row(0, 500, 4, 6), row(1, 1500, 6, 9), row(2, 2500, 8, 10), row(3, 0, 2, 5, 4)];
+    expect(sustainedRate(rows, 20)).toBe(2500);
+  });
+
   it('a second whose answers were slow, or that sent short of its target, ends it too', () => {
     expect(sustainedRate([row(0, 1000, 1, 2), row(1, 2000, 1, 300)], 20)).toBe(1000);
     expect(sustainedRate([row(0, 1000, 1, 2), row(1, 2000, 1, 2, 1500)], 20)).toBe(1000);
