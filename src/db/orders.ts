@@ -3,6 +3,8 @@ import {
   HOLDING_STATUSES,
   type StoredOrderStatus,
 } from '../domain/order-status.js';
+import pg from 'pg';
+import { markMayHaveRun } from '../domain/errors.js';
 import type { Pool, PoolClient } from './pool.js';
 
 export interface OrderRecord {
@@ -291,23 +293,32 @@ export async function placeSyncOrder(
   pool: Pool,
   request: SyncOrderRequest,
 ): Promise<SyncOrderAnswer> {
-  const { rows } = await pool.query<{
-    r_code: number;
-    r_replayed: boolean;
-    r_order_id: string;
-    r_remaining: number;
-  }>({
-    name: 'fsale-sync-buy',
-    text: PLACE_SYNC_ORDER,
-    values: [
-      request.orderId,
-      request.productId,
-      request.userId,
-      request.qty,
-      request.idempotencyKey,
-      request.rateLimited,
-    ],
-  });
+  // The connection is taken first: failing to get one sent nothing (a plain outage, 503).
+  const client = await pool.connect();
+  let rows: { r_code: number; r_replayed: boolean; r_order_id: string; r_remaining: number }[];
+  let broken: Error | undefined;
+  try {
+    ({ rows } = await client.query<(typeof rows)[number]>({
+      name: 'fsale-sync-buy',
+      text: PLACE_SYNC_ORDER,
+      values: [
+        request.orderId,
+        request.productId,
+        request.userId,
+        request.qty,
+        request.idempotencyKey,
+        request.rateLimited,
+      ],
+    }));
+  } catch (error) {
+    // PostgreSQL's own error answer means the statement (its own transaction) rolled back.
+    // Without one, the statement was sent and the connection lost: it may have committed.
+    if (error instanceof pg.DatabaseError || !(error instanceof Error)) throw error;
+    broken = error;
+    throw markMayHaveRun(error);
+  } finally {
+    client.release(broken);
+  }
   const row = rows[0];
   if (row === undefined) throw new Error('fsale_sync_buy returned no row');
   return {

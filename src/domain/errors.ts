@@ -58,6 +58,21 @@ const OUTAGE_CODES = new Set([
 ]);
 
 /**
+ * Whether a failed request may still have taken effect: it had been sent when its connection
+ * broke or stalled, so Redis may have run the script, or PostgreSQL committed the statement;
+ * only the answer is lost. The buy route answers 503 outcome_unknown: a retry with the same
+ * Idempotency-Key gets the real answer. Set by the clients that know (markMayHaveRun).
+ */
+export function mayHaveRun(error: unknown): boolean {
+  return error instanceof Error && (error as { mayHaveRun?: unknown }).mayHaveRun === true;
+}
+
+/** `error`, marked as one whose request may have taken effect (see mayHaveRun). */
+export function markMayHaveRun<E extends Error>(error: E): E & { mayHaveRun: true } {
+  return Object.assign(error, { mayHaveRun: true as const });
+}
+
+/**
  * Redis error replies that mean "not now" rather than "wrong": a replica after a failover
  * (READONLY), out of memory (OOM), busy with a long script (BUSY, not BUSYGROUP), still loading
  * its data, a cluster re-sharding. The command changed nothing (Redis refuses a script's first

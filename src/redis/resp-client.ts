@@ -69,10 +69,6 @@ function connectionClosed(detail: string, mayHaveRun = false): Error {
   });
 }
 
-/** Whether a failed command may still have run in Redis (see connectionClosed). */
-export function mayHaveRun(error: unknown): boolean {
-  return error instanceof Error && (error as { mayHaveRun?: unknown }).mayHaveRun === true;
-}
 
 export class RespClient {
   private socket: Socket | undefined;

@@ -11,7 +11,7 @@ import { startRedisCluster, type LocalCluster } from '../../src/infra/local-clus
 import { productKeys } from '../../src/redis/keys.js';
 import { RespCluster } from '../../src/redis/resp-cluster.js';
 import { luaScript } from '../../src/redis/resp.js';
-import { mayHaveRun } from '../../src/redis/resp-client.js';
+import { mayHaveRun } from '../../src/domain/errors.js';
 import { keySlot } from '../../src/redis/slots.js';
 import { parseRedisTarget } from '../../src/redis/target.js';
 import { BuyCode, reserveStock } from '../../src/sale/buy.js';

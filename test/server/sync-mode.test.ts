@@ -21,6 +21,7 @@ import {
   useTestServices,
   type TestServices,
 } from '../helpers/services.js';
+import { startFaultProxy, throughProxy } from '../helpers/fault-proxy.js';
 import { connectSse } from '../helpers/sse-client.js';
 import { persistedOrders, pgState } from '../helpers/buy-modes.js';
 import { until } from '../helpers/wait.js';
@@ -195,6 +196,62 @@ describe('sync mode', () => {
       }
     },
   );
+
+  it('a PostgreSQL connection lost after the buy was sent answers 503 outcome_unknown, and the retry gets the committed order', async () => {
+    await seed(s, { productId: 'lost', stock: 5, perUserLimit: 1 });
+    const target = new URL(s.databaseUrl);
+    // Every byte to and from PostgreSQL takes 300 ms: the window between COMMIT and its answer.
+    const proxy = await startFaultProxy(target.hostname, Number(target.port || 5432), {
+      kind: 'latency',
+      ms: 300,
+    });
+    try {
+      const api = await startApi(s, {
+        mode: 'sync',
+        databaseUrl: throughProxy(s.databaseUrl, proxy),
+        pgPoolSize: 1,
+      });
+      const warm = await buy(api, {
+        token: tokenFor('lost-warm'),
+        productId: 'lost',
+        key: freshKey(),
+      });
+      expect(warm.status).toBe(201);
+
+      const token = tokenFor('lost-buyer');
+      const key = freshKey();
+      const pending = buy(api, { token, productId: 'lost', key });
+      const committed = async () =>
+        (
+          await s.pool.query<{ id: string }>(
+            'SELECT id FROM orders WHERE product_id = $1 AND user_id = $2',
+            ['lost', 'lost-buyer'],
+          )
+        ).rows[0]?.id;
+      // PostgreSQL has committed the order; its answer is still on the way: the link goes.
+      await until(
+        'the order to be committed',
+        async () => (await committed()) !== undefined,
+        30_000,
+        5,
+      );
+      await proxy.cut();
+      const lost = await pending;
+      expect(lost.status).toBe(503);
+      expect(lost.body).toMatch(/urn:fsale:problem:outcome_unknown/);
+      expect(lost.body).toMatch(/connection to PostgreSQL broke after the buy was sent/);
+
+      await proxy.restore();
+      proxy.setMode({ kind: 'pass' });
+      const retry = await buy(api, { token, productId: 'lost', key });
+      expect(retry.status).toBe(201);
+      expect(retry.headers['idempotent-replayed']).toBe('true');
+      expect((JSON.parse(retry.body) as { orderId: string }).orderId).toBe(await committed());
+      expect(await pgState(s, 'lost')).toMatchObject({ remaining: 3, orders: 2 });
+    } finally {
+      await proxy.close();
+    }
+  });
 
   it("a key's answer is its order, for as long as the order exists; a rejection records nothing", async () => {
     await seed(s, { productId: 'aged', stock: 10, perUserLimit: 1 });

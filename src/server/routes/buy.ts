@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { newOrderId } from '../../domain/order-id.js';
 import { PRODUCT_ID } from '../../domain/ids.js';
 import { BuyCode, type BuyResult } from '../../sale/buy.js';
-import { mayHaveRun } from '../../redis/resp-client.js';
+import { mayHaveRun } from '../../domain/errors.js';
 import { buyStrategy, type BuyStrategy } from '../buy-modes.js';
 import { problemResponses } from '../openapi.js';
 import { sendProblem, type ProblemType } from '../problems.js';
@@ -170,14 +170,15 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       try {
         result = await strategy.buy(buy);
       } catch (error) {
-        // The script was sent and its reply lost (the connection broke or stalled): the unit
-        // may be reserved. A retry with the same key is safe and gets the real answer.
+        // The buy was sent and its answer lost (the connection broke or stalled): the buy
+        // script may have reserved the unit (queue mode), or the transaction committed (sync
+        // mode). A retry with the same key is safe and gets the real answer.
         if (!mayHaveRun(error)) throw error;
         metrics.buyOutcomes.inc({ outcome: 'outcome_unknown' });
         return sendProblem(
           reply,
           'outcome_unknown',
-          'the connection to Redis broke after the buy was sent; it may have been accepted',
+          `the connection to ${strategy.mode === 'sync' ? 'PostgreSQL' : 'Redis'} broke after the buy was sent; it may have been accepted`,
           1,
         );
       }
