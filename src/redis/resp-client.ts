@@ -69,7 +69,6 @@ function connectionClosed(detail: string, mayHaveRun = false): Error {
   });
 }
 
-
 export class RespClient {
   private socket: Socket | undefined;
   private ready = false;
