@@ -7,6 +7,7 @@
 // with their content type), which Fastify sends as they are; only objects returned by a route
 // (orders, products, health) go through the schema's serializer.
 import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { OpenAPIV3 } from 'openapi-types';
@@ -20,6 +21,8 @@ declare module 'fastify' {
 }
 
 export const OPENAPI_PATH = '/openapi.json';
+/** The document as a page (Swagger UI, served from its npm package: works offline). */
+export const DOCS_PATH = '/docs';
 
 const PROBLEM_URN = 'urn:fsale:problem:';
 
@@ -124,4 +127,19 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     },
     async (_request, reply) => reply.type('application/json').send(JSON.stringify(app.swagger())),
   );
+  await app.register(swaggerUi, {
+    routePrefix: DOCS_PATH,
+    // Nothing fetched from elsewhere: no online validator badge, and a CSP allowing only this
+    // origin, the page's own inline scripts by hash, and inline styles (Swagger UI injects
+    // some at run time; a hash beside 'unsafe-inline' would disable it). No
+    // upgrade-insecure-requests: the API is often reached over plain HTTP on a private address.
+    uiConfig: { validatorUrl: null },
+    staticCSP: true,
+    transformStaticCSP: (header) =>
+      header
+        .replace(' validator.swagger.io', '')
+        .replace(' upgrade-insecure-requests;', '')
+        .replace(/style-src [^;]*;/, "style-src 'self' 'unsafe-inline';")
+        .replace(/font-src [^;]*;/, "font-src 'self' data:;"),
+  });
 }

@@ -4,18 +4,8 @@ import { mintTokens } from '../../src/auth/tokens.js';
 import { buildGateway, listenGateway } from '../../src/gateway/app.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
 import { buy, freshKey, seed, startApi, type RunningApi } from '../helpers/sale.js';
+import { CHROMIUM_ARGS } from '../helpers/browser.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
-
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 describe('storefront in a real browser', () => {
   let s: TestServices;

@@ -109,7 +109,15 @@ describe('the compose topology without containers: nginx (deploy/nginx.conf) in 
   });
 
   it('forwards only the public API: /metrics, the demo sign-in and anything unknown stop at nginx', async () => {
-    for (const path of ['/metrics', '/demo/token?user=alice', '/admin', '/order', '/x/y/z']) {
+    for (const path of [
+      '/metrics',
+      '/demo/token?user=alice',
+      '/admin',
+      '/order',
+      '/x/y/z',
+      '/docs',
+      '/docs/json',
+    ]) {
       for (let i = 0; i < 2; i++) {
         // Twice, so both replicas would have had their turn.
         const r = await send(nginxUrl, { path });
@@ -129,6 +137,9 @@ describe('the compose topology without containers: nginx (deploy/nginx.conf) in 
     expect((await send(nginxUrl, { path: '/?product=ngxpub' })).status).toBe(200);
     expect((await send(nginxUrl, { path: '/app.js' })).status).toBe(200);
     expect((await send(nginxUrl, { path: '/healthz' })).status).toBe(200);
+    const spec = await send(nginxUrl, { path: '/openapi.json' });
+    expect(spec.status).toBe(200);
+    expect((JSON.parse(spec.body) as { openapi: string }).openapi).toMatch(/^3\./);
     const ready = await send(nginxUrl, { path: '/readyz' });
     expect(ready.status).toBe(200);
     expect(JSON.parse(ready.body)).toEqual({ status: 'ready' });

@@ -13,6 +13,7 @@ import type { FloodSummary } from '../../src/load/summary.js';
 import { parseThreshold } from '../../src/load/thresholds.js';
 import { engineOptions } from '../helpers/engine-options.js';
 import { accepted, problem, startStallServer } from '../helpers/stall-server.js';
+import { CHROMIUM_ARGS } from '../helpers/browser.js';
 
 interface Box {
   text: string;
@@ -21,16 +22,6 @@ interface Box {
   w: number;
   h: number;
 }
-
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 describe('the HTML report', () => {
   let browser: Browser;
