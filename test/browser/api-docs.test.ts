@@ -5,7 +5,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type RunningApi } from '../helpers/sale.js';
 import { useTestServices } from '../helpers/services.js';
-import { CHROMIUM_ARGS } from '../helpers/browser.js';
+import { CHROMIUM_ARGS, pageErrors } from '../helpers/browser.js';
 
 describe('the API docs page in a real browser', () => {
   let api: RunningApi;
@@ -18,12 +18,8 @@ describe('the API docs page in a real browser', () => {
 
   it('renders every operation from this origin only, with a CSP and no console error', async () => {
     const page = await browser.newPage();
-    const errors: string[] = [];
+    const errors = pageErrors(page);
     const elsewhere: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    page.on('pageerror', (e) => errors.push(e.message));
     await page.route('**/*', (route) => {
       const url = route.request().url();
       if (url.startsWith(api.url) || url.startsWith('data:')) return route.continue();

@@ -4,7 +4,7 @@ import { mintTokens } from '../../src/auth/tokens.js';
 import { buildGateway, listenGateway } from '../../src/gateway/app.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
 import { buy, freshKey, seed, startApi, type RunningApi } from '../helpers/sale.js';
-import { CHROMIUM_ARGS } from '../helpers/browser.js';
+import { CHROMIUM_ARGS, pageErrors } from '../helpers/browser.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
 
 describe('storefront in a real browser', () => {
@@ -39,11 +39,7 @@ describe('storefront in a real browser', () => {
   it('shows live stock falling as others buy, and takes a click from queued to confirmed', async () => {
     await seed(s, { productId: 'web', stock: 50, name: 'Golden ticket', priceCents: 2500 });
     const page = await browser.newPage();
-    const errors: string[] = [];
-    page.on('console', (message) => {
-      if (message.type() === 'error') errors.push(message.text());
-    });
-    page.on('pageerror', (error) => errors.push(error.message));
+    const errors = pageErrors(page);
 
     await page.goto(`${api.url}/?product=web&user=alice`);
     const text = (selector: string) => page.textContent(selector);

@@ -13,7 +13,7 @@ import type { FloodSummary } from '../../src/load/summary.js';
 import { parseThreshold } from '../../src/load/thresholds.js';
 import { engineOptions } from '../helpers/engine-options.js';
 import { accepted, problem, startStallServer } from '../helpers/stall-server.js';
-import { CHROMIUM_ARGS } from '../helpers/browser.js';
+import { CHROMIUM_ARGS, pageErrors } from '../helpers/browser.js';
 
 interface Box {
   text: string;
@@ -79,12 +79,8 @@ describe('the HTML report', () => {
     const file = join(dir, 'report.html');
     await writeFile(file, renderHtmlReport(summary));
     const page = await browser.newPage();
-    const errors: string[] = [];
+    const errors = pageErrors(page);
     const requests: string[] = [];
-    page.on('console', (message) => {
-      if (message.type() === 'error') errors.push(message.text());
-    });
-    page.on('pageerror', (error) => errors.push(error.message));
     page.on('request', (request) => requests.push(request.url()));
     await page.goto(pathToFileURL(file).href);
 
