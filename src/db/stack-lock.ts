@@ -27,11 +27,10 @@ export async function claimDatabaseForStack(databaseUrl: string): Promise<Databa
     STACK_LOCK_KEY,
   ]);
   if (claimed.rows[0]?.ok !== true) {
-    const holder = await client.query<{ pid: number; app: string | null }>(
-      `SELECT l.pid, a.application_name AS app FROM pg_locks l
-         LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE l.locktype = 'advisory' AND l.granted AND l.objid = $1 AND l.database =
-              (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    const holder = await client.query<{ pid: number }>(
+      `SELECT pid FROM pg_locks
+        WHERE locktype = 'advisory' AND granted AND objid = $1
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
       [STACK_LOCK_KEY],
     );
     await client.end();
