@@ -119,7 +119,7 @@ async function startPayments(stack: Stack): Promise<CliProcess> {
     ['work', 'payments', '--timeout', '1s', '--max-backoff', '200ms', '--status-interval', '200ms'],
     stack.env,
   );
-  await worker.waitFor(/"event":"status"/);
+  await worker.waitFor(/"event":"started"/);
   return worker;
 }
 
