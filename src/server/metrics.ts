@@ -79,6 +79,31 @@ export class ApiMetrics {
         for (const kind of ['stock', 'order'] as const) this.set({ kind }, sse?.count(kind) ?? 0);
       },
     });
+    // The hub's own counters (SseHub.stats), read at scrape time: one per process, summed.
+    new Counter({
+      name: 'fsale_sse_events_total',
+      help: 'Stream events by result: delivered, or skipped for a client still taking the last one (it gets the latest when it drains)',
+      labelNames: ['result'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        if (sse === undefined) return;
+        this.inc({ result: 'delivered' }, sse.stats.delivered);
+        this.inc({ result: 'skipped' }, sse.stats.skipped);
+      },
+    });
+    new Counter({
+      name: 'fsale_sse_streams_ended_total',
+      help: 'Streams the API refused or ended: refused (a budget was full), expired (max age: the client reconnects), dropped (a client that stopped reading)',
+      labelNames: ['reason'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        if (sse === undefined) return;
+        for (const reason of ['refused', 'expired', 'dropped'] as const)
+          this.inc({ reason }, sse.stats[reason]);
+      },
+    });
     collectDefaultMetrics({ register: this.registry, prefix: 'fsale_' });
   }
 }

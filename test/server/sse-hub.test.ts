@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ApiMetrics } from '../../src/server/metrics.js';
 import { SseHub, type SseHubOptions } from '../../src/server/sse-hub.js';
 
 /** A response whose consumer we control: `stall()` stops it from draining, `release()` resumes. */
@@ -102,6 +103,11 @@ describe('SseHub', () => {
     expect(stuck.destroyed).toBe(true);
     expect(hub.stats.dropped).toBe(1);
     expect(hub.size).toBe(0);
+    // What /metrics says of it.
+    const metrics = await new ApiMetrics({ sse: hub }).registry.metrics();
+    expect(metrics).toMatch(/^fsale_sse_streams_ended_total\{reason="dropped"\} 1$/m);
+    expect(metrics).toMatch(/^fsale_sse_streams_ended_total\{reason="expired"\} 0$/m);
+    expect(metrics).toMatch(/^fsale_sse_events_total\{result="skipped"\} [1-9]/m);
   });
 
   it('delivers an event published while the snapshot was being read (watch, then open)', async () => {
@@ -150,6 +156,9 @@ describe('SseHub', () => {
     expect(stalled.destroyed).toBe(true);
     expect(stalled.writableFinished).toBe(false);
     expect(hub.stats).toMatchObject({ expired: 1, dropped: 1 });
+    expect(await new ApiMetrics({ sse: hub }).registry.metrics()).toMatch(
+      /^fsale_sse_streams_ended_total\{reason="expired"\} 1$/m,
+    );
     expect(hub.size).toBe(0);
   });
 });
