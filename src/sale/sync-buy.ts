@@ -94,7 +94,10 @@ export async function placeOrder(
     // Best effort: a lost refund only makes this user's window one request shorter.
     void refundBuyAttempt(ctx.redis, keys, request.userId).catch(() => undefined);
   }
-  if (code === BuyCode.Accepted && !result.replayed) {
+  // A replayed accept is mirrored too (a no-op when it was, the mirror being idempotent per
+  // order): the first answer may have been lost between COMMIT and the mirror (503
+  // outcome_unknown), and this retry is then the first to know the order exists.
+  if (code === BuyCode.Accepted) {
     await ctx.mirror.apply({
       orderId: result.orderId,
       productId: request.productId,

@@ -133,8 +133,12 @@ export interface RebuildReport {
 
 const RECORDS_PER_PIPELINE = 1_000;
 
-/** Writes the accepted answer of each order back as its key's idempotency record. */
-async function restoreIdempotencyRecords(
+/**
+ * Writes each accepted order back as its key's idempotency record and in the owner index
+ * (orderId -> userId), which is also the sync-mode mirror's marker: a replayed accept mirrors
+ * its order again (src/sale/sync-buy.ts), a no-op only when the order is in the index.
+ */
+async function restoreOrderRecords(
   redis: Redis,
   keys: ProductKeys,
   orders: readonly { id: string; userId: string; idempotencyKey: string; qty: number }[],
@@ -147,6 +151,7 @@ async function restoreIdempotencyRecords(
         idempotencyKey(keys, order.userId, order.idempotencyKey),
         acceptedRecord(order.id, productId, order.qty),
       );
+      pipeline.hset(keys.owners, order.id, order.userId);
     }
     const results = (await pipeline.exec()) ?? [];
     for (const [error] of results) if (error !== null) throw error;
@@ -158,8 +163,8 @@ async function restoreIdempotencyRecords(
  * stock = PG remaining minus any orders still in the Redis stream but not yet persisted, the
  * per-user counts from the orders that hold stock, the set of released orders (so a late
  * release cannot give units back twice), and the idempotency record of every accepted order
- * (in PostgreSQL or still in the stream), so that a retry of a key from before the loss gets
- * its first answer instead of a second unit.
+ * (in PostgreSQL or still in the stream) with its owner entry, so that a retry of a key from
+ * before the loss gets its first answer instead of a second unit.
  */
 export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Promise<RebuildReport> {
   const report: RebuildReport = { products: [] };
@@ -236,7 +241,7 @@ export async function rebuildRedis(ctx: Omit<ReconcileContext, 'gateway'>): Prom
           if (shardReleased.length > 0) multi.sadd(keys.released, ...shardReleased);
         },
       );
-      await restoreIdempotencyRecords(
+      await restoreOrderRecords(
         ctx.redis,
         keys,
         [...snapshot.accepted, ...unpersisted.map((s) => s.order)].filter(

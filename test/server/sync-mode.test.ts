@@ -200,10 +200,11 @@ describe('sync mode', () => {
   it('a PostgreSQL connection lost after the buy was sent answers 503 outcome_unknown, and the retry gets the committed order', async () => {
     await seed(s, { productId: 'lost', stock: 5, perUserLimit: 1 });
     const target = new URL(s.databaseUrl);
-    // Every byte to and from PostgreSQL takes 300 ms: the window between COMMIT and its answer.
+    // Every byte to and from PostgreSQL takes 1 s: the window between COMMIT and its answer,
+    // wide enough for a busy machine to see the commit and cut the link within it.
     const proxy = await startFaultProxy(target.hostname, Number(target.port || 5432), {
       kind: 'latency',
-      ms: 300,
+      ms: 1_000,
     });
     try {
       const api = await startApi(s, {
@@ -248,6 +249,14 @@ describe('sync mode', () => {
       expect(retry.headers['idempotent-replayed']).toBe('true');
       expect((JSON.parse(retry.body) as { orderId: string }).orderId).toBe(await committed());
       expect(await pgState(s, 'lost')).toMatchObject({ remaining: 3, orders: 2 });
+      // Redis learns of the order through the retry: the same stock, the buyer counted once.
+      const keys = productKeys(s.keyPrefix, 'lost');
+      expect(await s.redis.get(keys.stock)).toBe('3');
+      expect(await s.redis.hget(keys.bought, 'lost-buyer')).toBe('1');
+      expect(await s.redis.hget(keys.owners, (await committed()) ?? '')).toBe('lost-buyer');
+      // Replayed again: still counted once.
+      await buy(api, { token, productId: 'lost', key });
+      expect(await s.redis.get(keys.stock)).toBe('3');
     } finally {
       await proxy.close();
     }
