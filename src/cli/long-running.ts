@@ -75,8 +75,6 @@ export async function runUntilStopped<S extends object>(
         });
   if (admin !== undefined)
     log.info({ url: admin.url }, `admin listener on ${admin.url} (/metrics, /healthz)`);
-  if (options.started !== undefined)
-    log.info({ event: 'started', ...options.started.fields }, options.started.msg);
   const timer = setInterval(
     () => logStatus(log, 'status', options.status(), options.human),
     options.intervalMs,
@@ -101,6 +99,10 @@ export async function runUntilStopped<S extends object>(
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // After the handlers: from this record on, a SIGTERM is a clean stop (test helpers and
+    // `fsale up` wait for it).
+    if (options.started !== undefined)
+      log.info({ event: 'started', ...options.started.fields }, options.started.msg);
     void options.done?.then(resolve);
     unlisten = () => {
       process.off('SIGTERM', onSignal);

@@ -7,7 +7,7 @@ import { readableLine } from '../cli/log.js';
 import { stackFlags, stackSettings } from '../cli/stack-flags.js';
 import { withStores } from '../stores.js';
 import { seedProduct } from '../sale/seed.js';
-import { startStack } from '../stack/stack.js';
+import { startStack, stopOnSignal } from '../stack/stack.js';
 import { EXIT, type FloodSummary } from '../load/summary.js';
 import { renderDemoSummary } from '../load/demo-summary.js';
 import { calibrate, CALIBRATION } from '../load/calibrate.js';
@@ -95,16 +95,24 @@ export default class Demo extends FsaleCommand {
     };
     const started = Date.now();
     say('starting the stack (API, order and payment workers, mock gateway, reconcile)');
+    const stopped = stopOnSignal();
     const stack = await startStack({
       ...stackSettings(config, flags),
       port: flags.port,
       demoAuth: true,
-      // The generator (this process) first when the cores are contended: see StackOptions.
+      // The generator (the flood child, at this process's level) first when the cores are
+      // contended: see StackOptions.
       niceness: DEMO_STACK_NICENESS,
+      signal: stopped,
       onLine: (name, line) => {
         if (flags.verbose) process.stderr.write(prefix(name, readableLine(line, style)) + '\n');
       },
       onNotice: say,
+    });
+    // Stopped mid-sale: the stack goes first (the flood child then fails to reach it and exits).
+    stopped.addEventListener('abort', () => {
+      say('stopping the stack');
+      void stack.stop().then(() => process.exit(130));
     });
     try {
       const env = stack.env;

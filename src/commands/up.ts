@@ -3,7 +3,7 @@ import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
 import { linePrefixer, outputStyle } from '../cli/colors.js';
 import { readableLine } from '../cli/log.js';
 import { stackFlags, stackSettings } from '../cli/stack-flags.js';
-import { startStack } from '../stack/stack.js';
+import { startStack, stopOnSignal } from '../stack/stack.js';
 
 export default class Up extends FsaleCommand {
   static override summary = 'Run the whole sale on this machine: API, workers, gateway, reconcile.';
@@ -36,10 +36,12 @@ A component that dies stops everything (nothing is restarted silently). Ctrl-C o
     const style = outputStyle();
     const prefix = linePrefixer(style);
     const say = (message: string) => process.stdout.write(prefix('up', message) + '\n');
+    const stopped = stopOnSignal();
     const stack = await startStack({
       ...stackSettings(config, flags),
       port: config.port,
       demoAuth: flags['demo-auth'],
+      signal: stopped,
       // The children's log records are JSON lines (their stdout is a pipe): shown readably.
       onLine: (name, line) => process.stdout.write(prefix(name, readableLine(line, style)) + '\n'),
       onNotice: say,
@@ -49,8 +51,8 @@ A component that dies stops everything (nothing is restarted silently). Ctrl-C o
     );
     const outcome = await new Promise<{ by: 'signal' } | { by: 'failure'; name: string }>(
       (resolve) => {
-        process.once('SIGINT', () => resolve({ by: 'signal' }));
-        process.once('SIGTERM', () => resolve({ by: 'signal' }));
+        if (stopped.aborted) resolve({ by: 'signal' });
+        stopped.addEventListener('abort', () => resolve({ by: 'signal' }), { once: true });
         void stack.failed.then((name) => resolve({ by: 'failure', name }));
       },
     );

@@ -23,23 +23,28 @@ export async function claimDatabaseForStack(databaseUrl: string): Promise<Databa
   }
   // A lost connection releases the lock on the server; nothing here can do better than that.
   client.on('error', () => undefined);
-  const claimed = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [
-    STACK_LOCK_KEY,
-  ]);
-  if (claimed.rows[0]?.ok !== true) {
-    const holder = await client.query<{ pid: number }>(
+  let holder: number | undefined;
+  try {
+    const claimed = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [
+      STACK_LOCK_KEY,
+    ]);
+    if (claimed.rows[0]?.ok === true) return { release: () => client.end().catch(() => undefined) };
+    // A one-bigint advisory key is (classid, objid, objsubid) = (high 32 bits, low 32 bits, 1).
+    const found = await client.query<{ pid: number }>(
       `SELECT pid FROM pg_locks
-        WHERE locktype = 'advisory' AND granted AND objid = $1
+        WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = $1 AND objsubid = 1
           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
       [STACK_LOCK_KEY],
     );
-    await client.end();
-    const pid = holder.rows[0]?.pid;
-    throw new UsageError(
-      `another fsale stack (up or demo) is running on ${redactUrl(databaseUrl)}` +
-        (pid === undefined ? '' : ` (its PostgreSQL session pid ${pid})`) +
-        ': stop it, or give this one its own database with --database-url',
-    );
+    holder = found.rows[0]?.pid;
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw new ServiceUnavailableError('PostgreSQL', databaseUrl, error);
   }
-  return { release: () => client.end().catch(() => undefined) };
+  await client.end().catch(() => undefined);
+  throw new UsageError(
+    `another fsale stack (up or demo) is running on ${redactUrl(databaseUrl)}` +
+      (holder === undefined ? '' : ` (its PostgreSQL session pid ${holder})`) +
+      ': stop it, or give this one its own database with --database-url',
+  );
 }

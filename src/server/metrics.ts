@@ -82,7 +82,7 @@ export class ApiMetrics {
     // The hub's own counters (SseHub.stats), read at scrape time: one per process, summed.
     new Counter({
       name: 'fsale_sse_events_total',
-      help: 'Stream events by result: delivered, or skipped for a client still taking the last one (it gets the latest when it drains)',
+      help: 'Stream event sends by result: delivered, or skipped for a client still taking the last one (it is sent the latest event once it drains, so a skip is not a loss)',
       labelNames: ['result'],
       registers: [this.registry],
       collect() {
@@ -93,14 +93,23 @@ export class ApiMetrics {
       },
     });
     new Counter({
+      name: 'fsale_sse_streams_refused_total',
+      help: 'Streams refused at once because their budget (total or per address/user) was full',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(sse?.stats.refused ?? 0);
+      },
+    });
+    new Counter({
       name: 'fsale_sse_streams_ended_total',
-      help: 'Streams the API refused or ended: refused (a budget was full), expired (max age: the client reconnects), dropped (a client that stopped reading)',
+      help: 'Streams the API ended: expired (max age: the client reconnects at once), dropped (a client that stopped reading)',
       labelNames: ['reason'],
       registers: [this.registry],
       collect() {
         this.reset();
         if (sse === undefined) return;
-        for (const reason of ['refused', 'expired', 'dropped'] as const)
+        for (const reason of ['expired', 'dropped'] as const)
           this.inc({ reason }, sse.stats[reason]);
       },
     });

@@ -5,8 +5,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { migrate } from '../db/migrate.js';
+import { ensureDatabase, migrate } from '../db/migrate.js';
 import { claimDatabaseForStack, type DatabaseClaim } from '../db/stack-lock.js';
+import { UsageError } from '../domain/errors.js';
 import { resolveServices, type ResolvedServices } from './services.js';
 
 const RUN_JS = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
@@ -33,6 +34,11 @@ export interface StackOptions {
    * starved by the server it drives measures its own delay instead of the server's.
    */
   niceness?: number | undefined;
+  /**
+   * Aborted (a signal, see stopOnSignal) while starting: everything started so far is stopped
+   * and startStack rejects. Once it has resolved, stopping is the caller's (Stack.stop).
+   */
+  signal?: AbortSignal | undefined;
   /** Every line a child prints, prefixed with its name. */
   onLine: (name: string, line: string) => void;
   /** Stack news: services started, processes up, a process that died. */
@@ -75,6 +81,26 @@ async function jwtSecret(
   return secret;
 }
 
+/** Aborted by the first SIGINT or SIGTERM this process gets. */
+export function stopOnSignal(): AbortSignal {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return controller.signal;
+}
+
+/** How long a child may take to say it is up (listening, or its started record). */
+const START_TIMEOUT_MS = 60_000;
+
+/**
+ * The children's log level: the one asked for when it is more verbose than info, else info,
+ * since readiness is read from their info records (listening, started).
+ */
+function childLogLevel(asked: string | undefined): string {
+  return asked === 'debug' || asked === 'trace' ? asked : 'info';
+}
+
 /** Starts migrate, gateway, API, order and payment workers and reconcile as child processes. */
 export async function startStack(options: StackOptions): Promise<Stack> {
   const services: ResolvedServices = await resolveServices(
@@ -91,23 +117,31 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   let claim: DatabaseClaim | undefined;
   const nice = options.niceness ?? 0;
 
-  const stopAll = async () => {
-    stopping = true;
-    // Order matters: stop taking buys, then drain workers, then the gateway they call.
-    for (const group of [['api'], ['orders', 'payments', 'reconcile'], ['gateway']]) {
-      const members = children.filter((c) => group.some((g) => c.name.startsWith(g)));
-      for (const c of members)
-        if (c.process.exitCode === null && c.process.signalCode === null) c.process.kill('SIGTERM');
-      await Promise.all(members.map((c) => c.exited));
-    }
-    await claim?.release();
-    await services.stop();
-  };
+  // Once, however many callers (a signal, a crashed child, the caller's stop) ask for it.
+  let stopped: Promise<void> | undefined;
+  const stopAll = () =>
+    (stopped ??= (async () => {
+      stopping = true;
+      // Order matters: stop taking buys, then drain workers, then the gateway they call.
+      for (const group of [['api'], ['orders', 'payments', 'reconcile'], ['gateway']]) {
+        const members = children.filter((c) => group.some((g) => c.name.startsWith(g)));
+        for (const c of members)
+          if (c.process.exitCode === null && c.process.signalCode === null)
+            c.process.kill('SIGTERM');
+        await Promise.all(members.map((c) => c.exited));
+      }
+      await claim?.release();
+      await services.stop();
+    })());
 
+  const onAbort = () => void stopAll();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const secret = await jwtSecret(options.jwtSecret, options.dataDir, options.onNotice);
-    const result = await migrate(services.databaseUrl);
+    // Claimed before migrating: a stack refused here must not change another's schema.
+    await ensureDatabase(services.databaseUrl);
     claim = await claimDatabaseForStack(services.databaseUrl);
+    const result = await migrate(services.databaseUrl);
     if (result.applied.length > 0)
       options.onNotice(`migrated ${result.database}: ${result.applied.join(', ')}`);
     const env: Record<string, string> = {
@@ -118,9 +152,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       DATABASE_URL: services.databaseUrl,
       FSALE_KEY_PREFIX: options.keyPrefix,
       FSALE_JWT_SECRET: secret,
+      LOG_LEVEL: childLogLevel(process.env.LOG_LEVEL),
     };
 
     const start = (name: string, args: string[], childEnv: Record<string, string>): Child => {
+      // Nothing new once stopping (a signal while starting): stopAll may be past its group.
+      if (stopping) throw new Error(`not starting ${name}: the stack is stopping`);
       const command = [process.execPath, RUN_JS, ...args];
       // Through nice(1), so that every thread of the child (and the API's cluster workers it
       // forks) starts at that level: setpriority() after the fact misses the threads.
@@ -158,11 +195,19 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           if (match !== null) resolve(match[1] ?? '');
         });
         void child.exited.then(() => reject(new Error(`${child.name} exited before ${what}`)));
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(`${child.name} did not say ${what} within ${START_TIMEOUT_MS / 1000} s`),
+            ),
+          START_TIMEOUT_MS,
+        );
+        timer.unref();
       });
     const listening = (child: Child) =>
       printed(child, /listening on (http:\/\/[^\s,)]+)/, 'listening');
     // A worker is up once it logs its started record (its JSON line has "event":"started").
-    const started = (child: Child) => printed(child, /("event":"started")/, 'it started');
+    const started = (child: Child) => printed(child, /("event":"started")/, 'it had started');
 
     const gatewayArgs = [
       'gateway',
@@ -197,6 +242,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     // Ready means every process is: a sale (or demo's calibration) started while the workers
     // still boot would share the cores with their start-up and measure that.
     await Promise.all(workers.map(started));
+    options.signal?.removeEventListener('abort', onAbort);
+    if (options.signal?.aborted === true) throw new Error('aborted');
 
     return {
       apiUrl,
@@ -207,7 +254,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       stop: stopAll,
     };
   } catch (error) {
+    options.signal?.removeEventListener('abort', onAbort);
     await stopAll();
+    if (options.signal?.aborted === true)
+      throw new UsageError('stopped while starting (a signal): nothing it started is left running');
     throw error;
   }
 }

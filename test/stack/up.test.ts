@@ -69,6 +69,20 @@ describe('fsale up', () => {
     expect(up.output()).toMatch(/stopped/);
   });
 
+  it('a SIGTERM while it is still starting stops everything it had started', async () => {
+    const up = startCli(upArgs(dataDir), s.env);
+    // The API listens; the workers are still starting: up is not ready yet.
+    await up.waitFor(/api .*(listening on)/);
+    const tree = descendants(up.pid);
+    expect(tree.length).toBeGreaterThan(0);
+    up.child.kill('SIGTERM');
+    const exit = await up.exited;
+    expect(exit.code, up.output()).toBe(2);
+    expect(up.output()).toMatch(/stopped while starting/);
+    expect(up.output()).not.toMatch(/ready: API/);
+    for (const pid of tree) expect(isAlive(pid), `pid ${pid} outlived fsale up`).toBe(false);
+  });
+
   it('starts private redis-server and postgres when nothing answers, says so, and stops them', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fsale-up-private-'));
     await chmod(dir, 0o755); // postgres runs as its own user when we are root
