@@ -111,7 +111,6 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   );
   for (const note of services.notes) options.onNotice(note);
   const children: Child[] = [];
-  let stopping = false;
   let reportFailure: (name: string) => void = () => undefined;
   const failed = new Promise<string>((resolve) => (reportFailure = resolve));
   let claim: DatabaseClaim | undefined;
@@ -119,9 +118,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
   // Once, however many callers (a signal, a crashed child, the caller's stop) ask for it.
   let stopped: Promise<void> | undefined;
+  const stopping = () => stopped !== undefined;
   const stopAll = () =>
     (stopped ??= (async () => {
-      stopping = true;
       // Order matters: stop taking buys, then drain workers, then the gateway they call.
       for (const group of [['api'], ['orders', 'payments', 'reconcile'], ['gateway']]) {
         const members = children.filter((c) => group.some((g) => c.name.startsWith(g)));
@@ -157,7 +156,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     const start = (name: string, args: string[], childEnv: Record<string, string>): Child => {
       // Nothing new once stopping (a signal while starting): stopAll may be past its group.
-      if (stopping) throw new Error(`not starting ${name}: the stack is stopping`);
+      if (stopping()) throw new Error(`not starting ${name}: the stack is stopping`);
       const command = [process.execPath, RUN_JS, ...args];
       // Through nice(1), so that every thread of the child (and the API's cluster workers it
       // forks) starts at that level: setpriority() after the fact misses the threads.
@@ -171,7 +170,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }
       const exited = new Promise<void>((resolve) =>
         child.once('exit', (code, signal) => {
-          if (!stopping) {
+          if (!stopping()) {
             // Never restarted silently: a dead component stops the whole stack, loudly.
             options.onNotice(
               `${name} (pid ${child.pid ?? '?'}) exited unexpectedly (code ${code}, signal ${signal}); stopping everything`,
@@ -190,11 +189,6 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const printed = (child: Child, pattern: RegExp, what: string) =>
       new Promise<string>((resolve, reject) => {
         const lines = createInterface({ input: child.process.stdout ?? process.stdin });
-        lines.on('line', (line) => {
-          const match = pattern.exec(line);
-          if (match !== null) resolve(match[1] ?? '');
-        });
-        void child.exited.then(() => reject(new Error(`${child.name} exited before ${what}`)));
         const timer = setTimeout(
           () =>
             reject(
@@ -202,7 +196,16 @@ export async function startStack(options: StackOptions): Promise<Stack> {
             ),
           START_TIMEOUT_MS,
         );
-        timer.unref();
+        lines.on('line', (line) => {
+          const match = pattern.exec(line);
+          if (match === null) return;
+          clearTimeout(timer);
+          resolve(match[1] ?? '');
+        });
+        void child.exited.then(() => {
+          clearTimeout(timer);
+          reject(new Error(`${child.name} exited before ${what}`));
+        });
       });
     const listening = (child: Child) =>
       printed(child, /listening on (http:\/\/[^\s,)]+)/, 'listening');
@@ -242,7 +245,6 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     // Ready means every process is: a sale (or demo's calibration) started while the workers
     // still boot would share the cores with their start-up and measure that.
     await Promise.all(workers.map(started));
-    options.signal?.removeEventListener('abort', onAbort);
     if (options.signal?.aborted === true) throw new Error('aborted');
 
     return {
@@ -254,10 +256,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       stop: stopAll,
     };
   } catch (error) {
-    options.signal?.removeEventListener('abort', onAbort);
     await stopAll();
     if (options.signal?.aborted === true)
       throw new UsageError('stopped while starting (a signal): nothing it started is left running');
     throw error;
+  } finally {
+    // Once started (or failed), stopping is the caller's.
+    options.signal?.removeEventListener('abort', onAbort);
   }
 }
