@@ -80,39 +80,38 @@ export class ApiMetrics {
       },
     });
     // The hub's own counters (SseHub.stats), read at scrape time: one per process, summed.
-    new Counter({
-      name: 'fsale_sse_events_total',
-      help: 'Stream event sends by result: delivered, or skipped for a client still taking the last one (it is sent the latest event once it drains, so a skip is not a loss)',
-      labelNames: ['result'],
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        if (sse === undefined) return;
-        this.inc({ result: 'delivered' }, sse.stats.delivered);
-        this.inc({ result: 'skipped' }, sse.stats.skipped);
-      },
-    });
-    new Counter({
-      name: 'fsale_sse_streams_refused_total',
-      help: 'Streams refused at once because their budget (total or per address/user) was full',
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        this.inc(sse?.stats.refused ?? 0);
-      },
-    });
-    new Counter({
-      name: 'fsale_sse_streams_ended_total',
-      help: 'Streams the API ended: expired (max age: the client reconnects at once), dropped (a client that stopped reading)',
-      labelNames: ['reason'],
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        if (sse === undefined) return;
-        for (const reason of ['expired', 'dropped'] as const)
-          this.inc({ reason }, sse.stats[reason]);
-      },
-    });
+    // With a label, each stat is one value of it; without, the counter is its one stat.
+    type HubStat = keyof SseHub['stats'];
+    const hubCounter = (name: string, help: string, stats: readonly HubStat[], label?: string) =>
+      new Counter({
+        name,
+        help,
+        labelNames: label === undefined ? [] : [label],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          if (sse === undefined) return;
+          for (const stat of stats)
+            this.inc(label === undefined ? {} : { [label]: stat }, sse.stats[stat]);
+        },
+      });
+    hubCounter(
+      'fsale_sse_events_total',
+      'Stream event sends by result: delivered, or skipped for a client still taking the last one (it is sent the latest event once it drains, so a skip is not a loss)',
+      ['delivered', 'skipped'],
+      'result',
+    );
+    hubCounter(
+      'fsale_sse_streams_refused_total',
+      'Streams refused at once because their budget (total or per address/user) was full',
+      ['refused'],
+    );
+    hubCounter(
+      'fsale_sse_streams_ended_total',
+      'Streams the API ended: expired (max age: the client reconnects at once), dropped (a client that stopped reading)',
+      ['expired', 'dropped'],
+      'reason',
+    );
     collectDefaultMetrics({ register: this.registry, prefix: 'fsale_' });
   }
 }

@@ -56,6 +56,9 @@ describe('SSE budgets', () => {
     for (const stream of anonymous) await expectOpen(stream, 'stock');
     await expectRefused(keep(await connectSse(`${api.url}/stock/hot/stream`)));
     expect(api.app.api.sse.count('stock')).toBe(20);
+    expect(await api.app.api.metrics.registry.metrics()).toMatch(
+      /^fsale_sse_streams_refused_total 1$/m,
+    );
 
     // The owner still follows the order, and buys still go through.
     const follow = keep(
