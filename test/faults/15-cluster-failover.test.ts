@@ -24,6 +24,7 @@ import {
   startOrderWorker,
   startServe,
   stopProcess,
+  waitStarted,
   type Worker,
 } from '../helpers/stack.js';
 import { sleep, until } from '../helpers/wait.js';
@@ -66,7 +67,7 @@ async function saleThroughFailover(durability: 'none' | 'replica') {
     ...NO_LOAD_SHEDDING,
   ]);
   const worker: Worker = startOrderWorker(env, ['--block', '100ms']);
-  await worker.proc.waitFor(/"event":"started"/);
+  await waitStarted(worker);
   const slot = keySlot(productKeys(s.keyPrefix, productId).stock);
   const master = await cluster.masterOf(slot);
   try {

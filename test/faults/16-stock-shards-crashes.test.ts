@@ -24,6 +24,7 @@ import {
   startOrderWorker,
   startServe,
   stopProcess,
+  waitStarted,
   type Worker,
 } from '../helpers/stack.js';
 import { sleep, until } from '../helpers/wait.js';
@@ -55,7 +56,7 @@ describe('scenario 16: API and order worker SIGKILLed during a sale of a stock-s
     const args = ['--rate-limit', '0', ...NO_LOAD_SHEDDING];
     const apis = [await startServe(env, args), await startServe(env, args)];
     let worker: Worker = startOrderWorker(env, ['--block', '100ms']);
-    await worker.proc.waitFor(/"event":"started"/);
+    await waitStarted(worker);
     const list = buyers('sh-', BUYERS);
     const seen: BuyAnswer[] = [];
     const decided: BuyAnswer[] = [];
