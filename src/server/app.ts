@@ -185,7 +185,6 @@ export async function buildApp(options: AppOptions): Promise<App> {
     ...DEFAULT_BACKPRESSURE,
     ...options.backpressure,
   });
-  backpressure.start();
   const sse = new SseHub(resolveSseOptions(options.sse));
   const metrics = new ApiMetrics({
     backpressure,
@@ -265,6 +264,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
   // Streams never finish by themselves: end them (with a retry hint) before the server waits
   // for open connections to close.
   app.addHook('preClose', async () => api.sse.close());
+  // Sampled from the moment the API is ready: the loop is busy while the routes and their
+  // schemas compile, and that must not read as overload to the first requests.
+  app.addHook('onReady', async () => backpressure.start());
   app.addHook('onClose', async () => {
     backpressure.stop();
     // Before Redis closes: committed sync orders still waiting for their mirror get a last try.

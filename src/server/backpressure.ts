@@ -53,6 +53,7 @@ export class Backpressure {
   }
 
   start(): void {
+    this.histogram.reset();
     this.histogram.enable();
     const interval = this.options.sampleIntervalMs ?? 250;
     this.timer = setInterval(() => void this.sample().catch(() => undefined), interval);
