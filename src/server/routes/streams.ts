@@ -64,11 +64,17 @@ export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const release = sse.watch(`stock:${id}`);
     try {
       const layout = await layouts.current(id);
-      const [exists, remaining] = await Promise.all([
+      const [exists, total] = await Promise.all([
         redis.exists(productKeys(keyPrefix, id).sale),
         readStockTotal(redis, layout),
       ]);
       if (exists === 0) throw new ProblemError('product_not_found');
+      let remaining = total;
+      if (!feed.hears(id)) {
+        // Seeded since the feed last looked: listen first, then read, so no change is missed.
+        await feed.watch(id);
+        remaining = await readStockTotal(redis, await layouts.current(id, 0));
+      }
       const upToDate = request.headers['last-event-id'] === String(remaining);
       reply.hijack();
       sse.open(
@@ -106,7 +112,11 @@ export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const topic = `order:${request.params.id}`;
       const release = sse.watch(topic);
       try {
-        const order = await findOrder(app.api, request.params.id, request.userId);
+        let order = await findOrder(app.api, request.params.id, request.userId);
+        if (order !== undefined && !feed.hears(order.productId)) {
+          await feed.watch(order.productId);
+          order = await findOrder(app.api, request.params.id, request.userId);
+        }
         if (order === undefined) throw new ProblemError('order_not_found');
         const upToDate = request.headers['last-event-id'] === order.status;
         reply.hijack();

@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { EventSource } from 'eventsource';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../../src/auth/tokens.js';
-import { orderEventsChannel } from '../../../src/redis/keys.js';
+import { orderEventsChannel, productKeys } from '../../../src/redis/keys.js';
 import { buy, freshKey, seed, startApi, tokenFor, type RunningApi } from '../../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../../helpers/services.js';
 import { connectSse, type ReceivedEvent } from '../../helpers/sse-client.js';
@@ -60,11 +60,9 @@ describe('SSE', () => {
     const counts = clients.map((c) => c.events.filter((e) => e.event === 'stock').length);
     expect(Math.max(...counts)).toBeLessThan(1000);
 
-    // One subscriber connection for this process, not one per client.
-    const [, subscribers] = (await s.redis.pubsub('NUMSUB', orderEventsChannel(s.keyPrefix))) as [
-      string,
-      number,
-    ];
+    // One subscription for this process, not one per client.
+    const channel = productKeys(s.keyPrefix, 'live').stockChannel;
+    const [, subscribers] = (await s.redis.pubsub('SHARDNUMSUB', channel)) as [string, number];
     expect(subscribers).toBe(1);
     expect(api.app.api.sse.size).toBeGreaterThanOrEqual(2000);
 
@@ -130,8 +128,8 @@ describe('SSE', () => {
     });
 
     // What the payment worker publishes when the charge succeeds.
-    await s.redis.publish(
-      orderEventsChannel(s.keyPrefix),
+    await s.redis.spublish(
+      orderEventsChannel(s.keyPrefix, 'track'),
       JSON.stringify({
         orderId,
         userId: 'tracker',
