@@ -2,6 +2,7 @@ import { connect } from 'node:net';
 import { EventSource } from 'eventsource';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../../src/auth/tokens.js';
+import { isCluster } from '../../../src/redis/client.js';
 import { orderEventsChannel, productKeys } from '../../../src/redis/keys.js';
 import { buy, freshKey, seed, startApi, tokenFor, type RunningApi } from '../../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../../helpers/services.js';
@@ -60,10 +61,16 @@ describe('SSE', () => {
     const counts = clients.map((c) => c.events.filter((e) => e.event === 'stock').length);
     expect(Math.max(...counts)).toBeLessThan(1000);
 
-    // One subscription for this process, not one per client.
+    // One subscription for this process, not one per client (on a cluster: on the master
+    // that owns the channel's slot, and on no other node).
     const channel = productKeys(s.keyPrefix, 'live').stockChannel;
-    const [, subscribers] = (await s.redis.pubsub('SHARDNUMSUB', channel)) as [string, number];
-    expect(subscribers).toBe(1);
+    const nodes = isCluster(s.redis) ? s.redis.nodes('master') : [s.redis];
+    const subscribers = await Promise.all(
+      nodes.map(
+        async (node) => ((await node.pubsub('SHARDNUMSUB', channel)) as [string, number])[1],
+      ),
+    );
+    expect(subscribers.reduce((a, b) => a + b, 0)).toBe(1);
     expect(api.app.api.sse.size).toBeGreaterThanOrEqual(2000);
 
     stuck.destroy();
