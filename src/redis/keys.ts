@@ -66,9 +66,11 @@ export function shardTag(productId: string, shard: number, spread: number): stri
 
 /**
  * What a stock publish carries: the units left, prefixed on a sharded product by the shard's
- * index and the shard count ("3/8:120"), so a subscriber can sum the shards. A move between
- * shards adds the transfer: "|lent|<id>|<units>" from the lender, "|received|<id>|<units>" from
- * the destination (lend-3.lua, receive-3.lua), so the units count as in transit in between.
+ * index and the shard count ("3/8:120"), so a subscriber can sum the shards; then what changed
+ * them: "|sold|<units>" from a buy (or its sync-mode mirror), "|back|<units>" from a release,
+ * and for a move between shards "|lent|<id>|<units>" from the lender and
+ * "|received|<id>|<units>" from the destination (the units count as in transit in between).
+ * A seed publishes the level alone.
  */
 export function stockMessagePrefix(keys: ProductKeys): string {
   return keys.shards > 1 ? `${keys.shard}/${keys.shards}:` : '';
@@ -79,21 +81,29 @@ export interface StockMessage {
   left: number;
   shard: number;
   shards: number;
+  /** Units a buy took (sold) or a release gave back (back), if that is what this change was. */
+  sold?: number;
+  back?: number;
   /** The move this change is one end of, if any. */
   transfer?: { id: string; units: number; end: 'lent' | 'received' };
 }
 
+const STOCK_MESSAGE =
+  /^(?:(\d+)\/(\d+):)?(-?\d+)(?:\|(sold|back)\|(\d+)|\|(lent|received)\|([^|]+)\|(\d+))?$/;
+
 /** A stock publish read back, or undefined if it is not one. */
 export function parseStockMessage(message: string): StockMessage | undefined {
-  const match = /^(?:(\d+)\/(\d+):)?(-?\d+)(?:\|(lent|received)\|([^|]+)\|(\d+))?$/.exec(message);
+  const match = STOCK_MESSAGE.exec(message);
   if (match === null) return undefined;
-  const shards = Number(match[2] ?? 1);
-  const shard = Number(match[1] ?? 0);
+  const [, shardText, shardsText, left, change, changed, end, id, moved] = match;
+  const shards = Number(shardsText ?? 1);
+  const shard = Number(shardText ?? 0);
   if (shard >= shards) return undefined;
-  const stock: StockMessage = { left: Number(match[3]), shard, shards };
-  const [, , , , end, id, units] = match;
-  if ((end === 'lent' || end === 'received') && id !== undefined) {
-    stock.transfer = { id, units: Number(units), end };
+  const stock: StockMessage = { left: Number(left), shard, shards };
+  if (change === 'sold') stock.sold = Number(changed);
+  else if (change === 'back') stock.back = Number(changed);
+  else if ((end === 'lent' || end === 'received') && id !== undefined) {
+    stock.transfer = { id, units: Number(moved), end };
   }
   return stock;
 }

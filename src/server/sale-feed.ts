@@ -10,12 +10,21 @@ import {
 } from '../redis/sale-state.js';
 
 export interface SaleFeedEvents {
-  /** Units left in a product after a change (buy, release, seed), summed over its shards. */
-  stock: [productId: string, remaining: number];
+  /**
+   * Units left in a product after a change (buy, release, seed), summed over its shards, and
+   * the units this process has heard accepted and released since it started.
+   */
+  stock: [productId: string, remaining: number, moves: StockMoves];
   /** An order changed status (persisted, paid, failed, needs reconciliation). */
   order: [event: OrderEvent];
   /** The subscription was lost and re-established: changes may have been missed. */
   resync: [];
+}
+
+/** Units accepted and released in a product, counted from its publishes as they are heard. */
+export interface StockMoves {
+  accepted: number;
+  released: number;
 }
 
 /** A product whose channels this process subscribes to. */
@@ -53,6 +62,7 @@ export class SaleFeed extends EventEmitter<SaleFeedEvents> {
   /** Channel -> the product it belongs to, and whether it carries orders or stock. */
   private readonly channels = new Map<string, { productId: string; orders: boolean }>();
   private readonly totals = new Map<string, ShardedTotal>();
+  private readonly moves = new Map<string, StockMoves>();
   private refreshing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
 
@@ -92,6 +102,11 @@ export class SaleFeed extends EventEmitter<SaleFeedEvents> {
     feed.timer = setInterval(() => void feed.refresh().catch(() => undefined), refreshMs);
     feed.timer.unref();
     return feed;
+  }
+
+  /** The units accepted and released in the product that this process has heard of. */
+  movesOf(productId: string): StockMoves {
+    return { ...(this.moves.get(productId) ?? { accepted: 0, released: 0 }) };
   }
 
   /** Whether this process hears the product's changes (its channels are subscribed). */
@@ -164,12 +179,18 @@ export class SaleFeed extends EventEmitter<SaleFeedEvents> {
     const stock = parseStockMessage(message);
     if (stock === undefined) return;
     const { productId } = route;
+    if (stock.sold !== undefined || stock.back !== undefined) {
+      const moves = this.moves.get(productId) ?? { accepted: 0, released: 0 };
+      moves.accepted += stock.sold ?? 0;
+      moves.released += stock.back ?? 0;
+      this.moves.set(productId, moves);
+    }
     const watched = this.watched.get(productId);
     if (watched?.subscribed === true && watched.shards !== stock.shards) {
       // Seeded again with another shard count: its other shards have other channels.
       void this.subscribe(productId).catch(() => undefined);
     }
-    if (stock.shards === 1) this.emit('stock', productId, stock.left);
+    if (stock.shards === 1) this.emit('stock', productId, stock.left, this.movesOf(productId));
     else this.shardChanged(productId, stock);
   }
 
@@ -227,7 +248,7 @@ export class SaleFeed extends EventEmitter<SaleFeedEvents> {
     let remaining = 0;
     for (const left of total.left) remaining += Math.max(0, left ?? 0);
     for (const units of total.moving.values()) remaining += units;
-    this.emit('stock', productId, remaining);
+    this.emit('stock', productId, remaining, this.movesOf(productId));
   }
 
   close(): void {

@@ -94,5 +94,5 @@ redis.call('XADD', KEYS[4], '*', 'id', order_id, 'user', ARGV[2], 'qty', ARGV[3]
   'key', ARGV[4], 'at', now)
 redis.call('HSET', KEYS[7], order_id, ARGV[2])
 redis.call('SET', KEYS[5], ACCEPTED .. '|' .. order_id .. '|' .. ARGV[5])
-redis.call('SPUBLISH', ARGV[6], ARGV[10] .. left)
+redis.call('SPUBLISH', ARGV[6], ARGV[10] .. left .. '|sold|' .. ARGV[3])
 return {ACCEPTED, 0, order_id, left}

@@ -21,5 +21,5 @@ if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then
 end
 local left = redis.call('DECRBY', KEYS[1], ARGV[3])
 redis.call('HINCRBY', KEYS[2], ARGV[2], ARGV[3])
-redis.call('SPUBLISH', ARGV[4], left)
+redis.call('SPUBLISH', ARGV[4], left .. '|sold|' .. ARGV[3])
 return {1, left}

@@ -31,5 +31,5 @@ end
 redis.call('INCR', KEYS[5])
 local bought = redis.call('HINCRBY', KEYS[2], ARGV[2], -qty)
 if bought <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
-redis.call('SPUBLISH', ARGV[4], ARGV[5] .. left)
+redis.call('SPUBLISH', ARGV[4], ARGV[5] .. left .. '|back|' .. qty)
 return {1, left}

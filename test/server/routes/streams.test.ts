@@ -3,6 +3,7 @@ import { EventSource } from 'eventsource';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../../src/auth/tokens.js';
 import { isCluster } from '../../../src/redis/client.js';
+import { releaseUnits } from '../../../src/redis/scripts.js';
 import { orderEventsChannel, productKeys } from '../../../src/redis/keys.js';
 import { buy, freshKey, seed, startApi, tokenFor, type RunningApi } from '../../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../../helpers/services.js';
@@ -75,6 +76,29 @@ describe('SSE', () => {
 
     stuck.destroy();
     for (const c of clients) c.close();
+  });
+
+  it('stock events count the accepts and releases behind the level, also when they cancel out', async () => {
+    await seed(s, { productId: 'counted', stock: 10, perUserLimit: 5 });
+    const stream = await connectSse(`${api.url}/stock/counted/stream`);
+    await stream.waitFor((e) => e.event === 'stock');
+    const answers = await Promise.all(
+      ['c1', 'c2', 'c3'].map((user) =>
+        buy(api, { token: tokenFor(user), productId: 'counted', key: freshKey() }),
+      ),
+    );
+    expect(answers.map((r) => r.status)).toEqual([202, 202, 202]);
+    const first = JSON.parse(answers[0]?.body ?? '{}') as { orderId: string };
+    // A release as the payment worker's: the level goes 10 -> 7 -> 8.
+    const keys = productKeys(s.keyPrefix, 'counted');
+    expect(
+      await releaseUnits(s.redis, keys, { orderId: first.orderId, userId: 'c1', qty: 1 }),
+    ).toBe(true);
+    const last = await stream.waitFor(
+      (e) => e.event === 'stock' && (JSON.parse(e.data) as { released: number }).released === 1,
+    );
+    expect(JSON.parse(last.data)).toMatchObject({ remaining: 8, accepted: 3, released: 1 });
+    stream.close();
   });
 
   it('honours Last-Event-ID: an up-to-date client gets no snapshot, a stale one gets the current state', async () => {
