@@ -652,7 +652,7 @@ export async function publishStockChanges(
   while (performance.now() - started < durationMs) {
     remaining -= 1;
     published.push([remaining, performance.timeOrigin + performance.now()]);
-    await redis.publish(channel, String(remaining));
+    await redis.spublish(channel, String(remaining));
     const next = started + published.length * everyMs;
     await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
   }

@@ -10,7 +10,7 @@ import { renderLine, renderPanel, toJsonLine, type WatchSnapshot } from '../watc
 export default class Watch extends FsaleCommand {
   static override summary =
     'Watch a sale live: stock over time, accepted/s, released/s, confirmed/s, sold-out time.';
-  static override description = `Follows GET /stock/:id/stream (SSE) and polls GET /products/:id for order counts. Each stock event is the new level: a fall between two events is units accepted, a rise units released (a decline, a re-seed), shown apart, so releases never hide accepts; units coming back clear "sold out". The server coalesces a stream's events to one per interval, so a buy and a release inside one interval cancel out.
+  static override description = `Follows GET /stock/:id/stream (SSE) and polls GET /products/:id for order counts. Each stock event carries the new level and the units the server process has counted accepted and released (from the buys' and releases' own events), so accepted/s and released/s are shown apart and exact, even when a buy and a release fall in one coalesced event; units coming back clear "sold out". Against a server that sends the level alone, a fall is read as accepts and a rise as releases.
 
 On a terminal (without NO_COLOR) the view redraws in place with a sparkline of the stock over the last 30 snapshots in unicode blocks; otherwise (a pipe, a log, NO_COLOR) it prints one plain ASCII line per interval, or one JSON object per line with --json. When the stream drops, it says so and reconnects with Last-Event-ID. Ctrl-C exits 0; --until-sold-out exits 0 at stock 0.`;
   static override examples = [

@@ -23,6 +23,11 @@ export interface RedisOptions {
   persistent?: boolean;
   /** Send the commands issued in one event-loop tick in one write (ioredis auto-pipelining). */
   autoPipelining?: boolean;
+  /**
+   * A subscriber for sharded pub/sub (SSUBSCRIBE): on a cluster, one connection per master,
+   * each channel subscribed on the master of its slot and moved after a failover or a reshard.
+   */
+  shardedSubscriber?: boolean;
 }
 
 /**
@@ -51,6 +56,7 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
           enableAutoPipelining: options.autoPipelining === true,
           // Slot map refreshes and redirections (MOVED/ASK, a failover) are ioredis's.
           clusterRetryStrategy: options.persistent === true ? reconnectDelayMs : () => null,
+          shardedSubscribers: options.shardedSubscriber === true,
           redisOptions: { ...redisAuth(target.nodes[0] ?? ''), ...node },
         });
   defineScripts(redis);

@@ -23,7 +23,11 @@ export interface ProductKeys {
   deadLetter: string;
   /** Set of order ids whose reservation was released (makes the release script idempotent). */
   released: string;
-  /** Pub/sub channel carrying the remaining stock after every change. */
+  /**
+   * Sharded pub/sub channel (SPUBLISH) carrying this key set's units left after every change.
+   * It is in the key set's hash tag, so the scripts publish it on the node that owns their
+   * keys and only that node's subscribers get it (no cluster-bus broadcast).
+   */
   stockChannel: string;
   /** Hash: orderId -> userId, so GET /order/:id can answer `queued` before the worker persists it. */
   owners: string;
@@ -62,27 +66,46 @@ export function shardTag(productId: string, shard: number, spread: number): stri
 
 /**
  * What a stock publish carries: the units left, prefixed on a sharded product by the shard's
- * index and the shard count ("3/8:120"), so a subscriber can sum the shards.
+ * index and the shard count ("3/8:120"), so a subscriber can sum the shards; then what changed
+ * them: "|sold|<units>" from a buy (or its sync-mode mirror), "|back|<units>" from a release,
+ * and for a move between shards "|lent|<id>|<units>" from the lender and
+ * "|received|<id>|<units>" from the destination (the units count as in transit in between).
+ * A seed publishes the level alone.
  */
 export function stockMessagePrefix(keys: ProductKeys): string {
   return keys.shards > 1 ? `${keys.shard}/${keys.shards}:` : '';
 }
 
-/** A stock publish read back: one shard's units left, or the product's when unsharded. */
-export function parseStockMessage(
-  message: string,
-): { left: number; shard: number; shards: number } | undefined {
-  const match = /^(?:(\d+)\/(\d+):)?(-?\d+)$/.exec(message);
-  if (match === null) return undefined;
-  const shards = Number(match[2] ?? 1);
-  const shard = Number(match[1] ?? 0);
-  return shard < shards ? { left: Number(match[3]), shard, shards } : undefined;
+export interface StockMessage {
+  /** This shard's units left (the product's when unsharded). */
+  left: number;
+  shard: number;
+  shards: number;
+  /** Units a buy took (sold) or a release gave back (back), if that is what this change was. */
+  sold?: number;
+  back?: number;
+  /** The move this change is one end of, if any. */
+  transfer?: { id: string; units: number; end: 'lent' | 'received' };
 }
 
-/** The product id of a stock channel name, or undefined if it is not one under `prefix`. */
-export function productOfStockChannel(prefix: string, channel: string): string | undefined {
-  const head = `${prefix}:stock:`;
-  return channel.startsWith(head) ? channel.slice(head.length) : undefined;
+const STOCK_MESSAGE =
+  /^(?:(\d+)\/(\d+):)?(-?\d+)(?:\|(sold|back)\|(\d+)|\|(lent|received)\|([^|]+)\|(\d+))?$/;
+
+/** A stock publish read back, or undefined if it is not one. */
+export function parseStockMessage(message: string): StockMessage | undefined {
+  const match = STOCK_MESSAGE.exec(message);
+  if (match === null) return undefined;
+  const [, shardText, shardsText, left, change, changed, end, id, moved] = match;
+  const shards = Number(shardsText ?? 1);
+  const shard = Number(shardText ?? 0);
+  if (shard >= shards) return undefined;
+  const stock: StockMessage = { left: Number(left), shard, shards };
+  if (change === 'sold') stock.sold = Number(changed);
+  else if (change === 'back') stock.back = Number(changed);
+  else if ((end === 'lent' || end === 'received') && id !== undefined) {
+    stock.transfer = { id, units: Number(moved), end };
+  }
+  return stock;
 }
 
 /** Where a key set lives: its hash tag, and which shard of how many it is. */
@@ -99,7 +122,7 @@ export interface KeyPlace {
  * cannot grow the cache without bound. A sharded product's keys are kept by its layout.
  */
 export function productKeys(prefix: string, productId: string, place?: KeyPlace): ProductKeys {
-  if (place !== undefined) return buildKeys(prefix, productId, place);
+  if (place !== undefined) return buildKeys(prefix, place);
   let products = unsharded.get(prefix);
   if (products === undefined) {
     products = new Map<string, ProductKeys>();
@@ -108,7 +131,7 @@ export function productKeys(prefix: string, productId: string, place?: KeyPlace)
   let keys = products.get(productId);
   if (keys === undefined) {
     if (products.size >= UNSHARDED_CACHED) products.clear();
-    keys = buildKeys(prefix, productId, { tag: baseTag(productId), shard: 0, shards: 1 });
+    keys = buildKeys(prefix, { tag: baseTag(productId), shard: 0, shards: 1 });
     products.set(productId, keys);
   }
   return keys;
@@ -117,7 +140,7 @@ export function productKeys(prefix: string, productId: string, place?: KeyPlace)
 const UNSHARDED_CACHED = 4_096;
 const unsharded = new Map<string, Map<string, ProductKeys>>();
 
-function buildKeys(prefix: string, productId: string, place: KeyPlace): ProductKeys {
+function buildKeys(prefix: string, place: KeyPlace): ProductKeys {
   const tag = `${prefix}:{${place.tag}}`;
   // Every property written here, in one literal: a fixed shape, fast to read on the hot path.
   return Object.freeze({
@@ -133,7 +156,7 @@ function buildKeys(prefix: string, productId: string, place: KeyPlace): ProductK
     orders: `${tag}:orders`,
     deadLetter: `${tag}:dead`,
     released: `${tag}:released`,
-    stockChannel: `${prefix}:stock:${productId}`,
+    stockChannel: `${tag}:stock-feed`,
     owners: `${tag}:owners`,
     superseded: `${tag}:superseded`,
     idempotencyPrefix: `${tag}:idem:`,
@@ -154,14 +177,13 @@ export function rateLimitKey(keys: ProductKeys, userId: string): string {
   return `${keys.rateLimitPrefix}${userId}`;
 }
 
-/** Pattern matching every product's stock channel under a prefix (one subscription per process). */
-export function stockChannelPattern(prefix: string): string {
-  return `${prefix}:stock:*`;
-}
-
-/** The channel carrying every order status change under a prefix (JSON, see OrderEvent). */
-export function orderEventsChannel(prefix: string): string {
-  return `${prefix}:order-events`;
+/**
+ * The sharded pub/sub channel carrying a product's order status changes (JSON, see
+ * OrderEvent), in the hash tag of the product's shard 0: on a cluster it lives on one node with
+ * that shard's stock channel, so one SSUBSCRIBE takes both.
+ */
+export function orderEventsChannel(prefix: string, productId: string): string {
+  return `${prefix}:{${baseTag(productId)}}:order-feed`;
 }
 
 /** Patterns matching every key of one product (its shards too), for `seed --reset`. */

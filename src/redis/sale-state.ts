@@ -97,10 +97,16 @@ export async function readShardStocks(redis: Redis, layout: ProductLayout): Prom
   return stocks.map((stock) => Number(stock ?? 0));
 }
 
-/** Units left in a product: the sum of its shards' stock. */
+/**
+ * Units left in a product: the sum of its shards' stock, and the units moving between them
+ * (a move takes them out of one shard before the other has them; they are still for sale).
+ */
 export async function readStockTotal(redis: Redis, layout: ProductLayout): Promise<number> {
-  const stocks = await readShardStocks(redis, layout);
-  return stocks.reduce((sum, stock) => sum + Math.max(0, stock), 0);
+  const [stocks, moving] = await Promise.all([
+    readShardStocks(redis, layout),
+    layout.shards.length > 1 ? unitsInTransit(redis, layout) : 0,
+  ]);
+  return stocks.reduce((sum, stock) => sum + Math.max(0, stock), moving);
 }
 
 /**
@@ -195,7 +201,7 @@ export async function writeShardState(
   const multi = redis.multi().del(keys.stock, keys.sale).set(keys.stock, state.stock);
   multi.hset(keys.sale, sale).incr(keys.moves);
   extra?.(multi);
-  multi.publish(keys.stockChannel, `${stockMessagePrefix(keys)}${state.stock}`);
+  multi.spublish(keys.stockChannel, `${stockMessagePrefix(keys)}${state.stock}`);
   const results = (await multi.exec()) ?? [];
   for (const [error] of results) if (error !== null) throw error;
 }
@@ -232,14 +238,24 @@ export async function productTransfers(
   return lent.flat();
 }
 
-/** Units lent by one shard of the product and not yet received by another (audit). */
-export async function unitsInTransit(redis: Redis, layout: ProductLayout): Promise<number> {
-  let units = 0;
+/** The transfers lent by one shard of the product and not yet received by another: id -> units. */
+export async function unreceivedTransfers(
+  redis: Redis,
+  layout: ProductLayout,
+): Promise<Map<string, number>> {
+  const pending = new Map<string, number>();
   for (const transfer of await productTransfers(redis, layout)) {
     const { destination } = transfer;
     if (destination === undefined || !(await wasReceived(redis, destination, transfer.id)))
-      units += transfer.units;
+      pending.set(transfer.id, transfer.units);
   }
+  return pending;
+}
+
+/** Units lent by one shard of the product and not yet received by another (audit). */
+export async function unitsInTransit(redis: Redis, layout: ProductLayout): Promise<number> {
+  let units = 0;
+  for (const moving of (await unreceivedTransfers(redis, layout)).values()) units += moving;
   return units;
 }
 

@@ -10,7 +10,7 @@ export class SoldOutCache {
   private readonly since = new Map<string, number>();
 
   constructor(
-    feed: SaleFeed,
+    private readonly feed: SaleFeed,
     private readonly ttlMs = 5_000,
   ) {
     feed.on('stock', (productId, remaining) => {
@@ -19,8 +19,18 @@ export class SoldOutCache {
     feed.on('resync', () => this.since.clear());
   }
 
+  /**
+   * A product whose changes this process does not hear yet (seeded since the feed last
+   * looked) is marked once the feed listens to it: a release in between could not reach the
+   * cache, and is covered by the entries' expiry like any missed message.
+   */
   markSoldOut(productId: string, now = Date.now()): void {
-    this.since.set(productId, now);
+    if (this.feed.hears(productId)) this.since.set(productId, now);
+    else
+      void this.feed
+        .watch(productId)
+        .then(() => this.since.set(productId, now))
+        .catch(() => undefined);
   }
 
   isSoldOut(productId: string, now = Date.now()): boolean {

@@ -55,6 +55,9 @@ export async function watchProduct(options: WatchOptions): Promise<() => void> {
   let previous = { at: Date.now(), paid: snapshot.paid };
   // Units taken and put back since the last snapshot, from the stock events one by one.
   let moved = { accepted: 0, released: 0 };
+  // The server's counts of accepts and releases at this connection's last event (they are
+  // its process's own: a reconnect may reach another process, so each connection starts anew).
+  let counted: { accepted: number; released: number } | undefined;
   let lostAt: number | undefined;
 
   const source = new EventSource(`${base}/stock/${encodeURIComponent(options.productId)}/stream`);
@@ -62,6 +65,7 @@ export async function watchProduct(options: WatchOptions): Promise<() => void> {
     if (lostAt !== undefined)
       options.onNotice(`reconnected after ${((Date.now() - lostAt) / 1000).toFixed(1)} s`);
     lostAt = undefined;
+    counted = undefined;
     snapshot.connected = true;
   });
   source.addEventListener('error', () => {
@@ -77,9 +81,18 @@ export async function watchProduct(options: WatchOptions): Promise<() => void> {
     // MessageEvent is a DOM type this Node-only build does not include; the payload is a string.
     const data = JSON.parse((event as unknown as { data: string }).data) as {
       remaining: number;
+      accepted?: number;
+      released?: number;
       at: number;
     };
-    moved = stockMoves(moved, snapshot.remaining, data.remaining);
+    if (typeof data.accepted === 'number' && typeof data.released === 'number') {
+      const now = { accepted: data.accepted, released: data.released };
+      if (counted !== undefined) moved = countedMoves(moved, counted, now);
+      counted = now;
+    } else {
+      // A server that sends the level alone (before accepts were counted).
+      moved = stockMoves(moved, snapshot.remaining, data.remaining);
+    }
     if (snapshot.remaining !== undefined && data.remaining < snapshot.remaining)
       snapshot.firstSaleAt ??= Date.now();
     snapshot.remaining = data.remaining;
@@ -127,7 +140,22 @@ export async function watchProduct(options: WatchOptions): Promise<() => void> {
 }
 
 /**
- * What one stock event says happened since the one before: the stream carries the stock level,
+ * What the server's accept and release counts say happened since its previous event: every
+ * accept and every release, even when both fall in one coalesced interval.
+ */
+export function countedMoves(
+  moved: { accepted: number; released: number },
+  before: { accepted: number; released: number },
+  after: { accepted: number; released: number },
+): { accepted: number; released: number } {
+  return {
+    accepted: moved.accepted + Math.max(0, after.accepted - before.accepted),
+    released: moved.released + Math.max(0, after.released - before.released),
+  };
+}
+
+/**
+ * For a server whose events carry the level alone: the stream carries the stock level,
  * not the buys, so a fall is units accepted and a rise is units released. A server coalesces
  * the events of one interval into the last (src/server/sse-hub.ts), so a buy and a release
  * inside one interval cancel out; across intervals neither hides the other.

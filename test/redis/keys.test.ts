@@ -10,7 +10,7 @@ describe('productKeys', () => {
       shards: 1,
       stock: 'kt:{p:p1}:stock',
       orders: 'kt:{p:p1}:orders',
-      stockChannel: 'kt:stock:p1',
+      stockChannel: 'kt:{p:p1}:stock-feed',
       idempotencyPrefix: 'kt:{p:p1}:idem:',
     });
     expect(productKeys('kt', 'p1')).toBe(keys);
@@ -21,7 +21,10 @@ describe('productKeys', () => {
   it("a shard's keys sit under the shard's own tag, the channel stays the product's", () => {
     const tag = shardTag('p1', 2, 7);
     const keys = productKeys('kt', 'p1', { tag, shard: 2, shards: 3 });
-    expect(keys).toMatchObject({ stock: 'kt:{p:p1~2.7}:stock', stockChannel: 'kt:stock:p1' });
+    expect(keys).toMatchObject({
+      stock: 'kt:{p:p1~2.7}:stock',
+      stockChannel: 'kt:{p:p1~2.7}:stock-feed',
+    });
     expect(keys).toMatchObject({ shard: 2, shards: 3 });
     expect(idempotencyKey(keys, 'ab', 'k')).toBe('kt:{p:p1~2.7}:idem:2:ab:k');
   });

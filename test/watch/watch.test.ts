@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
 import { applyReleaseToRedis } from '../../src/sale/release.js';
 import { buildApp } from '../../src/server/app.js';
-import { stockMoves } from '../../src/watch/session.js';
+import { countedMoves, stockMoves } from '../../src/watch/session.js';
 import {
   renderLine,
   renderPanel,
@@ -83,6 +83,14 @@ describe('watch view', () => {
       before = after;
     }
     expect(moved).toEqual({ accepted: 6, released: 1 });
+  });
+
+  it("counts accepts and releases from the server's counts when it sends them, even when a buy and a release cancel out in one event", () => {
+    // 10 -> 9 -> 10 within one coalesced interval: the level says nothing happened.
+    let moved = { accepted: 0, released: 0 };
+    moved = countedMoves(moved, { accepted: 4, released: 0 }, { accepted: 5, released: 1 });
+    expect(stockMoves({ accepted: 0, released: 0 }, 10, 10)).toEqual({ accepted: 0, released: 0 });
+    expect(moved).toEqual({ accepted: 1, released: 1 });
   });
 });
 

@@ -407,7 +407,7 @@ describe('fsale work orders', () => {
     await seed(s, { productId: 'announced', stock: 20 });
     const subscriber = await connectRedis(s.redisUrl);
     const seen: Array<{ event: OrderEvent; inPg: Promise<boolean> }> = [];
-    subscriber.on('message', (_channel: string, message: string) => {
+    subscriber.on('smessage', (_channel: string, message: string) => {
       const event = parseOrderEvent(message);
       if (event?.productId !== 'announced') return;
       const inPg = s.pool
@@ -415,7 +415,7 @@ describe('fsale work orders', () => {
         .then((r) => r.rowCount === 1);
       seen.push({ event, inPg });
     });
-    await subscriber.subscribe(orderEventsChannel(s.keyPrefix));
+    await subscriber.ssubscribe(orderEventsChannel(s.keyPrefix, 'announced'));
     const ids = await appendOrders(s, 'announced', buyers('announced', 12));
     const w = await inProcessWorker();
     let stopped = false;

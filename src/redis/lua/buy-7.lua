@@ -15,7 +15,7 @@
   ARGV[3] qty (integer >= 1)
   ARGV[4] idempotency key
   ARGV[5] request fingerprint (same key + different fingerprint = mismatch)
-  ARGV[6] stock pub/sub channel
+  ARGV[6] stock channel (sharded pub/sub, in this key set's hash tag)
   ARGV[7] rate limit: max requests per window (0 = off)
   ARGV[8] rate limit window, ms
   ARGV[9] shards the caller expects the product to have (its cached layout)
@@ -94,5 +94,5 @@ redis.call('XADD', KEYS[4], '*', 'id', order_id, 'user', ARGV[2], 'qty', ARGV[3]
   'key', ARGV[4], 'at', now)
 redis.call('HSET', KEYS[7], order_id, ARGV[2])
 redis.call('SET', KEYS[5], ACCEPTED .. '|' .. order_id .. '|' .. ARGV[5])
-redis.call('PUBLISH', ARGV[6], ARGV[10] .. left)
+redis.call('SPUBLISH', ARGV[6], ARGV[10] .. left .. '|sold|' .. ARGV[3])
 return {ACCEPTED, 0, order_id, left}

@@ -13,8 +13,12 @@
   ARGV[2] destination shard's hash tag
   ARGV[3] units the destination needs (0: read only)
   ARGV[4] the product's shard count: a lender keeps at most its share beyond the need
-  ARGV[5] stock pub/sub channel
+  ARGV[5] stock channel (sharded pub/sub, in this key set's hash tag)
   ARGV[6] prefix of the stock publish ('<shard>/<shards>:')
+
+  The stock publish names the transfer ("<left>|lent|<id>|<units>"), so a subscriber counts the
+  units as in transit until the destination's publish says it received them: the product's
+  total does not dip while units move.
 
   Returns {units lent, units left here, transfers in transit from here, moves}.
 ]]
@@ -29,5 +33,5 @@ local lend = math.min(stock, math.max(need, math.ceil(stock / tonumber(ARGV[4]))
 local left = redis.call('DECRBY', KEYS[1], lend)
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. lend)
 moves = redis.call('INCR', KEYS[3])
-redis.call('PUBLISH', ARGV[5], ARGV[6] .. left)
+redis.call('SPUBLISH', ARGV[5], ARGV[6] .. left .. '|lent|' .. ARGV[1] .. '|' .. lend)
 return {lend, left, redis.call('HLEN', KEYS[2]), moves}

@@ -12,7 +12,7 @@
   ARGV[1] order id
   ARGV[2] user id
   ARGV[3] qty
-  ARGV[4] stock pub/sub channel
+  ARGV[4] stock channel (sharded pub/sub, in this key set's hash tag)
 
   Returns {applied (1 | 0), units left}. Applied 0 means this order was mirrored before.
 ]]
@@ -21,5 +21,5 @@ if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then
 end
 local left = redis.call('DECRBY', KEYS[1], ARGV[3])
 redis.call('HINCRBY', KEYS[2], ARGV[2], ARGV[3])
-redis.call('PUBLISH', ARGV[4], left)
+redis.call('SPUBLISH', ARGV[4], left .. '|sold|' .. ARGV[3])
 return {1, left}

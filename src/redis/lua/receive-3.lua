@@ -8,8 +8,10 @@
 
   ARGV[1] transfer id
   ARGV[2] units
-  ARGV[3] stock pub/sub channel
+  ARGV[3] stock channel (sharded pub/sub, in this key set's hash tag)
   ARGV[4] prefix of the stock publish ('<shard>/<shards>:')
+
+  The stock publish names the transfer ("<left>|received|<id>|<units>"; see lend-3.lua).
 
   Returns {applied (1 | 0), units left here}.
 ]]
@@ -18,5 +20,5 @@ if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then
 end
 local left = redis.call('INCRBY', KEYS[1], ARGV[2])
 redis.call('INCR', KEYS[3])
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. left)
+redis.call('SPUBLISH', ARGV[3], ARGV[4] .. left .. '|received|' .. ARGV[1] .. '|' .. ARGV[2])
 return {1, left}

@@ -12,7 +12,7 @@
   ARGV[1] order id
   ARGV[2] user id
   ARGV[3] qty
-  ARGV[4] stock pub/sub channel
+  ARGV[4] stock channel (sharded pub/sub, in this key set's hash tag)
   ARGV[5] prefix of the stock publish: '' unsharded, '<shard>/<shards>:' otherwise
 
   Returns {applied (1 | 0), units left}. Applied 0 means this order was already released.
@@ -31,5 +31,5 @@ end
 redis.call('INCR', KEYS[5])
 local bought = redis.call('HINCRBY', KEYS[2], ARGV[2], -qty)
 if bought <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. left)
+redis.call('SPUBLISH', ARGV[4], ARGV[5] .. left .. '|back|' .. qty)
 return {1, left}

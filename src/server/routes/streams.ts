@@ -7,18 +7,29 @@ import { readStockTotal } from '../../redis/sale-state.js';
 import { mediaResponse, problemResponses } from '../openapi.js';
 import { findOrder } from '../order-lookup.js';
 import { ProblemError } from '../problems.js';
+import type { StockMoves } from '../sale-feed.js';
 import { encodeEvent } from '../sse.js';
 import { OrderParams } from './orders.js';
 
 const ProductParams = Type.Object({ id: Type.String({ pattern: PRODUCT_ID.source }) });
 
-/** A stock event; its id is the remaining count, so a reconnect with that id is up to date. */
-export function stockEvent(productId: string, remaining: number, at = Date.now()): string {
+/**
+ * A stock event; its id is the remaining count, so a reconnect with that id is up to date.
+ * `accepted`/`released`: units this API process has heard accepted and released since it
+ * started (from the buys' and releases' own publishes): a client takes rates from their
+ * differences on one connection, which a level alone hides when buys and releases cross.
+ */
+export function stockEvent(
+  productId: string,
+  remaining: number,
+  moves: StockMoves,
+  at = Date.now(),
+): string {
   const left = Math.max(0, remaining);
   return encodeEvent({
     id: String(left),
     event: 'stock',
-    data: JSON.stringify({ productId, remaining: left, soldOut: left === 0, at }),
+    data: JSON.stringify({ productId, remaining: left, soldOut: left === 0, ...moves, at }),
   });
 }
 
@@ -37,8 +48,8 @@ function orderEvent(
 
 export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { redis, keyPrefix, feed, sse, authenticateStream, layouts } = app.api;
-  feed.on('stock', (productId, remaining) =>
-    sse.publish(`stock:${productId}`, () => stockEvent(productId, remaining)),
+  feed.on('stock', (productId, remaining, moves) =>
+    sse.publish(`stock:${productId}`, () => stockEvent(productId, remaining, moves)),
   );
   feed.on('order', (e) =>
     sse.publish(`order:${e.orderId}`, () => orderEvent(e.orderId, e.productId, e.status, e.at)),
@@ -54,7 +65,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
     response: {
       200: mediaResponse(
         'text/event-stream',
-        "'stock' events {productId, remaining, soldOut, at}, id = remaining; the current level first unless Last-Event-ID has it. A full server answers 200 with only a retry hint.",
+        "'stock' events {productId, remaining, soldOut, accepted, released, at} (accepted/released: units this server process has heard bought and given back since it started; rates come from their differences on one connection), id = remaining; the current level first unless Last-Event-ID has it. A full server answers 200 with only a retry hint.",
       ),
       ...problemResponses('bad_request', 'product_not_found'),
     },
@@ -64,18 +75,24 @@ export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const release = sse.watch(`stock:${id}`);
     try {
       const layout = await layouts.current(id);
-      const [exists, remaining] = await Promise.all([
+      const [exists, total] = await Promise.all([
         redis.exists(productKeys(keyPrefix, id).sale),
         readStockTotal(redis, layout),
       ]);
       if (exists === 0) throw new ProblemError('product_not_found');
+      let remaining = total;
+      if (!feed.hears(id)) {
+        // Seeded since the feed last looked: listen first, then read, so no change is missed.
+        await feed.watch(id);
+        remaining = await readStockTotal(redis, await layouts.current(id, 0));
+      }
       const upToDate = request.headers['last-event-id'] === String(remaining);
       reply.hijack();
       sse.open(
         request.raw,
         reply.raw,
         `stock:${id}`,
-        upToDate ? undefined : stockEvent(id, remaining),
+        upToDate ? undefined : stockEvent(id, remaining, feed.movesOf(id)),
         // Anyone may open these, so each address gets a share (request.ip honours --trust-proxy).
         { kind: 'stock', owner: request.ip },
       );
@@ -106,7 +123,11 @@ export const streamRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const topic = `order:${request.params.id}`;
       const release = sse.watch(topic);
       try {
-        const order = await findOrder(app.api, request.params.id, request.userId);
+        let order = await findOrder(app.api, request.params.id, request.userId);
+        if (order !== undefined && !feed.hears(order.productId)) {
+          await feed.watch(order.productId);
+          order = await findOrder(app.api, request.params.id, request.userId);
+        }
         if (order === undefined) throw new ProblemError('order_not_found');
         const upToDate = request.headers['last-event-id'] === order.status;
         reply.hijack();

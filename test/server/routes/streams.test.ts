@@ -2,7 +2,9 @@ import { connect } from 'node:net';
 import { EventSource } from 'eventsource';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../../src/auth/tokens.js';
-import { orderEventsChannel } from '../../../src/redis/keys.js';
+import { isCluster } from '../../../src/redis/client.js';
+import { releaseUnits } from '../../../src/redis/scripts.js';
+import { orderEventsChannel, productKeys } from '../../../src/redis/keys.js';
 import { buy, freshKey, seed, startApi, tokenFor, type RunningApi } from '../../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../../helpers/services.js';
 import { connectSse, type ReceivedEvent } from '../../helpers/sse-client.js';
@@ -60,16 +62,43 @@ describe('SSE', () => {
     const counts = clients.map((c) => c.events.filter((e) => e.event === 'stock').length);
     expect(Math.max(...counts)).toBeLessThan(1000);
 
-    // One subscriber connection for this process, not one per client.
-    const [, subscribers] = (await s.redis.pubsub('NUMSUB', orderEventsChannel(s.keyPrefix))) as [
-      string,
-      number,
-    ];
-    expect(subscribers).toBe(1);
+    // One subscription for this process, not one per client (on a cluster: on the master
+    // that owns the channel's slot, and on no other node).
+    const channel = productKeys(s.keyPrefix, 'live').stockChannel;
+    const nodes = isCluster(s.redis) ? s.redis.nodes('master') : [s.redis];
+    const subscribers = await Promise.all(
+      nodes.map(
+        async (node) => ((await node.pubsub('SHARDNUMSUB', channel)) as [string, number])[1],
+      ),
+    );
+    expect(subscribers.reduce((a, b) => a + b, 0)).toBe(1);
     expect(api.app.api.sse.size).toBeGreaterThanOrEqual(2000);
 
     stuck.destroy();
     for (const c of clients) c.close();
+  });
+
+  it('stock events count the accepts and releases behind the level, also when they cancel out', async () => {
+    await seed(s, { productId: 'counted', stock: 10, perUserLimit: 5 });
+    const stream = await connectSse(`${api.url}/stock/counted/stream`);
+    await stream.waitFor((e) => e.event === 'stock');
+    const answers = await Promise.all(
+      ['c1', 'c2', 'c3'].map((user) =>
+        buy(api, { token: tokenFor(user), productId: 'counted', key: freshKey() }),
+      ),
+    );
+    expect(answers.map((r) => r.status)).toEqual([202, 202, 202]);
+    const first = JSON.parse(answers[0]?.body ?? '{}') as { orderId: string };
+    // A release as the payment worker's: the level goes 10 -> 7 -> 8.
+    const keys = productKeys(s.keyPrefix, 'counted');
+    expect(
+      await releaseUnits(s.redis, keys, { orderId: first.orderId, userId: 'c1', qty: 1 }),
+    ).toBe(true);
+    const last = await stream.waitFor(
+      (e) => e.event === 'stock' && (JSON.parse(e.data) as { released: number }).released === 1,
+    );
+    expect(JSON.parse(last.data)).toMatchObject({ remaining: 8, accepted: 3, released: 1 });
+    stream.close();
   });
 
   it('honours Last-Event-ID: an up-to-date client gets no snapshot, a stale one gets the current state', async () => {
@@ -130,8 +159,8 @@ describe('SSE', () => {
     });
 
     // What the payment worker publishes when the charge succeeds.
-    await s.redis.publish(
-      orderEventsChannel(s.keyPrefix),
+    await s.redis.spublish(
+      orderEventsChannel(s.keyPrefix, 'track'),
       JSON.stringify({
         orderId,
         userId: 'tracker',
