@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRedisServer, type LocalService } from '../../src/infra/local-services.js';
 import { connectRedis, type Redis } from '../../src/redis/client.js';
+import type { AppOptions } from '../../src/server/app.js';
 import { seedProduct, type SeedInput } from '../../src/sale/seed.js';
 import { startApi, type RunningApi } from './sale.js';
 import type { TestServices } from './services.js';
@@ -21,12 +22,13 @@ export async function startPrivateRedisSale(
   s: TestServices,
   tag: string,
   sale: SeedInput,
+  apiOptions: Partial<AppOptions> = {},
 ): Promise<PrivateRedisSale> {
   const dataDir = await mkdtemp(join(tmpdir(), `fsale-${tag}-`));
   const server = await startRedisServer({ dataDir });
   const admin = await connectRedis(server.url, { persistent: true });
   await seedProduct({ pool: s.pool, redis: admin, keyPrefix: s.keyPrefix }, sale);
-  const api = await startApi(s, { redisUrl: server.url });
+  const api = await startApi(s, { ...apiOptions, redisUrl: server.url });
   return {
     server,
     admin,
@@ -39,4 +41,27 @@ export async function startPrivateRedisSale(
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The value of `field` in INFO `section`, undefined when Redis does not list it. */
+async function infoField(
+  redis: Redis,
+  section: string,
+  field: string,
+): Promise<string | undefined> {
+  const line = (await redis.info(section)).split('\r\n').find((l) => l.startsWith(`${field}:`));
+  return line?.slice(field.length + 1);
+}
+
+/** INFO memory used_memory: the bytes Redis has allocated (data, buffers, scripts). */
+export async function usedMemory(redis: Redis): Promise<number> {
+  const value = await infoField(redis, 'memory', 'used_memory');
+  if (value === undefined) throw new Error('INFO memory has no used_memory');
+  return Number(value);
+}
+
+/** How many times the server ran `command` (INFO commandstats; 0 when never). */
+export async function commandCalls(redis: Redis, command: string): Promise<number> {
+  const value = await infoField(redis, 'commandstats', `cmdstat_${command.toLowerCase()}`);
+  return Number(/^calls=(\d+)/.exec(value ?? '')?.[1] ?? 0);
 }
