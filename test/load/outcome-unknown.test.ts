@@ -5,8 +5,13 @@ import type { FloodSummary } from '../../src/load/summary.js';
 import { runCli } from '../helpers/cli.js';
 import { send } from '../helpers/http.js';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/private-redis.js';
-import { startCli, type CliProcess } from '../helpers/process.js';
 import { buy, tokenFor } from '../helpers/sale.js';
+import {
+  NO_LOAD_SHEDDING,
+  startApiProcess,
+  stopProcess,
+  type ApiProcess,
+} from '../helpers/stack.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import { until } from '../helpers/wait.js';
 
@@ -24,25 +29,19 @@ const BEFORE_STALL = 20;
 
 let s: TestServices;
 let redis: PrivateRedis;
-let serve: CliProcess;
-let url: string;
+let serve: ApiProcess;
 let admin: string;
 
 beforeAll(async () => {
   s = await useTestServices();
   redis = await startPrivateRedis(s, 'flood-stall', { productId: PRODUCT, stock: 10_000 });
-  serve = startCli(
-    // Load shedding would answer 503 overloaded for a reason of its own, not the stall.
-    ['serve', '--port', '0', '--admin-port', '0', '--max-event-loop-delay', '10m'],
-    redis.env,
-  );
+  // Load shedding would answer 503 overloaded for a reason of its own, not the stall.
+  serve = await startApiProcess(redis.env, ['--admin-port', '0', ...NO_LOAD_SHEDDING]);
   admin = await serve.waitFor(/admin \(metrics, readiness\) on (http:\/\/\S+)/);
-  url = await serve.waitFor(/listening on (http:\/\/\S+)/);
 });
 
 afterAll(async () => {
-  serve.child.kill('SIGTERM');
-  await serve.exited;
+  await stopProcess(serve);
   await redis.stop();
 });
 
@@ -64,7 +63,7 @@ describe('fsale flood while the API loses its Redis mid-run', () => {
       [
         'flood',
         '--url',
-        url,
+        serve.url,
         '--product',
         PRODUCT,
         '--rate',
@@ -97,7 +96,7 @@ describe('fsale flood while the API loses its Redis mid-run', () => {
     process.kill(redis.server.pid, 'SIGSTOP');
     let probe;
     try {
-      probe = await buy({ url }, { token: tokenFor('probe'), productId: PRODUCT, key: 'probe' });
+      probe = await buy(serve, { token: tokenFor('probe'), productId: PRODUCT, key: 'probe' });
     } finally {
       process.kill(redis.server.pid, 'SIGCONT');
     }
@@ -157,7 +156,7 @@ describe('fsale flood while the API loses its Redis mid-run', () => {
       const retries = await Promise.all(
         purchases
           .slice(i, i + 50)
-          .map(({ user, key }) => buy({ url }, { token: tokenFor(user), productId: PRODUCT, key })),
+          .map(({ user, key }) => buy(serve, { token: tokenFor(user), productId: PRODUCT, key })),
       );
       for (const r of retries) {
         expect(r.status, r.body).toBe(202);

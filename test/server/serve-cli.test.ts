@@ -5,13 +5,9 @@ import { childPids, isAlive, startCli } from '../helpers/process.js';
 import { seed, tokenFor } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
 import { runCli } from '../helpers/cli.js';
+import { NO_LOAD_SHEDDING } from '../helpers/stack.js';
 import { craftJwt } from '../helpers/tokens.js';
 
-/**
- * Just started on a shared machine, an API's event loop may lag past the load-shedding bound
- * (503 overloaded), which is not what these tests are about.
- */
-const NO_LOAD_SHEDDING = ['--max-event-loop-delay', '10m'];
 const problemType = (body: string) => (JSON.parse(body) as { type: string }).type;
 const buyWith = (url: string, token: string, key: string) =>
   send(url, {
