@@ -6,7 +6,7 @@ import { seed, tokenFor } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
 import { runCli } from '../helpers/cli.js';
 import { NO_LOAD_SHEDDING } from '../helpers/stack.js';
-import { craftJwt } from '../helpers/tokens.js';
+import { craftJwtFromText } from '../helpers/tokens.js';
 
 const problemType = (body: string) => (JSON.parse(body) as { type: string }).type;
 const buyWith = (url: string, token: string, key: string) =>
@@ -72,12 +72,12 @@ describe('fsale serve', () => {
         audience: 'other',
       })('t3'),
       'no issuer or audience': createTokenMinter(TEST_JWT_SECRET, 300)('t4'),
-      'exp 1e999': craftJwt(
+      'exp 1e999': craftJwtFromText(
         { alg: 'HS256', typ: 'JWT' },
         '{"sub":"t5","exp":1e999,"iss":"shop","aud":"fsale"}',
         TEST_JWT_SECRET,
       ),
-      'a finite exp (the same token otherwise)': craftJwt(
+      'a finite exp (the same token otherwise)': craftJwtFromText(
         { alg: 'HS256', typ: 'JWT' },
         `{"sub":"t6","exp":${inFiveMinutes},"iss":"shop","aud":"fsale"}`,
         TEST_JWT_SECRET,
