@@ -23,7 +23,7 @@ export default class Reconcile extends JsonLinesCommand {
     'Settle orders whose payment outcome is unknown, and repair Redis from PostgreSQL.';
   static override description = `For every needs_reconciliation order, voids its idempotency key (the order id) at the gateway, so that a charge request still on its way is refused: a charge that got there first settles it (charged -> paid, declined -> payment_failed); a confirmed void -> payment_failed and the reservation released; a charge still being decided -> the next pass. Then re-applies releases that reached PostgreSQL but not Redis. --once runs one pass and exits; otherwise it runs a pass every --interval.
 
---rebuild-redis recomputes every product's stock, per-user counts, released set and the idempotency records of accepted orders from PostgreSQL (for after Redis lost its data) and exits. Run it while the API is stopped: buys accepted during a rebuild would be overwritten.`;
+--rebuild-redis recomputes every product's stock, per-user counts, released set and the idempotency records of accepted orders (without expiry; any other record is dropped, such as the rejections older versions recorded) from PostgreSQL, for after Redis lost writes or an upgrade from a version before issue 14, and exits. Run it while the API is stopped: buys accepted during a rebuild would be overwritten.`;
   static override examples = [
     '<%= config.bin %> reconcile --once',
     '<%= config.bin %> reconcile --interval 5s',

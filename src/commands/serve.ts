@@ -138,7 +138,7 @@ Operator routes are not on the public port: --admin-port starts a second listene
     durability: Flags.option({
       options: DURABILITY_MODES,
       description:
-        'none: a buy is acknowledged (202) once the Redis master has it; replica: only once a replica has it too (WAIT 1), so a failover cannot lose it (503 outcome_unknown when no replica acknowledges in --durability-timeout; a retry with the same key is safe). See docs/ARCHITECTURE.md, durability',
+        'none: a buy is acknowledged (202) once the Redis master has it; replica: only once a replica has it too (WAIT 1), so a failover cannot lose it (503 outcome_unknown when no replica acknowledges in --durability-timeout; a retry with the same key is safe). See README, Durability',
       default: 'none' as const,
     })(),
     'durability-timeout': durationFlag({

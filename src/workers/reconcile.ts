@@ -1,4 +1,4 @@
-import type { Redis } from '../redis/client.js';
+import { deleteMatching, type Redis } from '../redis/client.js';
 import {
   findAcceptedOrders,
   findHeldUnitsByUser,
@@ -134,9 +134,12 @@ export interface RebuildReport {
 const RECORDS_PER_PIPELINE = 1_000;
 
 /**
- * Writes each accepted order back as its key's idempotency record and in the owner index
- * (orderId -> userId), which is also the sync-mode mirror's marker: a replayed accept mirrors
- * its order again (src/sale/sync-buy.ts), a no-op only when the order is in the index.
+ * Makes the shard's idempotency records exactly its accepted orders: each is written back as
+ * its key's record (without expiry) and in the owner index (orderId -> userId), which is also
+ * the sync-mode mirror's marker: a replayed accept mirrors its order again
+ * (src/sale/sync-buy.ts), a no-op only when the order is in the index. Any other record goes
+ * first: versions before issue 14 recorded rejections too, for 24 h, and a retry of such a key
+ * would get that rejection again instead of a new attempt.
  */
 async function restoreOrderRecords(
   redis: Redis,
@@ -144,6 +147,7 @@ async function restoreOrderRecords(
   orders: readonly { id: string; userId: string; idempotencyKey: string; qty: number }[],
   productId: string,
 ): Promise<void> {
+  await deleteMatching(redis, `${keys.idempotencyPrefix}*`);
   for (let i = 0; i < orders.length; i += RECORDS_PER_PIPELINE) {
     const pipeline = redis.pipeline();
     for (const order of orders.slice(i, i + RECORDS_PER_PIPELINE)) {

@@ -181,9 +181,17 @@ describe('docker-compose.yml', () => {
     );
     const redis = compose.services.redis?.command?.join(' ') ?? '';
     expect(redis).toMatch(/--appendonly yes/);
-    expect(redis).toMatch(/--maxmemory-policy noeviction/);
     expect(compose.services.nginx?.volumes).toEqual(
       expect.arrayContaining([expect.stringMatching(/^\.\/deploy\/nginx\.conf:/)]),
+    );
+  });
+
+  it('bounds the main Redis with --maxmemory (1gb unless FSALE_REDIS_MAXMEMORY says otherwise) and noeviction', () => {
+    const command = (env: Record<string, string>) =>
+      composeWith({ ...SECRETS, ...env }).services.redis?.command?.join(' ') ?? '';
+    expect(command({})).toMatch(/--maxmemory 1gb --maxmemory-policy noeviction/);
+    expect(command({ FSALE_REDIS_MAXMEMORY: '4gb' })).toMatch(
+      /--maxmemory 4gb --maxmemory-policy noeviction/,
     );
   });
 

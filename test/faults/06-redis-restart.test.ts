@@ -5,7 +5,9 @@
 // Part 1 runs Redis with AOF and `appendfsync everysec` (what `fsale up` and the compose file
 // run): Redis write(2)s the AOF before it sends the reply, so a SIGKILL of the process loses
 // nothing it acknowledged; fsync (`always`) only adds protection against a machine crash, which
-// a process kill does not simulate, at a large cost per write. So every 202 must survive.
+// a process kill does not simulate, at a large cost per write. So every 202 must survive. (Not
+// on a disk so slow that the previous second's fsync is still running: Redis then postpones
+// the write for up to 2 s and replies first; see README, Durability.)
 //
 // Part 2 runs Redis without persistence: the restart loses everything, and
 // `fsale reconcile --rebuild-redis` (run while the API is stopped, as its help requires) must

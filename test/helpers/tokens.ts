@@ -13,7 +13,17 @@ export function craftJwt(
   secret: string | undefined,
   hmac: 'sha256' | 'sha384' | 'sha512' = 'sha256',
 ): string {
-  const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}`;
+  return craftJwtFromText(header, JSON.stringify(payload), secret, hmac);
+}
+
+/** craftJwt with the payload as raw JSON text: `"exp":1e999`, which no object serialises to. */
+export function craftJwtFromText(
+  header: Record<string, unknown>,
+  payloadJson: string,
+  secret: string | undefined,
+  hmac: 'sha256' | 'sha384' | 'sha512' = 'sha256',
+): string {
+  const signingInput = `${b64url(JSON.stringify(header))}.${b64url(payloadJson)}`;
   const signature =
     secret === undefined ? '' : createHmac(hmac, secret).update(signingInput).digest('base64url');
   return `${signingInput}.${signature}`;
