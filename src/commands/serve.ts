@@ -226,10 +226,11 @@ Operator routes are not on the public port: --admin-port starts a second listene
           `--demo-auth signs a token for any user, so it only runs on loopback; --host ${flags.host} is not (add --allow-public-demo-auth if you really mean it)`,
         );
       }
-      // Once: cluster workers run this command again.
+      // Once (cluster workers run this command again), on stderr whatever the log level: no
+      // --log-level or LOG_LEVEL may silence it.
       if (cluster.isPrimary)
-        log.warn(
-          `WARNING: --demo-auth is ON: GET /demo/token signs a token for any user id, so anyone who reaches this API (--host ${flags.host}) can buy as anyone. Never run it in production.`,
+        process.stderr.write(
+          `WARNING: --demo-auth is ON: GET /demo/token signs a token for any user id, so anyone who reaches this API (--host ${flags.host}) can buy as anyone. Never run it in production.\n`,
         );
     }
     const options: ServeOptions = {

@@ -21,6 +21,18 @@ export async function saleProductIds(redis: Redis, prefix: string): Promise<stri
   return ids.filter((id) => PRODUCT_ID.test(id)).sort();
 }
 
+/**
+ * Whether `productId` is seeded under `prefix`: its shard 0's sale hash exists (seed writes it
+ * after PostgreSQL's row, and the buy script refuses a product without it).
+ */
+export async function isProductSeeded(
+  redis: Redis,
+  prefix: string,
+  productId: string,
+): Promise<boolean> {
+  return (await redis.exists(productKeys(prefix, productId).sale)) === 1;
+}
+
 /** Most shards one product's stock may be split into (`seed --stock-shards`). */
 export const MAX_STOCK_SHARDS = 64;
 

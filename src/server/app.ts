@@ -10,7 +10,7 @@ import { connectPostgres, type Pool } from '../db/pool.js';
 import { isServiceOutage } from '../domain/errors.js';
 import { connectRedis, type Redis } from '../redis/client.js';
 import { connectBuyPath, type BuyPathRedis } from '../redis/resp-cluster.js';
-import { stockLevels } from '../redis/sale-state.js';
+import { isProductSeeded, stockLevels } from '../redis/sale-state.js';
 import { DEFAULT_BUY_POLICY, type BuyMode, type BuyPolicy } from '../sale/buy.js';
 import { StockMirror } from '../sale/sync-buy.js';
 import type { TokenPolicy } from '../auth/tokens.js';
@@ -21,7 +21,7 @@ import { registerOpenApi } from './openapi.js';
 import { echoRequestId, requestId } from './request-id.js';
 import { ProblemError, sendProblem, type ProblemType } from './problems.js';
 import { buyRoutes } from './routes/buy.js';
-import { healthRoutes } from './routes/health.js';
+import { healthRoutes, sharedReadiness, type Readiness } from './routes/health.js';
 import { orderRoutes } from './routes/orders.js';
 import { productRoutes } from './routes/products.js';
 import {
@@ -87,6 +87,8 @@ export interface ApiContext {
   soldOut: SoldOutCache;
   /** GET /products/:id's PostgreSQL reads, cached (see product-snapshots.ts). */
   products: ProductSnapshots;
+  /** The public GET /readyz's check, shared: at most one a second (see routes/health.ts). */
+  readiness: () => Promise<Readiness>;
   backpressure: Backpressure;
   metrics: ApiMetrics;
   policy: BuyPolicy;
@@ -198,10 +200,11 @@ export async function buildApp(options: AppOptions): Promise<App> {
     keyPrefix: options.keyPrefix,
     feed,
     soldOut: new SoldOutCache(feed),
-    products: new ProductSnapshots(pool, {
+    products: new ProductSnapshots(pool, (id) => isProductSeeded(redis, options.keyPrefix, id), {
       ...DEFAULT_PRODUCT_SNAPSHOTS,
       ...options.productSnapshots,
     }),
+    readiness: sharedReadiness({ redis, pool }),
     backpressure,
     metrics,
     policy: { ...DEFAULT_BUY_POLICY, ...options.buyPolicy },

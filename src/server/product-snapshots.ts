@@ -2,10 +2,18 @@
 // status), cached per process. The route is public and the API's pool is small (5 connections
 // in queue mode, shared with GET /order/:id): one query per read would let a crowd refreshing
 // a product page queue every order lookup behind a GROUP BY. So each product is read at most
-// once per `maxAgeMs` however many ask (concurrent readers share one query), and at most
-// `maxConcurrentQueries` such reads run at once, whatever ids are asked for, leaving the rest
-// of the pool to the owners' lookups. Live stock is not cached: it comes from Redis per read.
+// once per `maxAgeMs` however many ask (shared-reads.ts), and at most `maxConcurrentQueries`
+// such reads run at once, leaving the rest of the pool to the owners' lookups. Live stock is
+// not cached: it comes from Redis per read.
+//
+// Only products seeded in Redis are read from PostgreSQL (seed writes PostgreSQL first, then
+// Redis; a buy of a product missing there is refused as unknown too). A made-up id costs one
+// Redis EXISTS and nothing else: it never waits for a query slot, so a flood of them cannot
+// fill the queue ahead of a real product's refresh, and it is not remembered, so it cannot
+// push a real product out of the cache. While a refresh fails (PostgreSQL down, the queue
+// full), a product is served as last read.
 import { ProblemError } from './problems.js';
+import { SharedReads } from './shared-reads.js';
 import type { Pool } from '../db/pool.js';
 import { readProductSnapshot, type ProductSnapshot } from '../db/products.js';
 
@@ -14,7 +22,7 @@ export interface ProductSnapshotOptions {
   maxConcurrentQueries: number;
   /** Reads waiting for a query slot beyond this are answered 503 instead of queueing. */
   maxWaiting: number;
-  /** Products (known or not) remembered; the oldest go first. */
+  /** Products remembered; the least recently read go first. */
   maxEntries: number;
   now: () => number;
 }
@@ -27,13 +35,11 @@ export const DEFAULT_PRODUCT_SNAPSHOTS: ProductSnapshotOptions = {
   now: () => performance.now(),
 };
 
-interface Entry {
-  fetchedAt: number;
-  snapshot: Promise<ProductSnapshot | undefined>;
-}
+/** Whether the product is seeded (its sale hash is in Redis: isProductSeeded in sale-state.ts). */
+export type IsSeeded = (productId: string) => Promise<boolean>;
 
 export class ProductSnapshots {
-  private readonly entries = new Map<string, Entry>();
+  private readonly reads: SharedReads<string, ProductSnapshot | undefined>;
   private running = 0;
   private readonly waiting: (() => void)[] = [];
   /** Queries sent to PostgreSQL, for tests and metrics. */
@@ -41,29 +47,16 @@ export class ProductSnapshots {
 
   constructor(
     private readonly pool: Pool,
+    private readonly isSeeded: IsSeeded,
     private readonly options: ProductSnapshotOptions = DEFAULT_PRODUCT_SNAPSHOTS,
-  ) {}
+  ) {
+    this.reads = new SharedReads((id) => this.fetch(id), options);
+  }
 
   /** The product as of at most `maxAgeMs` ago, or undefined when there is no such product. */
-  get(id: string): Promise<ProductSnapshot | undefined> {
-    const now = this.options.now();
-    const cached = this.entries.get(id);
-    if (cached !== undefined && now - cached.fetchedAt < this.options.maxAgeMs) {
-      return cached.snapshot;
-    }
-    const entry: Entry = { fetchedAt: now, snapshot: this.fetch(id) };
-    // Re-inserted, so Map order is oldest-fetched first for the eviction below.
-    this.entries.delete(id);
-    this.entries.set(id, entry);
-    // A failure is not remembered: the next read asks again (through the same slots).
-    entry.snapshot.catch(() => {
-      if (this.entries.get(id) === entry) this.entries.delete(id);
-    });
-    for (const oldest of this.entries.keys()) {
-      if (this.entries.size <= this.options.maxEntries) break;
-      this.entries.delete(oldest);
-    }
-    return entry.snapshot;
+  async get(id: string): Promise<ProductSnapshot | undefined> {
+    if (!(await this.isSeeded(id))) return undefined;
+    return this.reads.get(id);
   }
 
   private async fetch(id: string): Promise<ProductSnapshot | undefined> {

@@ -1,11 +1,15 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Ajv2019 } from 'ajv/dist/2019.js';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { parseRedisTarget } from '../../src/redis/target.js';
 import { runCli } from '../helpers/cli.js';
+import { send } from '../helpers/http.js';
+import { buy, freshKey, seed, startApi } from '../helpers/sale.js';
+import { useTestServices } from '../helpers/services.js';
 import { MissingVariableError, interpolate, references } from './interpolate.js';
+import { SECRET_NAME, composeSecretFindings, demoAuthFindings } from './surface-checks.js';
 
 interface Service {
   image?: string;
@@ -32,8 +36,8 @@ const SECRETS = {
   FSALE_JWT_SECRET: 'a-real-secret-from-the-operator-0123456789',
   POSTGRES_PASSWORD: 'pgpassword0123',
   GRAFANA_ADMIN_PASSWORD: 'grafanapassword0123',
+  FSALE_DEMO_JWT_SECRET: 'the-demo-profiles-own-secret-9876543210',
 };
-const SECRET_NAME = /SECRET|PASSWORD|TOKEN|CREDENTIAL/i;
 /** Every file an operator copies into production. */
 const DEPLOY_FILES = ['docker-compose.yml', 'Dockerfile', ...deployFiles('deploy/')];
 
@@ -110,25 +114,108 @@ describe('docker-compose.yml', () => {
   });
 
   it('no service has a literal or defaulted secret, and no deploy file carries a default one', () => {
-    for (const [service, { environment = {} }] of Object.entries(compose.services)) {
-      for (const [variable, value] of Object.entries(environment)) {
-        const credentials = /^[a-z]+:\/\/[^/@:]*:([^@]*)@/.exec(value)?.[1];
-        if (!SECRET_NAME.test(variable) && credentials === undefined) continue;
-        // The secret (or the URL's password) is exactly one required reference.
-        const secret = credentials ?? value;
-        const refs = references(secret);
-        expect(refs, `${service}.${variable}`).toHaveLength(1);
-        expect(refs[0]?.operator, `${service}.${variable}`).toBe(':?');
-        expect(secret, `${service}.${variable}`).toMatch(/^\$\{[A-Z_]+:\?[^}]+\}$/);
-      }
-    }
+    expect(composeSecretFindings(compose)).toEqual([]);
     for (const file of DEPLOY_FILES) {
       const text = readFileSync(new URL(file, root), 'utf8');
       for (const ref of references(text).filter((r) => SECRET_NAME.test(r.name))) {
         expect(ref.operator, `${file}: \${${ref.name}${ref.operator}...}`).toBe(':?');
       }
-      expect(text, file).not.toMatch(/change-me|changeme|ENV\s+\S*(SECRET|PASSWORD)/i);
+      expect(text, file).not.toMatch(/change-me|changeme/i);
+      // A Dockerfile ENV with a secret in it (an instruction starts its line).
+      expect(text, file).not.toMatch(/^ENV\s+\S*(SECRET|PASSWORD)/im);
     }
+  });
+
+  it('the secret checks find what a bad file plants: list-form env, env_file, --jwt-secret on a command line, a defaulted or literal secret', () => {
+    const bad = parseCompose(`
+services:
+  listed:
+    environment:
+      - FSALE_JWT_SECRET=hunter2-hunter2-hunter2
+      - DATABASE_URL=postgres://fsale:pw@db:5432/fsale
+      - FSALE_KEY_PREFIX=fsale
+      - POSTGRES_PASSWORD
+  filed:
+    env_file: ./secrets.env
+  argv:
+    command: ['serve', '--jwt-secret', 'not-in-argv-please-0123']
+  shell:
+    command: serve --port 3000 --jwt-secret=\${FSALE_JWT_SECRET:?set it}
+  entry:
+    entrypoint: ['fsale', '--jwt-secret', 'x']
+  defaulted:
+    environment:
+      FSALE_JWT_SECRET: \${FSALE_JWT_SECRET:-change-me}
+      GRAFANA_ADMIN_PASSWORD: prefix-\${GRAFANA_ADMIN_PASSWORD:?set it}
+  good:
+    environment:
+      - FSALE_JWT_SECRET=\${FSALE_JWT_SECRET:?set it}
+      - DATABASE_URL=postgres://fsale:\${POSTGRES_PASSWORD:?set it}@db:5432/fsale
+`);
+    expect(composeSecretFindings(bad)).toEqual([
+      'listed: FSALE_JWT_SECRET is not one required reference ${VAR:?message}',
+      'listed: DATABASE_URL is not one required reference ${VAR:?message}',
+      'filed: env_file (name every variable in the compose file instead)',
+      'argv: --jwt-secret in its command (pass FSALE_JWT_SECRET by environment)',
+      'shell: --jwt-secret in its command (pass FSALE_JWT_SECRET by environment)',
+      'entry: --jwt-secret in its entrypoint (pass FSALE_JWT_SECRET by environment)',
+      'defaulted: FSALE_JWT_SECRET is not one required reference ${VAR:?message}',
+      'defaulted: GRAFANA_ADMIN_PASSWORD is not one required reference ${VAR:?message}',
+    ]);
+    const manifests = parseAllDocuments(`
+kind: Deployment
+spec: { template: { spec: { containers: [{ name: api, args: [serve, --demo-auth] }] } } }
+---
+kind: CronJob
+spec:
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          initContainers: [{ name: x, command: [fsale, serve, --allow-public-demo-auth] }]
+          containers: [{ name: y, args: [serve, --demo-authority-is-no-flag] }]
+`).map((document) => document.toJS() as unknown);
+    expect(demoAuthFindings('bad.yaml', manifests)).toEqual([
+      'bad.yaml: --demo-auth in document 0.spec.template.spec.containers[0].args',
+      'bad.yaml: --allow-public-demo-auth in document 1.spec.jobTemplate.spec.template.spec.initContainers[0].command',
+    ]);
+  });
+
+  it('no Kubernetes manifest runs demo auth', () => {
+    const manifests = DEPLOY_FILES.filter((file) => /^deploy\/k8s\/.*\.ya?ml$/.test(file));
+    expect(manifests.length).toBeGreaterThan(0);
+    for (const file of manifests) {
+      const documents = parseAllDocuments(readFileSync(new URL(file, root), 'utf8')).map(
+        (document) => document.toJS() as unknown,
+      );
+      expect(documents.length, file).toBeGreaterThan(0);
+      expect(demoAuthFindings(file, documents)).toEqual([]);
+    }
+  });
+
+  it('the demo profile signs with its own required secret: a token it mints for anyone is refused by the public API', async () => {
+    const resolved = composeWith(SECRETS);
+    const demoSecret = resolved.services.demo?.environment?.FSALE_JWT_SECRET ?? '';
+    const apiSecret = resolved.services.api?.environment?.FSALE_JWT_SECRET ?? '';
+    expect(demoSecret).toBe(SECRETS.FSALE_DEMO_JWT_SECRET);
+    expect(apiSecret).toBe(SECRETS.FSALE_JWT_SECRET);
+    // The rest of its environment is the API's (the same Redis, PostgreSQL, prefix).
+    expect({ ...resolved.services.demo?.environment, FSALE_JWT_SECRET: apiSecret }).toEqual(
+      resolved.services.api?.environment,
+    );
+
+    // The two services as compose runs them, on this file's Redis and database.
+    const s = await useTestServices();
+    await seed(s, { productId: 'demo-secret', stock: 5 });
+    const demo = await startApi(s, { jwtSecret: demoSecret, demoAuth: true });
+    const api = await startApi(s, { jwtSecret: apiSecret });
+    const minted = await send(demo.url, { path: '/demo/token?user=mallory' });
+    expect(minted.status).toBe(200);
+    const { token } = JSON.parse(minted.body) as { token: string };
+    const onDemo = await buy(demo, { token, productId: 'demo-secret', key: freshKey() });
+    expect(onDemo.status, onDemo.body).toBe(202);
+    const onApi = await buy(api, { token, productId: 'demo-secret', key: freshKey() });
+    expect(onApi.status, onApi.body).toBe(401);
   });
 
   it('demo auth only in the demo profile, published on loopback only; the API has its admin port on the compose network only', () => {

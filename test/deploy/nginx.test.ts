@@ -1,16 +1,18 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
 import { freePort, isListening } from '../../src/infra/local-services.js';
+import { DEFAULT_STOCK_STREAMS_PER_ADDRESS } from '../../src/server/sse-budget.js';
 import { send } from '../helpers/http.js';
 import { buy, freshKey, seed, startApi, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
 import { connectSse } from '../helpers/sse-client.js';
+import { until } from '../helpers/wait.js';
 
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((path) => existsSync(path)) ?? 'nginx';
 
@@ -143,6 +145,54 @@ describe('the compose topology without containers: nginx (deploy/nginx.conf) in 
     const ready = await send(nginxUrl, { path: '/readyz' });
     expect(ready.status).toBe(200);
     expect(JSON.parse(ready.body)).toEqual({ status: 'ready' });
+  });
+
+  it('one address holds at most the nginx cap of stock streams (the rest get a retry hint), across both API processes, and a buy still passes', async () => {
+    const conf = await readFile(join(prefix, 'nginx.conf'), 'utf8');
+    const cap = Number(/limit_conn stock_streams (\d+);/.exec(conf)?.[1]);
+    // The API's own per-address default, counted by nginx over every API process.
+    expect(cap).toBe(DEFAULT_STOCK_STREAMS_PER_ADDRESS);
+    await seed(s, { productId: 'ngxcap', stock: 5 });
+    const streams = await Promise.all(
+      Array.from({ length: cap + 8 }, () => connectSse(`${nginxUrl}/stock/ngxcap/stream`)),
+    );
+    try {
+      // Each one either holds (its first stock event came) or was refused (it ended).
+      const held = await Promise.all(
+        streams.map((stream) =>
+          Promise.race([
+            stream.waitFor((e) => e.event === 'stock').then(() => true),
+            stream.ended.then(() => false),
+          ]),
+        ),
+      );
+      expect(held.filter(Boolean)).toHaveLength(cap);
+      const counted = apis.reduce(
+        (sum, api) => sum + api.app.api.sse.count('stock', '127.0.0.1'),
+        0,
+      );
+      expect(counted).toBe(cap);
+      // Refused as the API refuses over budget: 200, a retry hint, the end.
+      for (const stream of streams.filter((_, i) => held[i] !== true)) {
+        expect(stream.status).toBe(200);
+        expect(stream.headers['content-type']).toMatch(/^text\/event-stream/);
+        expect(stream.events).toEqual([{ data: '', retry: 4000 }]);
+      }
+      const bought = await buy(
+        { url: nginxUrl },
+        {
+          token: mintTokens(TEST_JWT_SECRET, ['ngxcap'], 600)[0] ?? '',
+          productId: 'ngxcap',
+          key: freshKey(),
+        },
+      );
+      expect(bought.status, bought.body).toBe(202);
+    } finally {
+      for (const stream of streams) stream.close();
+    }
+    await until('the streams to be closed on the API processes', () =>
+      apis.every((api) => api.app.api.sse.count('stock', '127.0.0.1') === 0),
+    );
   });
 
   it('a client cannot name another address through nginx: X-Forwarded-For is replaced, not appended', async () => {

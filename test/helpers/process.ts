@@ -14,7 +14,10 @@ afterAll(() => {
 export interface CliProcess {
   child: ChildProcess;
   pid: number;
+  /** stdout and stderr as they came. */
   output: () => string;
+  /** stderr alone. */
+  stderr: () => string;
   /** Resolves with the first capture group of `pattern` once stdout matches it. */
   waitFor: (pattern: RegExp) => Promise<string>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -29,8 +32,12 @@ export function startCli(args: string[], env: Record<string, string>): CliProces
   live.add(child);
   child.once('exit', () => live.delete(child));
   let out = '';
+  let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+    err += chunk.toString();
+  });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
@@ -49,7 +56,7 @@ export function startCli(args: string[], env: Record<string, string>): CliProces
       void exited.then(() => reject(new Error(`process exited before ${pattern}: ${out}`)));
       check();
     });
-  return { child, pid: child.pid ?? -1, output: () => out, waitFor, exited };
+  return { child, pid: child.pid ?? -1, output: () => out, stderr: () => err, waitFor, exited };
 }
 
 export function childPids(pid: number): number[] {

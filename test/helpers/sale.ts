@@ -25,7 +25,9 @@ export async function startApi(
     backpressure: { maxEventLoopDelayMs: 600_000 },
     ...overrides,
   });
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  // A crowd test opens 2,000 sockets at once: past Node's default backlog (511) a loaded machine
+  // resets the connections it could not accept in time (ECONNRESET, seen under load 12).
+  await app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 });
   atFileEnd(() => app.close());
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no address');

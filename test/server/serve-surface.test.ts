@@ -1,11 +1,13 @@
 // What `fsale serve` shows to whoever reaches its port: demo auth only when asked for and only
 // on loopback unless asked twice, and the operator's routes on a listener of their own.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { freePort, isListening } from '../../src/infra/local-services.js';
 import { runCli } from '../helpers/cli.js';
 import { send } from '../helpers/http.js';
 import { startCli } from '../helpers/process.js';
 import { seed, tokenFor } from '../helpers/sale.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
+import { until } from '../helpers/wait.js';
 
 const buyAs = (url: string, user: string, key: string) =>
   send(url, {
@@ -22,15 +24,36 @@ describe('fsale serve: the deployment surface', () => {
     await seed(s, { productId: 'surf', stock: 100 });
   });
 
-  it('--demo-auth on loopback starts, with a loud warning line, and signs demo tokens', async () => {
-    const server = startCli(['serve', '--port', '0', '--demo-auth'], s.env);
-    const url = await server.waitFor(/listening on (http:\/\/\S+)/);
-    expect(server.output()).toMatch(/--demo-auth is ON: .*anyone who reaches .* can buy as anyone/);
-    const demo = await send(url, { path: '/demo/token?user=alice' });
-    expect(demo.status).toBe(200);
-    server.child.kill('SIGTERM');
-    expect(await server.exited).toEqual({ code: 0, signal: null });
-  });
+  // The warning is one line on stderr, whatever the log level: no level may silence it.
+  it.each([
+    ['the default log level', [], {}],
+    ['LOG_LEVEL=error', [], { LOG_LEVEL: 'error' }],
+    ['--log-level silent', ['--log-level', 'silent'], {}],
+  ])(
+    '--demo-auth on loopback starts, with a loud warning line on stderr at %s, and signs demo tokens',
+    async (_level, flags: string[], env: Record<string, string>) => {
+      // A port of our own: at these levels no "listening on" line says which one.
+      const port = await freePort();
+      const server = startCli(['serve', '--port', String(port), '--demo-auth', ...flags], {
+        ...s.env,
+        ...env,
+      });
+      const url = `http://127.0.0.1:${port}`;
+      await until('serve to listen', () => isListening(url, 200));
+      const warnings = server
+        .stderr()
+        .split('\n')
+        .filter((line) => line.includes('demo-auth'));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(
+        /^WARNING: --demo-auth is ON: .*anyone who reaches .* can buy as anyone\. Never run it in production\.$/,
+      );
+      const demo = await send(url, { path: '/demo/token?user=alice' });
+      expect(demo.status).toBe(200);
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toEqual({ code: 0, signal: null });
+    },
+  );
 
   it('--demo-auth on a non-loopback address is refused (exit 2) unless --allow-public-demo-auth says so', async () => {
     for (const host of ['0.0.0.0', '::', '192.0.2.10']) {

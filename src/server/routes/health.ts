@@ -4,6 +4,7 @@ import { pingPostgres } from '../../db/pool.js';
 import { describe } from '../../domain/errors.js';
 import { jsonAnswer, metricsAnswer, type AdminRoutes } from '../admin.js';
 import type { ApiContext } from '../app.js';
+import { SharedReads } from '../shared-reads.js';
 
 /** Redis and PostgreSQL as this process sees them: 'ok' or the error, for the operator only. */
 export interface Readiness {
@@ -21,6 +22,20 @@ export async function checkReadiness(api: Pick<ApiContext, 'redis' | 'pool'>): P
     postgres: pgCheck.status === 'fulfilled' ? 'ok' : describe(pgCheck.reason),
   };
   return { ready: checks.redis === 'ok' && checks.postgres === 'ok', checks };
+}
+
+/**
+ * The public GET /readyz's check: at most one a second per process, one at a time, however many
+ * ask (shared-reads.ts), so a crowd on the public route costs PostgreSQL one `SELECT 1` a second
+ * on the API's small pool. The admin listener's /readyz checks live, for the operator.
+ */
+export function sharedReadiness(api: Pick<ApiContext, 'redis' | 'pool'>): () => Promise<Readiness> {
+  const reads = new SharedReads<'process', Readiness>(() => checkReadiness(api), {
+    maxAgeMs: 1_000,
+    maxEntries: 1,
+    now: () => performance.now(),
+  });
+  return () => reads.get('process');
 }
 
 export function readinessBody(readiness: Readiness) {
@@ -60,7 +75,10 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async () => ({ status: 'ok' as const }),
   );
 
-  /** Readiness: Redis and PostgreSQL both answer; a load balancer should skip us otherwise. */
+  /**
+   * Readiness: Redis and PostgreSQL both answered the last check (at most a second old); a load
+   * balancer should skip us otherwise.
+   */
   const readySchema = {
     summary: 'Readiness: Redis and PostgreSQL both answer',
     response: {
@@ -69,7 +87,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   };
   app.get('/readyz', { schema: readySchema }, async (_request, reply) => {
-    const { ready } = await checkReadiness(app.api);
+    const { ready } = await app.api.readiness();
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready' });
   });
 };
