@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
-import { newOrderId } from '../../domain/order-id.js';
 import { PRODUCT_ID } from '../../domain/ids.js';
 import { BuyCode, type BuyResult } from '../../sale/buy.js';
 import { mayHaveRun } from '../../domain/errors.js';
@@ -131,7 +130,7 @@ function sendBuyResult(
 }
 
 export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { soldOut, backpressure, metrics, authenticate } = app.api;
+  const { soldOut, backpressure, metrics, authenticate, orderIdOf } = app.api;
   const strategy = buyStrategy(app.api);
 
   app.post(
@@ -150,11 +149,12 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         return sendProblem(reply, 'idempotency_key_invalid');
       }
       const { productId, qty } = request.body;
-      const userId = request.userId;
+      const named = { productId, userId: request.userId, qty, idempotencyKey: key };
+      // Every attempt with this key and payload names the same order (src/domain/order-id.ts).
+      const buy = { ...named, orderId: orderIdOf(named) };
 
       if (soldOut.isSoldOut(productId)) {
-        const known = { productId, userId, qty, idempotencyKey: key };
-        const stored = await strategy.storedAnswer(known);
+        const stored = await strategy.storedAnswer(buy);
         if (stored === undefined) {
           metrics.buyOutcomes.inc({ outcome: 'sold_out' });
           return sendProblem(reply, 'sold_out');
@@ -165,7 +165,6 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         return sendBuyResult(reply, strategy, stored);
       }
 
-      const buy = { productId, userId, qty, idempotencyKey: key, orderId: newOrderId() };
       let result: BuyResult;
       try {
         result = await strategy.buy(buy);
