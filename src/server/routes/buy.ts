@@ -27,7 +27,7 @@ const BuyHeaders = Type.Object(
     'idempotency-key': Type.String({
       pattern: IDEMPOTENCY_KEY.source,
       description:
-        "the client's key for this buy: a retry with the same key (and body) gets the first answer again, with Idempotent-Replayed: true",
+        "the client's key for this buy, scoped to (product, user): a retry of an accepted buy with the same key and body gets the same accept again, with Idempotent-Replayed: true (the same key with another body: 422). A rejection is not recorded: a retry after one is decided again",
     }),
   },
   { required: ['idempotency-key'] },
@@ -45,7 +45,7 @@ const BuyAccepted = Type.Object(
 const BUY_SCHEMA = {
   summary: 'Buy units of a product',
   description:
-    'Queue mode (the default) answers 202 once Redis reserved the units and queued the order; sync mode answers 201 once PostgreSQL committed it. Each answer is stored under the Idempotency-Key and replayed byte for byte to a retry.',
+    'Queue mode (the default) answers 202 once Redis reserved the units and queued the order; sync mode answers 201 once PostgreSQL committed it. Only an accept is recorded under the Idempotency-Key: a retry gets it again byte for byte, even after Redis lost the record (the order id is derived from the product, user, quantity and key). A rejection (sold out, limit reached, not open, rate limited) reserves nothing and is not recorded: a retry with the same key is a new decision, and may win a unit a release gave back.',
   security: [{ bearer: [] }],
   body: BuyBody,
   response: {
