@@ -10,7 +10,10 @@ import type { Pool } from './pool.js';
 // PG-side stock guard: if Redis ever accepted more than PostgreSQL holds, this fails.
 // `ON CONFLICT DO NOTHING` has no target on purpose: a row conflicting on the unique
 // (product_id, user_id, idempotency_key) under a different id is skipped too instead of
-// failing the batch; the worker then finds it below and dead-letters it.
+// failing the batch; the worker then finds its key's holder below and supersedes it.
+// A row conflicting on its id is a redelivery, or a retry that re-reserved its own order
+// after Redis rolled the buy back (keyed order ids, src/domain/order-id.ts): either way the
+// order and its unit are already counted here, and the entry's Redis unit is that unit.
 const PERSIST_ORDERS = `
 WITH inserted AS (
   INSERT INTO orders (id, product_id, user_id, qty, status, idempotency_key, accepted_at)

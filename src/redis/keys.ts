@@ -33,8 +33,9 @@ export interface ProductKeys {
   owners: string;
   /**
    * Hash: orderId -> the order that holds its (user, idempotency key). An order accepted
-   * again under a key whose record was lost is superseded by the key's first order: its
-   * reservation is released and GET /order/:id answers with the first order.
+   * again, under another order id, for a key whose record was lost (the first order's id was
+   * not keyed the same way: see src/domain/order-id.ts) is superseded by the key's first
+   * order: its reservation is released and GET /order/:id answers with the first order.
    */
   superseded: string;
   /** Prefix of the per-(user, key) idempotency records; see `idempotencyKey`. */

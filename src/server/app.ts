@@ -8,6 +8,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import { connectPostgres, type Pool } from '../db/pool.js';
 import { isServiceOutage } from '../domain/errors.js';
+import { keyedOrderIds, type OrderIdOf } from '../domain/order-id.js';
 import { connectRedis, type Redis } from '../redis/client.js';
 import { connectBuyPath, type BuyPathRedis } from '../redis/resp-cluster.js';
 import { isProductSeeded, stockLevels } from '../redis/sale-state.js';
@@ -92,6 +93,8 @@ export interface ApiContext {
   backpressure: Backpressure;
   metrics: ApiMetrics;
   policy: BuyPolicy;
+  /** A keyed buy's order id, the same for every retry (keyed with the JWT secret). */
+  orderIdOf: OrderIdOf;
   authenticate: ReturnType<typeof createAuthenticate>;
   /** The same, also accepting `?access_token=` (EventSource cannot send headers). */
   authenticateStream: ReturnType<typeof createAuthenticate>;
@@ -208,6 +211,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     backpressure,
     metrics,
     policy: { ...DEFAULT_BUY_POLICY, ...options.buyPolicy },
+    orderIdOf: keyedOrderIds(options.jwtSecret),
     authenticate: createAuthenticate(options.jwtSecret, { policy: options.tokenPolicy }),
     authenticateStream: createAuthenticate(options.jwtSecret, {
       allowQueryToken: true,

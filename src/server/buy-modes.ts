@@ -19,8 +19,11 @@ export interface BuyStrategy {
   accepted: { status: 201 | 202; orderStatus: string };
   /** This mode's own backlog is past its bound: answer 503 before taking the buy. */
   overloaded(): boolean;
-  /** The sold-out fast path: the stored answer of (product, user, key), if it has one. */
-  storedAnswer(request: Omit<BuyRequest, 'orderId'>): Promise<BuyResult | undefined>;
+  /**
+   * The sold-out fast path: the answer (product, user, key) already has, if any: its record,
+   * or in queue mode the request's own order (its id in the owner index) when the record is lost.
+   */
+  storedAnswer(request: BuyRequest): Promise<BuyResult | undefined>;
   buy(request: BuyRequest): Promise<BuyResult>;
 }
 

@@ -1,8 +1,9 @@
 import type { FastifyReply } from 'fastify';
 
 // Every error the API can answer, in one table: a stable type, its HTTP status and title.
-// Bodies are application/problem+json (RFC 9457). Bodies must be deterministic: buy errors
-// are replayed byte-for-byte to a retry with the same Idempotency-Key.
+// Bodies are application/problem+json (RFC 9457). Bodies are deterministic: the same decision
+// answers the same bytes, whichever path made it (the buy script or the sold-out fast path).
+// A buy's rejection is not recorded: a retry with the same Idempotency-Key is decided again.
 
 export const PROBLEMS = {
   sold_out: { status: 409, title: 'Sold out' },

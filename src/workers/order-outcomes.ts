@@ -39,9 +39,12 @@ export interface DeadLettered {
 }
 
 /**
- * An order accepted again under a key another order holds: the buy script found no record
- * for the key (it expired under an older version, or Redis lost it) and reserved a second
- * unit. The first order is the key's answer; this one is released.
+ * An order accepted again under a key another order holds, with another order id: the buy
+ * script found no record for the key (Redis lost it) and the retry named another order than
+ * the first, which was accepted before keyed order ids (a UUIDv7) or by an API process with
+ * another JWT secret (src/domain/order-id.ts). The first order is the key's answer; this one
+ * is released. (A retry naming the same order is no supersede: that id is already in
+ * PostgreSQL, a redelivery.)
  */
 export interface Superseded extends Holder {
   delivery: Delivery;

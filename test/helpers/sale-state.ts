@@ -2,7 +2,7 @@
 // group, the orders by status, the stock; and waits for the workers to catch up.
 import type { Redis } from '../../src/redis/client.js';
 import { parseDeadLetter, type DeadLetter } from '../../src/redis/dead-letters.js';
-import { ORDER_GROUP, productKeys } from '../../src/redis/keys.js';
+import { idempotencyKey, ORDER_GROUP, productKeys } from '../../src/redis/keys.js';
 import { settleTransfer, type ProductLayout } from '../../src/redis/sale-state.js';
 import { lendUnits, receiveUnits } from '../../src/redis/scripts.js';
 import type { TestServices } from './services.js';
@@ -135,4 +135,36 @@ export async function gatherUnits(redis: Redis, layout: ProductLayout, to: numbe
     if (lent > 0) await receiveUnits(redis, destination, id, lent);
     await settleTransfer(redis, from, id);
   }
+}
+
+/** One accepted buy as the buy script wrote it. */
+export interface AcceptedBuy {
+  productId: string;
+  orderId: string;
+  userId: string;
+  idempotencyKey: string;
+  qty: number;
+}
+
+/**
+ * What a Redis that lost its last writes (AOF `everysec` after a crash, an asynchronous
+ * failover) does to one accepted buy: every write of its buy script undone together (one
+ * script's writes are atomic in the AOF and in replication), whatever the order worker did
+ * with the order since. The stock and the per-user count get the units back; the stream entry,
+ * the owner entry and the idempotency record are gone.
+ */
+export async function rollBackBuy(s: TestServices, order: AcceptedBuy): Promise<void> {
+  const keys = productKeys(s.keyPrefix, order.productId);
+  const entries = await s.redis.xrange(keys.orders, '-', '+');
+  const written = entries.filter(([, f]) => f[f.indexOf('id') + 1] === order.orderId);
+  if (written.length !== 1) throw new Error(`order ${order.orderId} is not in the stream once`);
+  const results = await s.redis
+    .multi()
+    .incrby(keys.stock, order.qty)
+    .hincrby(keys.bought, order.userId, -order.qty)
+    .xdel(keys.orders, ...written.map(([id]) => id))
+    .hdel(keys.owners, order.orderId)
+    .del(idempotencyKey(keys, order.userId, order.idempotencyKey))
+    .exec();
+  for (const [error] of results ?? []) if (error !== null) throw error;
 }

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
+import { keyedOrderIds } from '../../src/domain/order-id.js';
 import { scanKeys } from '../../src/redis/client.js';
 import { idempotencyKey, productKeys } from '../../src/redis/keys.js';
 import { BUY_MODES } from '../../src/sale/buy.js';
@@ -183,6 +184,16 @@ describe.each(BUY_MODES)('POST /order/buy in %s mode', (mode) => {
       expect(again.headers['location']).toBe(first.headers['location']);
     });
 
+    it('the order id is the keyed id of (product, user, qty, key), in both modes', async () => {
+      const key = freshKey();
+      const first = await buy(api, { token: tokenFor('u6'), productId: 'idem', key });
+      expect(first.status).toBe(ACCEPTED);
+      const named = { productId: 'idem', userId: 'u6', qty: 1, idempotencyKey: key };
+      expect(JSON.parse(first.body)).toMatchObject({
+        orderId: keyedOrderIds(TEST_JWT_SECRET)(named),
+      });
+    });
+
     it('a rejection is not recorded: a retry with the same key is decided again', async () => {
       await seed(s, { productId: 'lim', stock: 10, perUserLimit: 1 });
       const token = tokenFor('u4');
@@ -231,6 +242,75 @@ describe.each(BUY_MODES)('POST /order/buy in %s mode', (mode) => {
           (JSON.parse(first.body) as { orderId: string }).orderId,
         ]);
       }
+    });
+  });
+
+  // Queue mode only: sync mode's record is the order row itself, which cannot be lost
+  // without the order.
+  describe.runIf(mode === 'queue')('a lost idempotency record (Redis came back without it)', () => {
+    const dropRecord = (productId: string, user: string, key: string) =>
+      s.redis.del(idempotencyKey(productKeys(s.keyPrefix, productId), user, key));
+
+    it('with perUserLimit 1, the retry gets the first 202 byte for byte, not limit_reached', async () => {
+      await seed(s, { productId: 'lost1', stock: 10, perUserLimit: 1 });
+      const token = tokenFor('l1');
+      const key = freshKey();
+      const first = await buy(api, { token, productId: 'lost1', key });
+      expect(first.status).toBe(ACCEPTED);
+      expect(await dropRecord('lost1', 'l1', key)).toBe(1);
+      const retry = await buy(api, { token, productId: 'lost1', key });
+      expect(retry.status, retry.body).toBe(ACCEPTED);
+      expect(retry.body).toBe(first.body);
+      expect(retry.headers['location']).toBe(first.headers['location']);
+      expect(retry.headers['idempotent-replayed']).toBe('true');
+      // Nothing reserved again, and the record is back: the next retry is a plain replay.
+      expect(await saleState(s, 'lost1')).toMatchObject({
+        stock: '9',
+        streamLength: 1,
+        bought: { l1: '1' },
+        owners: 1,
+        idempotencyRecords: 1,
+      });
+      // The record written again is the first request's: the key with another quantity is 422.
+      const other = await buy(api, { token, productId: 'lost1', key, qty: 2 });
+      expect(problemType(other.body)).toBe('urn:fsale:problem:idempotency_key_reused');
+    });
+
+    it('with units left and no limit in the way, the retry replays instead of reserving a second unit', async () => {
+      await seed(s, { productId: 'lost2', stock: 10, perUserLimit: 5 });
+      const token = tokenFor('l2');
+      const key = freshKey();
+      const first = await buy(api, { token, productId: 'lost2', key });
+      await dropRecord('lost2', 'l2', key);
+      const retry = await buy(api, { token, productId: 'lost2', key });
+      expect(retry.status).toBe(ACCEPTED);
+      expect(retry.body).toBe(first.body);
+      expect(retry.headers['idempotent-replayed']).toBe('true');
+      expect(await saleState(s, 'lost2')).toMatchObject({ stock: '9', streamLength: 1 });
+    });
+
+    it('after sell-out, the sold-out fast path replays the 202 from the owner index', async () => {
+      await seed(s, { productId: 'lostlast', stock: 1 });
+      const token = tokenFor('l3');
+      const key = freshKey();
+      const first = await buy(api, { token, productId: 'lostlast', key });
+      expect(first.status).toBe(ACCEPTED);
+      expect(api.app.api.soldOut.isSoldOut('lostlast')).toBe(true);
+      await dropRecord('lostlast', 'l3', key);
+      const before = await fullState(s, 'lostlast');
+      const retry = await buy(api, { token, productId: 'lostlast', key });
+      expect(retry.status, retry.body).toBe(ACCEPTED);
+      expect(retry.body).toBe(first.body);
+      expect(retry.headers['idempotent-replayed']).toBe('true');
+      // Another user with the same key, or the same key with another quantity: sold out.
+      for (const other of [
+        { token: tokenFor('l4'), productId: 'lostlast', key },
+        { token, productId: 'lostlast', key, qty: 2 },
+      ]) {
+        expect(problemType((await buy(api, other)).body)).toBe('urn:fsale:problem:sold_out');
+      }
+      // The fast path only reads.
+      expect(await fullState(s, 'lostlast')).toEqual(before);
     });
   });
 

@@ -27,8 +27,9 @@ import {
   startWorkerProcess,
   stopWorkerProcess,
 } from '../helpers/order-stream.js';
-import { seed } from '../helpers/sale.js';
-import { deadLetters } from '../helpers/sale-state.js';
+import { buy, seed, startApi, tokenFor } from '../helpers/sale.js';
+import { deadLetters, rollBackBuy } from '../helpers/sale-state.js';
+import { audit, expectAuditOk } from '../helpers/audit.js';
 import { sleep, until } from '../helpers/wait.js';
 import { newOrderId } from '../../src/domain/order-id.js';
 import { startFaultProxy, throughProxy } from '../helpers/fault-proxy.js';
@@ -401,6 +402,55 @@ describe('fsale work orders', () => {
       superseded: 1,
     });
     expect(w.log.join('\n')).toContain(`order ${twin} superseded by ${first}`);
+  });
+
+  it('a Redis rollback after the order reached PostgreSQL: the retry re-reserves under the same id, the worker counts a duplicate, and Redis stock matches PG again', async () => {
+    await seed(s, { productId: 'rollback', stock: 10, perUserLimit: 1 });
+    const keys = productKeys(s.keyPrefix, 'rollback');
+    const api = await startApi(s);
+    const w = await inProcessWorker();
+    try {
+      const token = tokenFor('rb');
+      const first = await buy(api, { token, productId: 'rollback', key: 'rb-key' });
+      expect(first.status).toBe(202);
+      const { orderId } = JSON.parse(first.body) as { orderId: string };
+      await settled(['rollback'], 1);
+      await rollBackBuy(s, {
+        productId: 'rollback',
+        orderId,
+        userId: 'rb',
+        idempotencyKey: 'rb-key',
+        qty: 1,
+      });
+      expect(await productState(s, 'rollback')).toMatchObject({ remaining: 9, redisStock: 10 });
+
+      // Nothing in Redis remembers the buy: the retry is a new reservation, of the same order.
+      const retry = await buy(api, { token, productId: 'rollback', key: 'rb-key' });
+      expect(retry.status, retry.body).toBe(202);
+      expect(retry.body).toBe(first.body);
+      await until(
+        'the re-reserved order counted a duplicate',
+        () => w.worker.stats().duplicates === 1,
+      );
+      await settled(['rollback'], 1);
+      expect(w.worker.stats()).toMatchObject({ persisted: 1, duplicates: 1, superseded: 0 });
+      // Not released: the unit is the order's, held in Redis again as in PostgreSQL.
+      expect(await s.redis.sismember(keys.released, orderId)).toBe(0);
+      expect(await s.redis.hlen(keys.superseded)).toBe(0);
+      expect(await productState(s, 'rollback')).toMatchObject({
+        rows: 1,
+        remaining: 9,
+        redisStock: 9,
+        deadLetters: 0,
+      });
+      expect(await s.redis.hgetall(keys.bought)).toEqual({ rb: '1' });
+      const replay = await buy(api, { token, productId: 'rollback', key: 'rb-key' });
+      expect(replay.body).toBe(first.body);
+      expect(replay.headers['idempotent-replayed']).toBe('true');
+      expectAuditOk(await audit(s, undefined, 'rollback'));
+    } finally {
+      await w.stop();
+    }
   });
 
   it('announces order_persisted for each inserted order after its COMMIT, and not for a redelivery', async () => {

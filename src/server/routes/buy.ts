@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
-import { newOrderId } from '../../domain/order-id.js';
 import { PRODUCT_ID } from '../../domain/ids.js';
 import { BuyCode, type BuyResult } from '../../sale/buy.js';
 import { mayHaveRun } from '../../domain/errors.js';
@@ -28,7 +27,7 @@ const BuyHeaders = Type.Object(
     'idempotency-key': Type.String({
       pattern: IDEMPOTENCY_KEY.source,
       description:
-        "the client's key for this buy: a retry with the same key (and body) gets the first answer again, with Idempotent-Replayed: true",
+        "the client's key for this buy, scoped to (product, user): a retry of an accepted buy with the same key and body gets the same accept again, with Idempotent-Replayed: true (the same key with another body: 422). A rejection is not recorded: a retry after one is decided again",
     }),
   },
   { required: ['idempotency-key'] },
@@ -46,7 +45,7 @@ const BuyAccepted = Type.Object(
 const BUY_SCHEMA = {
   summary: 'Buy units of a product',
   description:
-    'Queue mode (the default) answers 202 once Redis reserved the units and queued the order; sync mode answers 201 once PostgreSQL committed it. Each answer is stored under the Idempotency-Key and replayed byte for byte to a retry.',
+    'Queue mode (the default) answers 202 once Redis reserved the units and queued the order; sync mode answers 201 once PostgreSQL committed it. Only an accept is recorded under the Idempotency-Key: a retry gets it again byte for byte, even after Redis lost the record (the order id is derived from the product, user, quantity and key). A rejection (sold out, limit reached, not open, rate limited) reserves nothing and is not recorded: a retry with the same key is a new decision, and may win a unit a release gave back.',
   security: [{ bearer: [] }],
   body: BuyBody,
   response: {
@@ -131,7 +130,7 @@ function sendBuyResult(
 }
 
 export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { soldOut, backpressure, metrics, authenticate } = app.api;
+  const { soldOut, backpressure, metrics, authenticate, orderIdOf } = app.api;
   const strategy = buyStrategy(app.api);
 
   app.post(
@@ -150,11 +149,12 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         return sendProblem(reply, 'idempotency_key_invalid');
       }
       const { productId, qty } = request.body;
-      const userId = request.userId;
+      const named = { productId, userId: request.userId, qty, idempotencyKey: key };
+      // Every attempt with this key and payload names the same order (src/domain/order-id.ts).
+      const buy = { ...named, orderId: orderIdOf(named) };
 
       if (soldOut.isSoldOut(productId)) {
-        const known = { productId, userId, qty, idempotencyKey: key };
-        const stored = await strategy.storedAnswer(known);
+        const stored = await strategy.storedAnswer(buy);
         if (stored === undefined) {
           metrics.buyOutcomes.inc({ outcome: 'sold_out' });
           return sendProblem(reply, 'sold_out');
@@ -165,7 +165,6 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         return sendBuyResult(reply, strategy, stored);
       }
 
-      const buy = { productId, userId, qty, idempotencyKey: key, orderId: newOrderId() };
       let result: BuyResult;
       try {
         result = await strategy.buy(buy);
