@@ -45,10 +45,11 @@ describe('payment worker leases', () => {
     );
     const ctx = { pool: s.pool, redis: s.redis, keyPrefix: s.keyPrefix };
     const throttled = await startProvider(503);
-    // Retried for minutes (backoff capped at 200 ms): far longer than a stop waits (timeout + 1 s).
+    // Retried for minutes (1,000 times, backoff capped at 200 ms): far longer than a stop waits
+    // (timeout + 1 s). The timeout is generous: a charge that timed out would be settled as unknown.
     const first = startPaymentWorker(
       { ...ctx, gateway: new PaymentProvider(throttled.url), log: memoryLogger().logger },
-      { timeoutMs: 100, maxBackoffMs: 200, maxRetries: 1_000, pollMs: 50 },
+      { timeoutMs: 2_000, maxBackoffMs: 200, maxRetries: 1_000, pollMs: 50 },
     );
     const charging = await startProvider(201);
     try {
