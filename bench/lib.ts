@@ -509,7 +509,7 @@ export interface WorkerRun {
 }
 
 /**
- * Runs `fsale <args> --json --status-interval-ms 50` until a status line satisfies `until`
+ * Runs `fsale <args> --json --status-interval 50ms` until a status line satisfies `until`
  * (or `timeoutMs` passes: an error), calls `atReached` while the child still runs (to read
  * what it holds, such as its PostgreSQL backends), then stops it with SIGTERM and requires a
  * clean exit.

@@ -4,8 +4,8 @@
 // fields, and the human summary of them as its message: a JSON line off a terminal or with
 // --json, that summary on a terminal.
 import { metricsAndHealthRoutes, startAdminListener } from '../server/admin.js';
+import type { Registry } from 'prom-client';
 import type { Logger } from './log.js';
-import { statusRegistry } from './status-metrics.js';
 
 export interface LongRunningOptions<S extends object> {
   log: Logger;
@@ -23,21 +23,19 @@ export interface LongRunningOptions<S extends object> {
   /** What an immediate exit on the second signal leaves behind. */
   onExit?: string;
   /**
-   * An admin listener (`--admin-port`): GET /metrics from the status (`metrics.counters` are
-   * the status fields that only grow) and GET /healthz, for probes and Prometheus.
+   * An admin listener (`--admin-port`): GET /metrics from the worker's registry
+   * (src/cli/status-metrics.ts) and GET /healthz, for probes and Prometheus.
    */
-  admin?:
-    | { host: string; port: number; metrics: { worker: string; counters: readonly string[] } }
-    | undefined;
+  admin?: { host: string; port: number; registry: Registry } | undefined;
 }
 
 /** The `admin` option from the --admin-port and --admin-host flags: none without a port. */
 export function adminListener(
   flags: { 'admin-port'?: number | undefined; 'admin-host': string },
-  metrics: { worker: string; counters: readonly string[] },
+  registry: Registry,
 ): LongRunningOptions<object>['admin'] {
   const port = flags['admin-port'];
-  return port === undefined ? undefined : { host: flags['admin-host'], port, metrics };
+  return port === undefined ? undefined : { host: flags['admin-host'], port, registry };
 }
 
 /** One status record: `event`, the status fields, their human summary as the message. */
@@ -65,13 +63,7 @@ export async function runUntilStopped<S extends object>(
       : await startAdminListener({
           host: options.admin.host,
           port: options.admin.port,
-          routes: metricsAndHealthRoutes(
-            statusRegistry(
-              options.admin.metrics.worker,
-              options.status,
-              options.admin.metrics.counters,
-            ),
-          ),
+          routes: metricsAndHealthRoutes(options.admin.registry),
         });
   if (admin !== undefined)
     log.info({ url: admin.url }, `admin listener on ${admin.url} (/metrics, /healthz)`);

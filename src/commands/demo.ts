@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Flags } from '@oclif/core';
 import { FsaleCommand, jwtSecretFlag, serviceFlags } from '../cli/base.js';
@@ -9,13 +10,15 @@ import { withStores } from '../stores.js';
 import { seedProduct } from '../sale/seed.js';
 import { startStack, stopOnSignal } from '../stack/stack.js';
 import { EXIT, type FloodSummary } from '../load/summary.js';
-import { renderDemoSummary } from '../load/demo-summary.js';
+import { renderDemoSummary, renderNextSteps, type DemoNextSteps } from '../load/demo-summary.js';
 import { calibrate, CALIBRATION } from '../load/calibrate.js';
 
 const RUN_JS = fileURLToPath(new URL('../../bin/run.js', import.meta.url));
 const CALIBRATION_PRODUCT = 'demo-calibration';
 /** nice(1) level of the demo's stack: at 5 the kernel gives this process 3x its CPU share. */
 const DEMO_STACK_NICENESS = 5;
+/** The product on sale, as seeded here and in the re-seed the demo suggests at its end. */
+const DEMO_PRODUCT = { name: 'Limited edition sneaker', priceCents: 12_900 };
 
 /** Runs `fsale flood --json --quiet ARGS` in its own process (its own cores' worth of event loop). */
 function runFloodChild(args: string[], env: NodeJS.ProcessEnv): Promise<FloodSummary> {
@@ -88,7 +91,8 @@ export default class Demo extends FsaleCommand {
   async run(): Promise<FloodSummary> {
     const { flags } = await this.parse(Demo);
     const config = this.settings(flags);
-    const style = outputStyle();
+    // Everything this command writes itself (progress, the children's lines) goes to stderr.
+    const style = outputStyle(process.stderr);
     const prefix = linePrefixer(style);
     const say = (message: string) => {
       if (!this.jsonEnabled()) process.stderr.write(prefix('demo', message) + '\n');
@@ -126,8 +130,7 @@ export default class Demo extends FsaleCommand {
         await seedProduct(ctx, {
           productId: flags.product,
           stock: flags.stock,
-          name: 'Limited edition sneaker',
-          priceCents: 12_900,
+          ...DEMO_PRODUCT,
           reset: true,
         });
         // Sold out from the start: the calibration gets the API's cheapest answer, and buys
@@ -198,7 +201,16 @@ export default class Demo extends FsaleCommand {
           }),
         );
         if (flags.html !== undefined) this.log(`report: ${flags.html}`);
-        this.log(whatNext(flags.product, flags.html));
+        this.log(
+          renderNextSteps(
+            nextSteps(flags, {
+              // `up` listens on --port (PORT, else 3000) where the demo took a free one.
+              port: flags.port === 0 ? this.settings({}).port : flags.port,
+              privateServices:
+                env.REDIS_URL !== config.redisUrl || env.DATABASE_URL !== config.databaseUrl,
+            }),
+          ),
+        );
       }
       if (summary.audit?.ok !== true || summary.idempotency.secondReservations > 0)
         process.exitCode = 1;
@@ -211,16 +223,49 @@ export default class Demo extends FsaleCommand {
   }
 }
 
-/** What a newcomer can try once the demo has shown the sale: the stack, the storefront, watch. */
-function whatNext(product: string, html: string | undefined): string {
-  return [
-    '',
-    'What to try next:',
-    '  fsale up --demo-auth                       the same stack, left running (Ctrl-C stops it)',
-    `  open http://127.0.0.1:3000/?product=${product}   its storefront: buy, and watch the order get paid`,
-    `  fsale watch --product ${product}   live stock, accepted/s and confirmed/s in the terminal`,
-    html === undefined
-      ? '  fsale demo --html report.html             the same sale, with charts in one HTML file'
-      : `  open ${html}                 this sale's charts`,
-  ].join('\n');
+/** The steps after the demo, for the stack the demo's flags describe. */
+function nextSteps(
+  flags: {
+    product: string;
+    stock: number;
+    html?: string | undefined;
+    'data-dir': string;
+    'redis-cluster': boolean;
+    'redis-url'?: string | undefined;
+    'database-url'?: string | undefined;
+    'key-prefix'?: string | undefined;
+  },
+  stack: { port: number; privateServices: boolean },
+): DemoNextSteps {
+  // The services as the demo was told them (the environment reaches both commands anyway).
+  const services = (['redis-url', 'database-url', 'key-prefix'] as const).flatMap((flag) => {
+    const value = flags[flag];
+    return value === undefined ? [] : [`--${flag}`, value];
+  });
+  const dataDir = stackFlags['data-dir'].default;
+  return {
+    product: flags.product,
+    seedArgs: [
+      '--product',
+      flags.product,
+      '--stock',
+      String(flags.stock),
+      '--name',
+      DEMO_PRODUCT.name,
+      '--price-cents',
+      String(DEMO_PRODUCT.priceCents),
+      '--reset',
+      ...(stack.privateServices ? [] : services),
+    ],
+    upArgs: [
+      '--port',
+      String(stack.port),
+      ...(flags['data-dir'] === dataDir ? [] : ['--data-dir', flags['data-dir']]),
+      ...(flags['redis-cluster'] ? ['--redis-cluster'] : []),
+      ...services,
+    ],
+    port: stack.port,
+    privateServices: stack.privateServices,
+    html: flags.html === undefined ? undefined : resolve(flags.html),
+  };
 }

@@ -8,6 +8,7 @@ import {
 } from '../cli/base.js';
 import { durationFlag } from '../cli/duration-flag.js';
 import { adminListener, logStatus, runUntilStopped } from '../cli/long-running.js';
+import { addStatusMetrics, workerRegistry } from '../cli/status-metrics.js';
 import { PaymentProvider } from '../payments/provider-client.js';
 import { withStores } from '../stores.js';
 import { rebuildRedis, reconcileOnce, type RebuildReport } from '../workers/reconcile.js';
@@ -72,6 +73,14 @@ export default class Reconcile extends JsonLinesCommand {
         return totals;
       }
       const worker = startReconcileWorker(ctx, { intervalMs: flags.interval });
+      const registry = workerRegistry('reconcile');
+      addStatusMetrics(registry, {
+        worker: 'reconcile',
+        status: () => worker.stats(),
+        counters: ['passes', 'paid', 'failed', 'releasesApplied', 'transfersCompleted'],
+        // The last pass's backlog, not a count of events: it goes down as well as up.
+        names: { deferred: 'fsale_reconcile_deferred_orders' },
+      });
       const final = await runUntilStopped({
         log,
         intervalMs: flags.interval,
@@ -83,17 +92,7 @@ export default class Reconcile extends JsonLinesCommand {
           msg: `reconciling every ${flags.interval} ms (Ctrl-C to stop)`,
         },
         onStop: 'finishing the pass in hand',
-        admin: adminListener(flags, {
-          worker: 'reconcile',
-          counters: [
-            'passes',
-            'paid',
-            'failed',
-            'deferred',
-            'releasesApplied',
-            'transfersCompleted',
-          ],
-        }),
+        admin: adminListener(flags, registry),
       });
       this.resultLogged = true;
       return final;

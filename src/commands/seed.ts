@@ -56,7 +56,9 @@ export default class Seed extends FsaleCommand {
       });
       this.log(
         `${result.reset ? 'reset' : 'seeded'} ${result.productId}: ${result.stock} units, limit ${result.perUserLimit} per user, starts ${result.startsAt}` +
-          (result.stockShards > 1 ? `, ${result.stockShards} stock shards` : '') +
+          (result.stockShards > 1
+            ? `, ${result.stockShards} stock shards (order streams ${result.orderStreams.join(' ')})`
+            : '') +
           (result.reset ? ` (cleared ${result.deletedOrders} orders)` : ''),
       );
       return result;

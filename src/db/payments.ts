@@ -9,7 +9,14 @@ import {
 import type { Pool, PoolClient } from './pool.js';
 
 /** A pending order leased to one payment worker, with what it costs. */
-export type PaymentJob = PricedOrder;
+export interface PaymentJob extends PricedOrder {
+  /**
+   * It had a lease that ran out: a worker died or hung with it, or it was handed back for
+   * later (extendPaymentLease) and is due. A job never leased before, or whose lease was
+   * ended (endPaymentLeases), has none.
+   */
+  leaseExpired: boolean;
+}
 
 /**
  * Leases up to `limit` pending orders whose lease ran out (or never existed), oldest first,
@@ -20,22 +27,24 @@ export async function leasePaymentJobs(
   limit: number,
   leaseMs: number,
 ): Promise<PaymentJob[]> {
-  const { rows } = await pool.query<PricedOrderRow>(
-    `UPDATE orders o
+  const { rows } = await pool.query<PricedOrderRow & { lease_expired: boolean }>(
+    `WITH due AS (
+       SELECT id, payment_lease_until IS NOT NULL AS lease_expired FROM orders
+        WHERE status = 'pending'
+          AND (payment_lease_until IS NULL OR payment_lease_until < now())
+        ORDER BY persisted_at
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED)
+     UPDATE orders o
         SET payment_lease_until = now() + $2 * interval '1 millisecond',
             payment_attempts = payment_attempts + 1
-       FROM products p
-      WHERE p.id = o.product_id
-        AND o.id IN (SELECT id FROM orders
-                      WHERE status = 'pending'
-                        AND (payment_lease_until IS NULL OR payment_lease_until < now())
-                      ORDER BY persisted_at
-                      LIMIT $1
-                      FOR UPDATE SKIP LOCKED)
-    RETURNING o.id, o.product_id, o.user_id, o.qty, o.status, ${ORDER_AMOUNT_CENTS_SQL} AS amount_cents`,
+       FROM products p, due
+      WHERE p.id = o.product_id AND o.id = due.id
+    RETURNING o.id, o.product_id, o.user_id, o.qty, o.status, ${ORDER_AMOUNT_CENTS_SQL} AS amount_cents,
+              due.lease_expired`,
     [limit, leaseMs],
   );
-  return rows.map(toPricedOrder);
+  return rows.map((row) => ({ ...toPricedOrder(row), leaseExpired: row.lease_expired }));
 }
 
 /** Keeps a still-pending job leased for `forMs` from now: no worker charges it before then. */
@@ -47,12 +56,16 @@ export async function extendPaymentLease(pool: Pool, orderId: string, forMs: num
   );
 }
 
-/** Ends the leases of still-pending jobs, so another worker can take them at once. */
-export async function endPaymentLeases(pool: Pool, orderIds: readonly string[]): Promise<void> {
-  await pool.query(
+/**
+ * Ends the leases of still-pending jobs, so another worker can take them at once; answers how
+ * many it ended.
+ */
+export async function endPaymentLeases(pool: Pool, orderIds: readonly string[]): Promise<number> {
+  const { rowCount } = await pool.query(
     `UPDATE orders SET payment_lease_until = NULL WHERE id = ANY($1::uuid[]) AND status = 'pending'`,
     [orderIds],
   );
+  return rowCount ?? 0;
 }
 
 export interface PaymentAttempt {

@@ -55,3 +55,58 @@ export function renderDemoSummary(
   );
   return lines.join('\n');
 }
+
+/** What the demo leaves to try: a stack of one's own, the product again, its storefront. */
+export interface DemoNextSteps {
+  product: string;
+  /** The demo's `seed` of its product, as flags: puts back on sale the units it sold. */
+  seedArgs: string[];
+  /** Flags `up` needs for the same stack: its port, data directory, services. */
+  upArgs: string[];
+  /** The port `fsale up` listens on with `upArgs`. */
+  port: number;
+  /**
+   * The demo ran on private servers it started: `fsale up` starts its own, on ports of their
+   * own, which a seed from another terminal must be told.
+   */
+  privateServices: boolean;
+  /** The flood report, absolute. */
+  html: string | undefined;
+}
+
+/** A word as the shell reads it back: quoted when it holds anything but plain characters. */
+export function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The demo's last lines: each step a command or address, and what it does under it. */
+export function renderNextSteps(next: DemoNextSteps): string {
+  const command = (words: string[]) => ['fsale', ...words].map(shellWord).join(' ');
+  const origin = `http://127.0.0.1:${next.port}`;
+  const steps: [string, string][] = [
+    [
+      command(['up', '--demo-auth', ...next.upArgs]),
+      'the same stack, left running (Ctrl-C stops it)',
+    ],
+    [
+      command(['seed', ...next.seedArgs]),
+      next.privateServices
+        ? 'in a second terminal, with REDIS_URL and DATABASE_URL set to the private servers `fsale up` started (it prints their URLs): puts back on sale the units the demo sold'
+        : 'in a second terminal: puts back on sale the units the demo sold',
+    ],
+    [
+      `${origin}/?product=${encodeURIComponent(next.product)}&user=you`,
+      'its storefront, in a browser: buy one, and watch the order get paid',
+    ],
+    [
+      command(['watch', '--product', next.product, '--url', origin]),
+      'live stock, accepted/s and confirmed/s in the terminal',
+    ],
+    next.html === undefined
+      ? [command(['demo', '--html', 'report.html']), 'the same sale, with charts in one HTML file']
+      : [next.html, "this sale's charts, in a browser"],
+  ];
+  return ['', 'What to try next:', ...steps.map(([what, why]) => `  ${what}\n      ${why}`)].join(
+    '\n',
+  );
+}

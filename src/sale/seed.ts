@@ -40,6 +40,11 @@ export interface SeedResult {
   startsAt: string;
   reset: boolean;
   stockShards: number;
+  /**
+   * The product's order streams, shard 0 first: what `work orders` consumes and what a
+   * stream-lag autoscaler watches (one per shard; a shard's name depends on where its slot is).
+   */
+  orderStreams: string[];
   /** Orders deleted from PostgreSQL (with reset) and this product's keys deleted from Redis. */
   deletedOrders: number;
   deletedKeys: number;
@@ -164,6 +169,7 @@ export async function seedProduct(
     startsAt: sale.startsAt.toISOString(),
     reset: sale.reset,
     stockShards: sale.stockShards,
+    orderStreams: layout.shards.map((keys) => keys.orders),
     deletedOrders,
     deletedKeys,
   };

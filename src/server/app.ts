@@ -127,8 +127,8 @@ export const DEFAULT_BACKPRESSURE: BackpressureOptions = {
 const STATUS_PROBLEM: Record<number, ProblemType> = {
   400: 'bad_request',
   401: 'unauthorized',
+  // No 405: Fastify answers a method a path does not have with its not-found handler.
   404: 'not_found',
-  405: 'method_not_allowed',
   413: 'body_too_large',
   415: 'unsupported_media_type',
   429: 'rate_limited',

@@ -42,7 +42,7 @@ export class ApiMetrics {
       help: 'Order stream entries not yet persisted (undelivered + unacknowledged), per product',
       labelNames: ['product'],
       registers: [this.registry],
-      // Under `serve --workers` every process samples the same streams: not a sum.
+      // Under `serve --api-workers` every process samples the same streams: not a sum.
       aggregator: 'max',
       collect() {
         this.reset();

@@ -14,7 +14,6 @@ export const PROBLEMS = {
     status: 409,
     title: 'This product is stock-sharded: sync mode does not sell it (serve --mode queue does)',
   },
-  in_flight: { status: 409, title: 'A request with this Idempotency-Key is still in progress' },
   idempotency_key_reused: {
     status: 422,
     title: 'Idempotency-Key already used with a different request',
@@ -29,7 +28,6 @@ export const PROBLEMS = {
   not_found: { status: 404, title: 'Not found' },
   product_not_found: { status: 404, title: 'Unknown product' },
   order_not_found: { status: 404, title: 'Unknown order' },
-  method_not_allowed: { status: 405, title: 'Method not allowed' },
   body_too_large: { status: 413, title: 'Request body too large' },
   unsupported_media_type: { status: 415, title: 'Content-Type must be application/json' },
   rate_limited: { status: 429, title: 'Too many requests' },
@@ -56,7 +54,7 @@ export function problemBody(type: ProblemType, detail?: string): string {
   );
 }
 
-/** Sends a problem; `retryAfterSeconds` adds Retry-After (429, 503, in_flight). */
+/** Sends a problem; `retryAfterSeconds` adds Retry-After (429, 503). */
 export function sendProblem(
   reply: FastifyReply,
   type: ProblemType,

@@ -39,6 +39,7 @@ import {
   type OrderWorkerOptions,
 } from './order-worker-settings.js';
 import type { Logger } from 'pino';
+import type { OrderWorkerMetrics } from './metrics.js';
 import { integerOption, WorkerRuntime } from './runtime.js';
 
 /**
@@ -48,6 +49,8 @@ import { integerOption, WorkerRuntime } from './runtime.js';
 export interface OrderWorkerContext extends Stores {
   /** One record per notable event (outage, recovery, dead letter). */
   log: Logger;
+  /** Batch sizes and times, for the admin listener's /metrics. */
+  metrics?: OrderWorkerMetrics | undefined;
 }
 
 export interface OrderWorkerStats {
@@ -131,13 +134,13 @@ class OrderStreamConsumer implements OrderWorker {
   ) {
     const d = ORDER_WORKER_DEFAULTS;
     this.consumer = options.consumer ?? defaultConsumerName();
-    this.batch = integerOption('batch', options.batch, d.batch);
-    this.concurrency = integerOption('concurrency', options.concurrency, d.concurrency);
-    this.blockMs = integerOption('block-ms', options.blockMs, d.blockMs);
-    this.claimIdleMs = integerOption('claim-idle-ms', options.claimIdleMs, d.claimIdleMs);
-    this.maxDeliveries = integerOption('max-deliveries', options.maxDeliveries, d.maxDeliveries);
+    this.batch = integerOption('--batch', options.batch, d.batch);
+    this.concurrency = integerOption('--concurrency', options.concurrency, d.concurrency);
+    this.blockMs = integerOption('--block', options.blockMs, d.blockMs);
+    this.claimIdleMs = integerOption('--claim-idle', options.claimIdleMs, d.claimIdleMs);
+    this.maxDeliveries = integerOption('--max-deliveries', options.maxDeliveries, d.maxDeliveries);
     this.productsRefreshMs = integerOption(
-      'products-refresh-ms',
+      'productsRefreshMs',
       options.productsRefreshMs,
       d.productsRefreshMs,
     );
@@ -341,7 +344,9 @@ class OrderStreamConsumer implements OrderWorker {
     this.counters.duplicates += outcome.duplicates;
     this.counters.deadLettered += dead.length;
     this.counters.superseded += superseded.length;
-    this.batchTimes.recordValue(Math.max(1, Math.round((performance.now() - started) * 1000)));
+    const elapsedMs = performance.now() - started;
+    this.batchTimes.recordValue(Math.max(1, Math.round(elapsedMs * 1000)));
+    this.ctx.metrics?.batchDone(deliveries.length, elapsedMs / 1000);
     if (fresh) {
       let newest = 0;
       for (const { entry } of deliveries) newest = Math.max(newest, entryTime(entry.id));

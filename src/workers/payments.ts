@@ -12,12 +12,15 @@ import type { PaymentProvider } from '../payments/provider-client.js';
 import { settleFailed, settlePaid, settleUnknown } from '../sale/settle.js';
 import type { Stores } from '../stores.js';
 import type { Logger } from 'pino';
+import type { PaymentWorkerMetrics } from './metrics.js';
 import { backoffMs, integerOption, sleep, WorkerRuntime } from './runtime.js';
 
 export interface PaymentWorkerContext extends Stores {
   gateway: PaymentProvider;
   /** One record per notable event (outage, recovery, a settlement that failed). */
   log: Logger;
+  /** Charges by outcome and their latency, for the admin listener's /metrics. */
+  metrics?: PaymentWorkerMetrics | undefined;
 }
 
 export interface PaymentWorkerOptions {
@@ -45,12 +48,21 @@ export const PAYMENT_WORKER_DEFAULTS: PaymentWorkerOptions = {
 };
 
 export interface PaymentWorkerStats {
+  /** Jobs leased. */
   claimed: number;
+  /**
+   * Of those, jobs whose previous lease had run out: taken over from a worker that died or
+   * hung with them, or handed back for later and now due.
+   */
+  expiredLeases: number;
   paid: number;
   declined: number;
   unknown: number;
   retries: number;
+  /** Jobs still throttled after their retries: their lease extended until they may be tried again. */
   handedBack: number;
+  /** Leases of unfinished charges ended at stop, so another worker takes them at once. */
+  leasesEnded: number;
   /** Transitions refused because the order had moved on (a stale or duplicate job). */
   stale: number;
   errors: number;
@@ -69,12 +81,12 @@ export interface PaymentWorker {
 function validated(options: Partial<PaymentWorkerOptions>): PaymentWorkerOptions {
   const d = PAYMENT_WORKER_DEFAULTS;
   return {
-    concurrency: integerOption('concurrency', options.concurrency, d.concurrency),
-    timeoutMs: integerOption('timeout', options.timeoutMs, d.timeoutMs),
-    maxRetries: integerOption('max-retries', options.maxRetries, d.maxRetries, 0),
-    maxBackoffMs: integerOption('max-backoff-ms', options.maxBackoffMs, d.maxBackoffMs),
-    retryLaterMs: integerOption('retry-later-ms', options.retryLaterMs, d.retryLaterMs),
-    pollMs: integerOption('poll-ms', options.pollMs, d.pollMs),
+    concurrency: integerOption('--concurrency', options.concurrency, d.concurrency),
+    timeoutMs: integerOption('--timeout', options.timeoutMs, d.timeoutMs),
+    maxRetries: integerOption('--max-retries', options.maxRetries, d.maxRetries, 0),
+    maxBackoffMs: integerOption('--max-backoff', options.maxBackoffMs, d.maxBackoffMs),
+    retryLaterMs: integerOption('retryLaterMs', options.retryLaterMs, d.retryLaterMs),
+    pollMs: integerOption('pollMs', options.pollMs, d.pollMs),
   };
 }
 
@@ -94,11 +106,13 @@ export function startPaymentWorker(
   const leaseMs = (opts.timeoutMs + opts.maxBackoffMs) * (opts.maxRetries + 1) + opts.timeoutMs;
   const stats: PaymentWorkerStats = {
     claimed: 0,
+    expiredLeases: 0,
     paid: 0,
     declined: 0,
     unknown: 0,
     retries: 0,
     handedBack: 0,
+    leasesEnded: 0,
     stale: 0,
     errors: 0,
     inFlight: 0,
@@ -112,6 +126,7 @@ export function startPaymentWorker(
 
   async function charge(job: PaymentJob): Promise<void> {
     for (let retry = 0; ; retry++) {
+      const sent = performance.now();
       const outcome = await ctx.gateway.charge(
         job.id,
         job.amountCents,
@@ -119,6 +134,7 @@ export function startPaymentWorker(
         abort.signal,
       );
       if (abort.signal.aborted) return; // shutting down: the lease is handed back below
+      ctx.metrics?.charged(outcome.kind, (performance.now() - sent) / 1000);
       const attempt: PaymentAttempt = {
         outcome: outcome.kind,
         httpStatus: 'status' in outcome ? outcome.status : undefined,
@@ -174,6 +190,7 @@ export function startPaymentWorker(
         continue;
       }
       stats.claimed += jobs.length;
+      for (const job of jobs) if (job.leaseExpired) stats.expiredLeases += 1;
       for (const job of jobs) {
         const work = charge(job)
           .catch((error: unknown) => {
@@ -216,7 +233,7 @@ export function startPaymentWorker(
         await Promise.all(running.values());
         // If PostgreSQL is gone too, the leases simply run out.
         if (unfinished.length > 0)
-          await endPaymentLeases(ctx.pool, unfinished).catch(() => undefined);
+          stats.leasesEnded += await endPaymentLeases(ctx.pool, unfinished).catch(() => 0);
       } else {
         abort.abort();
       }

@@ -38,7 +38,7 @@ export function startReconcileWorker(
   ctx: ReconcileContext & { log: Logger },
   options: { intervalMs: number },
 ): ReconcileWorker {
-  const intervalMs = integerOption('intervalMs', options.intervalMs, 5_000);
+  const intervalMs = integerOption('--interval', options.intervalMs, 5_000);
   const runtime = new WorkerRuntime(ctx.log);
   let totals = noPasses();
   const loop = async () => {

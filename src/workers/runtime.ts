@@ -33,7 +33,11 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** `value` (or `fallback` when unset) as an integer of at least `min`; a UsageError otherwise. */
+/**
+ * `value` (or `fallback` when unset) as an integer of at least `min`; a UsageError otherwise.
+ * `name` is what the user typed: the flag (`--claim-idle`), or the option's own name when no
+ * flag sets it (`pollMs`).
+ */
 export function integerOption(
   name: string,
   value: number | undefined,

@@ -1,5 +1,9 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { outputStyle, renderTable } from '../../src/cli/colors.js';
+import { claimDatabaseForStack } from '../../src/db/stack-lock.js';
 import { runCli } from '../helpers/cli.js';
 import { seed, startApi, type RunningApi } from '../helpers/sale.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
@@ -42,6 +46,30 @@ describe('commands through a pipe, and with NO_COLOR', () => {
     await seed(s, { productId: 'styled', stock: 5 });
     api = await startApi(s);
   });
+
+  it('fsale demo colours its progress lines by where they go, stderr, not by stdout', async () => {
+    // Another stack holds the database: demo says it is starting (stderr), then exits 2.
+    const claim = await claimDatabaseForStack(s.databaseUrl);
+    const dir = await mkdtemp(join(tmpdir(), 'fsale-demo-style-'));
+    try {
+      const args = ['demo', '--data-dir', dir, '--rate', '100'];
+      // stderr on the terminal, stdout to a file: coloured.
+      const onTerminal = await runOnTerminal(args, s.env, undefined, {
+        stdout: join(dir, 'out'),
+      });
+      expect(onTerminal).toMatch(/demo .*\| starting the stack/);
+      expect(onTerminal).toMatch(/another fsale stack/);
+      expect(onTerminal).toContain(`${ESC}[`);
+      // stdout on the terminal, stderr to a file: the file is plain.
+      await runOnTerminal(args, s.env, undefined, { stderr: join(dir, 'err') });
+      const logged = await readFile(join(dir, 'err'), 'utf8');
+      expect(logged).toMatch(/^demo +\| starting the stack/m);
+      expect(logged).not.toContain(ESC);
+    } finally {
+      await claim.release();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('fsale audit: box-drawn, coloured table on a terminal; plain columns, no escape byte, through a pipe or with NO_COLOR', async () => {
     const args = ['audit', '--product', 'styled', '--no-gateway'];

@@ -1,6 +1,7 @@
 // deploy/k8s: every manifest validates against the Kubernetes (and KEDA) schemas, every fsale
 // command and flag in them is a real one, secrets come only from the Secret, probes use the
-// admin port, and the KEDA trigger names the stream and group the order worker really uses.
+// admin port, and the KEDA triggers name the streams and group the order worker really uses:
+// every stream of the example sale, on the Redis the ConfigMap names.
 import { readFileSync, readdirSync } from 'node:fs';
 import { parseAllDocuments, parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
@@ -9,8 +10,9 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { Job } from 'kubernetes-models/batch/v1';
 import { ConfigMap, Namespace, Service } from 'kubernetes-models/v1';
-import { ORDER_GROUP, productKeys } from '../../src/redis/keys.js';
+import { ORDER_GROUP } from '../../src/redis/keys.js';
 import { runCli } from '../helpers/cli.js';
+import { useTestServices } from '../helpers/services.js';
 
 const dir = new URL('../../deploy/k8s/', import.meta.url);
 interface Manifest {
@@ -116,6 +118,8 @@ describe('deploy/k8s', () => {
   it('the API is probed and scraped on its admin port, which no Service exposes; an HPA scales it on CPU', () => {
     const [api] = containersOf(named('Deployment', 'fsale-api') as Manifest);
     expect(api?.args).toEqual(expect.arrayContaining(['--admin-port', '9464']));
+    // Behind an Ingress: the client's address from X-Forwarded-For, as compose does.
+    expect(api?.args).toEqual(expect.arrayContaining(['--trust-proxy', 'uniquelocal']));
     expect(api?.readinessProbe?.httpGet?.port).toBe('admin');
     expect(api?.livenessProbe?.httpGet?.port).toBe('admin');
     expect(api?.ports?.find((p) => p.name === 'admin')?.containerPort).toBe(9464);
@@ -143,21 +147,47 @@ describe('deploy/k8s', () => {
     },
   );
 
-  it("KEDA scales the order workers on the lag of the worker's own stream and group", () => {
+  const config = named('ConfigMap', 'fsale-config')?.data ?? {};
+  const triggers = (named('ScaledObject', 'fsale-orders')?.spec?.triggers ?? []) as {
+    type: string;
+    metadata: Record<string, string>;
+  }[];
+
+  it("KEDA scales the order workers on the lag of the worker's own streams and group", () => {
     const scaled = named('ScaledObject', 'fsale-orders') as Manifest;
     expect(scaled.spec).toMatchObject({ scaleTargetRef: { name: 'fsale-orders' } });
-    const triggers = (scaled.spec?.triggers ?? []) as {
-      type: string;
-      metadata: Record<string, string>;
-    }[];
     expect(triggers.length).toBeGreaterThan(0);
     for (const trigger of triggers) {
       expect(trigger.type).toBe('redis-streams');
       expect(trigger.metadata.consumerGroup).toBe(ORDER_GROUP);
-      const product = /\{p:([^}]+)\}/.exec(trigger.metadata.stream ?? '')?.[1] ?? '';
-      expect(trigger.metadata.stream).toBe(productKeys('fsale', product).orders);
+      const product = /\{p:([^}~]+)/.exec(trigger.metadata.stream ?? '')?.[1] ?? '';
+      // Under the prefix the processes use, in a product's key space.
+      expect(trigger.metadata.stream).toMatch(
+        new RegExp(`^${config.FSALE_KEY_PREFIX}:\\{p:${product}(~[^}]+)?\\}:orders$`),
+      );
       expect(Number(trigger.metadata.lagCount)).toBeGreaterThan(0);
     }
     expect(named('Deployment', 'fsale-orders')).toBeDefined();
+  });
+
+  it("KEDA reads the Redis the ConfigMap's REDIS_URL names", () => {
+    const redis = new URL(config.REDIS_URL ?? '');
+    for (const trigger of triggers)
+      expect(trigger.metadata.address).toBe(`${redis.hostname}:${redis.port || '6379'}`);
+  });
+
+  it('KEDA watches every order stream of the example sale, whose seed command it shows', async () => {
+    const text = readFileSync(new URL('keda.yaml', dir), 'utf8');
+    const command = /^# Example sale: fsale (seed .+)$/m.exec(text)?.[1];
+    expect(command, 'keda.yaml names its example sale').toBeDefined();
+    const s = await useTestServices();
+    const seeded = await runCli([...(command ?? '').split(' '), '--json'], s.env);
+    expect(seeded.code, seeded.stderr).toBe(0);
+    const { orderStreams } = JSON.parse(seeded.stdout) as { orderStreams: string[] };
+    // The same streams under the deployment's key prefix.
+    const deployed = orderStreams.map(
+      (stream) => `${config.FSALE_KEY_PREFIX}${stream.slice(s.keyPrefix.length)}`,
+    );
+    expect(triggers.map((t) => t.metadata.stream).sort()).toEqual(deployed.sort());
   });
 });

@@ -70,6 +70,11 @@ describe('the Grafana dashboard', () => {
       'payments/s',
       'sse clients',
       'event-loop delay p99',
+      'order batch size p50 / p99',
+      'order batch time p50 / p99',
+      'charge latency seen by the payment workers p99',
+      'payment leases/s',
+      'reconcile: orders deferred',
     ])
       expect(titles).toContain(wanted);
     const datasources = parse(read('deploy/grafana/provisioning/datasources/prometheus.yml')) as {

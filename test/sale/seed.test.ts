@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { scanKeys } from '../../src/redis/client.js';
-import { idempotencyKey, productKeys, productsKey } from '../../src/redis/keys.js';
+import { idempotencyKey, ORDER_GROUP, productKeys, productsKey } from '../../src/redis/keys.js';
+import { readLayout } from '../../src/redis/sale-state.js';
 import { runCli } from '../helpers/cli.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 
@@ -151,5 +152,31 @@ describe('fsale seed', () => {
     expect(result.stderr).toMatch(message);
     const rows = await a.pool.query("SELECT 1 FROM products WHERE id IN ('p', 'bad id')");
     expect(rows.rowCount).toBe(0);
+  });
+
+  it("names the order stream of every stock shard, each with the order workers' group", async () => {
+    const one = await seed(a, '--product', 'streams1', '--stock', '10');
+    expect(JSON.parse(one.stdout)).toMatchObject({
+      orderStreams: [productKeys(a.keyPrefix, 'streams1').orders],
+    });
+    const result = await seed(a, '--product', 'streams3', '--stock', '30', '--stock-shards', '3');
+    expect(result.code, result.stderr).toBe(0);
+    const { orderStreams } = JSON.parse(result.stdout) as { orderStreams: string[] };
+    const layout = await readLayout(a.redis, a.keyPrefix, 'streams3');
+    expect(orderStreams).toEqual(layout.shards.map((keys) => keys.orders));
+    expect(new Set(orderStreams).size).toBe(3);
+    for (const stream of orderStreams) {
+      const groups = (await a.redis.xinfo('GROUPS', stream)) as unknown[][];
+      expect(
+        groups.map((g) => g[1]),
+        stream,
+      ).toEqual([ORDER_GROUP]);
+    }
+    // Said on the human line too: the operator lists them in the autoscaler.
+    const human = await runCli(
+      ['seed', '--product', 'streams3', '--stock', '30', '--stock-shards', '3', '--reset'],
+      a.env,
+    );
+    for (const stream of orderStreams) expect(human.stdout).toContain(stream);
   });
 });

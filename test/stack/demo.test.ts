@@ -1,17 +1,26 @@
 // `fsale demo`, the README's first command, end to end at a small size: the whole stack, a
 // sale, every order followed to its payment, the audit, a summary in the server's numbers and
-// what to try next.
+// what to try next, each step of which is checked: its commands and flags are real, the re-seed
+// puts the sold units back, the addresses are the stack `fsale up` would serve.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.js';
+import { RUN_JS, runCli } from '../helpers/cli.js';
+import { cliCommands } from '../helpers/cli-commands.js';
+import { saleState } from '../helpers/sale.js';
 import { useTestServices } from '../helpers/services.js';
+
+const sh = promisify(execFile);
 
 describe('fsale demo', () => {
   it('runs a small sale through the whole stack, audits it and says what to try next', async () => {
     const s = await useTestServices();
     const dir = await mkdtemp(join(tmpdir(), 'fsale-demo-'));
+    const html = join(dir, 'report.html');
     try {
       const demo = await runCli(
         [
@@ -32,6 +41,8 @@ describe('fsale demo', () => {
           dir,
           '--product',
           'demo-test',
+          '--html',
+          html,
         ],
         s.env,
       );
@@ -39,8 +50,52 @@ describe('fsale demo', () => {
       expect([0, 4], demo.stdout + demo.stderr).toContain(demo.code);
       expect(demo.stdout).toMatch(/A flash sale of 20 units/);
       expect(demo.stdout).toMatch(/invariants\s+OK/);
-      expect(demo.stdout).toMatch(/What to try next:/);
-      expect(demo.stdout).toMatch(/fsale watch --product demo-test/);
+
+      // Each step: a command or address on one line, what it does on the next.
+      const after = demo.stdout.split('What to try next:\n')[1] ?? '';
+      const steps = after
+        .split('\n')
+        .filter((line) => /^ {2}\S/.test(line))
+        .map((line) => line.trim());
+      expect(steps, after).toHaveLength(5);
+      const [up, reseed, storefront, watch, report] = steps as [
+        string,
+        string,
+        string,
+        string,
+        string,
+      ];
+
+      // `fsale up` on the port the other steps use (no PORT here: the default), same data dir.
+      const port = /--port (\d+)/.exec(up)?.[1];
+      expect(port).toBe('3000');
+      expect(up).toBe(`fsale up --demo-auth --port ${port} --data-dir ${dir}`);
+      const origin = `http://127.0.0.1:${port}`;
+      expect(storefront).toBe(`${origin}/?product=demo-test&user=you`);
+      expect(watch).toBe(`fsale watch --product demo-test --url ${origin}`);
+      expect(report).toBe(html);
+      expect(existsSync(report)).toBe(true);
+
+      // Every command and flag is one the CLI has.
+      const commands = await cliCommands();
+      for (const line of [up, reseed, watch]) {
+        const words = line.split(' ').slice(1);
+        const command = commands.find((c) => c.words.join(' ') === words[0]);
+        expect(command, line).toBeDefined();
+        for (const flag of words.filter((w) => w.startsWith('--')))
+          expect(Object.keys(command?.flags ?? {}), `${line}: ${flag}`).toContain(flag.slice(2));
+      }
+
+      // The re-seed, run as printed (by a shell), puts the units the demo sold back on sale.
+      expect(reseed).toMatch(/^fsale seed --product demo-test --stock 20 .*--reset$/);
+      await sh('sh', ['-c', reseed.replace(/^fsale /, `'${process.execPath}' '${RUN_JS}' `)], {
+        env: { PATH: process.env.PATH ?? '', ...s.env },
+      });
+      expect(await saleState(s, 'demo-test')).toMatchObject({ stock: '20', streamLength: 0 });
+      const { rows } = await s.pool.query<{ name: string; remaining: number }>(
+        "SELECT name, remaining FROM products WHERE id = 'demo-test'",
+      );
+      expect(rows[0]).toEqual({ name: 'Limited edition sneaker', remaining: 20 });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

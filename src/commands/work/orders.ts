@@ -8,6 +8,7 @@ import {
 } from '../../cli/base.js';
 import { durationFlag } from '../../cli/duration-flag.js';
 import { adminListener, runUntilStopped } from '../../cli/long-running.js';
+import { addStatusMetrics, workerRegistry } from '../../cli/status-metrics.js';
 import { ORDER_GROUP } from '../../redis/keys.js';
 import { withStores } from '../../stores.js';
 import {
@@ -15,6 +16,7 @@ import {
   ORDER_WORKER_DEFAULTS,
   orderWorkerFault,
 } from '../../workers/order-worker-settings.js';
+import { OrderWorkerMetrics } from '../../workers/metrics.js';
 import { startOrderWorker, type OrderWorkerStats } from '../../workers/orders.js';
 
 export interface OrderWorkerReport extends OrderWorkerStats {
@@ -84,8 +86,9 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
       persistent: true,
     };
     return withStores(connection, async (stores) => {
+      const metrics = new OrderWorkerMetrics(workerRegistry('orders'));
       const worker = startOrderWorker(
-        { ...stores, log },
+        { ...stores, log, metrics },
         {
           consumer,
           batch: flags.batch,
@@ -97,6 +100,24 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
           fault: orderWorkerFault(process.env.FSALE_FAULT),
         },
       );
+      addStatusMetrics(metrics.registry, {
+        worker: 'orders',
+        // The worker's own counters, not `report`: a scrape must not restart the rate window of
+        // the status records (Prometheus derives rows/s from the counter: rate()).
+        status: () => worker.stats(),
+        counters: [
+          'persisted',
+          'duplicates',
+          'deadLettered',
+          'superseded',
+          'claimed',
+          'batches',
+          'retries',
+        ],
+        // Since the start of the process, so useless to a scraper: the histogram has them.
+        omit: ['batchP50Ms', 'batchP99Ms', 'batchMaxMs'],
+      });
+      // Only the status records move the rate window.
       let previous = { at: performance.now(), persisted: 0 };
       let stopped = false;
       const report = (): OrderWorkerReport => {
@@ -126,18 +147,7 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
         },
         onStop: 'stopping after the batch in hand',
         onExit: 'the batch in hand stays pending and is redelivered',
-        admin: adminListener(flags, {
-          worker: 'orders',
-          counters: [
-            'persisted',
-            'duplicates',
-            'deadLettered',
-            'superseded',
-            'claimed',
-            'batches',
-            'retries',
-          ],
-        }),
+        admin: adminListener(flags, metrics.registry),
 
         stop: async () => {
           await worker.stop();

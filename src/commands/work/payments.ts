@@ -9,8 +9,10 @@ import {
 } from '../../cli/base.js';
 import { durationFlag } from '../../cli/duration-flag.js';
 import { adminListener, runUntilStopped } from '../../cli/long-running.js';
+import { addStatusMetrics, workerRegistry } from '../../cli/status-metrics.js';
 import { PaymentProvider } from '../../payments/provider-client.js';
 import { withStores } from '../../stores.js';
+import { PaymentWorkerMetrics } from '../../workers/metrics.js';
 import {
   PAYMENT_WORKER_DEFAULTS,
   startPaymentWorker,
@@ -62,11 +64,13 @@ Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the 
     const log = this.logger('work payments', config);
     const connection = { ...config, name: 'fsale work payments', poolMax: 10, persistent: true };
     return withStores(connection, async (stores) => {
+      const metrics = new PaymentWorkerMetrics(workerRegistry('payments'));
       const worker = startPaymentWorker(
         {
           ...stores,
           gateway: new PaymentProvider(config.gatewayUrl),
           log,
+          metrics,
         },
         {
           concurrency: flags.concurrency,
@@ -75,13 +79,28 @@ Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the 
           maxBackoffMs: flags['max-backoff'],
         },
       );
+      addStatusMetrics(metrics.registry, {
+        worker: 'payments',
+        status: () => worker.stats(),
+        counters: [
+          'claimed',
+          'expiredLeases',
+          'retries',
+          'handedBack',
+          'leasesEnded',
+          'stale',
+          'errors',
+        ],
+        // Told by fsale_payments_charges_total{outcome}, one counter for every outcome.
+        omit: ['paid', 'declined', 'unknown'],
+      });
       const gateway = new URL(config.gatewayUrl).origin; // never its credentials, if any
       const final = await runUntilStopped({
         log,
         intervalMs: flags['status-interval'],
         status: () => worker.stats(),
         human: (s) =>
-          `paid ${s.paid} declined ${s.declined} unknown ${s.unknown} in flight ${s.inFlight} retries ${s.retries} handed back ${s.handedBack} stale ${s.stale} errors ${s.errors}`,
+          `paid ${s.paid} declined ${s.declined} unknown ${s.unknown} in flight ${s.inFlight} retries ${s.retries} handed back ${s.handedBack} expired leases ${s.expiredLeases} stale ${s.stale} errors ${s.errors}`,
         stop: () => worker.stop(),
         started: {
           fields: {
@@ -93,19 +112,7 @@ Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the 
           msg: `charging orders through ${gateway} (Ctrl-C to stop)`,
         },
         onStop: 'finishing the charges in flight, handing back the rest',
-        admin: adminListener(flags, {
-          worker: 'payments',
-          counters: [
-            'claimed',
-            'paid',
-            'declined',
-            'unknown',
-            'retries',
-            'handedBack',
-            'stale',
-            'errors',
-          ],
-        }),
+        admin: adminListener(flags, metrics.registry),
       });
       this.resultLogged = true;
       return final;
