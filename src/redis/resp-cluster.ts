@@ -19,7 +19,13 @@ import { ServiceUnavailableError } from '../domain/errors.js';
 import { RedisReplyError, type Durability, type LuaScript, type RespReply } from './resp.js';
 import { RespClient, type RespOptions } from './resp-client.js';
 import { keySlot, SLOT_COUNT } from './slots.js';
-import { nodeAddress, nodeUrl, parseRedisTarget } from './target.js';
+import {
+  clusterSeedError,
+  isClusterNode,
+  nodeAddress,
+  nodeUrl,
+  parseRedisTarget,
+} from './target.js';
 
 const REFRESH_EVERY_MS = 2_000;
 const MIN_REFRESH_GAP_MS = 100;
@@ -37,12 +43,29 @@ export interface BuyPathRedis {
   disconnect(): void;
 }
 
-/** The buy path's client for a Redis URL: a RespClient for one node, a RespCluster for seeds. */
-export function connectBuyPath(url: string, options: RespOptions): Promise<BuyPathRedis> {
+/**
+ * The buy path's client for a Redis URL: a RespCluster for seed nodes, or for one node that
+ * has cluster mode on (a single seed); else a RespClient.
+ */
+export async function connectBuyPath(url: string, options: RespOptions): Promise<BuyPathRedis> {
   const target = parseRedisTarget(url);
-  return target.kind === 'node'
-    ? RespClient.connect(url, options)
-    : RespCluster.connect(target.nodes, options);
+  if (target.kind === 'cluster') return RespCluster.connect(target.nodes, options);
+  const node = await RespClient.connect(url, options).catch((error: unknown) => {
+    // The handshake's SELECT <db> is what a cluster node refuses first.
+    const refused = /SELECT is not allowed in cluster mode/.test(String(error));
+    throw (refused ? clusterSeedError(url) : undefined) ?? error;
+  });
+  const info = await node.call(['INFO', 'cluster']).catch((error: unknown) => {
+    // A server that refuses INFO (an ACL) is taken for what its URL says: one node.
+    if (error instanceof RedisReplyError) return '';
+    node.disconnect();
+    throw new ServiceUnavailableError('Redis', url, error);
+  });
+  if (typeof info !== 'string' || !isClusterNode(info)) return node;
+  await node.quit();
+  const refused = clusterSeedError(url);
+  if (refused !== undefined) throw refused;
+  return RespCluster.connect([url], options);
 }
 
 /** A slot without a known master: nothing was sent, the caller answers 503. */
