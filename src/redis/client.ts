@@ -1,5 +1,6 @@
-import { Cluster, Redis as NodeRedis, ReplyError } from 'ioredis';
+import { Cluster, Redis as NodeRedis, ReplyError, type ChainableCommander } from 'ioredis';
 import { ServiceUnavailableError } from '../domain/errors.js';
+import { notReplicated, type Durability } from './resp.js';
 import { reconnectDelayMs } from './resp-client.js';
 import { defineScripts } from './scripts.js';
 import { clusterSeedError, isClusterNode, nodeHostPort, parseRedisTarget } from './target.js';
@@ -137,4 +138,24 @@ export async function deleteMatching(redis: Redis, pattern: string): Promise<num
     else for (const key of keys) deleted += await redis.unlink(key);
   });
   return deleted;
+}
+
+/**
+ * Executes `pipeline` (commands on one slot) with WAIT after it in the same write: a pipeline
+ * goes to one node over one connection, so WAIT counts exactly its writes. Resolves with the
+ * first command's reply once `durability.replicas` replicas have them; fewer within the timeout
+ * rejects with NOREPLICAS (a transient reply: the writes are on the master, maybe on no replica).
+ */
+export async function execReplicated(
+  pipeline: ChainableCommander,
+  durability: Durability,
+): Promise<unknown> {
+  const results = await pipeline.call('WAIT', durability.replicas, durability.timeoutMs).exec();
+  if (results === null) throw new Error('pipeline discarded');
+  for (const [error] of results) if (error !== null) throw error;
+  const acked = results.at(-1)?.[1];
+  if (typeof acked !== 'number' || acked < durability.replicas) {
+    throw notReplicated(acked, durability);
+  }
+  return results[0]?.[1];
 }

@@ -3,6 +3,7 @@ import { connect as connectTls } from 'node:tls';
 import { ServiceUnavailableError } from '../domain/errors.js';
 import {
   encodeCommand,
+  notReplicated,
   RedisReplyError,
   RespDecoder,
   RespProtocolError,
@@ -168,12 +169,7 @@ export class RespClient {
     });
     const replicas = await acked;
     if (typeof replicas !== 'number' || replicas < durability.replicas) {
-      throw Object.assign(
-        new RedisReplyError(
-          `NOREPLICAS ${String(replicas)} of ${durability.replicas} replicas acknowledged within ${durability.timeoutMs} ms`,
-        ),
-        { mayHaveRun: true },
-      );
+      throw Object.assign(notReplicated(replicas, durability), { mayHaveRun: true });
     }
     return result;
   }
