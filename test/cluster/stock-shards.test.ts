@@ -342,6 +342,9 @@ describe('a product whose stock is split over shards', () => {
       );
       if (user === undefined) throw new Error('no user with home shard 1');
       const request = { token: tokenFor(user), productId, key: freshKey() };
+      // The API learns the layout from a public read, so the buy goes straight to the home
+      // shard (not first to shard 0's keys, whose replica is about to hang).
+      expect((await fetch(`${durableApi.url}/products/${productId}`)).status).toBe(200);
       // The lender's replica hangs: its lend is on its master only. Receiving now would let a
       // failover of the lender give the units back while the home shard has them too.
       const refused = await whileStopped(await replicaOfKey(cluster, lender.stock), () =>
