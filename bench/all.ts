@@ -1,9 +1,11 @@
 // bench/all.ts — every benchmark, one after another, each in its own process with --json, so
 // that no two of them share the machine's two cores. Writes bench/results.json, prints one
-// table, and rewrites the README's Performance block from the same figures. Usage:
+// table, and rewrites the README's Performance block from the same figures. `--only` runs the
+// benchmarks named and replaces just their rows in bench/results.json (each benchmark keeps
+// the date it was measured). Usage:
 //   npm run bench [-- --only buy,modes] [--no-readme]
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { machine, printTable, rewriteBlock, type Machine } from './lib.js';
@@ -169,6 +171,25 @@ const BENCHMARKS: Benchmark[] = [
       }));
     },
   },
+  {
+    name: 'cluster',
+    script: 'bench/cluster.ts',
+    args: [],
+    rows: (summary) => {
+      const results = field(summary, 'results') as (LoadRow & { redisCpuUsPerBuy: number })[];
+      const node = results[0]?.requestsPerSecond ?? NaN;
+      return results.map((r) => ({
+        benchmark: 'cluster',
+        case: `${r.name} (Redis CPU ${r.redisCpuUsPerBuy} µs/buy)`,
+        throughput: r.requestsPerSecond,
+        unit: 'buys/s',
+        p50Ms: r.p50Ms,
+        p99Ms: r.p99Ms,
+        ratio: round(r.requestsPerSecond / node),
+        ratioTo: 'one Redis node (a)',
+      }));
+    },
+  },
 ];
 
 function runJson(script: string, args: string[]): Promise<unknown> {
@@ -195,11 +216,24 @@ function runJson(script: string, args: string[]): Promise<unknown> {
   });
 }
 
-function renderMarkdown(results: { machine: Machine; rows: Row[] }): string {
+interface Results {
+  version: number;
+  machine: Machine;
+  /** When each benchmark was last measured (ISO date); machine.date when absent. */
+  measured?: Record<string, string>;
+  rows: Row[];
+  summaries: Record<string, unknown>;
+}
+
+function renderMarkdown(results: Results): string {
   const m = results.machine;
   const cell = (v: number | null) => (v === null ? '' : String(v));
+  const day = m.date.slice(0, 10);
+  const others = Object.entries(results.measured ?? {})
+    .filter(([, date]) => date.slice(0, 10) !== day)
+    .map(([name, date]) => `${name} ${date.slice(0, 10)}`);
   return [
-    `Measured ${m.date.slice(0, 10)} on ${m.cores} cores (${m.cpu}), Node ${m.node}, Redis ${m.redis}, PostgreSQL ${m.postgres}; every server and its load generator on the same machine.`,
+    `Measured ${day}${others.length > 0 ? ` (${others.join(', ')})` : ''} on ${m.cores} cores (${m.cpu}), Node ${m.node}, Redis ${m.redis}, PostgreSQL ${m.postgres}; every server and its load generator on the same machine.`,
     '',
     '| benchmark | case | throughput | p50 ms | p99 ms | ratio | ratio to |',
     '|---|---|---:|---:|---:|---:|---|',
@@ -208,6 +242,12 @@ function renderMarkdown(results: { machine: Machine; rows: Row[] }): string {
         `| ${r.benchmark} | ${r.case} | ${r.throughput.toLocaleString('en-US')} ${r.unit} | ${cell(r.p50Ms)} | ${cell(r.p99Ms)} | ${cell(r.ratio)} | ${r.ratioTo} |`,
     ),
   ].join('\n');
+}
+
+/** The last results, for `--only` to keep the rows of the benchmarks it does not run. */
+function previousResults(): Results | undefined {
+  const file = `${root}bench/results.json`;
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Results) : undefined;
 }
 
 const README_START = '<!-- bench:start (written by npm run bench) -->';
@@ -241,19 +281,32 @@ async function main(): Promise<void> {
     summaries[benchmark.name] = summary;
     rows.push(...benchmark.rows(summary));
   }
-  const results = {
-    version: 1,
-    machine: await machine(
-      process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-      process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-    ),
-    rows,
-    summaries,
-  };
+  const now = await machine(
+    process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+  );
+  const previous = only === undefined ? undefined : previousResults();
+  const ran = new Set(selected.map((b) => b.name));
+  const measured = Object.fromEntries(selected.map((b) => [b.name, now.date]));
+  // Kept from the last run: every benchmark not run now, in the table's order.
+  const results: Results =
+    previous === undefined
+      ? { version: 1, machine: now, measured, rows, summaries }
+      : {
+          version: 1,
+          machine: previous.machine,
+          measured: { ...previous.measured, ...measured },
+          rows: BENCHMARKS.flatMap((b) =>
+            ran.has(b.name)
+              ? rows.filter((r) => r.benchmark === b.name)
+              : previous.rows.filter((r) => r.benchmark === b.name),
+          ),
+          summaries: { ...previous.summaries, ...summaries },
+        };
   writeFileSync(`${root}bench/results.json`, `${JSON.stringify(results, null, 2)}\n`);
   printTable(
     ['benchmark', 'case', 'throughput', 'p50 ms', 'p99 ms', 'ratio', 'ratio to'],
-    rows.map((r) => [
+    results.rows.map((r) => [
       r.benchmark,
       r.case,
       `${r.throughput.toLocaleString('en-US')} ${r.unit}`,
@@ -267,7 +320,7 @@ async function main(): Promise<void> {
   console.log(
     `${m.cores} cores, Node ${m.node}, Redis ${m.redis}, PostgreSQL ${m.postgres}, ${m.date}; written to bench/results.json`,
   );
-  if (!values['no-readme'] && only === undefined) {
+  if (!values['no-readme']) {
     await rewriteReadme(renderMarkdown(results));
     console.log('README.md Performance section updated');
   }

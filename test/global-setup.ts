@@ -28,8 +28,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   let redisUrl = process.env.TEST_REDIS_URL;
   let cluster: LocalCluster | undefined;
+  let clusterDir = '';
   if (process.env.TEST_REDIS === 'cluster') {
-    cluster = await startRedisCluster({ dataDir: await mkdtemp(join(tmpdir(), 'fsale-cluster-')) });
+    clusterDir = await mkdtemp(join(tmpdir(), 'fsale-cluster-'));
+    cluster = await startRedisCluster({ dataDir: clusterDir });
     redisUrl = cluster.url;
   } else if (redisUrl === undefined) {
     if (await isListening('redis://127.0.0.1:6379')) redisUrl = 'redis://127.0.0.1:6379';
@@ -64,7 +66,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
 
   return async () => {
-    await cluster?.stop();
+    if (cluster !== undefined) {
+      await cluster.stop();
+      await rm(clusterDir, { recursive: true, force: true });
+    }
     for (const service of started) {
       await service.stop();
       await rm(service.dataDir, { recursive: true, force: true });

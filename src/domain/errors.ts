@@ -75,10 +75,12 @@ export function markMayHaveRun<E extends Error>(error: E): E & { mayHaveRun: tru
 /**
  * Redis error replies that mean "not now" rather than "wrong": a replica after a failover
  * (READONLY), out of memory (OOM), busy with a long script (BUSY, not BUSYGROUP), still loading
- * its data, a cluster re-sharding. The command changed nothing (Redis refuses a script's first
+ * its data, a cluster re-sharding (TRYAGAIN, CLUSTERDOWN, and a MOVED or ASK redirection the
+ * cluster client gave up following). The command changed nothing (Redis refuses a script's first
  * write as a whole), so the client may retry.
  */
-const TRANSIENT_REPLY = /^(READONLY|OOM|BUSY|MASTERDOWN|LOADING|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)\b/;
+const TRANSIENT_REPLY =
+  /^(READONLY|OOM|BUSY|MASTERDOWN|LOADING|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|MOVED|ASK)\b/;
 
 /**
  * Whether an error means a dependency is down or its connection broke (answer 503 and let the

@@ -1,8 +1,9 @@
-import { Cluster, Redis as NodeRedis } from 'ioredis';
+import { Cluster, Redis as NodeRedis, ReplyError, type ChainableCommander } from 'ioredis';
 import { ServiceUnavailableError } from '../domain/errors.js';
+import { notReplicated, type Durability } from './resp.js';
 import { reconnectDelayMs } from './resp-client.js';
 import { defineScripts } from './scripts.js';
-import { nodeHostPort, parseRedisTarget } from './target.js';
+import { clusterSeedError, isClusterNode, nodeHostPort, parseRedisTarget } from './target.js';
 
 /**
  * A Redis connection for everything but the buy path: one node, or a Redis Cluster (REDIS_URL
@@ -33,6 +34,7 @@ export interface RedisOptions {
 /**
  * A connected client with fsale's scripts defined. Commands never queue while disconnected:
  * a request during a Redis outage fails at once (the API answers 503) instead of piling up.
+ * A one-node URL whose node has cluster mode on is taken as a cluster seed (INFO cluster).
  */
 export async function connectRedis(url: string, options: RedisOptions = {}): Promise<Redis> {
   const target = parseRedisTarget(url);
@@ -43,22 +45,46 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
     connectionName: options.name ?? 'fsale',
     retryStrategy: options.persistent === true ? reconnectDelayMs : () => null,
   };
-  const redis: Redis =
-    target.kind === 'node'
-      ? new NodeRedis(url, {
-          ...node,
-          lazyConnect: true,
-          enableAutoPipelining: options.autoPipelining === true,
-        })
-      : new Cluster(target.nodes.map(nodeHostPort), {
-          lazyConnect: true,
-          enableOfflineQueue: false,
-          enableAutoPipelining: options.autoPipelining === true,
-          // Slot map refreshes and redirections (MOVED/ASK, a failover) are ioredis's.
-          clusterRetryStrategy: options.persistent === true ? reconnectDelayMs : () => null,
-          shardedSubscribers: options.shardedSubscriber === true,
-          redisOptions: { ...redisAuth(target.nodes[0] ?? ''), ...node },
-        });
+  const connectCluster = (seeds: string[]) =>
+    open(
+      url,
+      new Cluster(seeds.map(nodeHostPort), {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        enableAutoPipelining: options.autoPipelining === true,
+        // Slot map refreshes and redirections (MOVED/ASK, a failover) are ioredis's.
+        clusterRetryStrategy: options.persistent === true ? reconnectDelayMs : () => null,
+        shardedSubscribers: options.shardedSubscriber === true,
+        redisOptions: { ...redisAuth(seeds[0] ?? ''), ...node },
+      }),
+    );
+  if (target.kind === 'cluster') return connectCluster(target.nodes);
+  const redis = await open(
+    url,
+    new NodeRedis(url, {
+      ...node,
+      lazyConnect: true,
+      enableAutoPipelining: options.autoPipelining === true,
+    }),
+  );
+  let info: string;
+  try {
+    info = await redis.info('cluster');
+  } catch (error) {
+    // A server that refuses INFO (an ACL) is taken for what its URL says: one node.
+    if (error instanceof ReplyError) return redis;
+    redis.disconnect();
+    throw new ServiceUnavailableError('Redis', url, error);
+  }
+  if (!isClusterNode(info)) return redis;
+  redis.disconnect();
+  const refused = clusterSeedError(url);
+  if (refused !== undefined) throw refused;
+  return connectCluster([url]);
+}
+
+/** Defines fsale's scripts on `redis` and connects it; ServiceUnavailableError if it cannot. */
+async function open<R extends Redis>(url: string, redis: R): Promise<R> {
   defineScripts(redis);
   // Errors surface on the commands that hit them; an unhandled 'error' event would crash us.
   redis.on('error', () => undefined);
@@ -118,4 +144,24 @@ export async function deleteMatching(redis: Redis, pattern: string): Promise<num
     else for (const key of keys) deleted += await redis.unlink(key);
   });
   return deleted;
+}
+
+/**
+ * Executes `pipeline` (commands on one slot) with WAIT after it in the same write: a pipeline
+ * goes to one node over one connection, so WAIT counts exactly its writes. Resolves with the
+ * first command's reply once `durability.replicas` replicas have them; fewer within the timeout
+ * rejects with NOREPLICAS (a transient reply: the writes are on the master, maybe on no replica).
+ */
+export async function execReplicated(
+  pipeline: ChainableCommander,
+  durability: Durability,
+): Promise<unknown> {
+  const results = await pipeline.call('WAIT', durability.replicas, durability.timeoutMs).exec();
+  if (results === null) throw new Error('pipeline discarded');
+  for (const [error] of results) if (error !== null) throw error;
+  const acked = results.at(-1)?.[1];
+  if (typeof acked !== 'number' || acked < durability.replicas) {
+    throw notReplicated(acked, durability);
+  }
+  return results[0]?.[1];
 }

@@ -3,6 +3,7 @@ import { connect as connectTls } from 'node:tls';
 import { ServiceUnavailableError } from '../domain/errors.js';
 import {
   encodeCommand,
+  notReplicated,
   RedisReplyError,
   RespDecoder,
   RespProtocolError,
@@ -111,9 +112,15 @@ export class RespClient {
     return client;
   }
 
-  /** Sends one command; resolves with its reply, rejects with RedisReplyError or an outage. */
-  call(args: readonly (string | number)[]): Promise<RespReply> {
+  /**
+   * Sends one command; resolves with its reply, rejects with RedisReplyError or an outage.
+   * `asking`: ASKING goes just before it on the connection (a cluster's ASK redirection: the
+   * node serves the slot it is importing for the next command only).
+   */
+  call(args: readonly (string | number)[], asking = false): Promise<RespReply> {
     if (!this.ready) return Promise.reject(connectionClosed('not connected'));
+    // ASKING answers OK; if the connection breaks instead, the command after it fails too.
+    if (asking) void this.send(encodeCommand(['ASKING'])).catch(() => undefined);
     return this.send(encodeCommand(args));
   }
 
@@ -122,23 +129,27 @@ export class RespClient {
    * `durability`, WAIT follows the script on the same connection in the same write, and the
    * reply counts only once `durability.replicas` replicas have the script's writes: fewer
    * within `durability.timeoutMs` rejects with a NOREPLICAS error that `mayHaveRun` (the
-   * script ran on the master; a failover now could lose what it did).
+   * script ran on the master; a failover now could lose what it did). `asking` (see call)
+   * applies to the EVAL fallback too: a node importing a slot has never run the script.
    */
   async evalScript(
     script: LuaScript,
     keysThenArgs: readonly (string | number)[],
     durability?: Durability,
+    asking = false,
   ): Promise<RespReply> {
     try {
       return await this.runDurably(
         ['EVALSHA', script.sha, script.numberOfKeys, ...keysThenArgs],
         durability,
+        asking,
       );
     } catch (error) {
       if (!(error instanceof RedisReplyError) || !error.message.startsWith('NOSCRIPT')) throw error;
       return this.runDurably(
         ['EVAL', script.source, script.numberOfKeys, ...keysThenArgs],
         durability,
+        asking,
       );
     }
   }
@@ -146,9 +157,10 @@ export class RespClient {
   private async runDurably(
     args: readonly (string | number)[],
     durability: Durability | undefined,
+    asking: boolean,
   ): Promise<RespReply> {
-    if (durability === undefined || durability.replicas <= 0) return this.call(args);
-    const reply = this.call(args);
+    if (durability === undefined || durability.replicas <= 0) return this.call(args, asking);
+    const reply = this.call(args, asking);
     const acked = this.call(['WAIT', durability.replicas, durability.timeoutMs]);
     // A script error (NOSCRIPT) must win over the WAIT that followed it.
     const result = await reply.catch(async (error: unknown) => {
@@ -157,12 +169,7 @@ export class RespClient {
     });
     const replicas = await acked;
     if (typeof replicas !== 'number' || replicas < durability.replicas) {
-      throw Object.assign(
-        new RedisReplyError(
-          `NOREPLICAS ${String(replicas)} of ${durability.replicas} replicas acknowledged within ${durability.timeoutMs} ms`,
-        ),
-        { mayHaveRun: true },
-      );
+      throw Object.assign(notReplicated(replicas, durability), { mayHaveRun: true });
     }
     return result;
   }

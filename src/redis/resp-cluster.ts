@@ -6,18 +6,26 @@
 // - MOVED <slot> <node>: the slot lives elsewhere now (resharding, a failover). Redis did not
 //   run the command, so it is resent to that node at once (at most a few redirects).
 // - ASK <slot> <node>: the slot is being migrated and this key already moved: ASKING then the
-//   command on that node, once, without changing the map.
+//   command on that node (and ASKING before its EVAL fallback, if that node never ran the
+//   script), without changing the map.
 // - a node unreachable, or its connection broken: the map is refreshed (a replica may have
 //   been promoted) and the command fails as an outage (503) like on a single node. A command
 //   that was sent before the break is never resent: it may have run (`mayHaveRun`), and only a
 //   retry with the same Idempotency-Key can tell.
-// - CLUSTERDOWN / TRYAGAIN (no master for the slot yet, a multi-key operation mid-migration):
-//   transient, answered 503 by the caller.
+// - CLUSTERDOWN / TRYAGAIN (no master for the slot yet, a multi-key operation mid-migration:
+//   a buy script whose keys are not all on one side), or a redirection still coming after
+//   MAX_REDIRECTS: transient, answered 503 by the caller (isServiceOutage).
 import { ServiceUnavailableError } from '../domain/errors.js';
 import { RedisReplyError, type Durability, type LuaScript, type RespReply } from './resp.js';
 import { RespClient, type RespOptions } from './resp-client.js';
 import { keySlot, SLOT_COUNT } from './slots.js';
-import { nodeAddress, nodeUrl, parseRedisTarget } from './target.js';
+import {
+  clusterSeedError,
+  isClusterNode,
+  nodeAddress,
+  nodeUrl,
+  parseRedisTarget,
+} from './target.js';
 
 const REFRESH_EVERY_MS = 2_000;
 const MIN_REFRESH_GAP_MS = 100;
@@ -35,12 +43,29 @@ export interface BuyPathRedis {
   disconnect(): void;
 }
 
-/** The buy path's client for a Redis URL: a RespClient for one node, a RespCluster for seeds. */
-export function connectBuyPath(url: string, options: RespOptions): Promise<BuyPathRedis> {
+/**
+ * The buy path's client for a Redis URL: a RespCluster for seed nodes, or for one node that
+ * has cluster mode on (a single seed); else a RespClient.
+ */
+export async function connectBuyPath(url: string, options: RespOptions): Promise<BuyPathRedis> {
   const target = parseRedisTarget(url);
-  return target.kind === 'node'
-    ? RespClient.connect(url, options)
-    : RespCluster.connect(target.nodes, options);
+  if (target.kind === 'cluster') return RespCluster.connect(target.nodes, options);
+  const node = await RespClient.connect(url, options).catch((error: unknown) => {
+    // The handshake's SELECT <db> is what a cluster node refuses first.
+    const refused = /SELECT is not allowed in cluster mode/.test(String(error));
+    throw (refused ? clusterSeedError(url) : undefined) ?? error;
+  });
+  const info = await node.call(['INFO', 'cluster']).catch((error: unknown) => {
+    // A server that refuses INFO (an ACL) is taken for what its URL says: one node.
+    if (error instanceof RedisReplyError) return '';
+    node.disconnect();
+    throw new ServiceUnavailableError('Redis', url, error);
+  });
+  if (typeof info !== 'string' || !isClusterNode(info)) return node;
+  await node.quit();
+  const refused = clusterSeedError(url);
+  if (refused !== undefined) throw refused;
+  return RespCluster.connect([url], options);
 }
 
 /** A slot without a known master: nothing was sent, the caller answers 503. */
@@ -87,7 +112,7 @@ export class RespCluster implements BuyPathRedis {
     const key = args[1];
     // A command without a key (PING) may go to any master: slot 0's.
     const slot = key === undefined ? 0 : keySlot(String(key));
-    return this.route(slot, (client) => client.call(args));
+    return this.route(slot, (client, asking) => client.call(args, asking));
   }
 
   /** Runs a script on the master of its first key (all its keys share one slot). */
@@ -96,8 +121,8 @@ export class RespCluster implements BuyPathRedis {
     keysThenArgs: readonly (string | number)[],
     durability?: Durability,
   ): Promise<RespReply> {
-    return this.route(keySlot(String(keysThenArgs[0] ?? '')), (client) =>
-      client.evalScript(script, keysThenArgs, durability),
+    return this.route(keySlot(String(keysThenArgs[0] ?? '')), (client, asking) =>
+      client.evalScript(script, keysThenArgs, durability, asking),
     );
   }
 
@@ -119,12 +144,19 @@ export class RespCluster implements BuyPathRedis {
     void this.allClients().then((clients) => clients.forEach((client) => client.disconnect()));
   }
 
+  /**
+   * Sends through `send` to the slot's master, following MOVED (the map is corrected) and ASK
+   * (the named node, with ASKING before every command `send` writes there, the EVAL fallback
+   * after a NOSCRIPT included) up to MAX_REDIRECTS times. A redirection beyond that, like
+   * CLUSTERDOWN or TRYAGAIN, is rejected as a transient reply (503): Redis ran nothing.
+   */
   private async route(
     slot: number,
-    send: (client: RespClient) => Promise<RespReply>,
+    send: (client: RespClient, asking: boolean) => Promise<RespReply>,
     redirects = 0,
+    askAt?: string,
   ): Promise<RespReply> {
-    const address = this.slots[slot] ?? '';
+    const address = askAt ?? this.slots[slot] ?? '';
     if (address === '') {
       this.requestRefresh();
       throw noMaster(slot);
@@ -137,29 +169,22 @@ export class RespCluster implements BuyPathRedis {
       throw error;
     }
     try {
-      return await send(client);
+      return await send(client, askAt !== undefined);
     } catch (error) {
       if (!(error instanceof RedisReplyError)) {
         // The node went away (or stalled): its replica may be taking over.
         this.requestRefresh();
         throw error;
       }
-      const moved = /^MOVED (\d+) (\S+)$/.exec(error.message);
-      if (moved !== null && redirects < MAX_REDIRECTS) {
-        this.slots[Number(moved[1])] = moved[2] ?? '';
+      const redirect = /^(MOVED|ASK) (\d+) (\S+)$/.exec(error.message);
+      if (redirect !== null && redirects < MAX_REDIRECTS) {
+        const [, kind, movedSlot, to = ''] = redirect;
+        if (kind === 'ASK') return this.route(slot, send, redirects + 1, to);
+        this.slots[Number(movedSlot)] = to;
         this.requestRefresh();
         return this.route(slot, send, redirects + 1);
       }
-      const ask = /^ASK \d+ (\S+)$/.exec(error.message);
-      if (ask !== null && redirects < MAX_REDIRECTS) {
-        const target = await this.client(ask[1] ?? '');
-        // Same connection, same turn: ASKING is written just before the command.
-        const asking = target.call(['ASKING']);
-        const reply = send(target);
-        await asking;
-        return reply;
-      }
-      if (/^(CLUSTERDOWN|TRYAGAIN)\b/.test(error.message)) this.requestRefresh();
+      if (/^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK)\b/.test(error.message)) this.requestRefresh();
       throw error;
     }
   }

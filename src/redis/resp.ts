@@ -35,6 +35,16 @@ export interface Durability {
   timeoutMs: number;
 }
 
+/**
+ * Fewer than `durability.replicas` replicas acknowledged a write (WAIT) within the timeout: a
+ * transient reply (503), the write is on the master and maybe on no replica.
+ */
+export function notReplicated(acked: unknown, durability: Durability): RedisReplyError {
+  return new RedisReplyError(
+    `NOREPLICAS ${String(acked)} of ${durability.replicas} replicas acknowledged within ${durability.timeoutMs} ms`,
+  );
+}
+
 /** One command as RESP2 puts it on the wire: an array of bulk strings. */
 export function encodeCommand(args: readonly (string | number)[]): string {
   let out = `*${args.length}\r\n`;

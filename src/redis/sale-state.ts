@@ -1,8 +1,8 @@
 // The per-product sale state the workers and the API read outside the buy script: which
 // products exist, how each one's stock is laid out over shards (docs/ARCHITECTURE.md section
 // 10), and its live stock summed over them.
-import type { Redis } from './client.js';
-import { isCluster } from './client.js';
+import { execReplicated, isCluster, type Redis } from './client.js';
+import type { Durability } from './resp.js';
 import {
   baseTag,
   productKeys,
@@ -170,9 +170,15 @@ export async function transfersInTransit(redis: Redis, from: ProductKeys): Promi
   });
 }
 
-/** The lender forgets a transfer once its destination has it. */
-export async function settleTransfer(redis: Redis, from: ProductKeys, id: string): Promise<void> {
-  await redis.hdel(from.transit, id);
+/** The lender forgets a transfer once its destination has it (with WAIT, see execReplicated). */
+export async function settleTransfer(
+  redis: Redis,
+  from: ProductKeys,
+  id: string,
+  durability?: Durability,
+): Promise<void> {
+  if (durability === undefined) await redis.hdel(from.transit, id);
+  else await execReplicated(redis.pipeline().hdel(from.transit, id), durability);
 }
 
 /** Whether `to` has received transfer `id` (the audit counts units lent and not received). */

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ChainableCommander, Result } from 'ioredis';
-import type { Redis } from './client.js';
+import { execReplicated, type Redis } from './client.js';
 import { idempotencyKey, rateLimitKey, stockMessagePrefix, type ProductKeys } from './keys.js';
 import type { BuyPathRedis } from './resp-cluster.js';
 import { luaScript, type Durability, type LuaScript, type RespReply } from './resp.js';
@@ -41,10 +41,43 @@ function load(file: string): string {
   return readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
 }
 
+type ScriptName = keyof typeof SCRIPTS;
+
+const SOURCES = Object.fromEntries(
+  Object.entries(SCRIPTS).map(([name, numberOfKeys]) => [
+    name,
+    load(`${name}-${numberOfKeys}.lua`),
+  ]),
+) as Record<ScriptName, string>;
+
 export function defineScripts(redis: Redis): void {
   for (const [name, numberOfKeys] of Object.entries<number>(SCRIPTS)) {
-    redis.defineCommand(name, { numberOfKeys, lua: load(`${name}-${numberOfKeys}.lua`) });
+    redis.defineCommand(name, { numberOfKeys, lua: SOURCES[name as ScriptName] });
   }
+}
+
+/**
+ * Runs script `name`; with `durability`, WAIT follows it in the same write (execReplicated), by
+ * EVAL of its source rather than by SHA: ioredis answers a NOSCRIPT by sending the script again
+ * on its own, after the WAIT, which would then vouch for nothing.
+ */
+async function runScript(
+  redis: Redis,
+  name: ScriptName,
+  keysThenArgs: (string | number)[],
+  durability: Durability | undefined,
+): Promise<number[]> {
+  const reply =
+    durability === undefined
+      ? await redis[name](...keysThenArgs)
+      : await execReplicated(
+          redis.pipeline().call('EVAL', SOURCES[name], SCRIPTS[name], ...keysThenArgs),
+          durability,
+        );
+  if (!Array.isArray(reply) || !reply.every((n) => typeof n === 'number')) {
+    throw new Error(`unexpected reply from the ${name} script: ${JSON.stringify(reply)}`);
+  }
+  return reply;
 }
 
 /** The buy script (src/redis/lua/buy-7.lua), run on the API's own RespClient. */
@@ -192,43 +225,50 @@ export interface LendReply {
   moves: number;
 }
 
-/** Lends up to `need` units (at least that, if it has them) from `from` to `to`; 0 reads only. */
+/**
+ * Lends up to `need` units (at least that, if it has them) from `from` to `to`; 0 reads only.
+ * With `durability`, a lend that wrote counts only once a replica has it (see runScript).
+ */
 export async function lendUnits(
   redis: Redis,
   from: ProductKeys,
   to: ProductKeys,
   transferId: string,
   need: number,
+  durability?: Durability,
 ): Promise<LendReply> {
-  const [lent, left, inTransit, moves] = await redis.lend(
-    from.stock,
-    from.transit,
-    from.moves,
-    transferId,
-    to.tag,
-    need,
-    from.shards,
-    from.stockChannel,
-    stockMessagePrefix(from),
+  const [lent = 0, left = 0, inTransit = 0, moves = 0] = await runScript(
+    redis,
+    'lend',
+    [
+      from.stock,
+      from.transit,
+      from.moves,
+      transferId,
+      to.tag,
+      need,
+      from.shards,
+      from.stockChannel,
+      stockMessagePrefix(from),
+    ],
+    need > 0 ? durability : undefined,
   );
   return { lent, left, inTransit, moves };
 }
 
-/** Receives a transfer's units at `to`, once per transfer (receive-3.lua). */
+/** Receives a transfer's units at `to`, once per transfer (receive-3.lua); see lendUnits. */
 export async function receiveUnits(
   redis: Redis,
   to: ProductKeys,
   transferId: string,
   units: number,
+  durability?: Durability,
 ): Promise<boolean> {
-  const [applied] = await redis.receive(
-    to.stock,
-    to.received,
-    to.moves,
-    transferId,
-    units,
-    to.stockChannel,
-    stockMessagePrefix(to),
+  const [applied] = await runScript(
+    redis,
+    'receive',
+    [to.stock, to.received, to.moves, transferId, units, to.stockChannel, stockMessagePrefix(to)],
+    durability,
   );
   return applied === 1;
 }

@@ -1,7 +1,10 @@
 // What a Redis URL names: one node (`redis://host:port/db`), or a Redis Cluster named by seed
 // nodes (`redis://host1:port1,host2:port2`, any number of them, same credentials and scheme
 // for all). The seed list only has to reach one live node: clients learn the whole cluster
-// (CLUSTER SLOTS) from it.
+// (CLUSTER SLOTS) from it. A one-node URL that turns out to name a cluster node (`redis://h:7000`)
+// is a cluster seed too: both clients ask the node at connect (INFO cluster, isClusterNode).
+
+import { redactUrl, UsageError } from '../domain/errors.js';
 
 export type RedisTarget = { kind: 'node'; url: string } | { kind: 'cluster'; nodes: string[] };
 
@@ -27,9 +30,7 @@ export function parseRedisTarget(url: string): RedisTarget {
     }
     return { kind: 'node', url };
   }
-  if (path !== '' && path !== '/' && path !== '/0') {
-    throw new Error(`a Redis Cluster has only database 0, got ${JSON.stringify(path)}`);
-  }
+  if (!isDatabaseZero(path)) throw new Error(onlyDatabaseZero(path));
   const nodes = list.map((host) => {
     const node = `${scheme ?? 'redis'}://${auth === undefined ? '' : `${auth}@`}${host}`;
     let parsed: URL;
@@ -66,4 +67,27 @@ export function nodeUrl(like: string, address: string): string {
       ? `${parsed.username}${parsed.password === '' ? '' : `:${parsed.password}`}@`
       : '';
   return `${parsed.protocol}//${auth}${address}`;
+}
+
+/** Whether an `INFO cluster` reply comes from a node with cluster mode on. */
+export function isClusterNode(infoCluster: string): boolean {
+  return /^cluster_enabled:1\b/m.test(infoCluster);
+}
+
+/**
+ * The one-line error for a one-node URL with another database than 0 (`redis://h:7000/3`)
+ * whose node turned out to have cluster mode on; undefined when the URL is fine as a seed.
+ */
+export function clusterSeedError(url: string): UsageError | undefined {
+  const { pathname } = new URL(url);
+  if (isDatabaseZero(pathname)) return undefined;
+  return new UsageError(`${redactUrl(url)} is a Redis Cluster node: ${onlyDatabaseZero(pathname)}`);
+}
+
+function isDatabaseZero(path: string): boolean {
+  return path === '' || path === '/' || path === '/0';
+}
+
+function onlyDatabaseZero(path: string): string {
+  return `a Redis Cluster has only database 0, got ${JSON.stringify(path)}`;
 }

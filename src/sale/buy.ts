@@ -166,7 +166,14 @@ export async function reserveStock(
     if (reply.code !== SHARD_EMPTY || layouts === undefined || layout === undefined)
       return buyResult(reply, layout === undefined);
     if (round >= MAX_BUY_ROUNDS) return rejectedBuy(BuyCode.Contended);
-    const borrowed = await borrowUnits(layouts.redis, layout, keys, request.qty, reply.extra);
+    const borrowed = await borrowUnits(
+      layouts.redis,
+      layout,
+      keys,
+      request.qty,
+      reply.extra,
+      policy.durability,
+    );
     if (borrowed.kind === 'short')
       return rejectedBuy(borrowed.units === 0 ? BuyCode.SoldOut : BuyCode.InsufficientStock);
   }

@@ -11,6 +11,7 @@ import {
   singleShard,
   type ProductLayout,
 } from '../redis/sale-state.js';
+import type { Durability } from '../redis/resp.js';
 import { lendUnits, receiveUnits, type LendReply } from '../redis/scripts.js';
 
 /**
@@ -71,6 +72,14 @@ export type BorrowOutcome = { kind: 'moved' } | { kind: 'short'; units: number }
  * held only what that read saw (a double collect); and what it saw must be fewer than `qty`
  * (units may have reached the home shard since its buy script ran). A transfer left in
  * transit by a crash is completed on the way.
+ *
+ * With `durability` (`serve --durability replica`) each step of a move goes on only once a
+ * replica has the step before: the receive once the lend is replicated (a failover of the
+ * lender cannot give back units the destination already has), the settle once the receive is
+ * (a failover of the destination cannot lose units the lender has forgotten). A step that no
+ * replica acknowledges in time rejects with NOREPLICAS (503, nothing reserved for the buyer)
+ * and leaves the move in transit, for the next borrower or `fsale reconcile` to complete:
+ * receive is idempotent per transfer id and settle is an HDEL.
  */
 export async function borrowUnits(
   redis: Redis,
@@ -78,6 +87,7 @@ export async function borrowUnits(
   home: ProductKeys,
   qty: number,
   homeUnits: number,
+  durability?: Durability,
 ): Promise<BorrowOutcome> {
   const need = qty - Math.max(0, homeUnits);
   const others = layout.shards.slice(home.shard + 1).concat(layout.shards.slice(0, home.shard));
@@ -85,10 +95,10 @@ export async function borrowUnits(
   let moved = 0;
   for (const from of others) {
     const transferId = randomUUID();
-    const reply = await lendUnits(redis, from, home, transferId, need - moved);
+    const reply = await lendUnits(redis, from, home, transferId, need - moved, durability);
     if (reply.lent > 0) {
-      await receiveUnits(redis, home, transferId, reply.lent);
-      await settleTransfer(redis, from, transferId);
+      await receiveUnits(redis, home, transferId, reply.lent, durability);
+      await settleTransfer(redis, from, transferId, durability);
       moved += reply.lent;
       if (moved >= need) break;
     }
@@ -96,7 +106,7 @@ export async function borrowUnits(
   }
   if (moved > 0) return { kind: 'moved' };
   if (first.some((reply) => reply.inTransit > 0)) {
-    await completeTransfers(redis, layout);
+    await completeTransfers(redis, layout, durability);
     return { kind: 'moved' };
   }
   const second = await Promise.all(
@@ -112,14 +122,19 @@ export async function borrowUnits(
 
 /**
  * Completes every transfer still in transit (its lender crashed, or is still at it: receiving
- * is idempotent per transfer, so finishing another's move is safe). Returns how many.
+ * is idempotent per transfer, so finishing another's move is safe). Returns how many. With
+ * `durability`, as in borrowUnits: the settle only once the receive is on a replica.
  */
-export async function completeTransfers(redis: Redis, layout: ProductLayout): Promise<number> {
+export async function completeTransfers(
+  redis: Redis,
+  layout: ProductLayout,
+  durability?: Durability,
+): Promise<number> {
   const transfers = await productTransfers(redis, layout);
   for (const { id, units, from, destination } of transfers) {
     // A destination outside the layout cannot be: seed --reset deletes every shard's keys.
-    if (destination !== undefined) await receiveUnits(redis, destination, id, units);
-    await settleTransfer(redis, from, id);
+    if (destination !== undefined) await receiveUnits(redis, destination, id, units, durability);
+    await settleTransfer(redis, from, id, durability);
   }
   return transfers.length;
 }

@@ -18,17 +18,19 @@ import {
   readLayout,
   readShardStocks,
   readStockTotal,
+  transfersInTransit,
   unitsInTransit,
   type ProductLayout,
 } from '../../src/redis/sale-state.js';
 import { lendUnits } from '../../src/redis/scripts.js';
 import { gatherUnits } from '../helpers/sale-state.js';
 import { seedProduct } from '../../src/sale/seed.js';
-import { borrowUnits } from '../../src/sale/stock-shards.js';
+import { borrowUnits, completeTransfers } from '../../src/sale/stock-shards.js';
+import { isServiceOutage, mayHaveRun } from '../../src/domain/errors.js';
 import { reconcileOnce } from '../../src/workers/reconcile.js';
 import { startOrderWorker } from '../../src/workers/orders.js';
 import { audit, expectAuditOk } from '../helpers/audit.js';
-import { useLocalCluster } from '../helpers/local-cluster.js';
+import { replicaOfKey, useLocalCluster, whileStopped } from '../helpers/local-cluster.js';
 import { buy, freshKey, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
 import { until } from '../helpers/wait.js';
@@ -315,6 +317,78 @@ describe('a product whose stock is split over shards', () => {
     // Completing it again changes nothing.
     expect((await reconcileOnce({ ...ctx(), gateway: unusedGateway })).transfersCompleted).toBe(0);
     expect(await shardStocks(layout)).toEqual([1, 5, 3]);
+  });
+
+  describe('--durability replica: each step of a move between shards waits for a replica', () => {
+    const durability = { replicas: 1, timeoutMs: 1_000 };
+    /** Once the stopped replica is back: long enough for it to catch up. */
+    const afterwards = { replicas: 1, timeoutMs: 10_000 };
+
+    async function sixUnitsOnShardZero(productId: string) {
+      await seedProduct(ctx(), { productId, stock: 6, stockShards: 3, perUserLimit: 1 });
+      const layout = await readLayout(redis, s.keyPrefix, productId);
+      await gatherUnits(redis, layout, 0);
+      const [lender, home] = layout.shards;
+      if (lender === undefined || home === undefined) throw new Error('three shards');
+      return { layout, lender, home };
+    }
+
+    it("a lend no replica has goes no further: nothing received, and the buyer's 503 says when to retry", async () => {
+      const productId = 'durable-lend';
+      const { layout, lender, home } = await sixUnitsOnShardZero(productId);
+      const durableApi = await startApi(onCluster, { buyPolicy: { rateLimit: 0, durability } });
+      const user = ['dl0', 'dl1', 'dl2', 'dl3', 'dl4', 'dl5'].find(
+        (u) => homeShardIndex(u, 3) === 1,
+      );
+      if (user === undefined) throw new Error('no user with home shard 1');
+      const request = { token: tokenFor(user), productId, key: freshKey() };
+      // The API learns the layout from a public read, so the buy goes straight to the home
+      // shard (not first to shard 0's keys, whose replica is about to hang).
+      expect((await fetch(`${durableApi.url}/products/${productId}`)).status).toBe(200);
+      // The lender's replica hangs: its lend is on its master only. Receiving now would let a
+      // failover of the lender give the units back while the home shard has them too.
+      const refused = await whileStopped(await replicaOfKey(cluster, lender.stock), () =>
+        buy(durableApi, request),
+      );
+      expect(refused.status, refused.body).toBe(503);
+      expect(refused.body).toMatch(/urn:fsale:problem:unavailable/);
+      expect(refused.headers['retry-after']).toMatch(/^[1-9]\d*$/);
+      const [lend, ...more] = await transfersInTransit(redis, lender);
+      expect(more).toEqual([]);
+      expect(lend?.units).toBe(2);
+      expect(await redis.scard(home.received)).toBe(0);
+      expect(await shardStocks(layout)).toEqual([4, 0, 0]);
+      expect(await unitsInTransit(redis, layout)).toBe(2);
+
+      // Replica back: the retry buys (with units lent anew), and the stalled move completes.
+      expect((await buy(durableApi, request)).status).toBe(202);
+      expect(await completeTransfers(redis, layout, afterwards)).toBe(1);
+      expect(await unitsInTransit(redis, layout)).toBe(0);
+      expect(await readStockTotal(redis, layout)).toBe(5);
+    });
+
+    it('a receive no replica has is not settled: the lender keeps the move in transit until the receive is replicated', async () => {
+      const productId = 'durable-receive';
+      const { layout, lender, home } = await sixUnitsOnShardZero(productId);
+      // The home shard's replica hangs: its receive is on its master only. Settling now would
+      // let a failover of the home shard lose the units while the lender has forgotten them.
+      const failure = await whileStopped(await replicaOfKey(cluster, home.stock), () =>
+        borrowUnits(redis, layout, home, 1, 0, durability).catch((e: unknown) => e),
+      );
+      expect(String(failure)).toMatch(/NOREPLICAS 0 of 1/);
+      expect(isServiceOutage(failure)).toBe(true);
+      // Nothing was reserved for the buyer: a plain outage, not outcome_unknown.
+      expect(mayHaveRun(failure)).toBe(false);
+      const [move, ...more] = await transfersInTransit(redis, lender);
+      expect(more).toEqual([]);
+      expect(await redis.sismember(home.received, move?.id ?? '')).toBe(1);
+      expect(await shardStocks(layout)).toEqual([4, 2, 0]);
+
+      // Completing it receives nothing twice (the receive is idempotent) and settles it.
+      expect(await completeTransfers(redis, layout, afterwards)).toBe(1);
+      expect(await transfersInTransit(redis, lender)).toEqual([]);
+      expect(await shardStocks(layout)).toEqual([4, 2, 0]);
+    });
   });
 });
 

@@ -20,6 +20,7 @@ interface Service {
   profiles?: string[];
   environment?: Record<string, string>;
   healthcheck?: { test?: string[] };
+  depends_on?: Record<string, { condition: string }>;
 }
 type Compose = { services: Record<string, Service> };
 
@@ -307,6 +308,29 @@ spec:
     const url = resolved.services.api?.environment?.REDIS_URL ?? '';
     expect(parseRedisTarget(url).kind).toBe('cluster');
     expect(composeWith(SECRETS).services.api?.environment?.REDIS_URL).toBe('redis://redis:6379');
+  });
+
+  it('docker-compose.cluster.yml puts every fsale service on the cluster, once the create step has succeeded', () => {
+    const overlay = parseCompose(readFileSync(new URL('docker-compose.cluster.yml', root), 'utf8'));
+    const base = composeWith(SECRETS);
+    const onRedis = Object.entries(base.services)
+      .filter(([, service]) => service.environment?.REDIS_URL !== undefined)
+      .map(([name]) => name);
+    expect(onRedis.length).toBeGreaterThan(0);
+    // Exactly those: no service of its own, none forgotten.
+    expect(Object.keys(overlay.services).sort()).toEqual(onRedis.sort());
+    for (const name of onRedis) {
+      const service = overlay.services[name];
+      expect(service?.depends_on).toEqual({
+        'redis-cluster-create': { condition: 'service_completed_successfully' },
+      });
+      const url = service?.environment?.REDIS_URL ?? '';
+      expect(parseRedisTarget(url).kind).toBe('cluster');
+      // Seeds that are nodes of the profile.
+      for (const seed of url.replace('redis://', '').split(',')) {
+        expect(base.services[seed.split(':')[0] ?? '']?.profiles).toEqual(['cluster']);
+      }
+    }
   });
 
   // Every fsale service runs a real command with real flags: `fsale <command> --help` lists them.

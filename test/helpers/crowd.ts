@@ -24,6 +24,8 @@ export interface BuyAnswer {
   body: string;
   replayed: boolean;
   orderId: string | undefined;
+  /** The Retry-After header, if the answer had one (429, 503). */
+  retryAfter: string | undefined;
   /** The network error code (ECONNREFUSED, ECONNRESET, ...) when there was no answer. */
   error: string | undefined;
 }
@@ -46,6 +48,7 @@ export async function buyOnce(url: string, productId: string, buyer: Buyer): Pro
       body: res.body,
       replayed: res.headers['idempotent-replayed'] === 'true',
       orderId,
+      retryAfter: res.headers['retry-after'],
       error: undefined,
     };
   } catch (error) {
@@ -57,6 +60,7 @@ export async function buyOnce(url: string, productId: string, buyer: Buyer): Pro
       body: '',
       replayed: false,
       orderId: undefined,
+      retryAfter: undefined,
       error: code,
     };
   }

@@ -1,5 +1,6 @@
 // Where a sale's orders are, read directly from Redis and PostgreSQL: the stream and its
 // group, the orders by status, the stock; and waits for the workers to catch up.
+import { randomUUID } from 'node:crypto';
 import type { Redis } from '../../src/redis/client.js';
 import { parseDeadLetter, type DeadLetter } from '../../src/redis/dead-letters.js';
 import { idempotencyKey, ORDER_GROUP, productKeys } from '../../src/redis/keys.js';
@@ -130,7 +131,8 @@ export async function gatherUnits(redis: Redis, layout: ProductLayout, to: numbe
   if (destination === undefined) throw new Error(`no shard ${to}`);
   for (const from of layout.shards) {
     if (from === destination) continue;
-    const id = `gather-${from.shard}-${to}`;
+    // A fresh id each time: a receive is once per transfer id, and a gather may be repeated.
+    const id = `gather-${from.shard}-${to}-${randomUUID()}`;
     const { lent } = await lendUnits(redis, from, destination, id, Number.MAX_SAFE_INTEGER);
     if (lent > 0) await receiveUnits(redis, destination, id, lent);
     await settleTransfer(redis, from, id);

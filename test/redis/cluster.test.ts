@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisCluster, type LocalCluster } from '../../src/infra/local-cluster.js';
+import { connectRedis, isCluster } from '../../src/redis/client.js';
 import { productKeys } from '../../src/redis/keys.js';
+import { connectBuyPath, RespCluster } from '../../src/redis/resp-cluster.js';
 import { keySlot } from '../../src/redis/slots.js';
 
 let dataDir: string;
@@ -53,5 +55,38 @@ describe('a local Redis Cluster', () => {
     } finally {
       node.disconnect();
     }
+  });
+
+  it('a single node URL naming a cluster node is a cluster seed for both clients: every key reaches its master', async () => {
+    const seed = `redis://127.0.0.1:${cluster.nodes[0]?.port ?? 0}`;
+    // Keys in slots all over the cluster: a one-node client would get MOVED for most.
+    const keys = Array.from({ length: 30 }, (_, i) => `single-seed:{p:${i}}:stock`);
+    const masters = new Set(
+      await Promise.all(keys.map(async (key) => (await cluster.masterOf(keySlot(key))).port)),
+    );
+    expect(masters.size).toBe(3);
+
+    const redis = await connectRedis(seed);
+    try {
+      expect(isCluster(redis)).toBe(true);
+      for (const [i, key] of keys.entries()) await redis.set(key, i);
+    } finally {
+      redis.disconnect();
+    }
+    const buyPath = await connectBuyPath(seed, { name: 'fsale-test-seed' });
+    try {
+      expect(buyPath).toBeInstanceOf(RespCluster);
+      const values = await Promise.all(keys.map((key) => buyPath.call(['GET', key])));
+      expect(values).toEqual(keys.map((_, i) => String(i)));
+    } finally {
+      await buyPath.quit();
+    }
+  });
+
+  it('a cluster node named with another database than 0 is refused by both clients with one line saying why', async () => {
+    const url = `redis://127.0.0.1:${cluster.nodes[0]?.port ?? 0}/3`;
+    const why = /is a Redis Cluster node: a Redis Cluster has only database 0, got "\/3"$/;
+    await expect(connectRedis(url)).rejects.toThrow(why);
+    await expect(connectBuyPath(url, { name: 'fsale-test-seed' })).rejects.toThrow(why);
   });
 });

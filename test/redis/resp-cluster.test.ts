@@ -62,6 +62,48 @@ function buyer(productId: string, userId: string) {
   };
 }
 
+/**
+ * Starts moving `slot` from its master to another one (IMPORTING, MIGRATING): `moveKeys` moves
+ * some or all of its keys, `finish` gives the slot to the destination on every master.
+ */
+async function startMigration(slot: number) {
+  const from = await cluster.masterOf(slot);
+  const masters = new Set<number>();
+  for (let s = 0; s < 16384; s += 5000) masters.add((await cluster.masterOf(s)).port);
+  const to = [...masters].find((port) => port !== from.port) ?? 0;
+  const [fromId, toId] = await Promise.all([nodeId(from.port), nodeId(to)]);
+  const source = await nodeClient(from.port);
+  const destination = await nodeClient(to);
+  await destination.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', fromId);
+  await source.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', toId);
+  return {
+    slot,
+    to,
+    destination,
+    /** Moves `keys`, or every key left in the slot on the source. */
+    async moveKeys(keys?: string[]) {
+      const moving =
+        keys ?? ((await source.call('CLUSTER', 'GETKEYSINSLOT', slot, 1000)) as string[]);
+      if (moving.length === 0) return;
+      await source.call('MIGRATE', '127.0.0.1', to, '', 0, 5000, 'KEYS', ...moving);
+    },
+    async finish() {
+      for (const port of masters) {
+        const node = await nodeClient(port);
+        try {
+          await node.call('CLUSTER', 'SETSLOT', slot, 'NODE', toId);
+        } finally {
+          node.disconnect();
+        }
+      }
+    },
+    close() {
+      source.disconnect();
+      destination.disconnect();
+    },
+  };
+}
+
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'fsale-resp-cluster-'));
   cluster = await startRedisCluster({ dataDir, nodeTimeoutMs: 1_000 });
@@ -113,40 +155,54 @@ describe('RespCluster, the buy path client on a Redis Cluster', () => {
     const productId = 'moving';
     await seedOnCluster(productId, 100);
     const keys = productKeys(PREFIX, productId);
-    const slot = keySlot(keys.stock);
-    const from = await cluster.masterOf(slot);
-    const masters = new Set<number>();
-    for (let s = 0; s < 16384; s += 5000) masters.add((await cluster.masterOf(s)).port);
-    const target = [...masters].find((port) => port !== from.port) ?? 0;
-    const [fromId, toId] = await Promise.all([nodeId(from.port), nodeId(target)]);
-    const source = await nodeClient(from.port);
-    const destination = await nodeClient(target);
+    const migration = await startMigration(keySlot(keys.stock));
     try {
-      await destination.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', fromId);
-      await source.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', toId);
       // Mid-migration: the stock key moves first; the sale hash is still on the source.
-      await source.call('MIGRATE', '127.0.0.1', target, '', 0, 5000, 'KEYS', keys.stock);
+      await migration.moveKeys([keys.stock]);
       expect(await client.call(['GET', keys.stock])).toBe('100'); // via ASK
-      const moved = (await source.call('CLUSTER', 'GETKEYSINSLOT', slot, 1000)) as string[];
-      if (moved.length > 0) {
-        await source.call('MIGRATE', '127.0.0.1', target, '', 0, 5000, 'KEYS', ...moved);
-      }
-      for (const port of [...masters]) {
-        const node = await nodeClient(port);
-        try {
-          await node.call('CLUSTER', 'SETSLOT', slot, 'NODE', toId);
-        } finally {
-          node.disconnect();
-        }
-      }
-      // The client's map still says `from`: MOVED sends it to the new master.
+      await migration.moveKeys();
+      await migration.finish();
+      // The client's map still says the source: MOVED sends it to the new master.
       const bought = await reserveStock(client, PREFIX, buyer(productId, 'mover'));
       expect(bought.code).toBe(BuyCode.Accepted);
-      expect(await destination.get(keys.stock)).toBe('99');
-      expect(client.masterOf(slot)).toBe(`127.0.0.1:${target}`);
+      expect(await migration.destination.get(keys.stock)).toBe('99');
+      expect(client.masterOf(migration.slot)).toBe(`127.0.0.1:${migration.to}`);
     } finally {
-      source.disconnect();
-      destination.disconnect();
+      migration.close();
+    }
+  });
+
+  it('a buy retried mid-migration on a node that never ran the buy script: ASKING goes before the EVAL fallback too, and a new buyer gets TRYAGAIN (an outage, 503)', async () => {
+    const productId = 'moving-noscript';
+    await seedOnCluster(productId, 10);
+    const keys = productKeys(PREFIX, productId);
+    // A window longer than the test: the buyer's rate counter exists, so do all 7 keys of its
+    // replay, and the importing node serves it (a key missing there would answer TRYAGAIN).
+    const policy = { rateLimit: 20, rateWindowMs: 600_000 };
+    const early = buyer(productId, 'early');
+    const first = await reserveStock(client, PREFIX, early, policy);
+    expect(first.code).toBe(BuyCode.Accepted);
+    const migration = await startMigration(keySlot(keys.stock));
+    try {
+      await migration.moveKeys();
+      await migration.destination.call('SCRIPT', 'FLUSH');
+      // The source answers ASK, the destination NOSCRIPT to the EVALSHA, then runs the EVAL.
+      const replay = await reserveStock(client, PREFIX, early, policy);
+      expect(replay).toMatchObject({
+        code: BuyCode.Accepted,
+        replayed: true,
+        orderId: first.orderId,
+      });
+      const late = buyer(productId, 'late');
+      const refused = await reserveStock(client, PREFIX, late, policy).catch((e: unknown) => e);
+      expect(String(refused)).toMatch(/^ReplyError: TRYAGAIN/);
+      expect(isServiceOutage(refused)).toBe(true);
+      expect(mayHaveRun(refused)).toBe(false);
+      await migration.finish();
+      expect((await reserveStock(client, PREFIX, late, policy)).code).toBe(BuyCode.Accepted);
+      expect(await migration.destination.get(keys.stock)).toBe('8');
+    } finally {
+      migration.close();
     }
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nodeAddress, nodeUrl, parseRedisTarget } from '../../src/redis/target.js';
+import { isClusterNode, nodeAddress, nodeUrl, parseRedisTarget } from '../../src/redis/target.js';
 
 describe('Redis URLs: one node or a cluster by its seed nodes', () => {
   it('reads one node as itself', () => {
@@ -34,5 +34,13 @@ describe('Redis URLs: one node or a cluster by its seed nodes', () => {
       'rediss://u:p@10.0.0.9:7005',
     );
     expect(nodeUrl('redis://10.0.0.1:7000', '10.0.0.9:7005')).toBe('redis://10.0.0.9:7005');
+  });
+});
+
+describe('a node with cluster mode on', () => {
+  it('is told from INFO cluster', () => {
+    expect(isClusterNode('# Cluster\r\ncluster_enabled:1\r\n')).toBe(true);
+    expect(isClusterNode('# Cluster\r\ncluster_enabled:0\r\n')).toBe(false);
+    expect(isClusterNode('')).toBe(false);
   });
 });
