@@ -18,36 +18,36 @@ import { useTestServices } from '../helpers/services.js';
 
 const sh = promisify(execFile);
 
+/** A demo small enough for a test: 20 units, 300 buyers, its own ports and data directory. */
+function smallDemo(dir: string, productId: string): string[] {
+  return [
+    'demo',
+    '--stock',
+    '20',
+    '--users',
+    '300',
+    '--rate',
+    '150',
+    '--gateway-speed',
+    '100',
+    '--port',
+    '0',
+    '--gateway-port',
+    '0',
+    '--data-dir',
+    dir,
+    '--product',
+    productId,
+  ];
+}
+
 describe('fsale demo', () => {
   it('runs a small sale through the whole stack, audits it and says what to try next', async () => {
     const s = await useTestServices();
     const dir = await mkdtemp(join(tmpdir(), 'fsale-demo-'));
     const html = join(dir, 'report.html');
     try {
-      const demo = await runCli(
-        [
-          'demo',
-          '--stock',
-          '20',
-          '--users',
-          '300',
-          '--rate',
-          '150',
-          '--gateway-speed',
-          '100',
-          '--port',
-          '0',
-          '--gateway-port',
-          '0',
-          '--data-dir',
-          dir,
-          '--product',
-          'demo-test',
-          '--html',
-          html,
-        ],
-        s.env,
-      );
+      const demo = await runCli([...smallDemo(dir, 'demo-test'), '--html', html], s.env);
       // 4 would only say this busy machine's generator fell behind (inconclusive), not the sale.
       expect([0, 4], demo.stdout + demo.stderr).toContain(demo.code);
       expect(demo.stdout).toMatch(/A flash sale of 20 units/);
@@ -107,29 +107,7 @@ describe('fsale demo', () => {
     const s = await useTestServices();
     const dir = await mkdtemp(join(tmpdir(), 'fsale-demo-cluster-'));
     try {
-      const demo = await runCli(
-        [
-          'demo',
-          '--stock',
-          '20',
-          '--users',
-          '300',
-          '--rate',
-          '150',
-          '--gateway-speed',
-          '100',
-          '--port',
-          '0',
-          '--gateway-port',
-          '0',
-          '--data-dir',
-          dir,
-          '--product',
-          'demo-cluster',
-          '--redis-cluster',
-        ],
-        s.env,
-      );
+      const demo = await runCli([...smallDemo(dir, 'demo-cluster'), '--redis-cluster'], s.env);
       // 4 would only say this busy machine's generator fell behind (inconclusive), not the sale.
       expect([0, 4], demo.stdout + demo.stderr).toContain(demo.code);
       expect(demo.stdout + demo.stderr).toMatch(
