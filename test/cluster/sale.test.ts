@@ -5,13 +5,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mintTokens } from '../../src/auth/tokens.js';
 import type { LocalCluster } from '../../src/infra/local-cluster.js';
-import { connectRedis, type Redis } from '../../src/redis/client.js';
+import type { Redis } from '../../src/redis/client.js';
 import { productKeys } from '../../src/redis/keys.js';
 import { keySlot } from '../../src/redis/slots.js';
 import { seedProduct } from '../../src/sale/seed.js';
 import { startOrderWorker } from '../../src/workers/orders.js';
 import { audit, expectAuditOk } from '../helpers/audit.js';
-import { useLocalCluster } from '../helpers/local-cluster.js';
+import { replicaOfKey, useLocalCluster, whileStopped } from '../helpers/local-cluster.js';
 import { send } from '../helpers/http.js';
 import { buy, freshKey, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
 import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
@@ -110,21 +110,10 @@ describe('a sale on a Redis Cluster', () => {
     expect(ok.status, ok.body).toBe(202);
 
     const keys = productKeys(s.keyPrefix, productId);
-    const master = await cluster.masterOf(keySlot(keys.stock));
-    const primary = await connectRedis(`redis://127.0.0.1:${master.port}`);
-    const info = await primary.info('replication');
-    primary.disconnect();
-    const replicaPort = Number(/slave0:ip=[^,]+,port=(\d+)/.exec(info)?.[1]);
-    const replica = cluster.nodes.find((n) => n.port === replicaPort);
-    if (replica === undefined) throw new Error('no replica of the product master');
     const key = freshKey();
-    process.kill(replica.pid, 'SIGSTOP');
-    let unsure;
-    try {
-      unsure = await buy(durable, { token, productId, key });
-    } finally {
-      process.kill(replica.pid, 'SIGCONT');
-    }
+    const unsure = await whileStopped(await replicaOfKey(cluster, keys.stock), () =>
+      buy(durable, { token, productId, key }),
+    );
     expect(unsure.status, unsure.body).toBe(503);
     expect(JSON.parse(unsure.body)).toMatchObject({ type: 'urn:fsale:problem:outcome_unknown' });
     // The master did take it: the retry with the same key is its replay, not a second unit.
