@@ -2,31 +2,22 @@
 // that has not finished (still retrying a throttled provider), so another worker takes the job
 // at once rather than when the lease would have run out; that worker's lease is a fresh one,
 // not an expired one.
-import { createServer, type Server } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PaymentProvider } from '../../src/payments/provider-client.js';
 import { startPaymentWorker } from '../../src/workers/payments.js';
+import { insertPendingOrder, startFakeProvider } from '../helpers/fake-provider.js';
 import { memoryLogger } from '../helpers/log.js';
 import { seed } from '../helpers/sale.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import { until } from '../helpers/wait.js';
 
 /** A provider that answers every charge with `status` (503: try again, no Retry-After). */
-async function startProvider(status: 201 | 503) {
-  let requests = 0;
-  const server: Server = createServer((request, response) => {
-    request.resume();
-    request.on('end', () => {
-      requests += 1;
-      response.writeHead(status, { 'content-type': 'application/json' });
-      response.end(status === 201 ? JSON.stringify({ chargeId: `ch_${requests}` }) : '{}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no address');
-  return { url: `http://127.0.0.1:${address.port}`, requests: () => requests, server };
+function startProvider(status: 201 | 503) {
+  return startFakeProvider((n) => ({
+    status,
+    headers: { 'content-type': 'application/json' },
+    body: status === 201 ? JSON.stringify({ chargeId: `ch_${n}` }) : '{}',
+  }));
 }
 
 describe('payment worker leases', () => {
@@ -37,12 +28,7 @@ describe('payment worker leases', () => {
 
   it('a stop ends the lease of a charge still retrying, and the next worker takes the job at once', async () => {
     await seed(s, { productId: 'ended', stock: 5, priceCents: 100 });
-    const orderId = randomUUID();
-    await s.pool.query(
-      `INSERT INTO orders (id, product_id, user_id, qty, status, idempotency_key, accepted_at)
-       VALUES ($1, 'ended', 'u1', 1, 'pending', 'k1', now())`,
-      [orderId],
-    );
+    const orderId = await insertPendingOrder(s, 'ended');
     const ctx = { pool: s.pool, redis: s.redis, keyPrefix: s.keyPrefix };
     const throttled = await startProvider(503);
     // Retried for minutes (1,000 times, backoff capped at 200 ms): far longer than a stop waits
@@ -53,7 +39,7 @@ describe('payment worker leases', () => {
     );
     const charging = await startProvider(201);
     try {
-      await until('the first charge attempt', () => throttled.requests() > 0);
+      await until('the first charge attempt', () => throttled.arrivals.length > 0);
       await first.stop();
       expect(first.stats()).toMatchObject({
         claimed: 1,
