@@ -455,7 +455,8 @@ describe('fsale work orders', () => {
 
   it('announces order_persisted for each inserted order after its COMMIT, and not for a redelivery', async () => {
     await seed(s, { productId: 'announced', stock: 20 });
-    const subscriber = await connectRedis(s.redisUrl);
+    // On a cluster, SSUBSCRIBE goes to the master of the channel's slot: a sharded subscriber.
+    const subscriber = await connectRedis(s.redisUrl, { shardedSubscriber: true });
     const seen: Array<{ event: OrderEvent; inPg: Promise<boolean> }> = [];
     subscriber.on('smessage', (_channel: string, message: string) => {
       const event = parseOrderEvent(message);
