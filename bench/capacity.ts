@@ -11,7 +11,10 @@
 //      through the mock gateway with no failures and no latency (bench/servers/gateway.ts):
 //      charges/s, worker and PG backend CPU per charge;
 //   4. SSE: N stock-stream clients on one `fsale serve`, a change published every 10 ms (a short
-//      bench/sse.ts): events delivered/s and the server's CPU µs per event, memory per client.
+//      bench/sse.ts): events delivered/s and the server's CPU µs per event, memory per client;
+//   5. sharded buys: the flood of stage 1 on a product split one stock shard per master
+//      (`seed --stock-shards 3`) of a local Redis Cluster of 3 masters + 3 replicas: every
+//      master's CPU µs per buy, summed (bench/hot-product.ts compares it with K = 1).
 // Everything runs on 127.0.0.1; every process it starts is stopped, its database dropped, its
 // Redis server stopped and its directory removed. Usage:
 //   npm run bench:capacity [-- --buy-seconds 12 --orders 60000 --sse-clients 2000 --json]
@@ -44,6 +47,8 @@ import {
   openSseClients,
   prefillOrders,
   markdownTable,
+  mastersCpuPerBuy,
+  cpuSpent,
   printTable,
   publishStockChanges,
   redisCpuSeconds,
@@ -51,6 +56,7 @@ import {
   rewriteBlock,
   rssBytes,
   runWorkerUntil,
+  startBenchCluster,
   startServer,
   type ChildServer,
   type LoadResult,
@@ -338,6 +344,51 @@ async function measureOnThisMachine() {
     })().finally(() => clients.close());
     await stopServer(sseApi);
 
+    // 5. Sharded buys, on a cluster of this run's own, under a key prefix of their own.
+    log(`sharded buys: a local Redis Cluster, one stock shard per master, ${buySeconds} s`);
+    const cluster = await startBenchCluster(join(dataDir, 'cluster'));
+    const shardedBuys = await (async () => {
+      const clusterRedis = await connectRedis(cluster.url);
+      try {
+        await seedProduct(
+          { pool, redis: clusterRedis, keyPrefix: `${scope.keyPrefix}_sharded` },
+          {
+            productId: 'plenty',
+            stock: 50_000_000,
+            perUserLimit: 1_000_000,
+            stockShards: cluster.masters.length,
+            reset: true,
+          },
+        );
+      } finally {
+        clusterRedis.disconnect();
+      }
+      const clusterApi = await startServer(process.execPath, serve, {
+        ...scope.env,
+        REDIS_URL: cluster.url,
+        FSALE_KEY_PREFIX: `${scope.keyPrefix}_sharded`,
+      });
+      servers.push(clusterApi);
+      if (warmup > 0) await measureBuys(clusterApi, 'warm-up', 'plenty', warmup);
+      const before = await cluster.mastersCpu();
+      const buysThere = await measureBuys(clusterApi, 'buy (sharded)', 'plenty', buySeconds);
+      const perBuy = mastersCpuPerBuy(
+        cluster.masters,
+        cpuSpent(before, await cluster.mastersCpu()),
+        buysThere.result.total,
+      );
+      await stopServer(clusterApi);
+      return {
+        masters: cluster.masters.length,
+        stockShards: cluster.masters.length,
+        buysPerSecond: buysThere.result.requestsPerSecond,
+        statuses: buysThere.result.statuses,
+        apiCpuUsPerBuy: buysThere.apiCpuUs,
+        redisCpuUsPerBuyByMaster: perBuy.byMaster,
+        redisCpuUsPerBuy: perBuy.total,
+      };
+    })().finally(() => cluster.stop());
+
     return {
       buys: {
         durationSeconds: buySeconds,
@@ -379,6 +430,7 @@ async function measureOnThisMachine() {
         gatewayCpuUsPerCharge: gatewayUs,
       },
       sse: { ...sse, everyMs, durationSeconds: sseSeconds },
+      shardedBuys,
     };
   }
 
@@ -407,8 +459,14 @@ function savedRun(path: string): Run {
     'benchmark' in value &&
     value.benchmark === 'capacity' &&
     'measured' in value &&
+    typeof value.measured === 'object' &&
+    value.measured !== null &&
+    'shardedBuys' in value.measured &&
     'machine' in value;
-  if (!isRun(saved)) throw new Error(`${path} is no bench/capacity.ts --json output`);
+  if (!isRun(saved))
+    throw new Error(
+      `${path} is no bench/capacity.ts --json output of this version (re-run it: stage 5, sharded buys, is missing)`,
+    );
   return saved;
 }
 
@@ -419,6 +477,7 @@ const costs: MeasuredCosts = {
   apiCpuUsPerBuy: measured.buys.accepted.apiCpuUsPerBuy,
   apiCpuUsPerSoldOut: measured.buys.soldOut.apiCpuUsPerAnswer,
   redisCpuUsPerBuy: measured.buys.accepted.redisCpuUsPerBuy,
+  redisCpuUsPerShardedBuy: measured.shardedBuys.redisCpuUsPerBuy,
   redisCpuUsPerSoldOut: measured.buys.soldOut.redisCpuUsPerAnswer,
   orderRowsPerSecondPerConnection: measured.orders.rowsPerSecond,
   orderWorkerCpuUsPerRow: measured.orders.workerCpuUsPerRow,
@@ -471,6 +530,11 @@ const inputs: [string[], (string | number)[][]] = [
       `worker ${m.payments.workerCpuUsPerCharge} µs, PG ${m.payments.pgCpuUsPerCharge} µs, Redis ${m.payments.redisCpuUsPerCharge} µs, gateway ${m.payments.gatewayCpuUsPerCharge} µs`,
     ],
     [
+      `API + Redis Cluster, accepted buy, ${m.shardedBuys.stockShards} stock shards on ${m.shardedBuys.masters} masters`,
+      `${m.shardedBuys.buysPerSecond} buys/s (${JSON.stringify(m.shardedBuys.statuses)})`,
+      `API ${m.shardedBuys.apiCpuUsPerBuy} µs, Redis ${m.shardedBuys.redisCpuUsPerBuy} µs (${m.shardedBuys.redisCpuUsPerBuyByMaster.join(' + ')} by master)`,
+    ],
+    [
       `SSE, ${m.sse.clients} clients, a change every ${m.sse.everyMs} ms`,
       `${m.sse.eventsPerSecond} events/s, ${m.sse.memoryKiBPerClient} KiB/client`,
       `API ${m.sse.apiCpuUsPerEvent} µs/event (${m.sse.apiCoresBusy} cores busy)`,
@@ -494,7 +558,7 @@ const sizing: [string[], (string | number)[][]] = [
     [
       'Redis masters (stock shards K)',
       plan.redis.masters,
-      `${a.peakBuysPerSecond} buys/s x ${costs.redisCpuUsPerBuy} µs = ${plan.redis.hotProductCores} cores on one product`,
+      `${a.peakBuysPerSecond} buys/s x ${plan.redis.cpuUsPerBuy} µs (${plan.redis.sharded ? 'a sharded buy on the cluster' : 'one Redis'}) = ${plan.redis.hotProductCores} cores on one product`,
     ],
     [
       'order workers / PG connections',

@@ -11,37 +11,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { migrate } from '../src/db/migrate.js';
 import { connectPostgres } from '../src/db/pool.js';
-import { startRedisCluster } from '../src/infra/local-cluster.js';
-import type { LocalService } from '../src/infra/local-services.js';
 import { connectRedis } from '../src/redis/client.js';
 import { seedProduct } from '../src/sale/seed.js';
 import {
   benchScope,
+  cpuSpent,
   dropDatabaseIfOurs,
   floodLoad,
+  mastersCpuPerBuy,
   mergeRounds,
   printTable,
-  isMasterNode,
-  nodeCpuSeconds,
   roundsArgs,
   SERVE_FOR_LOAD,
+  startBenchCluster,
   startServer,
   type LoadResult,
 } from './lib.js';
 
 const { duration, rounds, connections, floodRate, json, log } = roundsArgs();
 
-/** CPU seconds of each node, by port. */
-async function cpuByNode(nodes: LocalService[]): Promise<Map<number, number>> {
-  const cpu = new Map<number, number>();
-  for (const node of nodes) cpu.set(node.port, await nodeCpuSeconds(node.port));
-  return cpu;
-}
-
 const dataDir = await mkdtemp(join(tmpdir(), 'fsale-bench-hot-'));
-const cluster = await startRedisCluster({ dataDir });
-const masters: LocalService[] = [];
-for (const node of cluster.nodes) if (await isMasterNode(node.port)) masters.push(node);
+const cluster = await startBenchCluster(dataDir);
+const { masters } = cluster;
 const scope = benchScope('hp');
 await migrate(scope.databaseUrl);
 const pool = await connectPostgres(scope.databaseUrl);
@@ -79,7 +70,7 @@ try {
   for (let round = 1; round <= rounds; round += 1) {
     for (const c of cases) {
       log(`${c.name}: round ${round}/${rounds}, ${slice} s`);
-      const before = await cpuByNode(masters);
+      const before = await cluster.mastersCpu();
       const result = await floodLoad(c.name, {
         url: server.url,
         productId: c.productId,
@@ -89,9 +80,7 @@ try {
         secret: scope.secret,
         runTag: `${scope.run}${c.shards}r${round}`,
       });
-      const after = await cpuByNode(masters);
-      const cpu = new Map([...after].map(([port, s]) => [port, s - (before.get(port) ?? 0)]));
-      c.rounds.push({ result, cpu });
+      c.rounds.push({ result, cpu: cpuSpent(before, await cluster.mastersCpu()) });
     }
   }
 } finally {
@@ -107,18 +96,16 @@ const results = cases.map((c) => {
     c.rounds.map((r) => r.result),
     duration,
   );
-  const buys = Math.max(1, merged.total);
-  // Each master's CPU per buy of the product (idle masters still spend a little: cron, pings).
-  const perMaster = masters.map((m) => {
-    const seconds = c.rounds.reduce((sum, r) => sum + (r.cpu.get(m.port) ?? 0), 0);
-    return +((seconds * 1e6) / buys).toFixed(1);
-  });
-  const busiest = Math.max(...perMaster);
+  const spent = new Map(
+    masters.map((m) => [m.port, c.rounds.reduce((sum, r) => sum + (r.cpu.get(m.port) ?? 0), 0)]),
+  );
+  const perMaster = mastersCpuPerBuy(masters, spent, merged.total);
+  const busiest = Math.max(...perMaster.byMaster);
   return {
     ...merged,
     shards: c.shards,
-    redisCpuUsPerBuyByMaster: perMaster,
-    redisCpuUsPerBuy: +perMaster.reduce((a, b) => a + b, 0).toFixed(1),
+    redisCpuUsPerBuyByMaster: perMaster.byMaster,
+    redisCpuUsPerBuy: perMaster.total,
     /** What this product could take if the busiest master had a core to itself. */
     ceilingBuysPerSecond: Math.round(1e6 / Math.max(0.1, busiest)),
   };

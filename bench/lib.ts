@@ -16,6 +16,8 @@ import { Redis } from 'ioredis';
 import { mintTokens } from '../src/auth/tokens.js';
 import { newOrderId } from '../src/domain/order-id.js';
 import type { Redis as SaleRedis } from '../src/redis/client.js';
+import { startRedisCluster } from '../src/infra/local-cluster.js';
+import type { LocalService } from '../src/infra/local-services.js';
 import { productKeys } from '../src/redis/keys.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -168,6 +170,55 @@ export function nodeCpuSeconds(port: number): Promise<number> {
 
 export async function isMasterNode(port: number): Promise<boolean> {
   return /role:master/.test(await nodeInfo(port, 'replication'));
+}
+
+/** A local Redis Cluster of 3 masters + 3 replicas for a benchmark, and its masters' CPU. */
+export interface BenchCluster {
+  url: string;
+  masters: LocalService[];
+  /** CPU seconds each master has used so far, by port. */
+  mastersCpu(): Promise<Map<number, number>>;
+  stop(): Promise<void>;
+}
+
+export async function startBenchCluster(dataDir: string): Promise<BenchCluster> {
+  const cluster = await startRedisCluster({ dataDir });
+  const masters: LocalService[] = [];
+  for (const node of cluster.nodes) if (await isMasterNode(node.port)) masters.push(node);
+  return {
+    url: cluster.url,
+    masters,
+    async mastersCpu() {
+      const cpu = new Map<number, number>();
+      for (const node of masters) cpu.set(node.port, await nodeCpuSeconds(node.port));
+      return cpu;
+    },
+    stop: () => cluster.stop(),
+  };
+}
+
+/**
+ * Each master's CPU µs per buy between two `mastersCpu` readings, in the order of `masters`
+ * (idle masters still spend a little: cron, pings), and their sum: what one buy of the product
+ * costs the cluster.
+ */
+export function mastersCpuPerBuy(
+  masters: LocalService[],
+  spent: Map<number, number>,
+  buys: number,
+): { byMaster: number[]; total: number } {
+  const byMaster = masters.map(
+    (m) => +(((spent.get(m.port) ?? 0) * 1e6) / Math.max(1, buys)).toFixed(1),
+  );
+  return { byMaster, total: +byMaster.reduce((a, b) => a + b, 0).toFixed(1) };
+}
+
+/** What each master spent between two `mastersCpu` readings, in CPU seconds. */
+export function cpuSpent(
+  before: Map<number, number>,
+  after: Map<number, number>,
+): Map<number, number> {
+  return new Map([...after].map(([port, s]) => [port, s - (before.get(port) ?? 0)]));
 }
 
 /**

@@ -10,6 +10,11 @@ export interface MeasuredCosts {
   apiCpuUsPerSoldOut: number;
   /** CPU µs of the Redis server per accepted buy: the product's one shard does all of it. */
   redisCpuUsPerBuy: number;
+  /**
+   * CPU µs per accepted buy of a product split one stock shard per master on a Redis Cluster,
+   * summed over the masters: what a buy costs once the product outgrows one Redis core.
+   */
+  redisCpuUsPerShardedBuy: number;
   /** CPU µs of the Redis server per sold-out answer. */
   redisCpuUsPerSoldOut: number;
   /** Orders one order worker persists per second over one PostgreSQL connection. */
@@ -77,6 +82,10 @@ export interface CapacityPlan {
   redis: {
     /** Cores the hot product's buy scripts keep busy at the peak. */
     hotProductCores: number;
+    /** Whether one Redis core cannot carry the product, so its stock is split over a cluster. */
+    sharded: boolean;
+    /** The Redis CPU per buy those cores are sized from: one node's, or a sharded buy's. */
+    cpuUsPerBuy: number;
     /** Stock shards, one per master, so that no master runs above the utilisation. */
     stockShards: number;
     masters: number;
@@ -194,8 +203,16 @@ export function planCapacity(costs: MeasuredCosts, sale: SaleScenario): Capacity
     Math.max(peakBuysPerSecond * perBuyUs, peakSoldOutPerSecond * perSoldOutUs) / 1e6;
   const apiCores = cores(costs.apiCpuUsPerBuy, costs.apiCpuUsPerSoldOut);
   // One product's buys all run on its shards' masters (docs/ARCHITECTURE.md section 10); a
-  // buyer's home shard is a hash of the user id, so each of K shards takes 1/K of them.
-  const hotProductCores = cores(costs.redisCpuUsPerBuy, costs.redisCpuUsPerSoldOut);
+  // buyer's home shard is a hash of the user id, so each of K shards takes 1/K of them. A
+  // product one Redis core can carry keeps one shard; one that needs more is split over a
+  // cluster, where a buy costs what was measured there (routing, and shards that answer for
+  // the product's total).
+  const oneNodeCores = cores(costs.redisCpuUsPerBuy, costs.redisCpuUsPerSoldOut);
+  const sharded = count(oneNodeCores, u) > 1;
+  const redisCpuUsPerBuy = sharded ? costs.redisCpuUsPerShardedBuy : costs.redisCpuUsPerBuy;
+  const hotProductCores = sharded
+    ? cores(redisCpuUsPerBuy, costs.redisCpuUsPerSoldOut)
+    : oneNodeCores;
   const stockShards = count(hotProductCores, u);
 
   const rowsPerSecond = sale.units / sale.persistWithinSeconds;
@@ -247,7 +264,13 @@ export function planCapacity(costs: MeasuredCosts, sale: SaleScenario): Capacity
       peakSoldOutPerSecond: round(peakSoldOutPerSecond, 0),
     },
     api: { coresAtPeak: round(apiCores), processes: apiProcesses },
-    redis: { hotProductCores: round(hotProductCores), stockShards, masters: stockShards },
+    redis: {
+      hotProductCores: round(hotProductCores),
+      sharded,
+      cpuUsPerBuy: redisCpuUsPerBuy,
+      stockShards,
+      masters: stockShards,
+    },
     orders: {
       rowsPerSecond: round(rowsPerSecond, 0),
       pgConnections: orderConnections,

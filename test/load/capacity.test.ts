@@ -12,6 +12,7 @@ const costs: MeasuredCosts = {
   apiCpuUsPerBuy: 50,
   apiCpuUsPerSoldOut: 20,
   redisCpuUsPerBuy: 20,
+  redisCpuUsPerShardedBuy: 25,
   redisCpuUsPerSoldOut: 0,
   orderRowsPerSecondPerConnection: 10_000,
   orderWorkerCpuUsPerRow: 40,
@@ -50,8 +51,15 @@ describe('the capacity model', () => {
     });
     // 100,000 buys/s x 50 µs = 5 cores, at 50 % busy: 10 processes.
     expect(plan.api).toEqual({ coresAtPeak: 5, processes: 10 });
-    // 100,000 buys/s x 20 µs = 2 cores on the one product: 4 shards at 50 %, a master each.
-    expect(plan.redis).toEqual({ hotProductCores: 2, stockShards: 4, masters: 4 });
+    // 100,000 buys/s x 20 µs = 2 cores on one Redis: more than one core at 50 %, so the
+    // product is sharded, and a sharded buy costs 25 µs: 2.5 cores, 5 shards, a master each.
+    expect(plan.redis).toEqual({
+      hotProductCores: 2.5,
+      sharded: true,
+      cpuUsPerBuy: 25,
+      stockShards: 5,
+      masters: 5,
+    });
     // 100,000 orders in 60 s = 1,667 rows/s, a sixth of one connection; keeping up with the
     // peak would take 100,000 / 10,000 / 0.5 = 20.
     expect(plan.orders).toEqual({
@@ -84,8 +92,8 @@ describe('the capacity model', () => {
       cores: 1,
       connections: 92,
     });
-    // 10 API + 4 masters + 50 SSE + 1 for both workers + 1 PG.
-    expect(plan.totalCores).toBe(66);
+    // 10 API + 5 masters + 50 SSE + 1 for both workers + 1 PG.
+    expect(plan.totalCores).toBe(67);
   });
 
   it('a sale with more units than the crowd sells out after the peak, at the rest of the sale’s rate', () => {
@@ -102,12 +110,19 @@ describe('the capacity model', () => {
     expect(plan.arrivals.peakSoldOutPerSecond).toBe(0);
   });
 
-  it('the hot product needs shards in proportion to its Redis CPU per buy', () => {
-    const shards = (redisCpuUsPerBuy: number) =>
-      planCapacity({ ...costs, redisCpuUsPerBuy }, sale).redis.stockShards;
-    expect(shards(5)).toBe(1); // 0.5 cores at 50 %: one slot is enough
-    expect(shards(20)).toBe(4);
-    expect(shards(40)).toBe(8);
+  it('the hot product needs shards in proportion to its Redis CPU per sharded buy', () => {
+    const redis = (redisCpuUsPerBuy: number, redisCpuUsPerShardedBuy: number) =>
+      planCapacity({ ...costs, redisCpuUsPerBuy, redisCpuUsPerShardedBuy }, sale).redis;
+    // 0.5 cores at 50 %: one slot on one Redis is enough, whatever a sharded buy would cost.
+    expect(redis(5, 100)).toMatchObject({
+      stockShards: 1,
+      sharded: false,
+      cpuUsPerBuy: 5,
+      hotProductCores: 0.5,
+    });
+    // Past one core the cluster's cost per buy sizes the shards: 2 or 4 cores at 50 %.
+    expect(redis(20, 20).stockShards).toBe(4);
+    expect(redis(20, 40)).toMatchObject({ stockShards: 8, cpuUsPerBuy: 40 });
   });
 
   it('a gateway that answers at once leaves the payment worker bound by its own rate', () => {
