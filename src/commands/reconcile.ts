@@ -6,6 +6,7 @@ import {
   logLevelFlag,
   serviceFlags,
 } from '../cli/base.js';
+import { durabilityFlags, durabilityOf } from '../cli/durability-flags.js';
 import { durationFlag } from '../cli/duration-flag.js';
 import { adminListener, logStatus, runUntilStopped } from '../cli/long-running.js';
 import { addStatusMetrics, workerRegistry } from '../cli/status-metrics.js';
@@ -42,6 +43,10 @@ export default class Reconcile extends JsonLinesCommand {
       description: 'rebuild Redis sale state from PostgreSQL, then exit',
       exclusive: ['once'],
     }),
+    ...durabilityFlags(
+      'none: a move of units between stock shards left in transit is completed step by step on the masters; replica: each step only once a replica has the step before (WAIT 1), so a failover cannot lose the units or sell them twice; a step no replica acknowledges in --durability-timeout stays in transit for the next pass. Give it the --durability the API runs with',
+      'with --durability replica: how long each step of a move waits for a replica',
+    ),
   };
 
   async run(): Promise<ReconcileTotals | RebuildReport> {
@@ -55,7 +60,12 @@ export default class Reconcile extends JsonLinesCommand {
       persistent: !flags.once && !flags['rebuild-redis'],
     };
     return withStores(connection, async (stores) => {
-      const ctx = { ...stores, gateway: new PaymentProvider(config.gatewayUrl), log };
+      const ctx = {
+        ...stores,
+        gateway: new PaymentProvider(config.gatewayUrl),
+        durability: durabilityOf(flags),
+        log,
+      };
       if (flags['rebuild-redis']) {
         const report = await rebuildRedis(ctx);
         if (!this.jsonEnabled()) {
@@ -78,8 +88,11 @@ export default class Reconcile extends JsonLinesCommand {
         worker: 'reconcile',
         status: () => worker.stats(),
         counters: ['passes', 'paid', 'failed', 'releasesApplied', 'transfersCompleted'],
-        // The last pass's backlog, not a count of events: it goes down as well as up.
-        names: { deferred: 'fsale_reconcile_deferred_orders' },
+        // The last pass's backlogs, not counts of events: they go down as well as up.
+        names: {
+          deferred: 'fsale_reconcile_deferred_orders',
+          transfersAwaitingReplica: 'fsale_reconcile_transfers_awaiting_replica',
+        },
       });
       const final = await runUntilStopped({
         log,
@@ -101,5 +114,5 @@ export default class Reconcile extends JsonLinesCommand {
 }
 
 function human(t: ReconcileTotals): string {
-  return `passes ${t.passes}: paid ${t.paid} failed ${t.failed} deferred ${t.deferred} releases re-applied ${t.releasesApplied} shard transfers completed ${t.transfersCompleted}`;
+  return `passes ${t.passes}: paid ${t.paid} failed ${t.failed} deferred ${t.deferred} releases re-applied ${t.releasesApplied} shard transfers completed ${t.transfersCompleted} awaiting a replica ${t.transfersAwaitingReplica}`;
 }

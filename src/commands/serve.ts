@@ -8,16 +8,12 @@ import {
   logLevelFlag,
   serviceFlags,
 } from '../cli/base.js';
+import { durabilityFlags, durabilityOf } from '../cli/durability-flags.js';
 import { durationFlag } from '../cli/duration-flag.js';
 import { requireJwtSecret } from '../config.js';
 import { DEFAULT_TOKEN_POLICY } from '../auth/tokens.js';
 import { UsageError } from '../domain/errors.js';
-import {
-  BUY_MODES,
-  DEFAULT_BUY_POLICY,
-  DEFAULT_DURABILITY_TIMEOUT_MS,
-  DURABILITY_MODES,
-} from '../sale/buy.js';
+import { BUY_MODES, DEFAULT_BUY_POLICY } from '../sale/buy.js';
 import {
   DEFAULT_BACKPRESSURE,
   DEFAULT_MAX_PG_WAITING,
@@ -135,17 +131,10 @@ Operator routes are not on the public port: --admin-port starts a second listene
       default: true,
       allowNo: true,
     }),
-    durability: Flags.option({
-      options: DURABILITY_MODES,
-      description:
-        'none: a buy is acknowledged (202) once the Redis master has it; replica: only once a replica has it too (WAIT 1), so a failover cannot lose it (503 outcome_unknown when no replica acknowledges in --durability-timeout; a retry with the same key is safe). See README, Durability',
-      default: 'none' as const,
-    })(),
-    'durability-timeout': durationFlag({
-      description: 'with --durability replica: how long a buy waits for a replica',
-      default: DEFAULT_DURABILITY_TIMEOUT_MS,
-      min: 1,
-    }),
+    ...durabilityFlags(
+      'none: a buy is acknowledged (202) once the Redis master has it; replica: only once a replica has it too (WAIT 1), so a failover cannot lose it (503 outcome_unknown when no replica acknowledges in --durability-timeout; a retry with the same key is safe). See README, Durability',
+      'with --durability replica: how long a buy waits for a replica',
+    ),
     'max-token-ttl': durationFlag({
       description:
         'refuse a token whose exp is further away than this (a leaked long-lived token stays useless)',
@@ -256,10 +245,7 @@ Operator routes are not on the public port: --admin-port starts a second listene
       buyPolicy: {
         rateLimit: flags['rate-limit'],
         rateWindowMs: flags['rate-window'],
-        durability:
-          flags.durability === 'replica'
-            ? { replicas: 1, timeoutMs: flags['durability-timeout'] }
-            : undefined,
+        durability: durabilityOf(flags),
       },
       demoAuth: flags['demo-auth'],
       autoPipelining: flags['auto-pipelining'],

@@ -6,13 +6,24 @@ import type { Logger } from 'pino';
 import { integerOption, WorkerRuntime } from './runtime.js';
 import { reconcileOnce, type ReconcileContext, type ReconcileReport } from './reconcile.js';
 
-/** What every pass so far did (`deferred` is the last pass's: it is a backlog, not a count). */
+/**
+ * What every pass so far did (`deferred` and `transfersAwaitingReplica` are the last pass's:
+ * they are a backlog, not a count).
+ */
 export interface ReconcileTotals extends ReconcileReport {
   passes: number;
 }
 
 export function noPasses(): ReconcileTotals {
-  return { passes: 0, paid: 0, failed: 0, deferred: 0, releasesApplied: 0, transfersCompleted: 0 };
+  return {
+    passes: 0,
+    paid: 0,
+    failed: 0,
+    deferred: 0,
+    releasesApplied: 0,
+    transfersCompleted: 0,
+    transfersAwaitingReplica: 0,
+  };
 }
 
 /** `totals` with one more pass counted. */
@@ -24,6 +35,7 @@ export function addPass(totals: ReconcileTotals, pass: ReconcileReport): Reconci
     deferred: pass.deferred,
     releasesApplied: totals.releasesApplied + pass.releasesApplied,
     transfersCompleted: totals.transfersCompleted + pass.transfersCompleted,
+    transfersAwaitingReplica: pass.transfersAwaitingReplica,
   };
 }
 

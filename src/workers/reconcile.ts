@@ -28,11 +28,17 @@ import {
 import { completeTransfers } from '../sale/stock-shards.js';
 import { acceptedRecord } from '../sale/buy.js';
 import { applyReleaseToRedis } from '../sale/release.js';
+import { isNotReplicated, type Durability } from '../redis/resp.js';
 import { ensureOrderGroup } from '../redis/streams.js';
 import { settleFailed, settlePaid } from '../sale/settle.js';
 
 export interface ReconcileContext extends Stores {
   gateway: PaymentProvider;
+  /**
+   * `reconcile --durability replica`: each step of a move between shards goes on only once a
+   * replica has the step before, as the API's moves do under `serve --durability replica`.
+   */
+  durability?: Durability | undefined;
 }
 
 export interface ReconcileReport {
@@ -49,6 +55,11 @@ export interface ReconcileReport {
   releasesApplied: number;
   /** Moves of units between a sharded product's shards left half done (a crash), now completed. */
   transfersCompleted: number;
+  /**
+   * Sharded products with a move a replica did not acknowledge in time (`--durability
+   * replica`): left in transit, still counted in the product's total, for the next pass.
+   */
+  transfersAwaitingReplica: number;
 }
 
 const BATCH = 500;
@@ -71,6 +82,7 @@ export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileRep
     deferred: 0,
     releasesApplied: 0,
     transfersCompleted: 0,
+    transfersAwaitingReplica: 0,
   };
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
@@ -114,8 +126,15 @@ export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileRep
     report.releasesApplied += 1;
   }
   for (const layout of await readLayouts(ctx.redis, ctx.keyPrefix)) {
-    if (layout.shards.length > 1)
-      report.transfersCompleted += await completeTransfers(ctx.redis, layout);
+    if (layout.shards.length === 1) continue;
+    try {
+      report.transfersCompleted += await completeTransfers(ctx.redis, layout, ctx.durability);
+    } catch (error) {
+      // The step is on its master only: settling on from there could lose units (or sell them
+      // twice) in a failover. Any other error fails the pass, to be retried.
+      if (!isNotReplicated(error)) throw error;
+      report.transfersAwaitingReplica += 1;
+    }
   }
   return report;
 }

@@ -389,6 +389,38 @@ describe('a product whose stock is split over shards', () => {
       expect(await transfersInTransit(redis, lender)).toEqual([]);
       expect(await shardStocks(layout)).toEqual([4, 2, 0]);
     });
+
+    it('reconcile --durability replica completes a move only once each step is replicated, and keeps its pass', async () => {
+      const productId = 'durable-reconcile';
+      const { layout, lender, home } = await sixUnitsOnShardZero(productId);
+      // A lender crashed after its lend: two units in transit to the home shard.
+      expect((await lendUnits(redis, lender, home, 'cut-durable', 2)).lent).toBe(2);
+      // The home shard's replica hangs: reconcile receives there, but settles nothing on a
+      // receive only the master has; the pass ends normally and says what is waiting.
+      const waiting = await whileStopped(await replicaOfKey(cluster, home.stock), () =>
+        reconcileOnce({ ...ctx(), gateway: unusedGateway, durability }),
+      );
+      expect(waiting).toMatchObject({ transfersCompleted: 0, transfersAwaitingReplica: 1 });
+      const [move, ...more] = await transfersInTransit(redis, lender);
+      expect(more).toEqual([]);
+      expect(move?.id).toBe('cut-durable');
+      // Received on the master (counted there, not in transit), not yet settled by the lender.
+      expect(await redis.sismember(home.received, 'cut-durable')).toBe(1);
+      expect(await shardStocks(layout)).toEqual([4, 2, 0]);
+      expect(await readStockTotal(redis, layout)).toBe(6);
+      expectAuditOk(await audit(onCluster, undefined, productId));
+
+      // Replica back: the next pass settles the move, receiving nothing twice.
+      const done = await reconcileOnce({
+        ...ctx(),
+        gateway: unusedGateway,
+        durability: afterwards,
+      });
+      expect(done).toMatchObject({ transfersCompleted: 1, transfersAwaitingReplica: 0 });
+      expect(await transfersInTransit(redis, lender)).toEqual([]);
+      expect(await shardStocks(layout)).toEqual([4, 2, 0]);
+      expectAuditOk(await audit(onCluster, undefined, productId));
+    });
   });
 });
 
