@@ -205,8 +205,8 @@ export function planCapacity(costs: MeasuredCosts, sale: SaleScenario): Capacity
   // One product's buys all run on its shards' masters (docs/ARCHITECTURE.md section 10); a
   // buyer's home shard is a hash of the user id, so each of K shards takes 1/K of them. A
   // product one Redis core can carry keeps one shard; one that needs more is split over a
-  // cluster, where a buy costs what was measured there (routing, and shards that answer for
-  // the product's total).
+  // cluster, where a buy costs what was measured there (slot routing, and each master getting
+  // a share of every batch of buys, so fewer buys per system call).
   const oneNodeCores = cores(costs.redisCpuUsPerBuy, costs.redisCpuUsPerSoldOut);
   const sharded = count(oneNodeCores, u) > 1;
   const redisCpuUsPerBuy = sharded ? costs.redisCpuUsPerShardedBuy : costs.redisCpuUsPerBuy;

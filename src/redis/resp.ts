@@ -39,15 +39,15 @@ export interface Durability {
  * Fewer than `durability.replicas` replicas acknowledged a write (WAIT) within the timeout: a
  * transient reply (503), the write is on the master and maybe on no replica.
  */
-/** Whether `error` is a NOREPLICAS rejection (notReplicated): written on the master only. */
-export function isNotReplicated(error: unknown): boolean {
-  return error instanceof Error && error.message.startsWith('NOREPLICAS');
-}
-
 export function notReplicated(acked: unknown, durability: Durability): RedisReplyError {
   return new RedisReplyError(
     `NOREPLICAS ${String(acked)} of ${durability.replicas} replicas acknowledged within ${durability.timeoutMs} ms`,
   );
+}
+
+/** Whether `error` is NOREPLICAS: a write no replica acknowledged in time (or refused for want of one). */
+export function isNotReplicated(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOREPLICAS');
 }
 
 /** One command as RESP2 puts it on the wire: an array of bulk strings. */

@@ -4,7 +4,12 @@
 // error and retried with backoff (capped at the interval), and its recovery is logged.
 import type { Logger } from 'pino';
 import { integerOption, WorkerRuntime } from './runtime.js';
-import { reconcileOnce, type ReconcileContext, type ReconcileReport } from './reconcile.js';
+import {
+  emptyReport,
+  reconcileOnce,
+  type ReconcileContext,
+  type ReconcileReport,
+} from './reconcile.js';
 
 /**
  * What every pass so far did (`deferred` and `transfersAwaitingReplica` are the last pass's:
@@ -15,15 +20,7 @@ export interface ReconcileTotals extends ReconcileReport {
 }
 
 export function noPasses(): ReconcileTotals {
-  return {
-    passes: 0,
-    paid: 0,
-    failed: 0,
-    deferred: 0,
-    releasesApplied: 0,
-    transfersCompleted: 0,
-    transfersAwaitingReplica: 0,
-  };
+  return { passes: 0, ...emptyReport() };
 }
 
 /** `totals` with one more pass counted. */

@@ -64,6 +64,18 @@ export interface ReconcileReport {
 
 const BATCH = 500;
 
+/** A pass that found nothing to do. */
+export function emptyReport(): ReconcileReport {
+  return {
+    paid: 0,
+    failed: 0,
+    deferred: 0,
+    releasesApplied: 0,
+    transfersCompleted: 0,
+    transfersAwaitingReplica: 0,
+  };
+}
+
 /**
  * One reconciliation pass: settles every needs_reconciliation order by voiding its key (the
  * order id) at the gateway, then re-applies releases that reached PostgreSQL but not Redis,
@@ -76,14 +88,7 @@ const BATCH = 500;
  * is released only once the void is confirmed.
  */
 export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileReport> {
-  const report: ReconcileReport = {
-    paid: 0,
-    failed: 0,
-    deferred: 0,
-    releasesApplied: 0,
-    transfersCompleted: 0,
-    transfersAwaitingReplica: 0,
-  };
+  const report = emptyReport();
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
     const orders = await findOrdersToReconcile(ctx.pool, after, BATCH);
