@@ -91,7 +91,7 @@ export default class Reconcile extends JsonLinesCommand {
         // The last pass's backlogs, not counts of events: they go down as well as up.
         names: {
           deferred: 'fsale_reconcile_deferred_orders',
-          transfersAwaitingReplica: 'fsale_reconcile_transfers_awaiting_replica',
+          productsAwaitingReplica: 'fsale_reconcile_products_awaiting_replica',
         },
       });
       const final = await runUntilStopped({
@@ -114,5 +114,5 @@ export default class Reconcile extends JsonLinesCommand {
 }
 
 function human(t: ReconcileTotals): string {
-  return `passes ${t.passes}: paid ${t.paid} failed ${t.failed} deferred ${t.deferred} releases re-applied ${t.releasesApplied} shard transfers completed ${t.transfersCompleted} awaiting a replica ${t.transfersAwaitingReplica}`;
+  return `passes ${t.passes}: paid ${t.paid} failed ${t.failed} deferred ${t.deferred} releases re-applied ${t.releasesApplied} shard transfers completed ${t.transfersCompleted}, products awaiting a replica ${t.productsAwaitingReplica}`;
 }

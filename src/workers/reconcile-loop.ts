@@ -12,7 +12,7 @@ import {
 } from './reconcile.js';
 
 /**
- * What every pass so far did (`deferred` and `transfersAwaitingReplica` are the last pass's:
+ * What every pass so far did (`deferred` and `productsAwaitingReplica` are the last pass's:
  * they are a backlog, not a count).
  */
 export interface ReconcileTotals extends ReconcileReport {
@@ -32,7 +32,7 @@ export function addPass(totals: ReconcileTotals, pass: ReconcileReport): Reconci
     deferred: pass.deferred,
     releasesApplied: totals.releasesApplied + pass.releasesApplied,
     transfersCompleted: totals.transfersCompleted + pass.transfersCompleted,
-    transfersAwaitingReplica: pass.transfersAwaitingReplica,
+    productsAwaitingReplica: pass.productsAwaitingReplica,
   };
 }
 

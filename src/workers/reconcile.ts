@@ -59,7 +59,7 @@ export interface ReconcileReport {
    * Sharded products with a move a replica did not acknowledge in time (`--durability
    * replica`): left in transit, still counted in the product's total, for the next pass.
    */
-  transfersAwaitingReplica: number;
+  productsAwaitingReplica: number;
 }
 
 const BATCH = 500;
@@ -72,7 +72,7 @@ export function emptyReport(): ReconcileReport {
     deferred: 0,
     releasesApplied: 0,
     transfersCompleted: 0,
-    transfersAwaitingReplica: 0,
+    productsAwaitingReplica: 0,
   };
 }
 
@@ -138,7 +138,7 @@ export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileRep
       // The step is on its master only: settling on from there could lose units (or sell them
       // twice) in a failover. Any other error fails the pass, to be retried.
       if (!isNotReplicated(error)) throw error;
-      report.transfersAwaitingReplica += 1;
+      report.productsAwaitingReplica += 1;
     }
   }
   return report;

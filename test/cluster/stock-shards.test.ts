@@ -400,7 +400,7 @@ describe('a product whose stock is split over shards', () => {
       const waiting = await whileStopped(await replicaOfKey(cluster, home.stock), () =>
         reconcileOnce({ ...ctx(), gateway: unusedGateway, durability }),
       );
-      expect(waiting).toMatchObject({ transfersCompleted: 0, transfersAwaitingReplica: 1 });
+      expect(waiting).toMatchObject({ transfersCompleted: 0, productsAwaitingReplica: 1 });
       const [move, ...more] = await transfersInTransit(redis, lender);
       expect(more).toEqual([]);
       expect(move?.id).toBe('cut-durable');
@@ -416,7 +416,7 @@ describe('a product whose stock is split over shards', () => {
         gateway: unusedGateway,
         durability: afterwards,
       });
-      expect(done).toMatchObject({ transfersCompleted: 1, transfersAwaitingReplica: 0 });
+      expect(done).toMatchObject({ transfersCompleted: 1, productsAwaitingReplica: 0 });
       expect(await transfersInTransit(redis, lender)).toEqual([]);
       expect(await shardStocks(layout)).toEqual([4, 2, 0]);
       expectAuditOk(await audit(onCluster, undefined, productId));
