@@ -40,7 +40,12 @@ const SECRETS = {
   FSALE_DEMO_JWT_SECRET: 'the-demo-profiles-own-secret-9876543210',
 };
 /** Every file an operator copies into production. */
-const DEPLOY_FILES = ['docker-compose.yml', 'Dockerfile', ...deployFiles('deploy/')];
+const DEPLOY_FILES = [
+  'docker-compose.yml',
+  'docker-compose.cluster.yml',
+  'Dockerfile',
+  ...deployFiles('deploy/'),
+];
 
 function deployFiles(dir: string): string[] {
   return readdirSync(new URL(dir, root), { withFileTypes: true }).flatMap((entry) =>
@@ -116,6 +121,8 @@ describe('docker-compose.yml', () => {
 
   it('no service has a literal or defaulted secret, and no deploy file carries a default one', () => {
     expect(composeSecretFindings(compose)).toEqual([]);
+    const overlay = parseCompose(readFileSync(new URL('docker-compose.cluster.yml', root), 'utf8'));
+    expect(composeSecretFindings(overlay)).toEqual([]);
     for (const file of DEPLOY_FILES) {
       const text = readFileSync(new URL(file, root), 'utf8');
       for (const ref of references(text).filter((r) => SECRET_NAME.test(r.name))) {

@@ -151,6 +151,7 @@ describe('fsale gateway (the command)', () => {
     try {
       const admin = await gateway.waitFor(/admin listener on (http:\/\/[\d.:]+)/);
       const url = await gateway.waitFor(/gateway listening on (http:\/\/[\d.:]+)/);
+      expect(new URL(admin).hostname, 'the default --admin-host').toBe('127.0.0.1');
       expect((await fetch(`${admin}/healthz`)).status).toBe(200);
       // The admin port is not the public one: no charges there, no metrics on the public one.
       expect((await fetch(`${url}/metrics`)).status).toBe(404);

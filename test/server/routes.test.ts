@@ -5,9 +5,15 @@ import { productKeys } from '../../src/redis/keys.js';
 import { BUY_MODES } from '../../src/sale/buy.js';
 import { startAdminListener } from '../../src/server/admin.js';
 import { apiAdminRoutes } from '../../src/server/routes/health.js';
+import { startFaultProxy, throughProxy } from '../helpers/fault-proxy.js';
 import { send } from '../helpers/http.js';
 import { buy, freshKey, seed, startApi, tokenFor, type RunningApi } from '../helpers/sale.js';
-import { TEST_JWT_SECRET, useTestServices, type TestServices } from '../helpers/services.js';
+import {
+  TEST_JWT_SECRET,
+  atFileEnd,
+  useTestServices,
+  type TestServices,
+} from '../helpers/services.js';
 import {
   ACCEPTED_ORDER_STATUS,
   ACCEPTED_STATUS,
@@ -375,6 +381,36 @@ describe.each(BUY_MODES)('API routes in %s mode', (mode) => {
       );
       expect(metrics).toMatch(/fsale_order_stream_backlog\{product="shoe"\} \d+/);
       expect((await send(admin.url, { method: 'POST', path: '/metrics' })).status).toBe(405);
+    } finally {
+      await admin.close();
+    }
+  });
+});
+
+describe('readiness when PostgreSQL is out of reach', () => {
+  it('the public /readyz answers 503 not_ready with no connection detail; the admin listener says why', async () => {
+    const s = await useTestServices();
+    const pg = new URL(s.databaseUrl);
+    const proxy = await startFaultProxy(pg.hostname, Number(pg.port || 5432));
+    atFileEnd(() => proxy.close());
+    const api = await startApi(s, { databaseUrl: throughProxy(s.databaseUrl, proxy) });
+    await proxy.cut(); // every pooled connection dropped, new ones refused
+    const ready = await send(api.url, { path: '/readyz' });
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.body)).toEqual({ status: 'not_ready' });
+    expect(ready.body).not.toMatch(/127\.0\.0\.1|ECONNREFUSED|postgres/i);
+
+    const admin = await startAdminListener({
+      host: '127.0.0.1',
+      port: 0,
+      routes: apiAdminRoutes(api.app.api),
+    });
+    try {
+      const detailed = await send(admin.url, { path: '/readyz' });
+      expect(detailed.status).toBe(503);
+      const body = JSON.parse(detailed.body) as { checks: { redis: string; postgres: string } };
+      expect(body.checks.redis).toBe('ok');
+      expect(body.checks.postgres).not.toBe('ok');
     } finally {
       await admin.close();
     }

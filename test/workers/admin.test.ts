@@ -18,8 +18,14 @@ import {
 } from '../helpers/stack.js';
 import { until } from '../helpers/wait.js';
 
+/**
+ * The admin listener's URL a worker logged. Every test here leaves `--admin-host` at its
+ * default, so each also proves the default is loopback.
+ */
 async function adminOf(proc: CliProcess): Promise<string> {
-  return proc.waitFor(/admin listener on (http:\/\/[\d.:[\]]+)/);
+  const url = await proc.waitFor(/admin listener on (http:\/\/[\d.:[\]]+)/);
+  expect(new URL(url).hostname, 'the default --admin-host').toBe('127.0.0.1');
+  return url;
 }
 
 async function scrape(url: string): Promise<string> {
