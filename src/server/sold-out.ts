@@ -8,28 +8,50 @@ import type { SaleFeed } from './sale-feed.js';
  */
 export class SoldOutCache {
   private readonly since = new Map<string, number>();
+  /** Per product, how many times this process heard it re-open (one entry per product heard). */
+  private readonly reopened = new Map<string, number>();
+  /** How many times the subscription reconnected (what was published meanwhile is lost). */
+  private resyncs = 0;
 
   constructor(
     private readonly feed: SaleFeed,
     private readonly ttlMs = 5_000,
   ) {
     feed.on('stock', (productId, remaining) => {
-      if (remaining > 0) this.since.delete(productId);
+      if (remaining <= 0) return;
+      this.since.delete(productId);
+      this.reopened.set(productId, (this.reopened.get(productId) ?? 0) + 1);
     });
-    feed.on('resync', () => this.since.clear());
+    feed.on('resync', () => {
+      this.since.clear();
+      this.resyncs += 1;
+    });
   }
 
   /**
-   * A product whose changes this process does not hear yet (seeded since the feed last
-   * looked) is marked once the feed listens to it: a release in between could not reach the
-   * cache, and is covered by the entries' expiry like any missed message.
+   * What this process has heard of the product so far, taken before a buy is sent: the buy's
+   * sold-out answer may be overtaken by a release whose publish arrives before the answer does.
    */
-  markSoldOut(productId: string, now = Date.now()): void {
-    if (this.feed.hears(productId)) this.since.set(productId, now);
+  ticket(productId: string): number {
+    return (this.reopened.get(productId) ?? 0) + this.resyncs;
+  }
+
+  /**
+   * Marks the product sold out from an answer of a buy sent at `ticket`, unless it was heard to
+   * re-open (or the subscription reconnected) since: marking then would refuse buyers while a
+   * unit is back. A product whose changes this process does not hear yet (seeded since the
+   * feed last looked) is marked once the feed listens to it: a release in between could not
+   * reach the cache, and is covered by the entries' expiry like any missed message.
+   */
+  markSoldOut(productId: string, ticket: number, now = Date.now()): void {
+    const mark = () => {
+      if (this.ticket(productId) === ticket) this.since.set(productId, now);
+    };
+    if (this.feed.hears(productId)) mark();
     else
       void this.feed
         .watch(productId)
-        .then(() => this.since.set(productId, now))
+        .then(mark)
         .catch(() => undefined);
   }
 

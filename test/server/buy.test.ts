@@ -467,6 +467,30 @@ describe.each(BUY_MODES)('POST /order/buy in %s mode', (mode) => {
       }
     });
 
+    it("a release heard while a buy was in flight keeps that buy's sold_out answer from closing the product", async () => {
+      await seed(s, { productId: 'overtaken', stock: 1 });
+      const { soldOut, feed } = api.app.api;
+      await feed.watch('overtaken');
+      const keys = productKeys(s.keyPrefix, 'overtaken');
+      // A buy is sent (the ticket), then a unit comes back and its publish arrives before the
+      // buy's sold_out answer does: the two travel on different connections.
+      const sent = soldOut.ticket('overtaken');
+      let reopened = () => {};
+      const heard = new Promise<void>((resolve) => (reopened = resolve));
+      const listener = (productId: string, remaining: number) => {
+        if (productId === 'overtaken' && remaining > 0) reopened();
+      };
+      feed.on('stock', listener);
+      await s.redis.spublish(keys.stockChannel, '1');
+      await heard;
+      feed.off('stock', listener);
+      soldOut.markSoldOut('overtaken', sent);
+      expect(soldOut.isSoldOut('overtaken')).toBe(false);
+      // An answer from a buy sent after the release closes it as before.
+      soldOut.markSoldOut('overtaken', soldOut.ticket('overtaken'));
+      expect(soldOut.isSoldOut('overtaken')).toBe(true);
+    });
+
     it('20,000 rejected buys with fresh keys from one user leave nothing behind', async () => {
       const quiet = await startApi(s, { mode, buyPolicy: { rateLimit: 0 } });
       await seed(s, { productId: 'spam', stock: 3, perUserLimit: 1 });

@@ -165,6 +165,7 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         return sendBuyResult(reply, strategy, stored);
       }
 
+      const heard = soldOut.ticket(productId);
       let result: BuyResult;
       try {
         result = await strategy.buy(buy);
@@ -185,7 +186,7 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         (result.code === BuyCode.SoldOut && !result.replayed) ||
         (result.code === BuyCode.Accepted && result.remaining === 0)
       ) {
-        soldOut.markSoldOut(productId);
+        soldOut.markSoldOut(productId, heard);
       }
       metrics.buyOutcomes.inc({
         outcome: result.replayed ? 'replayed' : OUTCOME_LABEL[result.code],
