@@ -92,7 +92,9 @@ export function isServiceOutage(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && OUTAGE_CODES.has(code)) return true;
   if (error.name === 'MaxRetriesPerRequestError') return true;
-  return /enableOfflineQueue|Connection is closed|Connection terminated|connection timeout|Stream isn't writeable|LOADING|timeout exceeded when trying to connect/i.test(
+  // The last three are ioredis's Cluster client giving up: on redirections while a slot has no
+  // master (its last error in the message), or on every node it knows.
+  return /enableOfflineQueue|Connection is closed|Connection terminated|connection timeout|Stream isn't writeable|LOADING|timeout exceeded when trying to connect|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available/i.test(
     error.message,
   );
 }

@@ -49,7 +49,15 @@ export function buyStrategy(api: ApiContext): BuyStrategy {
     accepted: { status: 202, orderStatus: 'queued' },
     // The order stream's lag is watched by Backpressure for both modes.
     overloaded: () => false,
-    storedAnswer: (request) => replayStoredAnswer(buyRedis, keyPrefix, request, layouts),
+    storedAnswer: async (request) => {
+      const stored = await replayStoredAnswer(buyRedis, keyPrefix, request, layouts);
+      // Under `--durability replica` a 202 counts only once a replica has it, and the record
+      // read here may be on the master alone (its first answer was 503 outcome_unknown): the
+      // buy script replays it with a write that its WAIT then covers.
+      if (stored?.code === BuyCode.Accepted && policy.durability !== undefined)
+        return reserveStock(buyRedis, keyPrefix, request, policy, layouts);
+      return stored;
+    },
     buy: (request) => reserveStock(buyRedis, keyPrefix, request, policy, layouts),
   };
 }

@@ -123,4 +123,42 @@ describe('a sale on a Redis Cluster', () => {
     expect(await redis.xlen(keys.orders)).toBe(2);
     expect(await redis.get(keys.stock)).toBe('8');
   });
+  it('with --durability replica a replayed 202 waits for a replica too: through another API process, and on the sold-out fast path', async () => {
+    const productId = 'durable-replay';
+    await seedProduct(ctx(), { productId, stock: 1, perUserLimit: 1 });
+    const durable = { buyPolicy: { rateLimit: 0, durability: { replicas: 1, timeoutMs: 300 } } };
+    const [first, second, third] = await Promise.all([
+      startApi(onCluster, durable),
+      startApi(onCluster, durable),
+      startApi(onCluster, durable),
+    ]);
+    const keys = productKeys(s.keyPrefix, productId);
+    const request = { token: tokenFor('replayer'), productId, key: freshKey() };
+    await whileStopped(await replicaOfKey(cluster, keys.stock), async () => {
+      // The master takes the last unit; no replica has it.
+      const unsure = await buy(first, request);
+      expect(unsure.status, unsure.body).toBe(503);
+      // Another process's connection wrote nothing the replica lacks: its replay must still
+      // wait for the record to reach a replica.
+      const elsewhere = await buy(second, request);
+      expect(elsewhere.status, elsewhere.body).toBe(503);
+      expect(JSON.parse(elsewhere.body)).toMatchObject({
+        type: 'urn:fsale:problem:outcome_unknown',
+        detail: expect.stringMatching(/no replica acknowledged/) as unknown,
+      });
+      // The same on the sold-out fast path (engaged by hand: the product is sold out).
+      third.app.api.soldOut.markSoldOut(productId, third.app.api.soldOut.ticket(productId));
+      expect(third.app.api.soldOut.isSoldOut(productId)).toBe(true);
+      const fastPath = await buy(third, request);
+      expect(fastPath.status, fastPath.body).toBe(503);
+    });
+    // Once a replica has it, every process replays the one order.
+    for (const api of [second, third]) {
+      await until('the replica to catch up', async () => (await buy(api, request)).status === 202);
+      const replay = await buy(api, request);
+      expect(replay.headers['idempotent-replayed']).toBe('true');
+    }
+    expect(await redis.xlen(keys.orders)).toBe(1);
+    expect(await redis.get(keys.stock)).toBe('0');
+  });
 });

@@ -3,8 +3,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isServiceOutage } from '../../src/domain/errors.js';
 import { startRedisCluster, type LocalCluster } from '../../src/infra/local-cluster.js';
 import { connectRedis, isCluster } from '../../src/redis/client.js';
 import { productKeys } from '../../src/redis/keys.js';
@@ -88,5 +89,28 @@ describe('a local Redis Cluster', () => {
     const why = /is a Redis Cluster node: a Redis Cluster has only database 0, got "\/3"$/;
     await expect(connectRedis(url)).rejects.toThrow(why);
     await expect(connectBuyPath(url, { name: 'fsale-test-seed' })).rejects.toThrow(why);
+  });
+});
+
+describe("ioredis's Cluster client giving up", () => {
+  it('is a service outage (503), not a bug (500): no seed node answers', async () => {
+    // Port 1 on loopback: nothing listens. No retry: the client gives up at once.
+    const client = new Cluster([{ host: '127.0.0.1', port: 1 }], {
+      clusterRetryStrategy: () => null,
+    });
+    const gaveUp = new Promise<unknown>((resolve) => client.once('error', resolve));
+    const failed: unknown = await client.get('any').then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    try {
+      expect(String(failed)).toMatch(/None of startup nodes is available/);
+      expect(isServiceOutage(failed)).toBe(true);
+      const event = await gaveUp;
+      expect(String(event)).toMatch(/Failed to refresh slots cache/);
+      expect(isServiceOutage(event)).toBe(true);
+    } finally {
+      client.disconnect();
+    }
   });
 });

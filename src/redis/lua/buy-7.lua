@@ -60,6 +60,10 @@ local record = redis.call('GET', KEYS[5])
 if record then
   local code, order_id, fingerprint = string.match(record, '^(%d+)|([^|]*)|(.*)$')
   if fingerprint ~= ARGV[5] then return {MISMATCH, 0, '', -1} end
+  -- Written again as it is: a replay is then a write of this connection, which a WAIT after the
+  -- script (`--durability replica`) covers. The record may be on the master alone (its first
+  -- answer a 503), and the replay may come through another connection than the buy did.
+  redis.call('SET', KEYS[5], record, 'KEEPTTL')
   return {tonumber(code), 1, order_id, -1}
 end
 if redis.call('HGET', KEYS[7], ARGV[1]) == ARGV[2] then
@@ -72,7 +76,7 @@ if not sale[1] then return {UNKNOWN, 0, '', -1} end
 local shards = tonumber(sale[3] or '1')
 if shards ~= tonumber(ARGV[9]) then return {LAYOUT_CHANGED, 0, '', shards} end
 
--- After the replay (a retry reserves nothing and costs one GET) and the product check (an
+-- After the replay (a retry reserves nothing and costs a GET and a SET) and the product check (an
 -- unknown product must leave no key behind).
 local max_rate = tonumber(ARGV[7])
 if max_rate > 0 then

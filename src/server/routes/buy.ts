@@ -4,6 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { PRODUCT_ID } from '../../domain/ids.js';
 import { BuyCode, type BuyResult } from '../../sale/buy.js';
 import { mayHaveRun } from '../../domain/errors.js';
+import { isNotReplicated } from '../../redis/resp.js';
 import { buyStrategy, type BuyStrategy } from '../buy-modes.js';
 import { problemResponses } from '../openapi.js';
 import { sendProblem, type ProblemType } from '../problems.js';
@@ -153,34 +154,28 @@ export const buyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // Every attempt with this key and payload names the same order (src/domain/order-id.ts).
       const buy = { ...named, orderId: orderIdOf(named) };
 
-      if (soldOut.isSoldOut(productId)) {
-        const stored = await strategy.storedAnswer(buy);
-        if (stored === undefined) {
-          metrics.buyOutcomes.inc({ outcome: 'sold_out' });
-          return sendProblem(reply, 'sold_out');
-        }
-        metrics.buyOutcomes.inc({
-          outcome: stored.replayed ? 'replayed' : OUTCOME_LABEL[stored.code],
-        });
-        return sendBuyResult(reply, strategy, stored);
-      }
-
       const heard = soldOut.ticket(productId);
-      let result: BuyResult;
+      // Undefined: the sold-out fast path found no answer for the key (nothing recorded).
+      let result: BuyResult | undefined;
       try {
-        result = await strategy.buy(buy);
+        result = soldOut.isSoldOut(productId)
+          ? await strategy.storedAnswer(buy)
+          : await strategy.buy(buy);
       } catch (error) {
-        // The buy was sent and its answer lost (the connection broke or stalled): the buy
-        // script may have reserved the unit (queue mode), or the transaction committed (sync
-        // mode). A retry with the same key is safe and gets the real answer.
+        // The buy was sent and its answer lost (the connection broke or stalled), or no replica
+        // acknowledged it in time (`--durability replica`): the buy script may have reserved
+        // the unit (queue mode), or the transaction committed (sync mode). A retry with the
+        // same key is safe and gets the real answer.
         if (!mayHaveRun(error)) throw error;
         metrics.buyOutcomes.inc({ outcome: 'outcome_unknown' });
-        return sendProblem(
-          reply,
-          'outcome_unknown',
-          `the connection to ${strategy.mode === 'sync' ? 'PostgreSQL' : 'Redis'} broke after the buy was sent; it may have been accepted`,
-          1,
-        );
+        const detail = isNotReplicated(error)
+          ? 'no replica acknowledged the buy within the durability timeout; it may have been accepted'
+          : `the connection to ${strategy.mode === 'sync' ? 'PostgreSQL' : 'Redis'} broke after the buy was sent; it may have been accepted`;
+        return sendProblem(reply, 'outcome_unknown', detail, 1);
+      }
+      if (result === undefined) {
+        metrics.buyOutcomes.inc({ outcome: 'sold_out' });
+        return sendProblem(reply, 'sold_out');
       }
       if (
         (result.code === BuyCode.SoldOut && !result.replayed) ||
