@@ -1,12 +1,16 @@
 // A private Redis Cluster from the machine's redis-server binary, for tests, benchmarks and
 // `fsale up --redis-cluster`: N masters with R replicas each, on free ports, each node with its
 // data in a directory of its own under `dataDir`, joined with `redis-cli --cluster create`.
-// Stopping it stops only the processes it started.
+// Its ports are written to `dataDir/cluster.json` once it is up: started again on the same
+// directory, it resumes that cluster on those ports (with its data), as a private redis-server
+// resumes its AOF. Stopping it stops only the processes it started.
 import { execFile } from 'node:child_process';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { findBinary, startRedisServer, type LocalService } from './local-services.js';
+import { UsageError } from '../domain/errors.js';
+import { findBinary, isListening, startRedisServer, type LocalService } from './local-services.js';
 
 const run = promisify(execFile);
 
@@ -34,6 +38,32 @@ export interface LocalCluster {
    */
   restart(node: LocalService): Promise<LocalService>;
   stop(): Promise<void>;
+}
+
+/** The ports of the cluster last completed in this directory, if it holds one of `count` nodes. */
+async function recordedPorts(file: string, count: number): Promise<number[] | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  let ports: unknown;
+  try {
+    ports = (JSON.parse(text) as { ports?: unknown }).ports;
+  } catch {
+    ports = undefined;
+  }
+  if (
+    !Array.isArray(ports) ||
+    ports.length !== count ||
+    !ports.every((port) => Number.isInteger(port) && port > 0 && port < 65536)
+  ) {
+    throw new UsageError(
+      `${file} does not describe a cluster of ${count} nodes: remove its directory to start a new cluster (its data is lost)`,
+    );
+  }
+  return ports as number[];
 }
 
 /** CLUSTER INFO of a node as a map. */
@@ -103,18 +133,34 @@ export async function startRedisCluster(given: RedisClusterOptions): Promise<Loc
   const stop = async () => {
     await Promise.all(nodes.map((node) => node.stop()));
   };
+  const count = masters * (1 + replicas);
+  const nodeDir = (i: number) => join(dataDir, `node-${i}`);
+  const record = join(dataDir, 'cluster.json');
   try {
-    for (let i = 0; i < masters * (1 + replicas); i += 1) {
-      nodes.push(await startNode(join(dataDir, `node-${i}`)));
+    const ports = await recordedPorts(record, count);
+    if (ports !== undefined) {
+      // Resume: every node on its port, where its nodes.conf says its peers are.
+      for (const port of ports) {
+        if (await isListening(`redis://127.0.0.1:${port}`, 200)) {
+          throw new UsageError(
+            `the private Redis Cluster in ${dataDir} runs on ports ${ports.join(', ')}, and ${port} is taken: stop what holds it, or remove ${dataDir} to start a new cluster (its data is lost)`,
+          );
+        }
+      }
+      for (const [i, port] of ports.entries()) nodes.push(await startNode(nodeDir(i), port));
+    } else {
+      // No cluster was ever completed here: what a failed start left is not a cluster's data.
+      for (let i = 0; i < count; i += 1) await rm(nodeDir(i), { recursive: true, force: true });
+      for (let i = 0; i < count; i += 1) nodes.push(await startNode(nodeDir(i)));
+      await run(cli, [
+        '--cluster',
+        'create',
+        ...nodes.map((node) => `127.0.0.1:${node.port}`),
+        '--cluster-replicas',
+        String(replicas),
+        '--cluster-yes',
+      ]);
     }
-    await run(cli, [
-      '--cluster',
-      'create',
-      ...nodes.map((node) => `127.0.0.1:${node.port}`),
-      '--cluster-replicas',
-      String(replicas),
-      '--cluster-yes',
-    ]);
     await waitFor('every node to report cluster_state:ok', async () => {
       const infos = await Promise.all(nodes.map((node) => clusterInfo(node.port)));
       return infos.every(
@@ -136,6 +182,7 @@ export async function startRedisCluster(given: RedisClusterOptions): Promise<Loc
         )
       );
     });
+    await writeFile(record, `${JSON.stringify({ ports: nodes.map((node) => node.port) })}\n`);
   } catch (error) {
     await stop();
     throw error;

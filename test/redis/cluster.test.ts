@@ -114,3 +114,35 @@ describe("ioredis's Cluster client giving up", () => {
     }
   });
 });
+
+describe('a local Redis Cluster started again on its directory', () => {
+  it('resumes on its ports with its data (as fsale up --redis-cluster does on a second run), and says so plainly when a port is taken', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fsale-cluster-again-'));
+    try {
+      const first = await startRedisCluster({ dataDir: dir, appendOnly: true });
+      const writer = await connectRedis(first.url);
+      await writer.set('{kept}:key', 'from the first run');
+      writer.disconnect();
+      await first.stop(); // SIGTERM: each node writes its AOF out before it exits
+
+      const second = await startRedisCluster({ dataDir: dir, appendOnly: true });
+      try {
+        expect(second.nodes.map((node) => node.port)).toEqual(first.nodes.map((node) => node.port));
+        const reader = await connectRedis(second.url);
+        try {
+          expect(await reader.get('{kept}:key')).toBe('from the first run');
+        } finally {
+          reader.disconnect();
+        }
+        // A third start while the second runs: its ports are taken.
+        await expect(startRedisCluster({ dataDir: dir, appendOnly: true })).rejects.toThrow(
+          /runs on ports .* is taken: stop what holds it, or remove/,
+        );
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -109,7 +109,7 @@ describe('fsale up', () => {
     }
   });
 
-  it('--redis-cluster runs the whole stack on a private local Redis Cluster and stops it', async () => {
+  it('--redis-cluster runs the whole stack on a private local Redis Cluster and stops it; a second run resumes that cluster', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fsale-up-cluster-'));
     try {
       const up = startCli([...upArgs(dir), '--redis-cluster'], s.env);
@@ -141,6 +141,20 @@ describe('fsale up', () => {
       up.child.kill('SIGTERM');
       expect(await up.exited).toEqual({ code: 0, signal: null });
       for (const pid of tree) expect(isAlive(pid), `pid ${pid} outlived fsale up`).toBe(false);
+
+      // A second run on the same data directory resumes that cluster, its sale state kept.
+      const again = startCli([...upArgs(dir), '--redis-cluster'], s.env);
+      const againUrl = await again.waitFor(/ready: API (http:\/\/\S+),/);
+      expect(again.output()).toContain(`at ${clusterUrl ?? ''} `);
+      const next = await send(againUrl, {
+        method: 'POST',
+        path: '/order/buy',
+        headers: { authorization: `Bearer ${tokenFor('secondrun')}`, 'idempotency-key': 'k2' },
+        body: { productId: 'upc', qty: 1 },
+      });
+      expect(next.status, next.body).toBe(202);
+      again.child.kill('SIGTERM');
+      expect(await again.exited).toEqual({ code: 0, signal: null });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
