@@ -3,7 +3,7 @@
 // commands used to read `5000` as seconds in one place and milliseconds in another.
 import { UsageError } from '../domain/errors.js';
 
-const MS_PER_UNIT = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+export const MS_PER_UNIT = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 type Unit = keyof typeof MS_PER_UNIT;
 
 export const DURATION_FORMS = '500ms, 5s, 2m or 1h';

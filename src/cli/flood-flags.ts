@@ -163,7 +163,8 @@ export const floodFlags = {
     helpGroup: 'CHECKS',
   }),
   threshold: Flags.string({
-    description: "gate, e.g. 'p99<50', 'errors=0', 'error_rate<1%' (repeatable; exit 3 if missed)",
+    description:
+      "gate, e.g. 'p99<50ms', 'errors=0', 'error_rate<1%' (repeatable; exit 3 if missed)",
     multiple: true,
     helpGroup: 'CHECKS',
   }),

@@ -8,6 +8,7 @@ import {
 } from '../cli/base.js';
 import { durabilityFlags, durabilityOf } from '../cli/durability-flags.js';
 import { durationFlag } from '../cli/duration-flag.js';
+import { formatDuration } from '../cli/duration.js';
 import { adminListener, logStatus, runUntilStopped } from '../cli/long-running.js';
 import { addStatusMetrics, workerRegistry } from '../cli/status-metrics.js';
 import { PaymentProvider } from '../payments/provider-client.js';
@@ -102,7 +103,7 @@ export default class Reconcile extends JsonLinesCommand {
         stop: () => worker.stop(),
         started: {
           fields: { intervalMs: flags.interval },
-          msg: `reconciling every ${flags.interval} ms (Ctrl-C to stop)`,
+          msg: `reconciling every ${formatDuration(flags.interval)} (Ctrl-C to stop)`,
         },
         onStop: 'finishing the pass in hand',
         admin: adminListener(flags, registry),

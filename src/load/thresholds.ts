@@ -1,12 +1,15 @@
-// Pass/fail gates for a flood: `--threshold 'p99<50' --threshold 'errors=0'`.
+// Pass/fail gates for a flood: `--threshold 'p99<50ms' --threshold 'errors=0'`.
 //
 // Grammar:  threshold := metric op number [unit]
 //           metric    := name | latency ':' class        (p99:accepted, p999:sold_out)
 //           op        := '<' | '<=' | '>' | '>=' | '=' | '==' | '!='
-//           unit      := 'ms' | 's'   (time metrics; default ms)
+//           unit      := 'ms' | 's' | 'm' | 'h'  (time metrics, required: the one duration
+//                                                 syntax of every time flag, src/cli/duration.ts)
 //                      | '%'          (ratio metrics; default a fraction: 0.01 = 1%)
 // Whitespace around the operator is allowed. A metric that was not measured in the run (say
 // confirm_p99 without --follow) misses its threshold.
+
+import { DURATION_FORMS, MS_PER_UNIT } from '../cli/duration.js';
 
 export type MetricKind = 'ms' | 'count' | 'ratio' | 'per_second';
 
@@ -101,12 +104,12 @@ export function metricKind(metric: string, classes: readonly string[]): MetricKi
 
 export function parseThreshold(expression: string, classes: readonly string[]): Threshold {
   const match =
-    /^\s*([a-z0-9_]+(?::[a-z_]+)?)\s*(<=|>=|==|!=|<|>|=)\s*(-?(?:\d+(?:\.\d*)?|\.\d+))\s*(ms|s|%)?\s*$/.exec(
+    /^\s*([a-z0-9_]+(?::[a-z_]+)?)\s*(<=|>=|==|!=|<|>|=)\s*(-?(?:\d+(?:\.\d*)?|\.\d+))\s*(ms|s|m|h|%)?\s*$/.exec(
       expression,
     );
   if (match === null) {
     throw new ThresholdSyntaxError(
-      `threshold ${JSON.stringify(expression)} must look like 'p99<50', 'p99:accepted<=20ms', 'errors=0' or 'error_rate<1%'`,
+      `threshold ${JSON.stringify(expression)} must look like 'p99<50ms', 'p99:accepted<=0.5s', 'errors=0' or 'error_rate<1%'`,
     );
   }
   const [, metric = '', rawOp = '', number = '', unit] = match;
@@ -117,10 +120,14 @@ export function parseThreshold(expression: string, classes: readonly string[]): 
     );
   }
   let limit = Number(number);
-  if (unit === 'ms' || unit === 's') {
-    if (kind !== 'ms')
-      throw new ThresholdSyntaxError(`${metric} is not a time; drop the unit in ${expression}`);
-    if (unit === 's') limit *= 1000;
+  if (kind === 'ms') {
+    if (unit === undefined || unit === '%')
+      throw new ThresholdSyntaxError(
+        `${metric} is a time: give its unit in ${JSON.stringify(expression.trim())} (${metric}<${number}ms, or ${DURATION_FORMS})`,
+      );
+    limit *= MS_PER_UNIT[unit as keyof typeof MS_PER_UNIT];
+  } else if (unit !== undefined && unit !== '%') {
+    throw new ThresholdSyntaxError(`${metric} is not a time; drop the unit in ${expression}`);
   } else if (unit === '%') {
     if (kind !== 'ratio')
       throw new ThresholdSyntaxError(

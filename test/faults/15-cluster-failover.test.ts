@@ -134,7 +134,9 @@ async function saleThroughFailover(durability: 'none' | 'replica') {
     // later"; every "come back later" says when.
     expect(seen.filter((a) => a.status === 0).map((a) => `${a.key}: ${a.error}`)).toEqual([]);
     const statuses = new Set(seen.map((a) => a.status));
-    expect([...statuses].filter((code) => ![202, 409, 503].includes(code))).toEqual([]);
+    // The stock is one unit per buyer: a 409 (sold out, limit reached) would be a unit lost
+    // or a buyer refused while units remain.
+    expect([...statuses].filter((code) => ![202, 503].includes(code))).toEqual([]);
     const unavailable = seen.filter((a) => a.status === 503);
     for (const a of unavailable) {
       expect(a.body).toMatch(/urn:fsale:problem:(unavailable|outcome_unknown|overloaded)/);
@@ -147,7 +149,10 @@ async function saleThroughFailover(durability: 'none' | 'replica') {
     const accepted = new Map(
       decided.flatMap((a) => (a.orderId === undefined ? [] : [[a.orderId, a] as const])),
     );
-    expect(accepted.size).toBeGreaterThan(0);
+    // Every buyer was decided with a 202 of an order of its own: the sale went on after the
+    // promotion, and the clients found the new master by themselves.
+    expect(decided.filter((a) => a.status !== 202).map((a) => `${a.key}: ${a.status}`)).toEqual([]);
+    expect(accepted.size).toBe(BUYERS);
 
     // Everything the worker can still see persisted; then: which 202s are not in PostgreSQL?
     await waitDrained(s, productId);

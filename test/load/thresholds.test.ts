@@ -9,8 +9,14 @@ import {
 const parse = (text: string) => parseThreshold(text, OUTCOME_CLASSES);
 
 describe('threshold grammar', () => {
-  it('reads metric, operator and limit, with ms as the default time unit', () => {
-    expect(parse('p99<50')).toEqual({ expression: 'p99<50', metric: 'p99', op: '<', limit: 50 });
+  it('reads metric, operator and limit; a time takes the duration syntax, its unit required', () => {
+    expect(parse('p99<50ms')).toEqual({
+      expression: 'p99<50ms',
+      metric: 'p99',
+      op: '<',
+      limit: 50,
+    });
+    expect(parse('time_to_sell_out<1m')).toMatchObject({ limit: 60_000 });
     expect(parse(' p999 <= 1.5s ')).toMatchObject({ metric: 'p999', op: '<=', limit: 1500 });
     expect(parse('p50:accepted<20ms')).toMatchObject({ metric: 'p50:accepted', limit: 20 });
     expect(parse('errors=0')).toMatchObject({ metric: 'errors', op: '=', limit: 0 });
@@ -34,8 +40,14 @@ describe('threshold grammar', () => {
       'errors<5ms',
       'p99<5%',
       'rate>1s',
+      'errors<1m',
     ])
       expect(() => parse(bad), bad).toThrow(ThresholdSyntaxError);
+  });
+
+  it('refuses a time without its unit, as every time flag does (a bare number is never guessed)', () => {
+    expect(() => parse('p99<50')).toThrow(/p99 is a time: give its unit in "p99<50" \(p99<50ms/);
+    expect(() => parse('confirm_p99<5')).toThrow(ThresholdSyntaxError);
   });
 });
 
@@ -44,23 +56,25 @@ describe('threshold evaluation', () => {
 
   it('passes and misses by comparing the measured value', () => {
     const results = evaluateThresholds(
-      ['p99<50', 'p99<40', 'errors=0', 'error_rate<1%', 'p99:accepted<=12', 'p99>48.2'].map(parse),
+      ['p99<50ms', 'p99<40ms', 'errors=0', 'error_rate<1%', 'p99:accepted<=12ms', 'p99>48.2ms'].map(
+        parse,
+      ),
       metrics,
     );
     expect(results.map((r) => [r.expression, r.actual, r.ok])).toEqual([
-      ['p99<50', 48.2, true],
-      ['p99<40', 48.2, false],
+      ['p99<50ms', 48.2, true],
+      ['p99<40ms', 48.2, false],
       ['errors=0', 0, true],
       ['error_rate<1%', 0.02, false],
-      ['p99:accepted<=12', 12, true],
-      ['p99>48.2', 48.2, false],
+      ['p99:accepted<=12ms', 12, true],
+      ['p99>48.2ms', 48.2, false],
     ]);
   });
 
   it('a metric the run did not measure misses, whatever the operator', () => {
     const [result] = evaluateThresholds([parse('confirm_p99<5s')], metrics);
     expect(result).toMatchObject({ actual: null, ok: false });
-    const [missing] = evaluateThresholds([parse('time_to_sell_out>0')], metrics);
+    const [missing] = evaluateThresholds([parse('time_to_sell_out>0s')], metrics);
     expect(missing).toMatchObject({ actual: null, ok: false });
   });
 });

@@ -10,7 +10,7 @@ const audit = (ok: boolean, ran = true): AuditSummary => ({
   checks: [{ name: 'no_oversell', ok, expected: '<= 10', actual: ok ? '10' : '11' }],
 });
 const threshold = (ok: boolean): ThresholdResult => ({
-  expression: 'p99<50',
+  expression: 'p99<50ms',
   metric: 'p99',
   op: '<',
   limit: 50,
@@ -44,7 +44,7 @@ describe('the verdict of a flood', () => {
       generatorLimits: limits,
     });
     expect(v.exitCode).toBe(EXIT.inconclusive);
-    expect(v.reasons.some((r) => r.startsWith('threshold p99<50 missed'))).toBe(true);
+    expect(v.reasons.some((r) => r.startsWith('threshold p99<50ms missed'))).toBe(true);
   });
 
   it('a broken invariant or an audit that could not run outranks a limited generator', () => {

@@ -21,7 +21,7 @@ Refused (exit 2): files that are not flood summaries or have no histograms, part
 Exit codes as fsale flood: 0 pass, 1 an invariant is violated, 2 bad input (or an audit that could not run), 3 a threshold was missed, 4 inconclusive (a part's generator was limited).`;
   static override examples = [
     '<%= config.bin %> report merge part1.json part2.json part3.json',
-    "<%= config.bin %> report merge part*.json --threshold 'p99<50' --html sale.html --json > sale.json",
+    "<%= config.bin %> report merge part*.json --threshold 'p99<50ms' --html sale.html --json > sale.json",
   ];
   static override enableJsonFlag = true;
   static override strict = false;
