@@ -90,6 +90,24 @@ export interface ServiceFlagValues {
  * and keeps oclif's default report.
  */
 export abstract class FsaleCommand extends Command {
+  /**
+   * A flag's old name (its `aliases`) still works, with one `fsale: warning:` line naming the
+   * new one (oclif's own deprecation notice is wrapped over several lines, in another format).
+   */
+  public override async init(): Promise<void> {
+    await super.init();
+    const end = this.argv.indexOf('--');
+    const words = end === -1 ? this.argv : this.argv.slice(0, end);
+    for (const [name, flag] of Object.entries(this.ctor.flags)) {
+      for (const alias of flag.aliases ?? []) {
+        if (words.some((word) => word === `--${alias}` || word.startsWith(`--${alias}=`)))
+          process.stderr.write(
+            `fsale: warning: --${alias} is an old name of --${name}; use --${name}\n`,
+          );
+      }
+    }
+  }
+
   protected settings(flags: ServiceFlagValues): Config {
     return loadConfig({
       redisUrl: flags['redis-url'],

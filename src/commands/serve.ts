@@ -93,7 +93,6 @@ Operator routes are not on the public port: --admin-port starts a second listene
       max: 64,
       // The old name, still read (with a deprecation warning): `up` and `demo` say --api-workers.
       aliases: ['workers'],
-      deprecateAliases: true,
     }),
     mode: Flags.option({
       options: BUY_MODES,

@@ -30,13 +30,11 @@ export default class Token extends FsaleCommand {
       description: 'iss claim, for a serve started with --jwt-issuer [env: FSALE_JWT_ISSUER]',
       env: 'FSALE_JWT_ISSUER',
       aliases: ['issuer'],
-      deprecateAliases: true,
     }),
     'jwt-audience': Flags.string({
       description: 'aud claim, for a serve started with --jwt-audience [env: FSALE_JWT_AUDIENCE]',
       env: 'FSALE_JWT_AUDIENCE',
       aliases: ['audience'],
-      deprecateAliases: true,
     }),
   };
 
