@@ -191,3 +191,33 @@ describe('deploy/k8s', () => {
     expect(triggers.map((t) => t.metadata.stream).sort()).toEqual(deployed.sort());
   });
 });
+
+describe('the sizing comments of the manifests', () => {
+  it('quote bench/capacity.json as it is: every `<path> = <value>` they cite is its value there', () => {
+    const capacity = JSON.parse(
+      readFileSync(new URL('../../bench/capacity.json', import.meta.url), 'utf8'),
+    ) as Record<string, unknown>;
+    const at = (path: string): unknown =>
+      path
+        .split('.')
+        .reduce<unknown>(
+          (node, key) =>
+            typeof node === 'object' && node !== null
+              ? (node as Record<string, unknown>)[key]
+              : undefined,
+          capacity,
+        );
+    let cited = 0;
+    for (const file of kustomization.resources) {
+      // A comment may break a citation over lines: join them first.
+      const text = readFileSync(new URL(file, dir), 'utf8').replace(/\n\s*#\s*/g, ' ');
+      for (const [, path = '', value = ''] of text.matchAll(
+        /\b((?:costs|measured|scenario|plan)(?:\.\w+)+) = ([\d.]+)/g,
+      )) {
+        expect(at(path), `${file}: ${path}`).toBe(Number(value));
+        cited += 1;
+      }
+    }
+    expect(cited).toBeGreaterThanOrEqual(6);
+  });
+});
