@@ -5,7 +5,9 @@
 //   (c) the same on the cluster with `serve --durability replica` (WAIT 1 before each 202)
 // For each: buys/s, p50/p99, and Redis CPU µs per buy (summed over every node of the cluster,
 // replicas included: replication is part of the cost). One API process per case, driven by
-// fsale flood's engine paced above capacity. On 2 cores the cluster cannot be faster: six
+// fsale flood's engine paced above capacity (so its p50/p99 are the queue's), then paced at
+// PACED_RATE, below every case's capacity, for the latency a buy costs (what the WAIT of
+// --durability replica adds). On 2 cores the cluster cannot be faster: six
 // redis-servers share the cores with the API and the generator; what this shows is the cost
 // per buy of routing, replication and the wait. Usage:
 //   npm run bench:cluster [-- --duration 12 --rounds 3 --connections 50 --json]
@@ -33,6 +35,8 @@ import {
 } from './lib.js';
 
 const { duration, rounds, connections, floodRate, json, log } = roundsArgs();
+/** Buys/s of the latency rounds: well below what each case sustains on 2 cores. */
+const PACED_RATE = 1_000;
 
 /** CPU seconds of every Redis process of a case. */
 async function redisCpu(nodes: LocalService[]): Promise<number> {
@@ -56,15 +60,24 @@ interface Case {
   extra: string[];
   server?: ChildServer;
   rounds: { result: LoadResult; redisCpu: number }[];
+  paced: LoadResult[];
 }
 const cases: Case[] = [
-  { name: 'a: one Redis node', redisUrl: single.url, nodes: [single], extra: [], rounds: [] },
+  {
+    name: 'a: one Redis node',
+    redisUrl: single.url,
+    nodes: [single],
+    extra: [],
+    rounds: [],
+    paced: [],
+  },
   {
     name: 'b: Redis Cluster (3+3)',
     redisUrl: cluster.url,
     nodes: cluster.nodes,
     extra: [],
     rounds: [],
+    paced: [],
   },
   {
     name: 'c: Redis Cluster, --durability replica',
@@ -72,6 +85,7 @@ const cases: Case[] = [
     nodes: cluster.nodes,
     extra: ['--durability', 'replica'],
     rounds: [],
+    paced: [],
   },
 ];
 try {
@@ -104,6 +118,22 @@ try {
       c.rounds.push({ result, redisCpu: (await redisCpu(c.nodes)) - before });
     }
   }
+  for (let round = 1; round <= rounds; round += 1) {
+    for (const c of cases) {
+      log(`${c.name}: latency round ${round}/${rounds}, ${slice} s at ${PACED_RATE} buys/s`);
+      c.paced.push(
+        await floodLoad(c.name, {
+          url: c.server?.url ?? '',
+          productId: 'plenty',
+          connections,
+          durationSeconds: slice,
+          rate: PACED_RATE,
+          secret: scope.secret,
+          runTag: `${scope.run}${c.name.split(':')[0] ?? ''}p${round}`,
+        }),
+      );
+    }
+  }
 } finally {
   await Promise.all(cases.flatMap((c) => (c.server === undefined ? [] : [c.server.stop()])));
   await pool.end();
@@ -122,12 +152,15 @@ const results = cases.map((c) => {
   return { ...merged, redisCpuUsPerBuy: Math.round((cpu * 1e6) / Math.max(1, merged.total)) };
 });
 const [node, onCluster, durable] = results;
+const paced = cases.map((c) => mergeRounds(c.paced, duration));
 const summary = {
   benchmark: 'cluster',
   durationSeconds: duration,
   rounds,
   connections,
   results,
+  pacedRate: PACED_RATE,
+  paced,
   ratios: {
     clusterToNode: +((onCluster?.requestsPerSecond ?? 0) / (node?.requestsPerSecond ?? 1)).toFixed(
       3,
@@ -149,6 +182,10 @@ else {
       r.redisCpuUsPerBuy,
       JSON.stringify(r.statuses),
     ]),
+  );
+  printTable(
+    ['case', `at ${PACED_RATE} buys/s`, 'p50 ms', 'p99 ms', 'statuses'],
+    paced.map((r) => [r.name, r.requestsPerSecond, r.p50Ms, r.p99Ms, JSON.stringify(r.statuses)]),
   );
   console.log(
     `cluster / node: ${summary.ratios.clusterToNode}; durability replica / cluster: ${summary.ratios.durableToCluster}`,

@@ -129,6 +129,17 @@ describe('tokens', () => {
       createTokenMinter(TEST_JWT_SECRET, 300, { issuer: 'evil', audience: 'fsale' })('alice'),
       createTokenMinter(TEST_JWT_SECRET, 300, { issuer: 'shop', audience: 'other' })('alice'),
       createTokenMinter(TEST_JWT_SECRET, 300)('alice'),
+      // Issued ten years ago for ten years and a minute: in its last minute, still refused.
+      handMade(
+        { alg: 'HS256' },
+        {
+          sub: 'eve',
+          iat: inTenMinutesOrLess - 300 - 10 * 365 * 86_400,
+          exp: inTenMinutesOrLess - 240,
+          iss: 'shop',
+          aud: 'fsale',
+        },
+      ),
     ]) {
       expect(() => strict(bad)).toThrow(InvalidTokenError);
     }
