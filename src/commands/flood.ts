@@ -28,7 +28,7 @@ Many machines: run \`flood --part K/N --start-at <ISO time> --json > partK.json\
 
 Exit codes: 0 pass, 1 an invariant is violated (audit failed or a key reserved twice), 2 bad input or a service cannot be reached, 3 a threshold was missed, 4 inconclusive: the generator could not keep to its schedule, so its figures include its own delay (never a pass).
 
-Thresholds: METRIC OP NUMBER[UNIT], e.g. 'p99<50ms' (ms, every answered request), 'p99:accepted<=20ms', 'errors=0', 'error_rate<1%', 'orders=1000', 'second_reservations=0', 'rate>=900', 'confirm_p99<5s'. See README "fsale flood" for every metric.`;
+Thresholds: METRIC OP NUMBER[UNIT], e.g. 'p99<50ms' (every answered request), 'p99:accepted<=20ms', 'errors=0', 'error_rate<1%', 'orders=1000', 'second_reservations=0', 'rate>=900', 'confirm_p99<5s'. See README "fsale flood" for every metric.`;
   static override examples = [
     '<%= config.bin %> flood --product p1 --rate 2000 --duration 30s --users 50000',
     '<%= config.bin %> flood --product p1 --rate 20000 --duration 30s --users 500000 --threads 4',

@@ -150,6 +150,7 @@ export async function runBuyScript(
       args.rateWindowMs,
       keys.shards,
       stockMessagePrefix(keys),
+      (args.durability?.replicas ?? 0) > 0 ? 1 : 0,
     ],
     args.durability,
   );

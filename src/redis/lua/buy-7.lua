@@ -21,6 +21,8 @@
   ARGV[8] rate limit window, ms
   ARGV[9] shards the caller expects the product to have (its cached layout)
   ARGV[10] prefix of the stock publish: '' for an unsharded product, '<shard>/<shards>:' otherwise
+  ARGV[11] '1' when the reply counts only once a replica has the writes (`--durability
+           replica`: a WAIT follows the script), else '0'
 
   Returns {code, replayed (0|1), orderId, extra}:
     code: see BuyCode in src/sale/buy.ts
@@ -60,10 +62,10 @@ local record = redis.call('GET', KEYS[5])
 if record then
   local code, order_id, fingerprint = string.match(record, '^(%d+)|([^|]*)|(.*)$')
   if fingerprint ~= ARGV[5] then return {MISMATCH, 0, '', -1} end
-  -- Written again as it is: a replay is then a write of this connection, which a WAIT after the
-  -- script (`--durability replica`) covers. The record may be on the master alone (its first
-  -- answer a 503), and the replay may come through another connection than the buy did.
-  redis.call('SET', KEYS[5], record, 'KEEPTTL')
+  -- Under `--durability replica`, written again as it is: the replay is then a write of this
+  -- connection, which the WAIT after the script covers. The record may be on the master alone
+  -- (its first answer a 503), and the replay may come through another connection than the buy.
+  if ARGV[11] == '1' then redis.call('SET', KEYS[5], record, 'KEEPTTL') end
   return {tonumber(code), 1, order_id, -1}
 end
 if redis.call('HGET', KEYS[7], ARGV[1]) == ARGV[2] then
@@ -76,7 +78,7 @@ if not sale[1] then return {UNKNOWN, 0, '', -1} end
 local shards = tonumber(sale[3] or '1')
 if shards ~= tonumber(ARGV[9]) then return {LAYOUT_CHANGED, 0, '', shards} end
 
--- After the replay (a retry reserves nothing and costs a GET and a SET) and the product check (an
+-- After the replay (a retry reserves nothing and costs one GET, and a SET under durability) and the product check (an
 -- unknown product must leave no key behind).
 local max_rate = tonumber(ARGV[7])
 if max_rate > 0 then
