@@ -42,6 +42,17 @@ export const adminFlags = {
   }),
 };
 
+/** Liveness of a worker loop on its admin listener (the workers and `reconcile --interval`). */
+export const stuckAfterFlag = {
+  'stuck-after': durationFlag({
+    description:
+      'GET /healthz on the admin port answers 503 "stuck" once the loop has made no progress for this long (waits it chose, such as pauses and Retry-After, not counted), so a liveness probe restarts a worker hung on a silent connection; keep it above the longest single request the worker makes',
+    default: 300_000,
+    min: 1_000,
+    helpGroup: 'ADMIN',
+  }),
+};
+
 /** `--log-level` of every long-running process (src/cli/log.ts). */
 export const logLevelFlag = {
   'log-level': Flags.string({

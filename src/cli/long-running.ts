@@ -3,7 +3,7 @@
 // log record (src/cli/log.ts) with an `event` (started, status, stopped, done), the status
 // fields, and the human summary of them as its message: a JSON line off a terminal or with
 // --json, that summary on a terminal.
-import { metricsAndHealthRoutes, startAdminListener } from '../server/admin.js';
+import { metricsAndHealthRoutes, startAdminListener, type Liveness } from '../server/admin.js';
 import type { Registry } from 'prom-client';
 import type { Logger } from './log.js';
 
@@ -26,16 +26,29 @@ export interface LongRunningOptions<S extends object> {
    * An admin listener (`--admin-port`): GET /metrics from the worker's registry
    * (src/cli/status-metrics.ts) and GET /healthz, for probes and Prometheus.
    */
-  admin?: { host: string; port: number; registry: Registry } | undefined;
+  admin?: { host: string; port: number; registry: Registry; liveness?: Liveness } | undefined;
 }
 
-/** The `admin` option from the --admin-port and --admin-host flags: none without a port. */
+/**
+ * The `admin` option from the --admin-port and --admin-host flags: none without a port. With
+ * `sinceProgressMs` (a worker loop's) and --stuck-after, /healthz says when the loop is stuck.
+ */
 export function adminListener(
-  flags: { 'admin-port'?: number | undefined; 'admin-host': string },
+  flags: { 'admin-port'?: number | undefined; 'admin-host': string; 'stuck-after'?: number },
   registry: Registry,
+  sinceProgressMs?: () => number,
 ): LongRunningOptions<object>['admin'] {
   const port = flags['admin-port'];
-  return port === undefined ? undefined : { host: flags['admin-host'], port, registry };
+  if (port === undefined) return undefined;
+  const stuckAfterMs = flags['stuck-after'];
+  return {
+    host: flags['admin-host'],
+    port,
+    registry,
+    ...(sinceProgressMs === undefined || stuckAfterMs === undefined
+      ? {}
+      : { liveness: { sinceProgressMs, stuckAfterMs } }),
+  };
 }
 
 /** One status record: `event`, the status fields, their human summary as the message. */
@@ -63,7 +76,7 @@ export async function runUntilStopped<S extends object>(
       : await startAdminListener({
           host: options.admin.host,
           port: options.admin.port,
-          routes: metricsAndHealthRoutes(options.admin.registry),
+          routes: metricsAndHealthRoutes(options.admin.registry, options.admin.liveness),
         });
   if (admin !== undefined)
     log.info({ url: admin.url }, `admin listener on ${admin.url} (/metrics, /healthz)`);

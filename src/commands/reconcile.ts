@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import {
   adminFlags,
+  stuckAfterFlag,
   JsonLinesCommand,
   gatewayUrlFlag,
   logLevelFlag,
@@ -36,6 +37,7 @@ export default class Reconcile extends JsonLinesCommand {
   static override flags = {
     ...serviceFlags,
     ...adminFlags,
+    ...stuckAfterFlag,
     ...gatewayUrlFlag,
     ...logLevelFlag,
     once: Flags.boolean({ description: 'one pass, then exit', exclusive: ['interval'] }),
@@ -106,7 +108,7 @@ export default class Reconcile extends JsonLinesCommand {
           msg: `reconciling every ${formatDuration(flags.interval)} (Ctrl-C to stop)`,
         },
         onStop: 'finishing the pass in hand',
-        admin: adminListener(flags, registry),
+        admin: adminListener(flags, registry, () => worker.sinceProgressMs()),
       });
       this.resultLogged = true;
       return final;

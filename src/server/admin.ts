@@ -42,18 +42,36 @@ export async function metricsAnswer(registry: {
   return { status: 200, contentType: registry.contentType, body: await registry.metrics() };
 }
 
+/** A worker loop's liveness: stuck once it has gone `stuckAfterMs` without progress. */
+export interface Liveness {
+  sinceProgressMs: () => number;
+  stuckAfterMs: number;
+}
+
 /**
  * The admin routes of a process with nothing to check beyond itself (the workers, reconcile,
- * the gateway): GET /metrics from its registry, and GET /healthz, alive while it answers (its
- * own loop retries its services' outages).
+ * the gateway): GET /metrics from its registry, and GET /healthz. It is 200 while the process
+ * answers and, with `liveness`, while its loop makes progress (its own loop retries its
+ * services' outages, which is progress); 503 `stuck` once the loop has gone `stuckAfterMs`
+ * without any, e.g. awaiting a query on a connection that a network partition left silent, so
+ * that a liveness probe restarts it.
  */
-export function metricsAndHealthRoutes(registry: {
-  contentType: string;
-  metrics: () => Promise<string>;
-}): AdminRoutes {
+export function metricsAndHealthRoutes(
+  registry: { contentType: string; metrics: () => Promise<string> },
+  liveness?: Liveness,
+): AdminRoutes {
   return {
     '/metrics': () => metricsAnswer(registry),
-    '/healthz': async () => jsonAnswer(200, { status: 'ok' }),
+    '/healthz': async () => {
+      const since = liveness?.sinceProgressMs() ?? 0;
+      if (liveness === undefined || since < liveness.stuckAfterMs)
+        return jsonAnswer(200, { status: 'ok' });
+      return jsonAnswer(503, {
+        status: 'stuck',
+        sinceProgressSeconds: Math.round(since / 1000),
+        stuckAfterSeconds: liveness.stuckAfterMs / 1000,
+      });
+    },
   };
 }
 

@@ -83,6 +83,8 @@ export interface OrderWorkerStats {
 export interface OrderWorker {
   readonly consumer: string;
   stats(): OrderWorkerStats;
+  /** How long its loop has gone without progress (WorkerRuntime.sinceProgressMs). */
+  sinceProgressMs(): number;
   /** Finishes (commits and acknowledges) the batch in hand, then stops. */
   stop(): Promise<void>;
   /** Settles when the worker has stopped. */
@@ -170,9 +172,14 @@ class OrderStreamConsumer implements OrderWorker {
     await this.done;
   }
 
+  sinceProgressMs(): number {
+    return this.runtime.sinceProgressMs();
+  }
+
   private async run(): Promise<void> {
     const { runtime } = this;
     while (!runtime.stopping()) {
+      runtime.beat();
       try {
         if (this.regroup || Date.now() >= this.nextRefreshAt) await this.refreshStreams();
         if (this.streams.size === 0) {
@@ -212,7 +219,8 @@ class OrderStreamConsumer implements OrderWorker {
   }
 
   private track(work: Promise<void>): void {
-    const tracked: Promise<void> = work
+    const tracked: Promise<void> = this.runtime
+      .inFlight(work)
       .catch((error: unknown) =>
         this.runtime.log.error({ err: error }, `batch failed unexpectedly: ${describe(error)}`),
       )

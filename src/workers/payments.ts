@@ -72,6 +72,8 @@ export interface PaymentWorkerStats {
 export interface PaymentWorker {
   /** A snapshot of the counters. */
   stats(): PaymentWorkerStats;
+  /** How long its loop has gone without progress (WorkerRuntime.sinceProgressMs). */
+  sinceProgressMs(): number;
   /** Stops taking jobs, lets in-flight charges finish (up to one timeout), hands back the rest. */
   stop(): Promise<void>;
   done: Promise<void>;
@@ -175,6 +177,7 @@ export function startPaymentWorker(
 
   async function loop(): Promise<void> {
     while (!runtime.stopping()) {
+      runtime.beat();
       const free = opts.concurrency - running.size;
       if (free <= 0) {
         await Promise.race(running.values());
@@ -192,7 +195,8 @@ export function startPaymentWorker(
       stats.claimed += jobs.length;
       for (const job of jobs) if (job.leaseExpired) stats.expiredLeases += 1;
       for (const job of jobs) {
-        const work = charge(job)
+        const work = runtime
+          .inFlight(charge(job))
           .catch((error: unknown) => {
             // PG or Redis failed mid-settlement: the lease runs out and another try settles it.
             stats.errors += 1;
@@ -219,6 +223,7 @@ export function startPaymentWorker(
   const done = loop();
   return {
     stats: () => ({ ...stats }),
+    sinceProgressMs: () => runtime.sinceProgressMs(),
     done,
     async stop() {
       runtime.requestStop();

@@ -38,6 +38,8 @@ export function addPass(totals: ReconcileTotals, pass: ReconcileReport): Reconci
 
 export interface ReconcileWorker {
   stats(): ReconcileTotals;
+  /** How long its loop has gone without progress (WorkerRuntime.sinceProgressMs). */
+  sinceProgressMs(): number;
   /** Finishes the pass in hand (if any), then resolves. */
   stop(): Promise<void>;
   done: Promise<void>;
@@ -52,9 +54,10 @@ export function startReconcileWorker(
   let totals = noPasses();
   const loop = async () => {
     while (!runtime.stopping()) {
+      runtime.beat();
       let pass: ReconcileReport;
       try {
-        pass = await reconcileOnce(ctx);
+        pass = await reconcileOnce({ ...ctx, progress: () => runtime.beat() });
       } catch (error) {
         await runtime.failed('reconcile pass', error, intervalMs);
         continue;
@@ -67,6 +70,7 @@ export function startReconcileWorker(
   const done = loop();
   return {
     stats: () => ({ ...totals }),
+    sinceProgressMs: () => runtime.sinceProgressMs(),
     async stop() {
       runtime.requestStop();
       await done;

@@ -39,6 +39,8 @@ export interface ReconcileContext extends Stores {
    * replica has the step before, as the API's moves do under `serve --durability replica`.
    */
   durability?: Durability | undefined;
+  /** Called after each order, release and product a pass settles (the loop's liveness). */
+  progress?: () => void;
 }
 
 export interface ReconcileReport {
@@ -95,6 +97,7 @@ export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileRep
     if (orders.length === 0) break;
     after = orders[orders.length - 1]?.id ?? after;
     for (const order of orders) {
+      ctx.progress?.();
       let answer: LedgerAnswer;
       try {
         // One request settles it: the void answers with the charge if one got there first.
@@ -129,8 +132,10 @@ export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileRep
   for (const release of await findUnappliedReleases(ctx.pool)) {
     await applyReleaseToRedis(ctx.redis, ctx.pool, ctx.keyPrefix, release);
     report.releasesApplied += 1;
+    ctx.progress?.();
   }
   for (const layout of await readLayouts(ctx.redis, ctx.keyPrefix)) {
+    ctx.progress?.();
     if (layout.shards.length === 1) continue;
     try {
       report.transfersCompleted += await completeTransfers(ctx.redis, layout, ctx.durability);

@@ -61,7 +61,42 @@ export class WorkerRuntime {
     { since: number; message: string; attempt: number }
   >();
 
+  /** When the loop last went round (performance.now()), or the end of the pause it is in. */
+  private progressAt = performance.now();
+  /** Work in flight beside the loop (a batch, a charge) -> when it started. */
+  private readonly inFlightSince = new Map<object, number>();
+
   constructor(readonly log: Logger) {}
+
+  /** The loop went round, or a step of a long round (an order of a reconcile pass) is done. */
+  beat(): void {
+    this.progressAt = Math.max(this.progressAt, performance.now());
+  }
+
+  /** `work`, counted as in flight until it settles (see sinceProgressMs). */
+  async inFlight<T>(work: Promise<T>): Promise<T> {
+    const token = {};
+    this.inFlightSince.set(token, performance.now());
+    try {
+      return await work;
+    } finally {
+      this.inFlightSince.delete(token);
+    }
+  }
+
+  /**
+   * How long the worker has gone without progress: since its loop last went round (waits it
+   * chose, pauses and Retry-After, not counted), or the age of its oldest work in flight, the
+   * longer. What `/healthz` on the admin port judges liveness by: a loop, a batch or a charge
+   * awaiting a connection that went silent grows it without bound. Work retrying through an
+   * outage grows it too.
+   */
+  sinceProgressMs(): number {
+    const now = performance.now();
+    let since = now - this.progressAt;
+    for (const started of this.inFlightSince.values()) since = Math.max(since, now - started);
+    return Math.max(0, since);
+  }
 
   /** A method, not a field read: it changes while work is awaited, which narrowing ignores. */
   stopping(): boolean {
@@ -79,6 +114,8 @@ export class WorkerRuntime {
   }
 
   pause(ms: number): Promise<void> {
+    // A wait the loop chose: not a lack of progress (sinceProgressMs).
+    this.progressAt = Math.max(this.progressAt, performance.now() + ms);
     return sleep(ms, this.stopSignal.signal);
   }
 

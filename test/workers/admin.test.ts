@@ -6,11 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { parseRecord } from '../../src/cli/log.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
-import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { startFaultProxy, throughProxy } from '../helpers/fault-proxy.js';
 import { appendOrders, buyers } from '../helpers/order-stream.js';
 import { seed } from '../helpers/sale.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 import {
+  killProcess,
   startGateway,
   startOrderWorker,
   startPaymentWorker,
@@ -74,6 +75,37 @@ describe('worker admin listeners', () => {
       expect((await fetch(`${url}/nothing`)).status).toBe(404);
     } finally {
       await stopProcess(worker);
+    }
+  });
+
+  it('work orders: /healthz is 503 stuck once a batch has hung on a silent PostgreSQL connection for --stuck-after, and 200 while idle', async () => {
+    const s = await useTestServices();
+    await seed(s, { productId: 'hung', stock: 100 });
+    const pg = new URL(s.databaseUrl);
+    const proxy = await startFaultProxy(pg.hostname, Number(pg.port || 5432));
+    const worker = startCli(
+      ['work', 'orders', '--admin-port', '0', '--block', '100ms', '--stuck-after', '2s'],
+      { ...s.env, DATABASE_URL: throughProxy(s.databaseUrl, proxy) },
+    );
+    try {
+      const url = await adminOf(worker);
+      // Idle for longer than --stuck-after: the loop goes round, so it is alive.
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      // The connections stay open and go silent (a partition, not a refusal): the batch's
+      // queries wait for an answer that does not come.
+      proxy.setMode({ kind: 'latency', ms: 600_000 });
+      await appendOrders(s, 'hung', buyers('hung', 3));
+      let stuck: unknown;
+      await until('the worker to be reported stuck', async () => {
+        const answer = await fetch(`${url}/healthz`);
+        if (answer.status === 503) stuck = await answer.json();
+        return answer.status === 503;
+      });
+      expect(stuck).toMatchObject({ status: 'stuck', stuckAfterSeconds: 2 });
+    } finally {
+      await killProcess(worker);
+      await proxy.close();
     }
   });
 

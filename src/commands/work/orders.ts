@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import {
   adminFlags,
+  stuckAfterFlag,
   JsonLinesCommand,
   logLevelFlag,
   serviceFlags,
@@ -38,6 +39,7 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
   static override flags = {
     ...serviceFlags,
     ...adminFlags,
+    ...stuckAfterFlag,
     ...logLevelFlag,
     batch: Flags.integer({
       description: 'entries read per stream per batch (one PG transaction per batch)',
@@ -147,7 +149,7 @@ Runs until SIGTERM or SIGINT, then commits and acknowledges the batch in hand an
         },
         onStop: 'stopping after the batch in hand',
         onExit: 'the batch in hand stays pending and is redelivered',
-        admin: adminListener(flags, metrics.registry),
+        admin: adminListener(flags, metrics.registry, () => worker.sinceProgressMs()),
 
         stop: async () => {
           await worker.stop();

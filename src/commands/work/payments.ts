@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import {
   adminFlags,
+  stuckAfterFlag,
   JsonLinesCommand,
   gatewayUrlFlag,
   logLevelFlag,
@@ -32,6 +33,7 @@ Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the 
   static override flags = {
     ...serviceFlags,
     ...adminFlags,
+    ...stuckAfterFlag,
     ...gatewayUrlFlag,
     ...logLevelFlag,
     concurrency: Flags.integer({
@@ -112,7 +114,7 @@ Runs until SIGTERM/SIGINT: in-flight charges get up to --timeout to finish, the 
           msg: `charging orders through ${gateway} (Ctrl-C to stop)`,
         },
         onStop: 'finishing the charges in flight, handing back the rest',
-        admin: adminListener(flags, metrics.registry),
+        admin: adminListener(flags, metrics.registry, () => worker.sinceProgressMs()),
       });
       this.resultLogged = true;
       return final;
