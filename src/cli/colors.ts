@@ -1,7 +1,8 @@
 // The one place that decides how rich a command's output may be. A terminal gets colours,
 // box-drawn tables, in-place redraws and unicode; anything else (a pipe, a file, a log
 // collector) or NO_COLOR (https://no-color.org) or TERM=dumb gets plain text: no escape
-// byte, no box drawing, ASCII only, so `fsale audit | grep FAIL` and `cat -v` read clean.
+// byte, no box drawing or block characters (the words themselves stay UTF-8: `µs`, `—`), so
+// `fsale audit | grep FAIL` reads clean and `cat -v` shows no control sequence.
 import Table from 'cli-table3';
 
 export interface OutputStyle {
