@@ -85,11 +85,26 @@ async function waitUntil(
   throw new Error(`${what} did not start within 30 s`);
 }
 
-function stopper(child: ChildProcess, signal: NodeJS.Signals): () => Promise<void> {
+/**
+ * Stops `child` with `signal`, sent again every `resendMs` until it exits when given: a
+ * redis-server refuses a shutdown while it writes its initial AOF (a replica just after its
+ * first sync: "Writing initial AOF, can't exit") and does not try again by itself; the next
+ * SIGTERM, once the rewrite is done, stops it.
+ */
+function stopper(
+  child: ChildProcess,
+  signal: NodeJS.Signals,
+  resendMs?: number,
+): () => Promise<void> {
   return () =>
     new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
+      const again =
+        resendMs === undefined ? undefined : setInterval(() => child.kill(signal), resendMs);
+      child.once('exit', () => {
+        clearInterval(again);
+        resolve();
+      });
       child.kill(signal);
     });
 }
@@ -147,7 +162,7 @@ export async function startRedisServer(given: RedisServerOptions): Promise<Local
     port,
     pid: child.pid ?? -1,
     dataDir: options.dataDir,
-    stop: stopper(child, 'SIGTERM'),
+    stop: stopper(child, 'SIGTERM', 1_000),
   };
 }
 
