@@ -51,10 +51,9 @@ export interface Liveness {
 /**
  * The admin routes of a process with nothing to check beyond itself (the workers, reconcile,
  * the gateway): GET /metrics from its registry, and GET /healthz. It is 200 while the process
- * answers and, with `liveness`, while its loop makes progress (its own loop retries its
- * services' outages, which is progress); 503 `stuck` once the loop has gone `stuckAfterMs`
- * without any, e.g. awaiting a query on a connection that a network partition left silent, so
- * that a liveness probe restarts it.
+ * answers and, with `liveness`, while the worker makes progress (WorkerRuntime.sinceProgressMs);
+ * 503 `stuck` once it has gone `stuckAfterMs` without any, e.g. awaiting a query on a
+ * connection that a network partition left silent, so that a liveness probe restarts it.
  */
 export function metricsAndHealthRoutes(
   registry: { contentType: string; metrics: () => Promise<string> },
