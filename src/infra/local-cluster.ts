@@ -10,7 +10,14 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { UsageError } from '../domain/errors.js';
-import { findBinary, isListening, startRedisServer, type LocalService } from './local-services.js';
+import {
+  findBinary,
+  freePort,
+  isFree,
+  isListening,
+  startRedisServer,
+  type LocalService,
+} from './local-services.js';
 
 const run = promisify(execFile);
 
@@ -64,6 +71,22 @@ async function recordedPorts(file: string, count: number): Promise<number[] | un
     );
   }
   return ports as number[];
+}
+
+/** A cluster node's bus listens on its port + 10000. */
+const BUS_OFFSET = 10_000;
+
+/**
+ * A free port whose bus port is free too: a node whose bus port is taken exits at start
+ * ("Address already in use"), which happened in CI when a random port + 10000 was another
+ * process's port.
+ */
+async function freeNodePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    const port = await freePort();
+    if (port + BUS_OFFSET <= 65_535 && (await isFree(port + BUS_OFFSET))) return port;
+  }
+  throw new Error('local cluster: no free port with a free bus port (port + 10000)');
 }
 
 /** CLUSTER INFO of a node as a map. */
@@ -151,7 +174,8 @@ export async function startRedisCluster(given: RedisClusterOptions): Promise<Loc
     } else {
       // No cluster was ever completed here: what a failed start left is not a cluster's data.
       for (let i = 0; i < count; i += 1) await rm(nodeDir(i), { recursive: true, force: true });
-      for (let i = 0; i < count; i += 1) nodes.push(await startNode(nodeDir(i)));
+      for (let i = 0; i < count; i += 1)
+        nodes.push(await startNode(nodeDir(i), await freeNodePort()));
       await run(cli, [
         '--cluster',
         'create',

@@ -20,10 +20,23 @@ export interface LocalService {
 
 /** A TCP port that was free a moment ago (the kernel picked it). */
 export async function freePort(): Promise<number> {
+  return listenOnce(0);
+}
+
+/** Whether `port` on loopback can be bound now. */
+export async function isFree(port: number): Promise<boolean> {
+  return listenOnce(port).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Binds `port` (0: any) on loopback, closes it again, and says which port it was. */
+function listenOnce(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
       server.close(() => {
         if (address !== null && typeof address === 'object') resolve(address.port);
