@@ -7,6 +7,7 @@ import {
   RedisReplyError,
   RespDecoder,
   RespProtocolError,
+  waitsForReplicas,
   type Durability,
   type LuaScript,
   type RespReply,
@@ -159,7 +160,7 @@ export class RespClient {
     durability: Durability | undefined,
     asking: boolean,
   ): Promise<RespReply> {
-    if (durability === undefined || durability.replicas <= 0) return this.call(args, asking);
+    if (!waitsForReplicas(durability)) return this.call(args, asking);
     const reply = this.call(args, asking);
     const acked = this.call(['WAIT', durability.replicas, durability.timeoutMs]);
     // A script error (NOSCRIPT) must win over the WAIT that followed it.

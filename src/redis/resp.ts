@@ -35,6 +35,11 @@ export interface Durability {
   timeoutMs: number;
 }
 
+/** Whether a write under `durability` is followed by a WAIT before its reply counts. */
+export function waitsForReplicas(durability: Durability | undefined): durability is Durability {
+  return durability !== undefined && durability.replicas > 0;
+}
+
 /**
  * Fewer than `durability.replicas` replicas acknowledged a write (WAIT) within the timeout: a
  * transient reply (503), the write is on the master and maybe on no replica.

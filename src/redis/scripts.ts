@@ -3,7 +3,13 @@ import type { ChainableCommander, Result } from 'ioredis';
 import { execReplicated, type Redis } from './client.js';
 import { idempotencyKey, rateLimitKey, stockMessagePrefix, type ProductKeys } from './keys.js';
 import type { BuyPathRedis } from './resp-cluster.js';
-import { luaScript, type Durability, type LuaScript, type RespReply } from './resp.js';
+import {
+  luaScript,
+  waitsForReplicas,
+  type Durability,
+  type LuaScript,
+  type RespReply,
+} from './resp.js';
 
 // Each Lua script is one file under ./lua named `<name>-<numberOfKeys>.lua`, with a header
 // documenting its KEYS and ARGV. The buy script runs on the API's hot-path client
@@ -150,7 +156,7 @@ export async function runBuyScript(
       args.rateWindowMs,
       keys.shards,
       stockMessagePrefix(keys),
-      (args.durability?.replicas ?? 0) > 0 ? 1 : 0,
+      waitsForReplicas(args.durability) ? 1 : 0,
     ],
     args.durability,
   );

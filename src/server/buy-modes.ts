@@ -10,6 +10,7 @@ import {
   type BuyRequest,
   type BuyResult,
 } from '../sale/buy.js';
+import { waitsForReplicas } from '../redis/resp.js';
 import { placeOrder, storedSyncAnswer } from '../sale/sync-buy.js';
 import type { ApiContext } from './app.js';
 
@@ -54,7 +55,7 @@ export function buyStrategy(api: ApiContext): BuyStrategy {
       // Under `--durability replica` a 202 counts only once a replica has it, and the record
       // read here may be on the master alone (its first answer was 503 outcome_unknown): the
       // buy script replays it with a write that its WAIT then covers.
-      if (stored?.code === BuyCode.Accepted && policy.durability !== undefined)
+      if (stored?.code === BuyCode.Accepted && waitsForReplicas(policy.durability))
         return reserveStock(buyRedis, keyPrefix, request, policy, layouts);
       return stored;
     },

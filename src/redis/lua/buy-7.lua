@@ -78,8 +78,8 @@ if not sale[1] then return {UNKNOWN, 0, '', -1} end
 local shards = tonumber(sale[3] or '1')
 if shards ~= tonumber(ARGV[9]) then return {LAYOUT_CHANGED, 0, '', shards} end
 
--- After the replay (a retry reserves nothing and costs one GET, and a SET under durability) and the product check (an
--- unknown product must leave no key behind).
+-- After the replay (a retry reserves nothing and costs one GET, and a SET under durability)
+-- and the product check (an unknown product must leave no key behind).
 local max_rate = tonumber(ARGV[7])
 if max_rate > 0 then
   local count = redis.call('INCR', KEYS[6])
