@@ -14,7 +14,6 @@ import {
   findBinary,
   freePort,
   isFree,
-  isListening,
   startRedisServer,
   type LocalService,
 } from './local-services.js';
@@ -84,9 +83,14 @@ const BUS_OFFSET = 10_000;
 async function freeNodePort(): Promise<number> {
   for (let attempt = 0; attempt < 100; attempt += 1) {
     const port = await freePort();
-    if (port + BUS_OFFSET <= 65_535 && (await isFree(port + BUS_OFFSET))) return port;
+    if (await nodePortsFree(port)) return port;
   }
   throw new Error('local cluster: no free port with a free bus port (port + 10000)');
+}
+
+/** Whether a node could bind `port` and its bus port now. */
+async function nodePortsFree(port: number): Promise<boolean> {
+  return port + BUS_OFFSET <= 65_535 && (await isFree(port)) && (await isFree(port + BUS_OFFSET));
 }
 
 /** CLUSTER INFO of a node as a map. */
@@ -164,9 +168,9 @@ export async function startRedisCluster(given: RedisClusterOptions): Promise<Loc
     if (ports !== undefined) {
       // Resume: every node on its port, where its nodes.conf says its peers are.
       for (const port of ports) {
-        if (await isListening(`redis://127.0.0.1:${port}`, 200)) {
+        if (!(await nodePortsFree(port))) {
           throw new UsageError(
-            `the private Redis Cluster in ${dataDir} runs on ports ${ports.join(', ')}, and ${port} is taken: stop what holds it, or remove ${dataDir} to start a new cluster (its data is lost)`,
+            `the private Redis Cluster in ${dataDir} runs on ports ${ports.join(', ')}, and ${port} (or its bus port ${port + BUS_OFFSET}) is taken: stop what holds it, or remove ${dataDir} to start a new cluster (its data is lost)`,
           );
         }
       }
