@@ -102,36 +102,29 @@ try {
     });
   }
   const slice = duration / rounds;
+  /** One round of one case at `rate`; `tag` keeps its users and keys apart from every other. */
+  const load = (c: Case, rate: number, tag: string) =>
+    floodLoad(c.name, {
+      url: c.server?.url ?? '',
+      productId: 'plenty',
+      connections,
+      durationSeconds: slice,
+      rate,
+      secret: scope.secret,
+      runTag: `${scope.run}${c.name.split(':')[0] ?? ''}${tag}`,
+    });
   for (let round = 1; round <= rounds; round += 1) {
     for (const c of cases) {
       log(`${c.name}: round ${round}/${rounds}, ${slice} s`);
       const before = await redisCpu(c.nodes);
-      const result = await floodLoad(c.name, {
-        url: c.server?.url ?? '',
-        productId: 'plenty',
-        connections,
-        durationSeconds: slice,
-        rate: floodRate,
-        secret: scope.secret,
-        runTag: `${scope.run}${c.name.split(':')[0] ?? ''}${round}`,
-      });
+      const result = await load(c, floodRate, String(round));
       c.rounds.push({ result, redisCpu: (await redisCpu(c.nodes)) - before });
     }
   }
   for (let round = 1; round <= rounds; round += 1) {
     for (const c of cases) {
       log(`${c.name}: latency round ${round}/${rounds}, ${slice} s at ${PACED_RATE} buys/s`);
-      c.paced.push(
-        await floodLoad(c.name, {
-          url: c.server?.url ?? '',
-          productId: 'plenty',
-          connections,
-          durationSeconds: slice,
-          rate: PACED_RATE,
-          secret: scope.secret,
-          runTag: `${scope.run}${c.name.split(':')[0] ?? ''}p${round}`,
-        }),
-      );
+      c.paced.push(await load(c, PACED_RATE, `p${round}`));
     }
   }
 } finally {

@@ -4,9 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/redis/client.js';
 import { seedProduct } from '../../src/sale/seed.js';
-import { send } from '../helpers/http.js';
 import { descendants, isAlive, startCli } from '../helpers/process.js';
-import { seed, tokenFor } from '../helpers/sale.js';
+import { buy, seed, tokenFor } from '../helpers/sale.js';
 import { useTestServices, type TestServices } from '../helpers/services.js';
 
 describe('fsale up', () => {
@@ -52,12 +51,10 @@ describe('fsale up', () => {
     // gateway, API primary + 2 workers, orders, payments, reconcile
     expect(tree.length).toBeGreaterThanOrEqual(7);
 
-    const r = await send(apiUrl, {
-      method: 'POST',
-      path: '/order/buy',
-      headers: { authorization: `Bearer ${tokenFor('upbuyer')}`, 'idempotency-key': 'k1' },
-      body: { productId: 'upp', qty: 1 },
-    });
+    const r = await buy(
+      { url: apiUrl },
+      { token: tokenFor('upbuyer'), productId: 'upp', key: 'k1' },
+    );
     expect(r.status).toBe(202);
     const { orderId } = JSON.parse(r.body) as { orderId: string };
     // The order goes all the way through the stack's own workers.
@@ -128,12 +125,10 @@ describe('fsale up', () => {
       } finally {
         redis.disconnect();
       }
-      const r = await send(apiUrl, {
-        method: 'POST',
-        path: '/order/buy',
-        headers: { authorization: `Bearer ${tokenFor('clusterbuyer')}`, 'idempotency-key': 'k1' },
-        body: { productId: 'upc', qty: 1 },
-      });
+      const r = await buy(
+        { url: apiUrl },
+        { token: tokenFor('clusterbuyer'), productId: 'upc', key: 'k1' },
+      );
       expect(r.status, r.body).toBe(202);
       const { orderId } = JSON.parse(r.body) as { orderId: string };
       await settledThroughTheStack(orderId);
@@ -146,12 +141,10 @@ describe('fsale up', () => {
       const again = startCli([...upArgs(dir), '--redis-cluster'], s.env);
       const againUrl = await again.waitFor(/ready: API (http:\/\/\S+),/);
       expect(again.output()).toContain(`at ${clusterUrl ?? ''} `);
-      const next = await send(againUrl, {
-        method: 'POST',
-        path: '/order/buy',
-        headers: { authorization: `Bearer ${tokenFor('secondrun')}`, 'idempotency-key': 'k2' },
-        body: { productId: 'upc', qty: 1 },
-      });
+      const next = await buy(
+        { url: againUrl },
+        { token: tokenFor('secondrun'), productId: 'upc', key: 'k2' },
+      );
       expect(next.status, next.body).toBe(202);
       again.child.kill('SIGTERM');
       expect(await again.exited).toEqual({ code: 0, signal: null });
